@@ -1,0 +1,239 @@
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
+import type { Buffer } from 'node:buffer';
+import type { Connection, SendStatus } from './connection.js';
+import type { WebSocketHandler } from './handler.js';
+
+/** Bytes a behavior can send: Buffers, typed arrays, DataViews and ArrayBuffers. */
+export type BinaryData = ArrayBufferView | ArrayBuffer;
+
+/** What the handler tells a new behavior about its connection. @internal */
+export interface BehaviorInit {
+  id: number;
+  request: IncomingMessage;
+  params: Record<string, string>;
+  query: string;
+  handler: WebSocketHandler;
+}
+
+type AnyBehavior = Behavior<Record<string, string>, unknown>;
+
+/** Access to a behavior's private slots for the handler and connection. @internal */
+export interface BehaviorInternals {
+  init(b: AnyBehavior, init: BehaviorInit): void;
+  connect(b: AnyBehavior, connection: Connection): void;
+  connection(b: AnyBehavior): Connection | null;
+  abandon(b: AnyBehavior): void;
+}
+
+/** @internal Set by Behavior's static block; not exported from the package. */
+// eslint-disable-next-line import/no-mutable-exports
+export let internals: BehaviorInternals;
+
+/** `readyState` values, as in the browser's `WebSocket`. */
+export const ReadyState = { CONNECTING: 0, OPEN: 1, CLOSING: 2, CLOSED: 3 } as const;
+/** A `readyState` value. */
+export type ReadyState = (typeof ReadyState)[keyof typeof ReadyState];
+
+/**
+ * One instance per WebSocket connection: extend it and override the hooks.
+ *
+ * ```ts
+ * class Reverse extends Behavior {
+ *   onText(text: string) { this.sendText([...text].reverse().join('.')); }
+ * }
+ * ```
+ *
+ * `Params` types {@link Behavior.params} (see `RouteParams<'/rooms/:id'>`), `Data` types
+ * {@link Behavior.data}. The base class's hooks forward to the handler-level callbacks
+ * (`onConnect`, `onMessage`, `onDisconnect`), so a route mapped to `Behavior` itself behaves like
+ * the seed's default behavior; a subclass that overrides a hook can call `super.onText(text)` to
+ * keep that forwarding.
+ */
+export class Behavior<Params extends Record<string, string> = Record<string, string>, Data = Record<string, unknown>> {
+  static readonly CONNECTING = 0;
+  static readonly OPEN = 1;
+  static readonly CLOSING = 2;
+  static readonly CLOSED = 3;
+
+  /** Subprotocols this route accepts, in server preference order. */
+  static protocols: readonly string[] = [];
+  /** With `protocols` set: refuse (400) clients that offer none of them. Default `true`. */
+  static requireProtocol = true;
+  /** Per-route override of the handler's `maxPayload`. */
+  static maxPayload: number | undefined = undefined;
+  /** Per-route override of the handler's `maxFragments`. */
+  static maxFragments: number | undefined = undefined;
+
+  /** Unique integer id for this connection (unique in the process). */
+  id = 0;
+  /** The HTTP upgrade request. */
+  request!: IncomingMessage;
+  /** Route params, decoded (`/rooms/:id` → `{ id }`; a wildcard's rest under `'*'`). */
+  params!: Params;
+  /** The negotiated subprotocol, or `undefined`. */
+  protocol: string | undefined = undefined;
+  /** Your per-connection state. Starts as an empty object; set it in `verify()` or `onOpen()`. */
+  data: Data = {} as Data;
+  /** The handler that accepted this connection. */
+  handler!: WebSocketHandler;
+
+  #rawQuery = '';
+  #query: URLSearchParams | undefined = undefined;
+  #connection: Connection | null = null;
+  /** State before a connection exists: CONNECTING, or CLOSED if the handshake failed. */
+  #state: ReadyState = ReadyState.CONNECTING;
+
+  static {
+    internals = {
+      init(b, init) {
+        b.id = init.id;
+        b.request = init.request;
+        b.params = init.params;
+        b.#rawQuery = init.query;
+        b.handler = init.handler;
+      },
+      connect(b, connection) {
+        b.#connection = connection;
+      },
+      connection(b) {
+        return b.#connection;
+      },
+      abandon(b) {
+        b.#state = ReadyState.CLOSED;
+      },
+    };
+  }
+
+  /** The upgrade request's headers (lower-case names). */
+  get headers(): IncomingHttpHeaders {
+    return this.request.headers;
+  }
+
+  /** The `Origin` header, if the client sent one. */
+  get origin(): string | undefined {
+    const o = this.request.headers.origin;
+    return typeof o === 'string' ? o : undefined;
+  }
+
+  /** The peer's IP address. */
+  get remoteAddress(): string | undefined {
+    return this.request.socket.remoteAddress;
+  }
+
+  /** The peer's port. */
+  get remotePort(): number | undefined {
+    return this.request.socket.remotePort;
+  }
+
+  /** The query string, parsed (it never takes part in routing). */
+  get query(): URLSearchParams {
+    return (this.#query ??= new URLSearchParams(this.#rawQuery));
+  }
+
+  /** 0 CONNECTING (in `verify`), 1 OPEN, 2 CLOSING, 3 CLOSED. */
+  get readyState(): ReadyState {
+    const c = this.#connection;
+    return c === null ? this.#state : c.state;
+  }
+
+  /** Bytes accepted by `send*()` but not yet handed to the kernel. */
+  get bufferedAmount(): number {
+    return this.#connection?.bufferedAmount ?? 0;
+  }
+
+  // ---- hooks ----------------------------------------------------------------------------
+
+  /**
+   * Runs before the `101`, with the behavior instance already built (set `this.data` here).
+   * Return `false` to refuse with 403, or throw a `HandshakeRejection` for another status.
+   * May be async; the client gets no response until it settles.
+   */
+  verify(request: IncomingMessage): boolean | void | Promise<boolean | void> {
+    void request;
+  }
+
+  /** The connection is open. Default: calls the handler's `onConnect`. */
+  onOpen(): void | Promise<void> {
+    this.handler.options.onConnect?.(this);
+  }
+
+  /** A text message arrived (valid UTF-8, all fragments joined). Default: the handler's `onMessage`. */
+  onText(text: string): void | Promise<void> {
+    this.handler.options.onMessage?.(this, text);
+  }
+
+  /** A binary message arrived. `bytes` is yours to keep. Default: the handler's `onMessage`. */
+  onBinary(bytes: Buffer): void | Promise<void> {
+    this.handler.options.onMessage?.(this, bytes);
+  }
+
+  /** A ping arrived; the pong has already been sent. */
+  onPing(data: Buffer): void {
+    void data;
+  }
+
+  /** A pong arrived. */
+  onPong(data: Buffer): void {
+    void data;
+  }
+
+  /**
+   * The connection is closed (the TCP socket is gone). `code` is the peer's close code, 1005 if
+   * its close frame had none, 1006 if it vanished without one, or the code the server failed the
+   * connection with. Default: calls the handler's `onDisconnect`.
+   */
+  onClose(code: number, reason: string): void {
+    this.handler.options.onDisconnect?.(this, code, reason);
+  }
+
+  /** A protocol violation by the peer, or an exception thrown by one of this behavior's hooks. */
+  onError(error: Error): void {
+    void error;
+  }
+
+  // ---- actions --------------------------------------------------------------------------
+
+  /** Sends a text message. */
+  sendText(text: string): SendStatus {
+    return this.#connection?.sendText(text) ?? 'dropped';
+  }
+
+  /** Sends a binary message. */
+  sendBinary(data: BinaryData): SendStatus {
+    return this.#connection?.sendBinary(data) ?? 'dropped';
+  }
+
+  /** Sends a string as text, anything else as binary. */
+  send(data: string | BinaryData): SendStatus {
+    return typeof data === 'string' ? this.sendText(data) : this.sendBinary(data);
+  }
+
+  /** Sends a ping (payload at most 125 bytes). */
+  ping(data?: string | BinaryData): SendStatus {
+    return this.#connection?.ping(data) ?? 'dropped';
+  }
+
+  /**
+   * Starts the closing handshake. `code` defaults to 1000; it must be one that may be sent
+   * (1000–1003, 1007–1014, 3000–4999) and `reason` at most 123 bytes, or this throws `RangeError`.
+   */
+  close(code?: number, reason?: string): void {
+    this.#connection?.close(code ?? 1000, reason ?? '');
+  }
+
+  /** Destroys the socket at once, with no closing handshake (`onClose` sees 1006). */
+  terminate(): void {
+    const c = this.#connection;
+    if (c !== null) c.terminate();
+    else this.request.socket.destroy();
+  }
+}
+
+/** A class that can serve a route: `Behavior` or a subclass of it. */
+export interface BehaviorClass {
+  new (): Behavior<Record<string, string>, unknown>;
+  readonly protocols: readonly string[];
+  readonly requireProtocol: boolean;
+  readonly maxPayload: number | undefined;
+  readonly maxFragments: number | undefined;
+}

@@ -1,0 +1,506 @@
+import { Buffer } from 'node:buffer';
+import type { IncomingMessage, Server as HttpServer } from 'node:http';
+import type { Server as HttpsServer } from 'node:https';
+import type { Duplex } from 'node:stream';
+import { type Behavior, type BehaviorClass, type BinaryData, ReadyState, internals } from './behavior.js';
+import { Connection, type ConnectionOwner, toBuffer } from './connection.js';
+import { type Acceptance, type OriginPolicy, decideHandshake } from './handshake/decide.js';
+import { HandshakeRejection, type Rejection, rejection } from './handshake/rejection.js';
+import { acceptResponse, rejectionResponse } from './handshake/response.js';
+import { type LogLevel, type Logger, levelLogger } from './logger.js';
+import { Opcode } from './protocol/constants.js';
+import { type Frame, encodeFrame, encodeText } from './protocol/framer.js';
+import { Router, splitTarget } from './router.js';
+
+/** A connected client as the handler sees it: any route's behavior. */
+export type Client = Behavior<Record<string, string>, unknown>;
+
+/** URL pattern → behavior class. `{ '/echo': Echo, '/rooms/:id': Room, '/files/*': Files }`. */
+export type Routes = Readonly<Record<string, BehaviorClass>>;
+
+/** A server `attach()` accepts: anything that emits Node's `'upgrade'` event. */
+export type UpgradeServer = HttpServer | HttpsServer | NodeJS.EventEmitter;
+type Emitter = NodeJS.EventEmitter;
+
+/** Options for {@link createWebSocketHandler}. Every limit has a safe default. */
+export interface HandlerOptions {
+  /** Allowed origins: strings (`'*'` for any), RegExps, or a function. Default: any. Refused with 403. */
+  origins?: OriginPolicy;
+  /** Largest message in bytes, all fragments together. Default 1 MiB (1,048,576); over it closes with 1009. */
+  maxPayload?: number;
+  /** Most frames in one message. Default 1024; over it closes with 1008. */
+  maxFragments?: number;
+  /** Milliseconds to wait for the peer's close frame / TCP close before destroying the socket. Default 10,000. */
+  closeTimeout?: number;
+  /**
+   * Milliseconds an upgrade that matches no route is left for other `'upgrade'` listeners on the
+   * same server (Vite HMR, socket.io…) before it is answered 404. Default 2,000. When every
+   * listener is a wsmount handler the 404 is immediate.
+   */
+  unclaimedTimeout?: number;
+  /** Where to log. Default `console`. */
+  logger?: Partial<Logger>;
+  /** How much to log (the seed's `loglevel`). Default `'warn'`. */
+  logLevel?: LogLevel;
+  /** Called by the base `Behavior.onOpen` (the seed's `set_fn_new_client`). */
+  onConnect?: (client: Client) => void;
+  /** Called by the base `Behavior.onClose` (the seed's `set_fn_client_left`). */
+  onDisconnect?: (client: Client, code: number, reason: string) => void;
+  /** Called by the base `Behavior.onText` / `onBinary` (the seed's `set_fn_message_received`). */
+  onMessage?: (client: Client, data: string | Buffer) => void;
+}
+
+/** The options after defaults. */
+export interface ResolvedHandlerOptions extends HandlerOptions {
+  maxPayload: number;
+  maxFragments: number;
+  closeTimeout: number;
+  unclaimedTimeout: number;
+}
+
+/** Options for {@link WebSocketHandler.broadcast}. */
+export interface BroadcastOptions {
+  /** Only clients of this route, named by its pattern (`'/chat'`, `'/rooms/:id'`). */
+  route?: string;
+  /** Only clients for which this returns true. */
+  filter?: (client: Client) => boolean;
+}
+
+/** Options for {@link WebSocketHandler.close}. */
+export interface HandlerCloseOptions {
+  /** Close code sent to every client. Default 1001 (going away). */
+  code?: number;
+  /** Close reason. Default `''`. */
+  reason?: string;
+  /** Milliseconds before stragglers are destroyed. Default `closeTimeout`. */
+  timeout?: number;
+}
+
+const DEFAULT_MAX_PAYLOAD = 1 << 20;
+const DEFAULT_MAX_FRAGMENTS = 1024;
+const DEFAULT_CLOSE_TIMEOUT = 10_000;
+const DEFAULT_UNCLAIMED_TIMEOUT = 2_000;
+/** Bytes a client may send before its handshake completes (it should send none). */
+const EARLY_LIMIT = 64 * 1024;
+
+// Marks on shared objects use registered symbols so that two copies of wsmount coordinate.
+const kClaim = Symbol.for('wsmount.claim');
+const kUnclaimed = Symbol.for('wsmount.unclaimed');
+const kGuarded = Symbol.for('wsmount.guarded');
+const kHandler = Symbol.for('wsmount.handler');
+
+interface MarkedSocket extends Duplex {
+  [kClaim]?: object;
+  [kUnclaimed]?: boolean;
+  [kGuarded]?: boolean;
+  server?: NodeJS.EventEmitter;
+}
+
+type UpgradeListener = ((req: IncomingMessage, socket: Duplex, head: Buffer) => void) & { [kHandler]?: WebSocketHandler };
+
+let nextId = 1;
+
+/** Swallows errors on sockets we touched before anyone else listened (a reset mid-upgrade). */
+function onEarlySocketError(): void {}
+
+function guard(socket: MarkedSocket): void {
+  if (socket[kGuarded] === true) return;
+  socket[kGuarded] = true;
+  socket.on('error', onEarlySocketError);
+}
+
+/** Whether anyone has answered, taken or closed an upgrade socket. */
+function isHandled(socket: MarkedSocket): boolean {
+  return (
+    socket[kClaim] !== undefined ||
+    socket.destroyed ||
+    !socket.writable ||
+    socket.writableLength > 0 ||
+    ((socket as { bytesWritten?: number }).bytesWritten ?? 0) > 0 ||
+    socket.listenerCount('data') > 0
+  );
+}
+
+/** Writes a complete HTTP response for a refused handshake, then closes the socket. */
+function writeRejection(socket: Duplex, r: Rejection, timeout: number): void {
+  if (socket.destroyed) return;
+  if (!socket.writable) {
+    socket.destroy();
+    return;
+  }
+  socket.end(rejectionResponse(r));
+  // Read and drop what the client still sends until it closes; destroy it if it lingers.
+  socket.resume();
+  const timer = setTimeout(() => socket.destroy(), Math.min(timeout, 2000));
+  timer.unref();
+  socket.once('close', () => clearTimeout(timer));
+  socket.once('end', () => socket.destroy());
+}
+
+/**
+ * Routes WebSocket upgrades on any Node `http`/`https` server to behavior classes.
+ * Create it with {@link createWebSocketHandler}.
+ */
+export class WebSocketHandler implements ConnectionOwner {
+  /** Options with defaults filled in. */
+  readonly options: Readonly<ResolvedHandlerOptions>;
+  /** @internal */
+  readonly log: Logger;
+  /**
+   * Live set of connected clients: a behavior joins just before its `onOpen` and leaves just
+   * before its `onClose`.
+   */
+  readonly clients: ReadonlySet<Client>;
+  /**
+   * The `'upgrade'` listener, bound: `server.on('upgrade', handler.handleUpgrade)` works. An
+   * unmatched path is left for other listeners and answered 404 if none takes it.
+   */
+  readonly handleUpgrade: (request: IncomingMessage, socket: Duplex, head: Buffer) => void;
+
+  private readonly router = new Router<BehaviorClass>();
+  private readonly all = new Set<Client>();
+  private readonly byRoute = new Map<string, Set<Client>>();
+  private readonly pending = new Set<Duplex>();
+  private readonly servers = new Set<NodeJS.EventEmitter>();
+  private accepting = true;
+  private closing: Promise<void> | null = null;
+  private closed: (() => void) | null = null;
+  private closeTimer: NodeJS.Timeout | null = null;
+
+  constructor(routes: Routes, options: HandlerOptions = {}) {
+    this.options = {
+      ...options,
+      maxPayload: options.maxPayload ?? DEFAULT_MAX_PAYLOAD,
+      maxFragments: options.maxFragments ?? DEFAULT_MAX_FRAGMENTS,
+      closeTimeout: options.closeTimeout ?? DEFAULT_CLOSE_TIMEOUT,
+      unclaimedTimeout: options.unclaimedTimeout ?? DEFAULT_UNCLAIMED_TIMEOUT,
+    };
+    this.log = levelLogger(options.logger ?? console, options.logLevel ?? 'warn');
+    for (const pattern of Object.keys(routes)) {
+      const cls = routes[pattern];
+      if (typeof cls !== 'function') throw new TypeError(`route ${pattern} needs a Behavior class`);
+      this.router.add(pattern, cls);
+      this.byRoute.set(pattern, new Set());
+    }
+    this.clients = this.all;
+    const listener: UpgradeListener = (request, socket, head) => this.upgrade(request, socket as MarkedSocket, head);
+    listener[kHandler] = this;
+    this.handleUpgrade = listener;
+  }
+
+  // ---- mounting -------------------------------------------------------------------------------
+
+  /**
+   * Listens for `'upgrade'` on `server`. Throws if this handler is already attached to it.
+   * Several servers (http and https) may share one handler.
+   */
+  attach(target: UpgradeServer): this {
+    const server = target as Emitter;
+    if (this.servers.has(server) || server.listeners('upgrade').includes(this.handleUpgrade)) {
+      throw new Error('wsmount: this handler is already attached to that server');
+    }
+    for (const other of server.listeners('upgrade') as UpgradeListener[]) {
+      const handler = other[kHandler];
+      if (handler === undefined) continue;
+      const overlap = this.patterns().filter((p) => handler.patterns().includes(p));
+      if (overlap.length > 0) {
+        this.log.warn(`wsmount: another handler on this server also serves ${overlap.join(', ')}; the first attached wins`);
+      }
+    }
+    server.on('upgrade', this.handleUpgrade);
+    this.servers.add(server);
+    return this;
+  }
+
+  /** Stops listening on `server` (or on every attached server). Open connections stay open. */
+  detach(server?: UpgradeServer): this {
+    for (const s of server === undefined ? [...this.servers] : [server as Emitter]) {
+      s.removeListener('upgrade', this.handleUpgrade);
+      this.servers.delete(s);
+    }
+    return this;
+  }
+
+  /** Whether this handler has a route for the request's path (for frameworks that claim every upgrade). */
+  handles(request: { url?: string | undefined }): boolean {
+    return this.router.match(splitTarget(request.url ?? '/').path) !== undefined;
+  }
+
+  /** The route patterns, in registration order. */
+  patterns(): string[] {
+    return this.router.routes().map((r) => r.pattern);
+  }
+
+  // ---- messaging ------------------------------------------------------------------------------
+
+  /**
+   * Sends one message to every open client (or one route's clients, optionally filtered). The
+   * message is framed once and the same bytes are written to every socket. Returns how many
+   * clients it was written to.
+   */
+  broadcast(data: string | BinaryData, options?: BroadcastOptions): number {
+    const frame: Frame = typeof data === 'string' ? encodeText(data) : encodeFrame(Opcode.Binary, toBuffer(data));
+    let targets: ReadonlySet<Client> = this.all;
+    if (options?.route !== undefined) {
+      const set = this.byRoute.get(options.route);
+      if (set === undefined) throw new Error(`wsmount: no route ${options.route}`);
+      targets = set;
+    }
+    const filter = options?.filter;
+    let count = 0;
+    for (const client of targets) {
+      const c = internals.connection(client);
+      if (c === null || c.state !== ReadyState.OPEN) continue;
+      if (filter !== undefined && !filter(client)) continue;
+      c.writeFrame(frame);
+      count++;
+    }
+    return count;
+  }
+
+  /**
+   * Graceful shutdown: new upgrades get 503, every client gets a close frame (1001 by default),
+   * and the promise resolves once every socket is gone; stragglers are destroyed after the
+   * timeout. Calling it again returns the same promise. Stays attached, to answer 503.
+   */
+  close(options: HandlerCloseOptions = {}): Promise<void> {
+    if (this.closing !== null) return this.closing;
+    this.accepting = false;
+    const code = options.code ?? 1001;
+    const reason = options.reason ?? '';
+    const timeout = options.timeout ?? this.options.closeTimeout;
+    this.closing = new Promise<void>((resolve) => {
+      this.closed = resolve;
+    });
+    for (const client of this.all) internals.connection(client)?.close(code, reason);
+    this.closeTimer = setTimeout(() => {
+      for (const client of this.all) internals.connection(client)?.terminate();
+      for (const socket of this.pending) socket.destroy();
+    }, timeout);
+    this.closeTimer.unref();
+    this.checkIdle();
+    return this.closing;
+  }
+
+  /** `await using handler = createWebSocketHandler(…)` closes it at the end of the scope. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  private checkIdle(): void {
+    if (this.closed === null || this.all.size > 0 || this.pending.size > 0) return;
+    if (this.closeTimer !== null) clearTimeout(this.closeTimer);
+    this.closeTimer = null;
+    const resolve = this.closed;
+    this.closed = null;
+    resolve();
+  }
+
+  // ---- the upgrade ----------------------------------------------------------------------------
+
+  private upgrade(request: IncomingMessage, socket: MarkedSocket, head: Buffer): void {
+    guard(socket);
+    const { path, query } = splitTarget(request.url ?? '/');
+    const match = this.router.match(path);
+    const owner = socket[kClaim];
+    if (owner !== undefined) {
+      if (owner === this) {
+        this.log.error('wsmount: the same upgrade reached this handler twice; is it attached twice (attach() and server.on("upgrade"))?');
+      } else if (match !== undefined) {
+        this.log.error(`wsmount: ${path} is claimed by two wsmount handlers on one server; their routes overlap`);
+      }
+      return;
+    }
+    if (match === undefined) {
+      this.leaveForOthers(request, socket);
+      return;
+    }
+    socket[kClaim] = this;
+
+    const cls = match.value;
+    let behavior: Client;
+    try {
+      behavior = new cls();
+    } catch (error) {
+      this.log.error(`wsmount: constructing the behavior for ${match.pattern} threw`, error);
+      this.reject(socket, rejection(500, 'VERIFY_FAILED', 'internal error'));
+      return;
+    }
+    internals.init(behavior, { id: nextId++, request, params: match.params, query, handler: this });
+    const decision = decideHandshake(request, {
+      protocols: cls.protocols,
+      requireProtocol: cls.requireProtocol,
+      origins: this.options.origins,
+      accepting: this.accepting,
+    });
+    if (!decision.ok) {
+      internals.abandon(behavior);
+      this.reject(socket, decision.rejection);
+      return;
+    }
+    behavior.protocol = decision.protocol;
+
+    let verdict: boolean | void | Promise<boolean | void>;
+    try {
+      verdict = behavior.verify(request);
+    } catch (error) {
+      this.verifyFailed(socket, behavior, error);
+      return;
+    }
+    if (verdict instanceof Promise || typeof (verdict as PromiseLike<unknown> | undefined)?.then === 'function') {
+      // Async verify: keep reading, so a client that leaves is noticed and early bytes are kept.
+      const early: Buffer[] = [];
+      let earlyBytes = 0;
+      const onData = (chunk: Buffer): void => {
+        earlyBytes += chunk.length;
+        if (earlyBytes > EARLY_LIMIT) socket.destroy();
+        else early.push(chunk);
+      };
+      const onEnd = (): void => {
+        socket.destroy();
+      };
+      const onClose = (): void => {
+        this.pending.delete(socket);
+        this.checkIdle();
+      };
+      this.pending.add(socket);
+      socket.on('data', onData);
+      socket.on('end', onEnd);
+      socket.on('close', onClose);
+      const settle = (result: boolean | void, error: unknown, failed: boolean): void => {
+        socket.removeListener('data', onData);
+        socket.removeListener('end', onEnd);
+        socket.removeListener('close', onClose);
+        this.pending.delete(socket);
+        if (socket.destroyed) {
+          internals.abandon(behavior);
+          this.log.debug(`wsmount: client left during verify() on ${path}`);
+          this.checkIdle();
+          return;
+        }
+        if (failed) this.verifyFailed(socket, behavior, error);
+        else this.finish(request, socket, head, behavior, decision, result, early, match.pattern);
+        this.checkIdle();
+      };
+      (verdict as Promise<boolean | void>).then(
+        (result) => settle(result, undefined, false),
+        (error: unknown) => settle(undefined, error, true),
+      );
+      return;
+    }
+    this.finish(request, socket, head, behavior, decision, verdict as boolean | void, [], match.pattern);
+  }
+
+  /** An unmatched upgrade: leave it while another listener may take it; 404 when none does. */
+  private leaveForOthers(request: IncomingMessage, socket: MarkedSocket): void {
+    if (socket[kUnclaimed] === true) return; // another wsmount handler is already watching it
+    socket[kUnclaimed] = true;
+    const server = socket.server;
+    const listeners = (server?.listeners('upgrade') ?? []) as UpgradeListener[];
+    const foreign = server === undefined || listeners.some((l) => l[kHandler] === undefined);
+    const answer = (): void => {
+      if (isHandled(socket)) return;
+      this.reject(socket, rejection(404, 'NOT_FOUND', `no WebSocket route for ${splitTarget(request.url ?? '/').path}`));
+    };
+    setImmediate(() => {
+      if (isHandled(socket)) return;
+      if (!foreign) {
+        answer();
+        return;
+      }
+      const timer = setTimeout(answer, this.options.unclaimedTimeout);
+      timer.unref();
+      socket.once('close', () => clearTimeout(timer));
+    });
+  }
+
+  private verifyFailed(socket: Duplex, behavior: Client, error: unknown): void {
+    internals.abandon(behavior);
+    if (error instanceof HandshakeRejection) {
+      this.reject(socket, rejection(error.status, 'VERIFY_REJECTED', error.message, error.headers));
+      return;
+    }
+    this.log.error('wsmount: verify() threw', error);
+    this.reject(socket, rejection(500, 'VERIFY_FAILED', 'internal error'));
+  }
+
+  private reject(socket: Duplex, r: Rejection): void {
+    this.log.info(`wsmount: handshake rejected with ${r.status} (${r.code}): ${r.message}`);
+    writeRejection(socket, r, this.options.closeTimeout);
+  }
+
+  /** After verify: refuse, or answer 101 and open the connection. */
+  private finish(
+    request: IncomingMessage,
+    socket: Duplex,
+    head: Buffer,
+    behavior: Client,
+    decision: Acceptance,
+    verdict: boolean | void,
+    early: Buffer[],
+    pattern: string,
+  ): void {
+    if (verdict === false) {
+      internals.abandon(behavior);
+      this.reject(socket, rejection(403, 'VERIFY_REJECTED', 'forbidden'));
+      return;
+    }
+    if (!this.accepting) {
+      internals.abandon(behavior);
+      this.reject(socket, rejection(503, 'SHUTTING_DOWN', 'the server is shutting down', { 'Retry-After': '5' }));
+      return;
+    }
+    const cls = behavior.constructor as BehaviorClass;
+    const net = socket as Duplex & { setNoDelay?: (on: boolean) => void; setTimeout?: (ms: number) => void };
+    net.setNoDelay?.(true);
+    net.setTimeout?.(0);
+    const connection = new Connection(socket, behavior, this, {
+      maxPayload: cls.maxPayload ?? this.options.maxPayload,
+      maxFragments: cls.maxFragments ?? this.options.maxFragments,
+      closeTimeout: this.options.closeTimeout,
+    });
+    internals.connect(behavior, connection);
+    socket.removeListener('error', onEarlySocketError);
+    socket.cork();
+    socket.write(acceptResponse(decision.accept, decision.protocol));
+    this.all.add(behavior);
+    connection.group = this.byRoute.get(pattern) ?? null;
+    connection.group?.add(behavior);
+    try {
+      const result = behavior.onOpen();
+      if (result !== undefined) connection.watch(result);
+    } catch (error) {
+      connection.hookFailed(error);
+    }
+    // `head` may share memory with the HTTP parser's buffer: copy it before unmasking in place.
+    connection.start(head.length > 0 ? [Buffer.from(head), ...early] : early);
+    socket.uncork();
+    this.log.debug(`wsmount: connection ${behavior.id} open on ${request.url ?? ''}`);
+  }
+
+  /** @internal */
+  connectionClosed(connection: Connection, code: number, reason: string): void {
+    const behavior = connection.behavior;
+    this.all.delete(behavior);
+    connection.group?.delete(behavior);
+    try {
+      behavior.onClose(code, reason);
+    } catch (error) {
+      this.log.error(`wsmount: onClose of connection ${behavior.id} threw`, error);
+    }
+    this.checkIdle();
+  }
+}
+
+/**
+ * Creates a handler that routes WebSocket upgrades to behavior classes. Mount it with
+ * `handler.attach(server)` or `server.on('upgrade', handler.handleUpgrade)`.
+ *
+ * ```ts
+ * const sockets = createWebSocketHandler({ '/reverse': Reverse, '/rooms/:room': Room }, { maxPayload: 1 << 20 });
+ * sockets.attach(server);
+ * ```
+ */
+export function createWebSocketHandler(routes: Routes, options?: HandlerOptions): WebSocketHandler {
+  return new WebSocketHandler(routes, options);
+}

@@ -1,0 +1,128 @@
+import { createHash } from 'node:crypto';
+import { type HeaderValue, isValidKey, listHasToken, singleValue, splitList } from './tokens.js';
+import { type Rejection, rejection } from './rejection.js';
+
+/** RFC 6455 §1.3: the GUID appended to the key before hashing. */
+const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
+
+/** The parts of an upgrade request the decision reads. `http.IncomingMessage` fits. */
+export interface HandshakeRequest {
+  readonly method?: string | undefined;
+  readonly httpVersion?: string | undefined;
+  readonly headers: Readonly<Record<string, HeaderValue>>;
+}
+
+/** Which origins may open a WebSocket (checked before the 101; refused with 403). */
+export type OriginPolicy =
+  | string
+  | RegExp
+  | readonly (string | RegExp)[]
+  | ((origin: string | undefined, request: HandshakeRequest) => boolean);
+
+/** What a route and the handler allow. */
+export interface HandshakePolicy {
+  /** Subprotocols the route accepts, in server preference order. */
+  protocols: readonly string[];
+  /** With `protocols` set, refuse (400) a client that offers none of them. */
+  requireProtocol: boolean;
+  /** `undefined` lets every origin in. */
+  origins: OriginPolicy | undefined;
+  /** `false` while the handler shuts down: refuse with 503. */
+  accepting: boolean;
+}
+
+/** An accepted handshake: what to put in the 101 response. */
+export interface Acceptance {
+  ok: true;
+  /** `Sec-WebSocket-Accept`. */
+  accept: string;
+  /** The chosen subprotocol, or `undefined`. */
+  protocol: string | undefined;
+}
+
+/** A refused one. */
+export interface Refusal {
+  ok: false;
+  rejection: Rejection;
+}
+
+/** `Sec-WebSocket-Accept` for a key (RFC 6455 §4.2.2). */
+export function acceptKey(key: string): string {
+  return createHash('sha1').update(key.trim() + GUID).digest('base64');
+}
+
+/**
+ * Whether the origin passes the policy. A request without an `Origin` header (a non-browser
+ * client) passes a list or RegExp: origin checks protect browsers, which always send one. A
+ * function sees `undefined` and decides for itself.
+ */
+export function originAllowed(policy: OriginPolicy | undefined, origin: string | undefined, request: HandshakeRequest): boolean {
+  if (policy === undefined) return true;
+  if (typeof policy === 'function') return policy(origin, request);
+  if (origin === undefined) return true;
+  const rules = typeof policy === 'string' || policy instanceof RegExp ? [policy] : policy;
+  const lower = origin.toLowerCase();
+  for (const rule of rules) {
+    if (typeof rule === 'string') {
+      if (rule === '*' || rule.toLowerCase() === lower) return true;
+    } else {
+      rule.lastIndex = 0;
+      if (rule.test(origin)) return true;
+    }
+  }
+  return false;
+}
+
+/**
+ * Decides an opening handshake (RFC 6455 §4.2.1–4.2.2). Every failure maps to its HTTP status
+ * here and nowhere else: 503 shutting down, 405 not GET, 400 malformed, 426 wrong version,
+ * 403 origin, 400 no acceptable subprotocol.
+ */
+export function decideHandshake(request: HandshakeRequest, policy: HandshakePolicy): Acceptance | Refusal {
+  const refuse = (r: Rejection): Refusal => ({ ok: false, rejection: r });
+  const h = request.headers;
+  if (!policy.accepting) {
+    return refuse(rejection(503, 'SHUTTING_DOWN', 'the server is shutting down', { 'Retry-After': '5' }));
+  }
+  if (request.method !== undefined && request.method !== 'GET') {
+    return refuse(rejection(405, 'METHOD_NOT_ALLOWED', 'a WebSocket handshake must be a GET request', { Allow: 'GET' }));
+  }
+  const version = request.httpVersion;
+  if (version !== undefined && (version === '0.9' || version === '1.0' || version.startsWith('0.'))) {
+    return refuse(rejection(400, 'BAD_HTTP_VERSION', 'a WebSocket handshake needs HTTP/1.1 or later'));
+  }
+  if (singleValue(h['host']) === undefined) {
+    return refuse(rejection(400, 'MISSING_HOST', 'missing Host header'));
+  }
+  if (!listHasToken(h['upgrade'], 'websocket')) {
+    return refuse(rejection(400, 'BAD_UPGRADE', 'the Upgrade header must name websocket'));
+  }
+  if (!listHasToken(h['connection'], 'upgrade')) {
+    return refuse(rejection(400, 'BAD_CONNECTION', 'the Connection header must include upgrade'));
+  }
+  const wsVersion = singleValue(h['sec-websocket-version']);
+  if (wsVersion === undefined || wsVersion.trim() !== '13') {
+    return refuse(
+      rejection(426, 'BAD_VERSION', 'unsupported Sec-WebSocket-Version; this server speaks 13', { 'Sec-WebSocket-Version': '13' }),
+    );
+  }
+  const key = singleValue(h['sec-websocket-key']);
+  if (key === undefined || !isValidKey(key)) {
+    return refuse(rejection(400, 'BAD_KEY', 'Sec-WebSocket-Key must be base64 of 16 bytes'));
+  }
+  const origin = singleValue(h['origin']);
+  if (!originAllowed(policy.origins, origin, request)) {
+    return refuse(rejection(403, 'ORIGIN_FORBIDDEN', `origin not allowed: ${origin ?? '(none)'}`));
+  }
+  let protocol: string | undefined;
+  if (policy.protocols.length > 0) {
+    const offered = splitList(h['sec-websocket-protocol']);
+    protocol = policy.protocols.find((p) => offered.includes(p));
+    if (protocol === undefined && policy.requireProtocol) {
+      return refuse(
+        rejection(400, 'NO_PROTOCOL', `no acceptable subprotocol; this route speaks ${policy.protocols.join(', ')}`),
+      );
+    }
+  }
+  return { ok: true, accept: acceptKey(key), protocol };
+}

@@ -1,0 +1,85 @@
+import { Buffer } from 'node:buffer';
+import { isSafeHeaderValue, isToken } from './tokens.js';
+import type { Rejection } from './rejection.js';
+
+const REASONS: Readonly<Record<number, string>> = {
+  101: 'Switching Protocols',
+  301: 'Moved Permanently',
+  302: 'Found',
+  303: 'See Other',
+  307: 'Temporary Redirect',
+  308: 'Permanent Redirect',
+  400: 'Bad Request',
+  401: 'Unauthorized',
+  402: 'Payment Required',
+  403: 'Forbidden',
+  404: 'Not Found',
+  405: 'Method Not Allowed',
+  408: 'Request Timeout',
+  409: 'Conflict',
+  410: 'Gone',
+  413: 'Content Too Large',
+  421: 'Misdirected Request',
+  426: 'Upgrade Required',
+  429: 'Too Many Requests',
+  451: 'Unavailable For Legal Reasons',
+  500: 'Internal Server Error',
+  501: 'Not Implemented',
+  502: 'Bad Gateway',
+  503: 'Service Unavailable',
+  504: 'Gateway Timeout',
+};
+
+/** The reason phrase for a status. */
+export function reasonPhrase(status: number): string {
+  return REASONS[status] ?? (status < 500 ? 'Client Error' : 'Server Error');
+}
+
+function headerLines(headers: Readonly<Record<string, string>> | undefined, skip: ReadonlySet<string>): string {
+  let out = '';
+  if (headers === undefined) return out;
+  for (const name of Object.keys(headers)) {
+    const value = headers[name] as string;
+    // Never let a user-supplied header split the response.
+    if (!isToken(name) || !isSafeHeaderValue(value) || skip.has(name.toLowerCase())) continue;
+    out += `${name}: ${value}\r\n`;
+  }
+  return out;
+}
+
+const FIXED_101 = new Set(['upgrade', 'connection', 'sec-websocket-accept', 'sec-websocket-protocol']);
+const FIXED_REJECT = new Set(['connection', 'content-length', 'content-type']);
+
+/** The `101 Switching Protocols` response head (RFC 6455 §4.2.2). */
+export function acceptResponse(
+  accept: string,
+  protocol: string | undefined,
+  extraHeaders?: Readonly<Record<string, string>>,
+): string {
+  return (
+    'HTTP/1.1 101 Switching Protocols\r\n' +
+    'Upgrade: websocket\r\n' +
+    'Connection: Upgrade\r\n' +
+    `Sec-WebSocket-Accept: ${accept}\r\n` +
+    (protocol === undefined ? '' : `Sec-WebSocket-Protocol: ${protocol}\r\n`) +
+    headerLines(extraHeaders, FIXED_101) +
+    '\r\n'
+  );
+}
+
+/**
+ * The complete HTTP response for a refused handshake: status line, `Connection: close`,
+ * `Content-Type`, `Content-Length`, extra headers, and the reason as a plain-text body.
+ */
+export function rejectionResponse(r: Rejection): string {
+  const body = `${r.message}\n`;
+  return (
+    `HTTP/1.1 ${r.status} ${reasonPhrase(r.status)}\r\n` +
+    'Connection: close\r\n' +
+    'Content-Type: text/plain; charset=utf-8\r\n' +
+    `Content-Length: ${Buffer.byteLength(body)}\r\n` +
+    headerLines(r.headers, FIXED_REJECT) +
+    '\r\n' +
+    body
+  );
+}

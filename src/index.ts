@@ -1,0 +1,25 @@
+export {
+  Behavior,
+  ReadyState,
+  type BehaviorClass,
+  type BinaryData,
+} from './behavior.js';
+export type { SendStatus } from './connection.js';
+export {
+  WebSocketHandler,
+  createWebSocketHandler,
+  type BroadcastOptions,
+  type Client,
+  type HandlerCloseOptions,
+  type HandlerOptions,
+  type ResolvedHandlerOptions,
+  type Routes,
+  type UpgradeServer,
+} from './handler.js';
+export { createWebSocketServer, type WebSocketServer, type WebSocketServerOptions } from './server.js';
+export { HandshakeRejection, type Rejection, type RejectionCode } from './handshake/rejection.js';
+export type { HandshakeRequest, OriginPolicy } from './handshake/decide.js';
+export { CloseCode, Opcode } from './protocol/constants.js';
+export { ProtocolError, type ProtocolErrorCode } from './protocol/errors.js';
+export type { RouteParams } from './router.js';
+export type { LogLevel, Logger } from './logger.js';

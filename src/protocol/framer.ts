@@ -1,0 +1,147 @@
+import { Buffer } from 'node:buffer';
+import { randomFillSync } from 'node:crypto';
+import { applyMask } from './mask.js';
+import { MAX_CLOSE_REASON, Opcode, isValidWireCloseCode } from './constants.js';
+
+/**
+ * A framed message ready to write: one buffer (header and payload together), or a header and
+ * a payload to write back to back inside one cork. Framing is pure, so a broadcast frames once
+ * and writes the same bytes to every socket.
+ */
+export type Frame = Buffer | readonly [header: Buffer, payload: Buffer];
+
+/** Options for {@link encodeFrame}. */
+export interface FrameOptions {
+  /** Final fragment of the message. Default `true`. */
+  fin?: boolean;
+  /** RSV1 (per-message compression). Default `false`. */
+  rsv1?: boolean;
+  /** Raw RSV bits 1–3 as a 3-bit number (rsv1 = 4, rsv2 = 2, rsv3 = 1); overrides `rsv1`. For tests. */
+  rsv?: number;
+  /**
+   * Mask with this 4-byte key (clients must mask, RFC 6455 §5.3), or `true` for a fresh random
+   * key. The payload is copied, never masked in place.
+   */
+  mask?: Uint8Array | boolean;
+}
+
+/** Payloads up to this size are copied next to their header into one buffer: one write. */
+export const COPY_THRESHOLD = 4096;
+const EMPTY = Buffer.alloc(0);
+
+/** Size of the frame header for a payload of `length` bytes (RFC 6455 §5.2). */
+export function headerSize(length: number, masked: boolean): number {
+  const base = length < 126 ? 2 : length < 0x10000 ? 4 : 10;
+  return masked ? base + 4 : base;
+}
+
+/** Writes a frame header into `target` at `offset`; returns the offset after it. */
+export function writeHeader(
+  target: Uint8Array,
+  offset: number,
+  opcode: number,
+  length: number,
+  fin: boolean,
+  rsv: number,
+  maskKey: Uint8Array | null,
+): number {
+  target[offset++] = (fin ? 0x80 : 0) | ((rsv & 7) << 4) | (opcode & 0x0f);
+  const maskBit = maskKey === null ? 0 : 0x80;
+  if (length < 126) {
+    target[offset++] = maskBit | length;
+  } else if (length < 0x10000) {
+    target[offset++] = maskBit | 126;
+    target[offset++] = length >>> 8;
+    target[offset++] = length & 0xff;
+  } else {
+    // RFC 6455 §5.2: 64-bit length, most significant bit 0.
+    target[offset++] = maskBit | 127;
+    const hi = Math.floor(length / 0x100000000);
+    const lo = length >>> 0;
+    target[offset++] = hi >>> 24;
+    target[offset++] = (hi >>> 16) & 0xff;
+    target[offset++] = (hi >>> 8) & 0xff;
+    target[offset++] = hi & 0xff;
+    target[offset++] = lo >>> 24;
+    target[offset++] = (lo >>> 16) & 0xff;
+    target[offset++] = (lo >>> 8) & 0xff;
+    target[offset++] = lo & 0xff;
+  }
+  if (maskKey !== null) {
+    target[offset++] = maskKey[0] as number;
+    target[offset++] = maskKey[1] as number;
+    target[offset++] = maskKey[2] as number;
+    target[offset++] = maskKey[3] as number;
+  }
+  return offset;
+}
+
+function rsvBits(options: FrameOptions | undefined): number {
+  if (options === undefined) return 0;
+  if (options.rsv !== undefined) return options.rsv;
+  return options.rsv1 === true ? 4 : 0;
+}
+
+function maskKeyOf(mask: Uint8Array | boolean | undefined): Uint8Array | null {
+  if (mask === undefined || mask === false) return null;
+  if (mask === true) return randomFillSync(Buffer.allocUnsafe(4));
+  if (mask.length !== 4) throw new RangeError('a masking key is 4 bytes');
+  return mask;
+}
+
+/** Frames `payload` as one frame. Pure: `payload` is never modified. */
+export function encodeFrame(opcode: number, payload: Uint8Array, options?: FrameOptions): Frame {
+  const fin = options?.fin ?? true;
+  const rsv = rsvBits(options);
+  const key = maskKeyOf(options?.mask);
+  const length = payload.length;
+  const size = headerSize(length, key !== null);
+  if (key !== null || length <= COPY_THRESHOLD) {
+    const out = Buffer.allocUnsafe(size + length);
+    writeHeader(out, 0, opcode, length, fin, rsv, key);
+    out.set(payload, size);
+    if (key !== null) applyMask(out.subarray(size), key, 0);
+    return out;
+  }
+  const header = Buffer.allocUnsafe(size);
+  writeHeader(header, 0, opcode, length, fin, rsv, null);
+  const body = Buffer.isBuffer(payload) ? payload : Buffer.from(payload.buffer, payload.byteOffset, length);
+  return [header, body];
+}
+
+/** Frames a text message; the string is encoded straight into the frame buffer when small. */
+export function encodeText(text: string, options?: FrameOptions): Frame {
+  // Up to 3 bytes per UTF-16 unit: a short string fits the copy path whatever it holds.
+  if (options?.mask === undefined && text.length * 3 <= COPY_THRESHOLD) {
+    const length = Buffer.byteLength(text);
+    const size = length < 126 ? 2 : 4;
+    const out = Buffer.allocUnsafe(size + length);
+    writeHeader(out, 0, Opcode.Text, length, options?.fin ?? true, rsvBits(options), null);
+    out.write(text, size, 'utf8');
+    return out;
+  }
+  return encodeFrame(Opcode.Text, Buffer.from(text, 'utf8'), options);
+}
+
+/**
+ * The payload of a close frame (RFC 6455 §5.5.1). `code` undefined gives an empty payload.
+ * Throws `RangeError` for a code that may not be sent or a reason over 123 bytes.
+ */
+export function encodeClosePayload(code?: number, reason = ''): Buffer {
+  if (code === undefined) {
+    if (reason !== '') throw new RangeError('a close reason needs a close code');
+    return EMPTY;
+  }
+  if (!isValidWireCloseCode(code)) throw new RangeError(`close code ${code} may not be sent`);
+  const length = Buffer.byteLength(reason);
+  if (length > MAX_CLOSE_REASON) throw new RangeError(`close reason is ${length} bytes; at most ${MAX_CLOSE_REASON}`);
+  const out = Buffer.allocUnsafe(2 + length);
+  out.writeUInt16BE(code, 0);
+  out.write(reason, 2, 'utf8');
+  return out;
+}
+
+/** Total byte length of a frame. */
+export function frameLength(frame: Frame): number {
+  return Buffer.isBuffer(frame) ? frame.length : frame[0].length + frame[1].length;
+}

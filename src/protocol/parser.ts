@@ -1,0 +1,357 @@
+import { Buffer } from 'node:buffer';
+import { CloseCode, MAX_CONTROL_PAYLOAD, Opcode, isValidWireCloseCode } from './constants.js';
+import { ProtocolError, type ProtocolErrorCode } from './errors.js';
+import { applyMask } from './mask.js';
+import { Utf8Validator, isValidUtf8 } from './utf8.js';
+
+/** Where the parser reports what it read. One object per connection: no closures per event. */
+export interface ParserSink {
+  /** A complete message. For text, `data` is already validated UTF-8. `data` is owned by the sink. */
+  onMessage(data: Buffer, isText: boolean): void;
+  onPing(data: Buffer): void;
+  onPong(data: Buffer): void;
+  /** A valid close frame. `code` is 1005 when the frame carried none. The parser then stops. */
+  onCloseFrame(code: number, reason: string): void;
+  /** The peer broke the protocol: fail the connection with `error.closeCode`. The parser then stops. */
+  onProtocolError(error: ProtocolError): void;
+}
+
+/** Limits and role for a {@link FrameParser}. */
+export interface ParserOptions {
+  /** `true` on the server side: every frame must be masked. `false`: no frame may be masked. */
+  expectMasked: boolean;
+  /** Largest message in bytes (all fragments together); over it fails with 1009. */
+  maxPayload: number;
+  /** Most frames in one message; over it fails with 1008. */
+  maxFragments: number;
+  /** Let RSV1 through on the first frame of a data message (a negotiated permessage-deflate). */
+  allowRsv1?: boolean;
+}
+
+const HEADER = 0;
+const LENGTH16 = 1;
+const LENGTH64 = 2;
+const MASK_KEY = 3;
+const PAYLOAD = 4;
+const STOPPED = 5;
+
+const EMPTY = Buffer.alloc(0);
+
+/**
+ * The incremental RFC 6455 frame parser: bytes in, events out (to a {@link ParserSink}).
+ *
+ * Correct for any chunking. Payload bytes are sliced out of the incoming chunks without copying
+ * and unmasked in place, so `push` takes ownership of the chunks it is given; fragments are
+ * joined once, when the final frame arrives. It never throws on bad input and never does I/O:
+ * a violation becomes one `onProtocolError` call, after which the parser ignores all input.
+ */
+export class FrameParser {
+  private readonly sink: ParserSink;
+  private readonly expectMasked: boolean;
+  private readonly allowRsv1: boolean;
+  maxPayload: number;
+  maxFragments: number;
+
+  private chunks: Buffer[] = [];
+  /** Read position in `chunks[0]`. */
+  private offset = 0;
+  private buffered = 0;
+  private state = HEADER;
+
+  // Current frame.
+  private fin = false;
+  private opcode = 0;
+  private length = 0;
+  private position = 0;
+  private key: Buffer | null = null;
+
+  // Current data message (opcode 0 when none is open).
+  private messageOpcode = 0;
+  private messageLength = 0;
+  private fragments = 0;
+  private first: Buffer | null = null;
+  private rest: Buffer[] | null = null;
+  private utf8: Utf8Validator | null = null;
+
+  // A control frame whose payload spans chunks.
+  private control: Buffer[] | null = null;
+
+  constructor(sink: ParserSink, options: ParserOptions) {
+    this.sink = sink;
+    this.expectMasked = options.expectMasked;
+    this.allowRsv1 = options.allowRsv1 ?? false;
+    this.maxPayload = options.maxPayload;
+    this.maxFragments = options.maxFragments;
+  }
+
+  /** Whether the parser has stopped (after a close frame or a protocol error). */
+  get stopped(): boolean {
+    return this.state === STOPPED;
+  }
+
+  /** Bytes received but not yet consumed into a frame or message. */
+  get bufferedBytes(): number {
+    return this.buffered;
+  }
+
+  /** Stops parsing and drops everything buffered. */
+  stop(): void {
+    this.state = STOPPED;
+    this.chunks = [];
+    this.buffered = 0;
+    this.offset = 0;
+    this.first = null;
+    this.rest = null;
+    this.control = null;
+  }
+
+  /** Feeds bytes from the peer. The parser takes ownership of `chunk` (it unmasks in place). */
+  push(chunk: Buffer): void {
+    if (this.state === STOPPED || chunk.length === 0) return;
+    this.chunks.push(chunk);
+    this.buffered += chunk.length;
+    for (;;) {
+      switch (this.state) {
+        case HEADER:
+          if (this.buffered < 2 || !this.readHeader()) return;
+          break;
+        case LENGTH16:
+          if (this.buffered < 2) return;
+          this.length = (this.byte() << 8) | this.byte();
+          this.afterLength();
+          break;
+        case LENGTH64: {
+          if (this.buffered < 8) return;
+          const hi = ((this.byte() << 24) | (this.byte() << 16) | (this.byte() << 8) | this.byte()) >>> 0;
+          const lo = ((this.byte() << 24) | (this.byte() << 16) | (this.byte() << 8) | this.byte()) >>> 0;
+          // RFC 6455 §5.2: the most significant bit of a 64-bit length must be 0.
+          if (hi >= 0x80000000) {
+            this.fail('WS_LENGTH_OVERFLOW', CloseCode.ProtocolError, 'the top bit of a 64-bit payload length is set');
+            return;
+          }
+          this.length = hi * 0x100000000 + lo;
+          this.afterLength();
+          break;
+        }
+        case MASK_KEY: {
+          if (this.buffered < 4) return;
+          const key = this.key ?? (this.key = Buffer.allocUnsafe(4));
+          key[0] = this.byte();
+          key[1] = this.byte();
+          key[2] = this.byte();
+          key[3] = this.byte();
+          this.state = PAYLOAD;
+          break;
+        }
+        case PAYLOAD:
+          if (!this.readPayload()) return;
+          break;
+        default:
+          return;
+      }
+    }
+  }
+
+  private byte(): number {
+    const chunk = this.chunks[0] as Buffer;
+    const b = chunk[this.offset++] as number;
+    if (this.offset === chunk.length) {
+      this.chunks.shift();
+      this.offset = 0;
+    }
+    this.buffered--;
+    return b;
+  }
+
+  /** Takes up to `max` bytes from the first chunk, as a view. */
+  private take(max: number): Buffer {
+    const chunk = this.chunks[0] as Buffer;
+    const available = chunk.length - this.offset;
+    let piece: Buffer;
+    if (max >= available) {
+      piece = this.offset === 0 ? chunk : chunk.subarray(this.offset);
+      this.chunks.shift();
+      this.offset = 0;
+    } else {
+      piece = chunk.subarray(this.offset, this.offset + max);
+      this.offset += max;
+    }
+    this.buffered -= piece.length;
+    return piece;
+  }
+
+  private fail(code: ProtocolErrorCode, closeCode: number, message: string): void {
+    this.stop();
+    this.sink.onProtocolError(new ProtocolError(code, closeCode, message));
+  }
+
+  /** Reads the first two header bytes and checks every rule they decide. */
+  private readHeader(): boolean {
+    const b0 = this.byte();
+    const b1 = this.byte();
+    const opcode = b0 & 0x0f;
+    const fin = (b0 & 0x80) !== 0;
+    const rsv = (b0 >>> 4) & 7;
+    const masked = (b1 & 0x80) !== 0;
+    const length = b1 & 0x7f;
+
+    // RFC 6455 §5.2: RSV bits must be 0 unless a negotiated extension defines them.
+    if (rsv !== 0 && !(rsv === 4 && this.allowRsv1 && opcode !== Opcode.Continuation && opcode < 8)) {
+      this.fail('WS_RESERVED_BITS', CloseCode.ProtocolError, `reserved bits set (RSV=${rsv}) with no extension negotiated`);
+      return false;
+    }
+    if (opcode >= 8) {
+      // RFC 6455 §5.5: control frames.
+      if (opcode > Opcode.Pong) {
+        this.fail('WS_UNKNOWN_OPCODE', CloseCode.ProtocolError, `unknown control opcode 0x${opcode.toString(16)}`);
+        return false;
+      }
+      if (!fin) {
+        this.fail('WS_CONTROL_FRAGMENTED', CloseCode.ProtocolError, 'control frames must not be fragmented');
+        return false;
+      }
+      if (length > MAX_CONTROL_PAYLOAD) {
+        this.fail('WS_CONTROL_TOO_LONG', CloseCode.ProtocolError, 'control frame payload over 125 bytes');
+        return false;
+      }
+    } else if (opcode === Opcode.Continuation) {
+      // RFC 6455 §5.4: a continuation needs an open fragmented message.
+      if (this.messageOpcode === 0) {
+        this.fail('WS_UNEXPECTED_CONTINUATION', CloseCode.ProtocolError, 'continuation frame with no message to continue');
+        return false;
+      }
+    } else if (opcode === Opcode.Text || opcode === Opcode.Binary) {
+      if (this.messageOpcode !== 0) {
+        this.fail('WS_EXPECTED_CONTINUATION', CloseCode.ProtocolError, 'new data frame while a fragmented message is open');
+        return false;
+      }
+    } else {
+      this.fail('WS_UNKNOWN_OPCODE', CloseCode.ProtocolError, `unknown data opcode 0x${opcode.toString(16)}`);
+      return false;
+    }
+    // RFC 6455 §5.1: clients mask every frame; servers mask none.
+    if (masked !== this.expectMasked) {
+      if (masked) this.fail('WS_MASKED_FRAME', CloseCode.ProtocolError, 'a server must not mask its frames');
+      else this.fail('WS_UNMASKED_FRAME', CloseCode.ProtocolError, 'a client must mask its frames');
+      return false;
+    }
+    this.fin = fin;
+    this.opcode = opcode;
+    this.position = 0;
+    if (length === 126) {
+      this.state = LENGTH16;
+    } else if (length === 127) {
+      this.state = LENGTH64;
+    } else {
+      this.length = length;
+      this.afterLength();
+    }
+    return this.state !== STOPPED;
+  }
+
+  /** Runs once the frame's payload length is known: limits, then on to the key or payload. */
+  private afterLength(): void {
+    if (this.opcode < 8) {
+      // Checked from the header, before any payload is buffered.
+      if (this.messageLength + this.length > this.maxPayload) {
+        this.fail('WS_MESSAGE_TOO_BIG', CloseCode.MessageTooBig, `message over maxPayload (${this.maxPayload} bytes)`);
+        return;
+      }
+      if (this.opcode !== Opcode.Continuation) {
+        this.messageOpcode = this.opcode;
+        this.fragments = 0;
+      }
+      if (++this.fragments > this.maxFragments) {
+        this.fail('WS_TOO_MANY_FRAGMENTS', CloseCode.PolicyViolation, `message in over maxFragments (${this.maxFragments}) frames`);
+        return;
+      }
+    }
+    this.state = this.expectMasked ? MASK_KEY : PAYLOAD;
+  }
+
+  /** Consumes payload bytes; returns false when it needs more input or has stopped. */
+  private readPayload(): boolean {
+    if (this.opcode >= 8) {
+      // Control frame: wait for the whole (at most 125 byte) payload.
+      while (this.position < this.length) {
+        if (this.buffered === 0) return false;
+        const piece = this.take(this.length - this.position);
+        if (this.expectMasked) applyMask(piece, this.key as Buffer, this.position);
+        this.position += piece.length;
+        (this.control ??= []).push(piece);
+      }
+      const pieces = this.control;
+      this.control = null;
+      const payload = pieces === null ? EMPTY : pieces.length === 1 ? (pieces[0] as Buffer) : Buffer.concat(pieces, this.length);
+      this.state = HEADER;
+      this.dispatchControl(payload);
+      return this.state !== STOPPED;
+    }
+
+    while (this.position < this.length) {
+      if (this.buffered === 0) return false;
+      const piece = this.take(this.length - this.position);
+      if (this.expectMasked) applyMask(piece, this.key as Buffer, this.position);
+      this.position += piece.length;
+      this.messageLength += piece.length;
+      // RFC 6455 §8.1: fail fast on invalid UTF-8, fragment by fragment.
+      if (this.messageOpcode === Opcode.Text && !(this.utf8 ??= new Utf8Validator()).write(piece)) {
+        this.utf8.reset();
+        this.fail('WS_INVALID_UTF8', CloseCode.InvalidPayload, 'text message is not valid UTF-8');
+        return false;
+      }
+      if (this.first === null) this.first = piece;
+      else (this.rest ??= []).push(piece);
+    }
+    this.state = HEADER;
+    if (!this.fin) return true;
+
+    const isText = this.messageOpcode === Opcode.Text;
+    if (isText && !(this.utf8 ??= new Utf8Validator()).end()) {
+      this.fail('WS_INVALID_UTF8', CloseCode.InvalidPayload, 'text message ends inside a UTF-8 sequence');
+      return false;
+    }
+    const first = this.first;
+    const rest = this.rest;
+    const data = first === null ? EMPTY : rest === null ? first : Buffer.concat([first, ...rest], this.messageLength);
+    this.first = null;
+    this.rest = null;
+    this.messageOpcode = 0;
+    this.messageLength = 0;
+    this.fragments = 0;
+    this.sink.onMessage(data, isText);
+    return this.state !== STOPPED;
+  }
+
+  /** Dispatches a complete control frame. */
+  private dispatchControl(payload: Buffer): void {
+    if (this.opcode === Opcode.Ping) {
+      this.sink.onPing(payload);
+    } else if (this.opcode === Opcode.Pong) {
+      this.sink.onPong(payload);
+    } else {
+      // RFC 6455 §5.5.1: empty, or a 2-byte code and a UTF-8 reason.
+      if (payload.length === 0) {
+        this.stop();
+        this.sink.onCloseFrame(CloseCode.NoStatus, '');
+        return;
+      }
+      if (payload.length === 1) {
+        this.fail('WS_INVALID_CLOSE_PAYLOAD', CloseCode.ProtocolError, 'close frame payload of 1 byte');
+        return;
+      }
+      const code = payload.readUInt16BE(0);
+      if (!isValidWireCloseCode(code)) {
+        this.fail('WS_INVALID_CLOSE_CODE', CloseCode.ProtocolError, `invalid close code ${code}`);
+        return;
+      }
+      const reasonBytes = payload.subarray(2);
+      if (!isValidUtf8(reasonBytes)) {
+        this.fail('WS_INVALID_UTF8', CloseCode.InvalidPayload, 'close reason is not valid UTF-8');
+        return;
+      }
+      this.stop();
+      this.sink.onCloseFrame(code, reasonBytes.toString('utf8'));
+    }
+  }
+}

@@ -1,0 +1,101 @@
+import { Buffer } from 'node:buffer';
+import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { type HandlerCloseOptions, type HandlerOptions, type Routes, WebSocketHandler } from './handler.js';
+
+/** Options for {@link createWebSocketServer}: the handler's, plus where to listen. */
+export interface WebSocketServerOptions extends HandlerOptions {
+  /** Port to listen on; 0 (the default) picks a free one. */
+  port?: number;
+  /** Host to bind. Default `'127.0.0.1'` (loopback only); use `'0.0.0.0'` or `'::'` to serve a network. */
+  host?: string;
+  /**
+   * Answers plain HTTP requests (serve pages, health checks). Default: 426 Upgrade Required.
+   */
+  onRequest?: (request: IncomingMessage, response: ServerResponse) => void;
+}
+
+/** A small standalone server: its own `http.Server` with a handler inside. */
+export interface WebSocketServer {
+  /** The handler: `clients`, `broadcast`, … */
+  readonly handler: WebSocketHandler;
+  /** The underlying `http.Server`. */
+  readonly server: Server;
+  /** The bound port once listening, else `undefined`. */
+  readonly port: number | undefined;
+  /** Starts listening; resolves with the bound port. */
+  listen(): Promise<number>;
+  /** `ws://host:port/path` for the bound address. */
+  url(path?: string): string;
+  /** Closes every WebSocket (1001 by default), then the HTTP server. */
+  close(options?: HandlerCloseOptions): Promise<void>;
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+function defaultRequest(_request: IncomingMessage, response: ServerResponse): void {
+  const body = 'This is a WebSocket server: connect with a WebSocket client.\n';
+  response.writeHead(426, {
+    Connection: 'Upgrade, close',
+    Upgrade: 'websocket',
+    'Content-Type': 'text/plain; charset=utf-8',
+    'Content-Length': Buffer.byteLength(body),
+  });
+  response.end(body);
+}
+
+/**
+ * The seed's `WebsocketServer(port, host, loglevel)`: a standalone server for prototyping and
+ * tests, built on the same handler you would mount on your own app.
+ *
+ * ```ts
+ * const server = createWebSocketServer({ '/reverse': Reverse }, { port: 9001 });
+ * const port = await server.listen();
+ * ```
+ */
+export function createWebSocketServer(routes: Routes, options: WebSocketServerOptions = {}): WebSocketServer {
+  const { port = 0, host = '127.0.0.1', onRequest = defaultRequest, ...handlerOptions } = options;
+  const handler = new WebSocketHandler(routes, handlerOptions);
+  const server = createServer(onRequest);
+  handler.attach(server);
+  let bound: number | undefined;
+  let closing: Promise<void> | null = null;
+  const self: WebSocketServer = {
+    handler,
+    server,
+    get port() {
+      return bound;
+    },
+    listen() {
+      return new Promise<number>((resolve, reject) => {
+        const fail = (error: Error): void => reject(error);
+        server.once('error', fail);
+        server.listen(port, host, () => {
+          server.removeListener('error', fail);
+          bound = (server.address() as AddressInfo).port;
+          resolve(bound);
+        });
+      });
+    },
+    url(path = '/') {
+      if (bound === undefined) throw new Error('wsmount: the server is not listening');
+      const h = host.includes(':') ? `[${host}]` : host === '0.0.0.0' ? '127.0.0.1' : host;
+      return `ws://${h}:${bound}${path.startsWith('/') ? path : `/${path}`}`;
+    },
+    close(closeOptions) {
+      closing ??= (async () => {
+        const serverClosed = server.listening
+          ? new Promise<void>((resolve) => server.close(() => resolve()))
+          : Promise.resolve();
+        server.closeIdleConnections();
+        await handler.close(closeOptions);
+        server.closeAllConnections();
+        await serverClosed;
+      })();
+      return closing;
+    },
+    [Symbol.asyncDispose]() {
+      return self.close();
+    },
+  };
+  return self;
+}
