@@ -1,0 +1,320 @@
+/**
+ * A raw-socket WebSocket peer for tests, written independently of src/ so that it checks our
+ * codec instead of mirroring it. It masks what it sends, parses what it receives, and can send
+ * anything at all: bad frames, odd chunking, half handshakes.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import net from 'node:net';
+
+export interface RawFrame {
+  fin: boolean;
+  rsv: number;
+  opcode: number;
+  masked: boolean;
+  payload: Buffer;
+}
+
+export interface HttpAnswer {
+  status: number;
+  headers: Record<string, string>;
+  body: string;
+  /** Whether the server closed the TCP connection after answering (within the timeout). */
+  closed: boolean;
+}
+
+export interface SendOptions {
+  fin?: boolean;
+  /** 3-bit RSV value (RSV1 = 4). */
+  rsv?: number;
+  /** Mask the frame (default true, as a client must). */
+  mask?: boolean;
+  /** Force a 16- or 64-bit length field even for short payloads. */
+  lengthBits?: 7 | 16 | 64;
+}
+
+const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
+
+/** Encodes one frame the way a client would (masked by default). */
+export function encodeClientFrame(opcode: number, payload: Buffer | string, options: SendOptions = {}): Buffer {
+  const data = typeof payload === 'string' ? Buffer.from(payload, 'utf8') : payload;
+  const fin = options.fin ?? true;
+  const rsv = options.rsv ?? 0;
+  const mask = options.mask ?? true;
+  const n = data.length;
+  const bits = options.lengthBits ?? (n < 126 ? 7 : n < 65536 ? 16 : 64);
+  const head: number[] = [(fin ? 0x80 : 0) | (rsv << 4) | opcode];
+  const m = mask ? 0x80 : 0;
+  if (bits === 7) head.push(m | n);
+  else if (bits === 16) head.push(m | 126, n >> 8, n & 0xff);
+  else {
+    head.push(m | 127);
+    const big = BigInt(n);
+    for (let i = 7; i >= 0; i--) head.push(Number((big >> BigInt(i * 8)) & 0xffn));
+  }
+  if (!mask) return Buffer.concat([Buffer.from(head), data]);
+  const key = randomBytes(4);
+  const body = Buffer.alloc(n);
+  for (let i = 0; i < n; i++) body[i] = (data[i] as number) ^ (key[i % 4] as number);
+  return Buffer.concat([Buffer.from(head), key, body]);
+}
+
+/** A close frame payload. */
+export function closePayload(code?: number, reason = ''): Buffer {
+  if (code === undefined) return Buffer.alloc(0);
+  const r = Buffer.from(reason, 'utf8');
+  const out = Buffer.alloc(2 + r.length);
+  out.writeUInt16BE(code, 0);
+  r.copy(out, 2);
+  return out;
+}
+
+function parseHead(text: string): { status: number; headers: Record<string, string> } {
+  const lines = text.split('\r\n');
+  const status = Number((lines[0] ?? '').split(' ')[1]);
+  const headers: Record<string, string> = {};
+  for (const line of lines.slice(1)) {
+    const i = line.indexOf(':');
+    if (i > 0) headers[line.slice(0, i).trim().toLowerCase()] = line.slice(i + 1).trim();
+  }
+  return { status, headers };
+}
+
+/** Sends raw request bytes and reads the whole HTTP answer (until close, or `timeout` ms). */
+export function rawRequest(port: number, request: string | Buffer, timeout = 3000, host = '127.0.0.1'): Promise<HttpAnswer> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(port, host);
+    const chunks: Buffer[] = [];
+    let done = false;
+    const finish = (closed: boolean): void => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      socket.destroy();
+      const all = Buffer.concat(chunks).toString('utf8');
+      const end = all.indexOf('\r\n\r\n');
+      if (end === -1) {
+        if (all.length === 0) resolve({ status: 0, headers: {}, body: '', closed });
+        else reject(new Error(`incomplete HTTP response: ${JSON.stringify(all)}`));
+        return;
+      }
+      const { status, headers } = parseHead(all.slice(0, end));
+      resolve({ status, headers, body: all.slice(end + 4), closed });
+    };
+    const timer = setTimeout(() => finish(false), timeout);
+    socket.on('data', (d) => chunks.push(d));
+    socket.on('close', () => finish(true));
+    socket.on('error', () => finish(true));
+    socket.write(request);
+  });
+}
+
+/** A valid upgrade request for `path`, with extra header lines. */
+export function upgradeRequest(path: string, extra: Record<string, string> = {}, key = randomBytes(16).toString('base64')): string {
+  const headers: Record<string, string> = {
+    Host: '127.0.0.1',
+    Upgrade: 'websocket',
+    Connection: 'Upgrade',
+    'Sec-WebSocket-Key': key,
+    'Sec-WebSocket-Version': '13',
+    ...extra,
+  };
+  let out = `GET ${path} HTTP/1.1\r\n`;
+  for (const [k, v] of Object.entries(headers)) if (v !== '') out += `${k}: ${v}\r\n`;
+  return `${out}\r\n`;
+}
+
+export class RawClient {
+  readonly socket: net.Socket;
+  /** The 101 response head. */
+  status = 0;
+  headers: Record<string, string> = {};
+  /** Set once the server has closed (or reset) the TCP connection. */
+  tcpClosed = false;
+  private buffer: Buffer = Buffer.alloc(0);
+  private frames: RawFrame[] = [];
+  private waiters: (() => void)[] = [];
+  private readonly closedPromise: Promise<void>;
+
+  private constructor(socket: net.Socket) {
+    this.socket = socket;
+    this.closedPromise = new Promise((resolve) => {
+      socket.on('close', () => {
+        this.tcpClosed = true;
+        resolve();
+        this.wake();
+      });
+    });
+    socket.on('error', () => {});
+  }
+
+  /** Opens a WebSocket with a real handshake; rejects unless the server answers a valid 101. */
+  static async connect(
+    port: number,
+    path = '/',
+    extraHeaders: Record<string, string> = {},
+    host = '127.0.0.1',
+  ): Promise<RawClient> {
+    const socket = net.connect(port, host);
+    socket.setNoDelay(true);
+    const client = new RawClient(socket);
+    const key = randomBytes(16).toString('base64');
+    await new Promise<void>((resolve, reject) => {
+      let head = Buffer.alloc(0);
+      const onData = (d: Buffer): void => {
+        head = Buffer.concat([head, d]);
+        const end = head.indexOf('\r\n\r\n');
+        if (end === -1) return;
+        socket.removeListener('data', onData);
+        const parsed = parseHead(head.subarray(0, end).toString('latin1'));
+        client.status = parsed.status;
+        client.headers = parsed.headers;
+        if (parsed.status !== 101) {
+          reject(new Error(`handshake answered ${parsed.status}`));
+          socket.destroy();
+          return;
+        }
+        const expected = createHash('sha1').update(key + GUID).digest('base64');
+        if (parsed.headers['sec-websocket-accept'] !== expected) {
+          reject(new Error('bad Sec-WebSocket-Accept'));
+          socket.destroy();
+          return;
+        }
+        client.attach(head.subarray(end + 4));
+        resolve();
+      };
+      socket.on('data', onData);
+      socket.once('error', reject);
+      socket.once('close', () => reject(new Error('closed during handshake')));
+      socket.write(upgradeRequest(path, extraHeaders, key));
+    });
+    return client;
+  }
+
+  private attach(rest: Buffer): void {
+    this.socket.on('data', (d: Buffer) => this.feed(d));
+    if (rest.length > 0) this.feed(rest);
+  }
+
+  private wake(): void {
+    const w = this.waiters;
+    this.waiters = [];
+    for (const f of w) f();
+  }
+
+  private feed(d: Buffer): void {
+    this.buffer = this.buffer.length === 0 ? d : Buffer.concat([this.buffer, d]);
+    for (;;) {
+      const b = this.buffer;
+      if (b.length < 2) break;
+      const b0 = b[0] as number;
+      const b1 = b[1] as number;
+      let len = b1 & 0x7f;
+      let off = 2;
+      if (len === 126) {
+        if (b.length < 4) break;
+        len = b.readUInt16BE(2);
+        off = 4;
+      } else if (len === 127) {
+        if (b.length < 10) break;
+        len = Number(b.readBigUInt64BE(2));
+        off = 10;
+      }
+      const masked = (b1 & 0x80) !== 0;
+      if (masked) off += 4;
+      if (b.length < off + len) break;
+      let payload = Buffer.from(b.subarray(off, off + len));
+      if (masked) {
+        const key = b.subarray(off - 4, off);
+        payload = Buffer.from(payload.map((x, i) => x ^ (key[i % 4] as number)));
+      }
+      this.frames.push({ fin: (b0 & 0x80) !== 0, rsv: (b0 >> 4) & 7, opcode: b0 & 0x0f, masked, payload });
+      this.buffer = b.subarray(off + len);
+    }
+    this.wake();
+  }
+
+  /** Writes one frame (masked unless told otherwise). */
+  send(opcode: number, payload: Buffer | string = Buffer.alloc(0), options: SendOptions = {}): void {
+    this.socket.write(encodeClientFrame(opcode, payload, options));
+  }
+
+  /** Writes raw bytes. */
+  sendRaw(bytes: Buffer): void {
+    this.socket.write(bytes);
+  }
+
+  /** Writes bytes in pieces of `size`, waiting `delay` ms between pieces (0: next tick). */
+  async sendChunked(bytes: Buffer, size: number, delay = 0): Promise<void> {
+    for (let i = 0; i < bytes.length; i += size) {
+      if (this.socket.destroyed) return;
+      this.socket.write(bytes.subarray(i, i + size));
+      await new Promise((r) => (delay > 0 ? setTimeout(r, delay) : setImmediate(r)));
+    }
+  }
+
+  /** The next frame from the server; rejects after `timeout` ms or if TCP closes first. */
+  async nextFrame(timeout = 5000): Promise<RawFrame> {
+    const deadline = Date.now() + timeout;
+    for (;;) {
+      const f = this.frames.shift();
+      if (f !== undefined) return f;
+      if (this.tcpClosed) throw new Error('connection closed before a frame arrived');
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`no frame within ${timeout} ms`);
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, left);
+        this.waiters.push(() => {
+          clearTimeout(t);
+          resolve();
+        });
+      });
+    }
+  }
+
+  /** Frames received and not yet read, without waiting. */
+  pending(): RawFrame[] {
+    return this.frames.splice(0);
+  }
+
+  /**
+   * Reads frames until a close frame (answering nothing), then waits for TCP close.
+   * Returns the close code (undefined for an empty close), reason, and the data frames seen first.
+   */
+  async expectClose(timeout = 5000): Promise<{ code: number | undefined; reason: string; before: RawFrame[]; tcpClosed: boolean }> {
+    const before: RawFrame[] = [];
+    const deadline = Date.now() + timeout;
+    for (;;) {
+      const f = await this.nextFrame(Math.max(1, deadline - Date.now()));
+      if (f.opcode !== 0x8) {
+        before.push(f);
+        continue;
+      }
+      const code = f.payload.length >= 2 ? f.payload.readUInt16BE(0) : undefined;
+      const reason = f.payload.subarray(2).toString('utf8');
+      const tcpClosed = await this.waitClosed(Math.max(1, deadline - Date.now()));
+      return { code, reason, before, tcpClosed };
+    }
+  }
+
+  /** Waits for the server to close TCP; resolves false on timeout. */
+  async waitClosed(timeout = 5000): Promise<boolean> {
+    if (this.tcpClosed) return true;
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(false), timeout);
+    });
+    const result = await Promise.race([this.closedPromise.then(() => true), timedOut]);
+    clearTimeout(timer);
+    return result;
+  }
+
+  /** Sends a close frame and waits for the echo and TCP close. */
+  async close(code = 1000, reason = '', timeout = 5000): Promise<{ code: number | undefined; reason: string; tcpClosed: boolean }> {
+    this.send(0x8, closePayload(code, reason));
+    return this.expectClose(timeout);
+  }
+
+  destroy(): void {
+    this.socket.destroy();
+  }
+}
