@@ -11,6 +11,7 @@ export interface BehaviorInit {
   id: number;
   request: IncomingMessage;
   params: Record<string, string>;
+  route: string;
   query: string;
   handler: WebSocketHandler;
 }
@@ -70,6 +71,8 @@ export class Behavior<Params extends Record<string, string> = Record<string, str
   request!: IncomingMessage;
   /** Route params, decoded (`/rooms/:id` → `{ id }`; a wildcard's rest under `'*'`). */
   params!: Params;
+  /** The route pattern this connection matched, e.g. `'/rooms/:id'`. */
+  route = '';
   /** The negotiated subprotocol, or `undefined`. */
   protocol: string | undefined = undefined;
   /** Your per-connection state. Starts as an empty object; set it in `verify()` or `onOpen()`. */
@@ -89,6 +92,7 @@ export class Behavior<Params extends Record<string, string> = Record<string, str
         b.id = init.id;
         b.request = init.request;
         b.params = init.params;
+        b.route = init.route;
         b.#rawQuery = init.query;
         b.handler = init.handler;
       },

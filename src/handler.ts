@@ -326,7 +326,7 @@ export class WebSocketHandler implements ConnectionOwner {
       this.reject(socket, rejection(500, 'VERIFY_FAILED', 'internal error'));
       return;
     }
-    internals.init(behavior, { id: nextId++, request, params: match.params, query, handler: this });
+    internals.init(behavior, { id: nextId++, request, params: match.params, route: match.pattern, query, handler: this });
     const decision = decideHandshake(request, {
       protocols: cls.protocols,
       requireProtocol: cls.requireProtocol,
