@@ -91,6 +91,8 @@ export class Behavior<Params extends Record<string, string> = Record<string, str
       init(b, init) {
         b.id = init.id;
         b.request = init.request;
+        b.remoteAddress = init.request.socket.remoteAddress;
+        b.remotePort = init.request.socket.remotePort;
         b.params = init.params;
         b.route = init.route;
         b.#rawQuery = init.query;
@@ -119,15 +121,10 @@ export class Behavior<Params extends Record<string, string> = Record<string, str
     return typeof o === 'string' ? o : undefined;
   }
 
-  /** The peer's IP address. */
-  get remoteAddress(): string | undefined {
-    return this.request.socket.remoteAddress;
-  }
-
+  /** The peer's IP address (read at the upgrade, so still known in `onClose`). */
+  remoteAddress: string | undefined = undefined;
   /** The peer's port. */
-  get remotePort(): number | undefined {
-    return this.request.socket.remotePort;
-  }
+  remotePort: number | undefined = undefined;
 
   /** The query string, parsed (it never takes part in routing). */
   get query(): URLSearchParams {

@@ -440,6 +440,11 @@ export class WebSocketHandler implements ConnectionOwner {
     early: Buffer[],
     pattern: string,
   ): void {
+    if (socket.destroyed) {
+      // verify() terminated the socket (or the client left): nothing to answer, nothing opens.
+      internals.abandon(behavior);
+      return;
+    }
     if (verdict === false) {
       internals.abandon(behavior);
       this.reject(socket, rejection(403, 'VERIFY_REJECTED', 'forbidden'));

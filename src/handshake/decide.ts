@@ -91,7 +91,8 @@ export function decideHandshake(request: HandshakeRequest, policy: HandshakePoli
   if (version !== undefined && (version === '0.9' || version === '1.0' || version.startsWith('0.'))) {
     return refuse(rejection(400, 'BAD_HTTP_VERSION', 'a WebSocket handshake needs HTTP/1.1 or later'));
   }
-  if (singleValue(h['host']) === undefined) {
+  const host = singleValue(h['host']);
+  if (host === undefined || host.trim() === '') {
     return refuse(rejection(400, 'MISSING_HOST', 'missing Host header'));
   }
   if (!listHasToken(h['upgrade'], 'websocket')) {
@@ -111,6 +112,10 @@ export function decideHandshake(request: HandshakeRequest, policy: HandshakePoli
     return refuse(rejection(400, 'BAD_KEY', 'Sec-WebSocket-Key must be base64 of 16 bytes'));
   }
   const origin = singleValue(h['origin']);
+  // RFC 6454 §7.3: one Origin. A repeated one is refused, never mistaken for a missing one.
+  if (policy.origins !== undefined && origin === undefined && h['origin'] !== undefined) {
+    return refuse(rejection(403, 'ORIGIN_FORBIDDEN', 'repeated Origin header'));
+  }
   if (!originAllowed(policy.origins, origin, request)) {
     return refuse(rejection(403, 'ORIGIN_FORBIDDEN', `origin not allowed: ${origin ?? '(none)'}`));
   }

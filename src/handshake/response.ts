@@ -32,7 +32,7 @@ const REASONS: Readonly<Record<number, string>> = {
 
 /** The reason phrase for a status. */
 export function reasonPhrase(status: number): string {
-  return REASONS[status] ?? (status < 500 ? 'Client Error' : 'Server Error');
+  return REASONS[status] ?? (status < 400 ? 'Redirection' : status < 500 ? 'Client Error' : 'Server Error');
 }
 
 function headerLines(headers: Readonly<Record<string, string>> | undefined, skip: ReadonlySet<string>): string {

@@ -38,6 +38,7 @@ export const CloseCode = {
  * and must never be sent; everything else below 3000 is reserved for the protocol.
  */
 export function isValidWireCloseCode(code: number): boolean {
+  if (!Number.isInteger(code)) return false;
   if (code >= 3000 && code <= 4999) return true;
   if (code >= 1000 && code <= 1003) return true;
   return code >= 1007 && code <= 1014;

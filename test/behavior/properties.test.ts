@@ -1,0 +1,268 @@
+/**
+ * What a Behavior instance knows about its connection: id, request, headers, origin, peer
+ * address, route params (decoded), query (never part of routing), subprotocol, data,
+ * readyState through the lifecycle, bufferedAmount, handler.
+ */
+import { afterEach, describe, expect, test } from 'vitest';
+import { Behavior, type BehaviorClass, type HandlerOptions, type Routes } from '../../src/index.js';
+import { RawClient, closePayload, rawRequest, upgradeRequest } from '../helpers/raw.js';
+import { type TestServer, startServer, waitFor } from '../helpers/server.js';
+
+const cleanups: (() => Promise<void> | void)[] = [];
+afterEach(async () => {
+  for (const f of cleanups.splice(0).reverse()) await f();
+});
+
+/** Rejects if `promise` takes longer than `ms`: a hang fails fast instead of at the test timeout. */
+function within<T>(promise: Promise<T>, ms: number, what = 'operation'): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const limit = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} did not finish within ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, limit]).finally(() => clearTimeout(timer));
+}
+
+/** For teardown: waits at most 3 s and never throws (the test itself asserts what matters). */
+function bounded(promise: Promise<unknown>): Promise<void> {
+  return within(promise, 3000, 'teardown').then(
+    () => {},
+    () => {},
+  );
+}
+
+async function serve(routes: Routes, options: HandlerOptions = {}): Promise<TestServer> {
+  const s = await startServer(routes, options);
+  cleanups.push(() => bounded(s.close()));
+  return s;
+}
+
+async function connect(port: number, path: string, headers: Record<string, string> = {}): Promise<RawClient> {
+  const c = await RawClient.connect(port, path, headers);
+  cleanups.push(() => c.destroy());
+  return c;
+}
+
+/** Records every instance it creates, in order. */
+function recorder(): { cls: BehaviorClass; made: Behavior[] } {
+  const made: Behavior[] = [];
+  class Rec extends Behavior {
+    override onOpen(): void {
+      made.push(this);
+    }
+  }
+  return { cls: Rec, made };
+}
+
+describe('Behavior properties', () => {
+  test('id: unique integers, increasing per connection', async () => {
+    const { cls, made } = recorder();
+    const s = await serve({ '/a': cls, '/b': cls });
+    await connect(s.port, '/a');
+    await connect(s.port, '/b');
+    await connect(s.port, '/a');
+    await waitFor(() => made.length === 3, 2000, 'three opens');
+    const ids = made.map((b) => b.id);
+    for (const id of ids) expect(Number.isInteger(id) && id > 0).toBe(true);
+    expect(new Set(ids).size).toBe(3);
+    expect([...ids].sort((x, y) => x - y)).toEqual(ids);
+  });
+
+  test('request, headers, origin, remoteAddress/remotePort, handler, route', async () => {
+    const { cls, made } = recorder();
+    const s = await serve({ '/rooms/:id': cls });
+    const client = await connect(s.port, '/rooms/7?x=1', { Origin: 'https://app.example', 'X-Trace': 'abc' });
+    await waitFor(() => made.length === 1, 2000, 'open');
+    const b = made[0] as Behavior;
+    expect(b.request.url).toBe('/rooms/7?x=1');
+    expect(b.request.method).toBe('GET');
+    expect(b.headers['x-trace']).toBe('abc');
+    expect(b.headers).toBe(b.request.headers);
+    expect(b.origin).toBe('https://app.example');
+    expect(b.remoteAddress).toBe('127.0.0.1');
+    expect(b.remotePort).toBe(client.socket.localPort);
+    expect(b.handler).toBe(s.srv.handler);
+    expect(b.route).toBe('/rooms/:id');
+  });
+
+  test('remoteAddress and remotePort are still known in onClose (to log who left), whatever way the peer left', async () => {
+    const seen: [number, string | undefined, number | undefined][] = [];
+    class Leaver extends Behavior {
+      override onClose(code: number): void {
+        seen.push([code, this.remoteAddress, this.remotePort]);
+      }
+    }
+    const s = await serve({ '/leave': Leaver });
+    const polite = await connect(s.port, '/leave');
+    const politePort = polite.socket.localPort;
+    await polite.close(1000);
+    await waitFor(() => seen.length === 1, 2000, 'first onClose');
+    const rude = await connect(s.port, '/leave');
+    const rudePort = rude.socket.localPort;
+    rude.destroy();
+    await waitFor(() => seen.length === 2, 2000, 'second onClose');
+    expect(seen).toEqual([
+      [1000, '127.0.0.1', politePort],
+      [1006, '127.0.0.1', rudePort],
+    ]);
+  });
+
+  test('origin is undefined when the client sends none', async () => {
+    const { cls, made } = recorder();
+    const s = await serve({ '/x': cls });
+    await connect(s.port, '/x');
+    await waitFor(() => made.length === 1, 2000, 'open');
+    expect(made[0]?.origin).toBeUndefined();
+  });
+
+  test('params are decoded; a wildcard keeps the rest of the path under "*"', async () => {
+    const { cls, made } = recorder();
+    const s = await serve({ '/rooms/:room/users/:user': cls, '/files/*': cls });
+    await connect(s.port, '/rooms/caf%C3%A9%20au%20lait/users/a%2Fb');
+    await connect(s.port, '/files/docs/read%20me.txt');
+    await waitFor(() => made.length === 2, 2000, 'opens');
+    expect({ ...made[0]?.params }).toEqual({ room: 'café au lait', user: 'a/b' });
+    expect({ ...made[1]?.params }).toEqual({ '*': 'docs/read me.txt' });
+  });
+
+  test('query is a URLSearchParams of the query string, which never affects routing', async () => {
+    const { cls, made } = recorder();
+    const s = await serve({ '/echo': cls, '/rooms/:id': cls });
+    await connect(s.port, '/echo?to=/rooms/1&a=1&a=2&b=x%20y');
+    await connect(s.port, '/rooms/9?id=nope');
+    await waitFor(() => made.length === 2, 2000, 'opens');
+    const [echo, room] = made as [Behavior, Behavior];
+    expect(echo.route).toBe('/echo');
+    expect(echo.query).toBeInstanceOf(URLSearchParams);
+    expect(echo.query.getAll('a')).toEqual(['1', '2']);
+    expect(echo.query.get('b')).toBe('x y');
+    expect(echo.query.get('to')).toBe('/rooms/1');
+    expect(room.params['id']).toBe('9');
+    expect(room.query.get('id')).toBe('nope');
+    // A query cannot make an unknown path match.
+    const miss = await rawRequest(s.port, upgradeRequest('/nope?route=/echo'));
+    expect(miss.status).toBe(404);
+  });
+
+  test('an empty query gives an empty URLSearchParams', async () => {
+    const { cls, made } = recorder();
+    const s = await serve({ '/x': cls });
+    await connect(s.port, '/x');
+    await waitFor(() => made.length === 1, 2000, 'open');
+    expect([...(made[0] as Behavior).query.keys()]).toEqual([]);
+  });
+
+  test('data starts as an empty object per connection and is free to use', async () => {
+    const made: Behavior<Record<string, string>, { n?: number }>[] = [];
+    class D extends Behavior<Record<string, string>, { n?: number }> {
+      override onOpen(): void {
+        made.push(this);
+        this.data.n = made.length;
+      }
+    }
+    const s = await serve({ '/d': D });
+    await connect(s.port, '/d');
+    await connect(s.port, '/d');
+    await waitFor(() => made.length === 2, 2000, 'opens');
+    expect(made[0]?.data).toEqual({ n: 1 });
+    expect(made[1]?.data).toEqual({ n: 2 });
+    expect(made[0]?.data).not.toBe(made[1]?.data);
+  });
+
+  test('readyState: 1 in onOpen and onText, 2 after close(), 3 in onClose; bufferedAmount is a number', async () => {
+    const states: string[] = [];
+    let buffered: unknown;
+    class Life extends Behavior {
+      override onOpen(): void {
+        states.push(`open:${this.readyState}`);
+        buffered = this.bufferedAmount;
+      }
+      override onText(): void {
+        states.push(`text:${this.readyState}`);
+        this.close(1000, 'done');
+        states.push(`after close:${this.readyState}`);
+      }
+      override onClose(): void {
+        states.push(`close:${this.readyState}`);
+      }
+    }
+    const s = await serve({ '/life': Life });
+    const client = await connect(s.port, '/life');
+    client.send(0x1, 'go');
+    const frame = await client.nextFrame(2000);
+    expect(frame.opcode).toBe(0x8);
+    client.send(0x8, closePayload(1000));
+    await waitFor(() => states.length === 4, 2000, 'onClose');
+    expect(states).toEqual(['open:1', 'text:1', 'after close:2', 'close:3']);
+    expect(typeof buffered).toBe('number');
+    expect(buffered).toBeGreaterThanOrEqual(0);
+    expect(Behavior.CONNECTING).toBe(0);
+    expect(Behavior.OPEN).toBe(1);
+    expect(Behavior.CLOSING).toBe(2);
+    expect(Behavior.CLOSED).toBe(3);
+  });
+});
+
+describe('subprotocols (RFC 6455 §4.2.2 /subprotocol/)', () => {
+  class Chat extends Behavior {
+    static override protocols = ['chat.v2', 'chat.v1'];
+    override onOpen(): void {
+      this.sendText(String(this.protocol));
+    }
+  }
+  class Optional extends Chat {
+    static override requireProtocol = false;
+  }
+  class Plain extends Behavior {
+    override onOpen(): void {
+      this.sendText(String(this.protocol));
+    }
+  }
+
+  test.each([
+    ['chat.v1, chat.v2', 'chat.v2'],
+    ['chat.v2, chat.v1', 'chat.v2'],
+    ['chat.v1', 'chat.v1'],
+    ['x, chat.v1', 'chat.v1'],
+  ])('the server preference order wins: offered "%s" → %s', async (offered, chosen) => {
+    const s = await serve({ '/chat': Chat });
+    const client = await connect(s.port, '/chat', { 'Sec-WebSocket-Protocol': offered });
+    expect(client.headers['sec-websocket-protocol']).toBe(chosen);
+    expect((await client.nextFrame(2000)).payload.toString()).toBe(chosen);
+  });
+
+  test('protocols offered in several header lines are all considered', async () => {
+    const s = await serve({ '/chat': Chat });
+    const answer = await rawRequest(
+      s.port,
+      upgradeRequest('/chat').replace('\r\n\r\n', '\r\nSec-WebSocket-Protocol: x\r\nSec-WebSocket-Protocol: chat.v1\r\n\r\n'),
+      500,
+    );
+    expect(answer.status).toBe(101);
+    expect(answer.headers['sec-websocket-protocol']).toBe('chat.v1');
+  });
+
+  test('requireProtocol false: no (or no acceptable) protocol still opens, with protocol undefined and no header', async () => {
+    const s = await serve({ '/opt': Optional });
+    const none = await connect(s.port, '/opt');
+    expect(none.headers['sec-websocket-protocol']).toBeUndefined();
+    expect((await none.nextFrame(2000)).payload.toString()).toBe('undefined');
+    const other = await connect(s.port, '/opt', { 'Sec-WebSocket-Protocol': 'other' });
+    expect(other.headers['sec-websocket-protocol']).toBeUndefined();
+    expect((await other.nextFrame(2000)).payload.toString()).toBe('undefined');
+    const good = await connect(s.port, '/opt', { 'Sec-WebSocket-Protocol': 'chat.v1' });
+    expect(good.headers['sec-websocket-protocol']).toBe('chat.v1');
+  });
+
+  test('requireProtocol true (the default) refuses a client offering none of them with 400', async () => {
+    const s = await serve({ '/chat': Chat });
+    expect((await rawRequest(s.port, upgradeRequest('/chat'))).status).toBe(400);
+    expect((await rawRequest(s.port, upgradeRequest('/chat', { 'Sec-WebSocket-Protocol': 'chat.v3' }))).status).toBe(400);
+  });
+
+  test('a route without protocols never selects one the client offered', async () => {
+    const s = await serve({ '/plain': Plain });
+    const client = await connect(s.port, '/plain', { 'Sec-WebSocket-Protocol': 'chat.v1' });
+    expect(client.headers['sec-websocket-protocol']).toBeUndefined();
+    expect((await client.nextFrame(2000)).payload.toString()).toBe('undefined');
+  });
+});

@@ -1,0 +1,104 @@
+import { describe, expect, it } from 'vitest';
+import { applyMask } from '../../src/protocol/mask.js';
+
+/** The definition in RFC 6455 §5.3: transformed-octet-i = original-octet-i XOR masking-key-octet-(i MOD 4). */
+function naive(bytes: Uint8Array, key: Uint8Array, position: number): Uint8Array {
+  const out = new Uint8Array(bytes.length);
+  for (let i = 0; i < bytes.length; i++) out[i] = (bytes[i] as number) ^ (key[(position + i) % 4] as number);
+  return out;
+}
+
+function pattern(length: number, seed: number): Uint8Array {
+  const out = new Uint8Array(length);
+  let x = seed >>> 0 || 1;
+  for (let i = 0; i < length; i++) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    x >>>= 0;
+    out[i] = x & 0xff;
+  }
+  return out;
+}
+
+const KEYS = [Uint8Array.of(0x37, 0xfa, 0x21, 0x3d), Uint8Array.of(0xff, 0x00, 0x80, 0x01), Uint8Array.of(0, 0, 0, 0)];
+
+describe('applyMask (RFC 6455 §5.3)', () => {
+  it('RFC 6455 §5.3: matches the byte-wise definition for lengths 0..300, byteOffsets 0..7 and positions 0..5', () => {
+    for (const key of KEYS) {
+      for (let length = 0; length <= 300; length++) {
+        const original = pattern(length, length + 1);
+        for (let offset = 0; offset < 8; offset++) {
+          for (const position of [0, 1, 2, 3, 5]) {
+            // Guard bytes on both sides catch writes outside the view.
+            const backing = new Uint8Array(offset + length + 8).fill(0xaa);
+            const view = backing.subarray(offset, offset + length);
+            view.set(original);
+            applyMask(view, key, position);
+            const expected = naive(original, key, position);
+            if (!view.every((b, i) => b === expected[i])) {
+              expect.fail(`mismatch: key ${key.join(',')}, length ${length}, byteOffset ${offset}, position ${position}`);
+            }
+            for (let i = 0; i < backing.length; i++) {
+              if ((i < offset || i >= offset + length) && backing[i] !== 0xaa) {
+                expect.fail(`wrote outside the view at ${i}: length ${length}, byteOffset ${offset}, position ${position}`);
+              }
+            }
+          }
+        }
+      }
+    }
+  });
+
+  it('RFC 6455 §5.3: a large position is taken modulo 4', () => {
+    const key = KEYS[0] as Uint8Array;
+    const data = pattern(100, 9);
+    for (const position of [4, 7, 1001, 2 ** 31 + 3]) {
+      const a = data.slice();
+      applyMask(a, key, position);
+      expect(a).toEqual(naive(data, key, position));
+    }
+  });
+
+  it('RFC 6455 §5.3: masking twice restores the input (masking and unmasking are the same operation)', () => {
+    const key = KEYS[1] as Uint8Array;
+    for (const length of [0, 1, 63, 64, 65, 1000]) {
+      const data = pattern(length, 3);
+      const work = data.slice();
+      applyMask(work, key, 2);
+      if (length > 0) expect(work).not.toEqual(data);
+      applyMask(work, key, 2);
+      expect(work).toEqual(data);
+    }
+  });
+
+  it('RFC 6455 §5.3: unmasking piecewise (any split, at unaligned offsets) equals unmasking the whole payload', () => {
+    const key = KEYS[0] as Uint8Array;
+    for (const length of [7, 64, 65, 130, 300]) {
+      const data = pattern(length, length);
+      const expected = naive(data, key, 0);
+      for (let cut1 = 0; cut1 <= length; cut1 += 1 + (length >> 4)) {
+        for (let cut2 = cut1; cut2 <= length; cut2 += 1 + (length >> 3)) {
+          const backing = new Uint8Array(length + 3);
+          const work = backing.subarray(3);
+          work.set(data);
+          applyMask(work.subarray(0, cut1), key, 0);
+          applyMask(work.subarray(cut1, cut2), key, cut1);
+          applyMask(work.subarray(cut2), key, cut2);
+          if (!work.every((b, i) => b === expected[i])) expect.fail(`mismatch: length ${length}, cuts ${cut1}/${cut2}`);
+        }
+      }
+    }
+  });
+
+  it('RFC 6455 §5.3: works on a Buffer slice of a pooled allocation', () => {
+    const key = KEYS[0] as Uint8Array;
+    const big = Buffer.from(pattern(1000, 77));
+    const slice = big.subarray(13, 913);
+    const expected = naive(slice, key, 1);
+    applyMask(slice, key, 1);
+    expect(Uint8Array.from(slice)).toEqual(expected);
+    expect(Uint8Array.from(big.subarray(0, 13))).toEqual(pattern(1000, 77).subarray(0, 13));
+    expect(Uint8Array.from(big.subarray(913))).toEqual(pattern(1000, 77).subarray(913));
+  });
+});
