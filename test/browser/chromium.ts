@@ -1,0 +1,33 @@
+/**
+ * Headless Chromium for browser tests: Debian's /usr/bin/chromium driven by playwright-core
+ * (never a downloaded browser). `hasChromium` lets a suite run only where it is installed;
+ * in CI it must be (see requireInCi).
+ */
+import { existsSync } from 'node:fs';
+import { type Browser, chromium } from 'playwright-core';
+
+export const CHROMIUM = '/usr/bin/chromium';
+export const hasChromium: boolean = existsSync(CHROMIUM);
+
+/** Launches headless Chromium (Playwright gives it a fresh temporary profile). */
+export async function launchChromium(): Promise<{ browser: Browser; close(): Promise<void> }> {
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--no-first-run',
+    ],
+  });
+  return {
+    browser,
+    close: () => browser.close(),
+  };
+}
+
+/** A message for suites skipped because Chromium is missing (outside CI only). */
+export const MISSING_CHROMIUM = 'browser tests need Debian chromium: apt-get install -y chromium';
