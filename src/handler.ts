@@ -440,9 +440,13 @@ export class WebSocketHandler implements ConnectionOwner {
     early: Buffer[],
     pattern: string,
   ): void {
-    if (socket.destroyed) {
-      // verify() terminated the socket (or the client left): nothing to answer, nothing opens.
+    if (socket.destroyed || !socket.writable) {
+      // verify() terminated the socket, the client left, or another 'upgrade' listener ended it
+      // (socket.io does so after 1 s by default): nothing to answer, nothing opens.
       internals.abandon(behavior);
+      if (socket.destroyed) return;
+      socket.destroy();
+      this.log.warn(`wsmount: the socket for ${request.url ?? ''} was closed before verify() finished; was it ended by another 'upgrade' listener (socket.io: destroyUpgrade: false)?`);
       return;
     }
     if (verdict === false) {
