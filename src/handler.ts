@@ -226,6 +226,13 @@ export class WebSocketHandler implements ConnectionOwner {
     return this.router.match(splitTarget(request.url ?? '/').path) !== undefined;
   }
 
+  /** Live set of one route's connected clients, by pattern (`'/rooms/:id'`). Throws for an unknown route. */
+  clientsOf(route: string): ReadonlySet<Client> {
+    const set = this.byRoute.get(route);
+    if (set === undefined) throw new Error(`wsmount: no route ${route}`);
+    return set;
+  }
+
   /** The route patterns, in registration order. */
   patterns(): string[] {
     return this.router.routes().map((r) => r.pattern);
@@ -240,12 +247,7 @@ export class WebSocketHandler implements ConnectionOwner {
    */
   broadcast(data: string | BinaryData, options?: BroadcastOptions): number {
     const frame: Frame = typeof data === 'string' ? encodeText(data) : encodeFrame(Opcode.Binary, toBuffer(data));
-    let targets: ReadonlySet<Client> = this.all;
-    if (options?.route !== undefined) {
-      const set = this.byRoute.get(options.route);
-      if (set === undefined) throw new Error(`wsmount: no route ${options.route}`);
-      targets = set;
-    }
+    const targets = options?.route === undefined ? this.all : this.clientsOf(options.route);
     const filter = options?.filter;
     let count = 0;
     for (const client of targets) {
