@@ -4,67 +4,13 @@
  * each close path, and the seed's handler-level callbacks reached through the base class.
  */
 import { Buffer } from 'node:buffer';
-import { afterEach, describe, expect, test } from 'vitest';
-import { Behavior, type BehaviorClass, type Client, type HandlerOptions, type Logger, ProtocolError, type Routes } from '../../src/index.js';
-import { RawClient, closePayload } from '../helpers/raw.js';
-import { type TestServer, sleep, startServer, waitFor } from '../helpers/server.js';
+import { describe, expect, test } from 'vitest';
+import { Behavior, type Client, type HandlerOptions, ProtocolError } from '../../src/index.js';
+import { Echo, echoes, fakeLogger, useFixture, within } from '../helpers/fixture.js';
+import { type RawClient, closePayload } from '../helpers/raw.js';
+import { type TestServer, sleep, waitFor } from '../helpers/server.js';
 
-const cleanups: (() => Promise<void> | void)[] = [];
-afterEach(async () => {
-  for (const f of cleanups.splice(0).reverse()) await f();
-});
-
-/** Rejects if `promise` takes longer than `ms`: a hang fails fast instead of at the test timeout. */
-function within<T>(promise: Promise<T>, ms: number, what = 'operation'): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const limit = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} did not finish within ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, limit]).finally(() => clearTimeout(timer));
-}
-
-/** For teardown: waits at most 3 s and never throws (the test itself asserts what matters). */
-function bounded(promise: Promise<unknown>): Promise<void> {
-  return within(promise, 3000, 'teardown').then(
-    () => {},
-    () => {},
-  );
-}
-
-async function serve(routes: Routes, options: HandlerOptions = {}): Promise<TestServer> {
-  const s = await startServer(routes, options);
-  cleanups.push(() => bounded(s.close()));
-  return s;
-}
-
-async function connect(port: number, path: string): Promise<RawClient> {
-  const c = await RawClient.connect(port, path);
-  cleanups.push(() => c.destroy());
-  return c;
-}
-
-function fakeLogger(): { calls: { level: keyof Logger; message: string }[]; logger: Logger } {
-  const calls: { level: keyof Logger; message: string }[] = [];
-  const rec =
-    (level: keyof Logger) =>
-    (message: string): void => {
-      calls.push({ level, message });
-    };
-  return { calls, logger: { error: rec('error'), warn: rec('warn'), info: rec('info'), debug: rec('debug') } };
-}
-
-class Echo extends Behavior {
-  override onText(text: string): void {
-    this.sendText(text);
-  }
-}
-
-async function echoes(client: RawClient, text: string): Promise<void> {
-  client.send(0x1, text);
-  const f = await client.nextFrame(2000);
-  expect(f.opcode).toBe(0x1);
-  expect(f.payload.toString()).toBe(text);
-}
+const { serve, connect } = useFixture();
 
 /** Reads frames up to the server's close frame and returns its code. */
 async function closeCodeFromServer(client: RawClient): Promise<number | undefined> {
@@ -265,7 +211,10 @@ describe('a hook that throws or rejects', () => {
 });
 
 describe('onClose is called exactly once, with the right code, in every close path', () => {
-  function closeTracker(): { cls: BehaviorClass; closes: [number, string][]; made: Behavior[] } {
+  /** Serves, at /t, a behavior that records its opens and closes, and connects one raw client to it. */
+  async function openTracked(
+    options: HandlerOptions = {},
+  ): Promise<{ closes: [number, string][]; made: Behavior[]; s: TestServer; client: RawClient }> {
     const closes: [number, string][] = [];
     const made: Behavior[] = [];
     class Tracked extends Behavior {
@@ -281,50 +230,43 @@ describe('onClose is called exactly once, with the right code, in every close pa
         closes.push([code, reason]);
       }
     }
-    return { cls: Tracked, closes, made };
+    const s = await serve({ '/t': Tracked }, options);
+    const client = await connect(s.port, '/t');
+    return { closes, made, s, client };
   }
 
-  async function settle(closes: unknown[]): Promise<void> {
+  /** Waits for the first onClose, and a little more so that a second one would show; returns `closes`. */
+  async function settled<T>(closes: T[]): Promise<T[]> {
     await waitFor(() => closes.length > 0, 3000, 'onClose');
     await sleep(150);
+    return closes;
   }
 
   test('the client closes with 1000 and a reason → (1000, reason)', async () => {
-    const t = closeTracker();
-    const s = await serve({ '/t': t.cls });
-    const client = await connect(s.port, '/t');
+    const { closes, client } = await openTracked();
     const echo = await client.close(1000, 'see you');
     expect(echo.code).toBe(1000);
     expect(echo.tcpClosed).toBe(true);
-    await settle(t.closes);
-    expect(t.closes).toEqual([[1000, 'see you']]);
+    expect(await settled(closes)).toEqual([[1000, 'see you']]);
   });
 
   test('the client closes with an empty close frame → 1005, and the server echoes an empty close', async () => {
-    const t = closeTracker();
-    const s = await serve({ '/t': t.cls });
-    const client = await connect(s.port, '/t');
+    const { closes, client } = await openTracked();
     client.send(0x8, Buffer.alloc(0));
     const echo = await client.expectClose(2000);
     expect(echo.code).toBeUndefined();
-    await settle(t.closes);
-    expect(t.closes).toEqual([[1005, '']]);
+    expect(await settled(closes)).toEqual([[1005, '']]);
   });
 
   test('the client vanishes without a close frame → 1006', async () => {
-    const t = closeTracker();
-    const s = await serve({ '/t': t.cls });
-    const client = await connect(s.port, '/t');
-    await waitFor(() => t.made.length === 1, 2000, 'open');
+    const { closes, made, client } = await openTracked();
+    await waitFor(() => made.length === 1, 2000, 'open');
     client.destroy();
-    await settle(t.closes);
-    expect(t.closes).toEqual([[1006, '']]);
+    expect(await settled(closes)).toEqual([[1006, '']]);
   });
 
   test('the server closes with 4001 and the client echoes it → 4001', async () => {
-    const t = closeTracker();
-    const s = await serve({ '/t': t.cls });
-    const client = await connect(s.port, '/t');
+    const { closes, client } = await openTracked();
     client.send(0x1, 'close 4001');
     const f = await client.nextFrame(2000);
     expect(f.opcode).toBe(0x8);
@@ -332,76 +274,57 @@ describe('onClose is called exactly once, with the right code, in every close pa
     expect(f.payload.subarray(2).toString()).toBe('by server');
     client.send(0x8, closePayload(4001, 'by server'));
     expect(await client.waitClosed(2000)).toBe(true);
-    await settle(t.closes);
-    expect(t.closes).toEqual([[4001, 'by server']]);
+    expect(await settled(closes)).toEqual([[4001, 'by server']]);
   });
 
   test('terminate() → 1006 at once, no close frame', async () => {
-    const t = closeTracker();
-    const s = await serve({ '/t': t.cls });
-    const client = await connect(s.port, '/t');
+    const { closes, client } = await openTracked();
     client.send(0x1, 'terminate');
     expect(await client.waitClosed(2000)).toBe(true);
     expect(client.pending().filter((f) => f.opcode === 0x8)).toEqual([]);
-    await settle(t.closes);
-    expect(t.closes).toEqual([[1006, '']]);
+    expect(await settled(closes)).toEqual([[1006, '']]);
   });
 
   test('a protocol error → 1002', async () => {
-    const t = closeTracker();
-    const s = await serve({ '/t': t.cls });
-    const client = await connect(s.port, '/t');
+    const { closes, client } = await openTracked();
     client.send(0x3, 'reserved opcode');
     expect((await client.expectClose(2000)).code).toBe(1002);
-    await settle(t.closes);
-    expect(t.closes.map((c) => c[0])).toEqual([1002]);
+    expect((await settled(closes)).map((c) => c[0])).toEqual([1002]);
   });
 
   test('a hook failure → 1011 (the client echoes it)', async () => {
-    const t = closeTracker();
-    const s = await serve({ '/t': t.cls });
-    const client = await connect(s.port, '/t');
+    const { closes, client } = await openTracked();
     client.send(0x1, 'throw');
     expect(await closeCodeFromServer(client)).toBe(1011);
     client.send(0x8, closePayload(1011));
-    await settle(t.closes);
-    expect(t.closes.map((c) => c[0])).toEqual([1011]);
+    expect((await settled(closes)).map((c) => c[0])).toEqual([1011]);
   });
 
   test('handler.close() → 1001 (the client echoes it)', async () => {
-    const t = closeTracker();
-    const s = await serve({ '/t': t.cls });
-    const client = await connect(s.port, '/t');
-    await waitFor(() => t.made.length === 1, 2000, 'open');
+    const { closes, made, s, client } = await openTracked();
+    await waitFor(() => made.length === 1, 2000, 'open');
     const closing = s.srv.handler.close({ timeout: 2000 });
     expect(await closeCodeFromServer(client)).toBe(1001);
     client.send(0x8, closePayload(1001));
     await within(closing, 3000, 'close');
-    await settle(t.closes);
-    expect(t.closes).toEqual([[1001, '']]);
+    expect(await settled(closes)).toEqual([[1001, '']]);
   });
 
   test('the server closes and the client never answers → 1006 after closeTimeout', async () => {
-    const t = closeTracker();
-    const s = await serve({ '/t': t.cls }, { closeTimeout: 200 });
-    const client = await connect(s.port, '/t');
+    const { closes, client } = await openTracked({ closeTimeout: 200 });
     client.send(0x1, 'close 4001');
     expect(await closeCodeFromServer(client)).toBe(4001);
     expect(await client.waitClosed(2000)).toBe(true);
-    await settle(t.closes);
-    expect(t.closes).toEqual([[1006, '']]);
+    expect(await settled(closes)).toEqual([[1006, '']]);
   });
 
   test('both sides close at once (crossing close frames) → one onClose', async () => {
-    const t = closeTracker();
-    const s = await serve({ '/t': t.cls });
-    const client = await connect(s.port, '/t');
+    const { closes, client } = await openTracked();
     client.send(0x1, 'close 4001');
     client.send(0x8, closePayload(4002, 'client'));
     await client.waitClosed(2000);
-    await settle(t.closes);
-    expect(t.closes).toHaveLength(1);
-    expect([4001, 4002]).toContain(t.closes[0]?.[0]);
+    expect(await settled(closes)).toHaveLength(1);
+    expect([4001, 4002]).toContain(closes[0]?.[0]);
   });
 });
 

@@ -3,44 +3,13 @@
  * address, route params (decoded), query (never part of routing), subprotocol, data,
  * readyState through the lifecycle, bufferedAmount, handler.
  */
-import { afterEach, describe, expect, test } from 'vitest';
-import { Behavior, type BehaviorClass, type HandlerOptions, type Routes } from '../../src/index.js';
-import { RawClient, closePayload, rawRequest, upgradeRequest } from '../helpers/raw.js';
-import { type TestServer, startServer, waitFor } from '../helpers/server.js';
+import { describe, expect, test } from 'vitest';
+import { Behavior, type BehaviorClass } from '../../src/index.js';
+import { useFixture } from '../helpers/fixture.js';
+import { closePayload, rawRequest, upgradeRequest } from '../helpers/raw.js';
+import { type TestServer, waitFor } from '../helpers/server.js';
 
-const cleanups: (() => Promise<void> | void)[] = [];
-afterEach(async () => {
-  for (const f of cleanups.splice(0).reverse()) await f();
-});
-
-/** Rejects if `promise` takes longer than `ms`: a hang fails fast instead of at the test timeout. */
-function within<T>(promise: Promise<T>, ms: number, what = 'operation'): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const limit = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} did not finish within ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, limit]).finally(() => clearTimeout(timer));
-}
-
-/** For teardown: waits at most 3 s and never throws (the test itself asserts what matters). */
-function bounded(promise: Promise<unknown>): Promise<void> {
-  return within(promise, 3000, 'teardown').then(
-    () => {},
-    () => {},
-  );
-}
-
-async function serve(routes: Routes, options: HandlerOptions = {}): Promise<TestServer> {
-  const s = await startServer(routes, options);
-  cleanups.push(() => bounded(s.close()));
-  return s;
-}
-
-async function connect(port: number, path: string, headers: Record<string, string> = {}): Promise<RawClient> {
-  const c = await RawClient.connect(port, path, headers);
-  cleanups.push(() => c.destroy());
-  return c;
-}
+const { serve, connect } = useFixture();
 
 /** Records every instance it creates, in order. */
 function recorder(): { cls: BehaviorClass; made: Behavior[] } {
@@ -53,14 +22,18 @@ function recorder(): { cls: BehaviorClass; made: Behavior[] } {
   return { cls: Rec, made };
 }
 
+/** Serves each of `patterns` with one recording behavior, connects to each of `paths` in order, and waits until all have opened. */
+async function opened(patterns: string[], ...paths: string[]): Promise<{ made: Behavior[]; s: TestServer }> {
+  const { cls, made } = recorder();
+  const s = await serve(Object.fromEntries(patterns.map((pattern) => [pattern, cls])));
+  for (const path of paths) await connect(s.port, path);
+  await waitFor(() => made.length === paths.length, 2000, `${paths.length} open(s)`);
+  return { made, s };
+}
+
 describe('Behavior properties', () => {
   test('id: unique integers, increasing per connection', async () => {
-    const { cls, made } = recorder();
-    const s = await serve({ '/a': cls, '/b': cls });
-    await connect(s.port, '/a');
-    await connect(s.port, '/b');
-    await connect(s.port, '/a');
-    await waitFor(() => made.length === 3, 2000, 'three opens');
+    const { made } = await opened(['/a', '/b'], '/a', '/b', '/a');
     const ids = made.map((b) => b.id);
     for (const id of ids) expect(Number.isInteger(id) && id > 0).toBe(true);
     expect(new Set(ids).size).toBe(3);
@@ -107,29 +80,22 @@ describe('Behavior properties', () => {
   });
 
   test('origin is undefined when the client sends none', async () => {
-    const { cls, made } = recorder();
-    const s = await serve({ '/x': cls });
-    await connect(s.port, '/x');
-    await waitFor(() => made.length === 1, 2000, 'open');
+    const { made } = await opened(['/x'], '/x');
     expect(made[0]?.origin).toBeUndefined();
   });
 
   test('params are decoded; a wildcard keeps the rest of the path under "*"', async () => {
-    const { cls, made } = recorder();
-    const s = await serve({ '/rooms/:room/users/:user': cls, '/files/*': cls });
-    await connect(s.port, '/rooms/caf%C3%A9%20au%20lait/users/a%2Fb');
-    await connect(s.port, '/files/docs/read%20me.txt');
-    await waitFor(() => made.length === 2, 2000, 'opens');
+    const { made } = await opened(
+      ['/rooms/:room/users/:user', '/files/*'],
+      '/rooms/caf%C3%A9%20au%20lait/users/a%2Fb',
+      '/files/docs/read%20me.txt',
+    );
     expect({ ...made[0]?.params }).toEqual({ room: 'café au lait', user: 'a/b' });
     expect({ ...made[1]?.params }).toEqual({ '*': 'docs/read me.txt' });
   });
 
   test('query is a URLSearchParams of the query string, which never affects routing', async () => {
-    const { cls, made } = recorder();
-    const s = await serve({ '/echo': cls, '/rooms/:id': cls });
-    await connect(s.port, '/echo?to=/rooms/1&a=1&a=2&b=x%20y');
-    await connect(s.port, '/rooms/9?id=nope');
-    await waitFor(() => made.length === 2, 2000, 'opens');
+    const { made, s } = await opened(['/echo', '/rooms/:id'], '/echo?to=/rooms/1&a=1&a=2&b=x%20y', '/rooms/9?id=nope');
     const [echo, room] = made as [Behavior, Behavior];
     expect(echo.route).toBe('/echo');
     expect(echo.query).toBeInstanceOf(URLSearchParams);
@@ -144,10 +110,7 @@ describe('Behavior properties', () => {
   });
 
   test('an empty query gives an empty URLSearchParams', async () => {
-    const { cls, made } = recorder();
-    const s = await serve({ '/x': cls });
-    await connect(s.port, '/x');
-    await waitFor(() => made.length === 1, 2000, 'open');
+    const { made } = await opened(['/x'], '/x');
     expect([...(made[0] as Behavior).query.keys()]).toEqual([]);
   });
 

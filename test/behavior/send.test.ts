@@ -3,34 +3,14 @@
  * checks (RFC 6455 §5.5, §7.4), and what sending returns before, during and after a close.
  */
 import { Buffer } from 'node:buffer';
-import { afterEach, describe, expect, test } from 'vitest';
+import { describe, expect, test } from 'vitest';
 import { Behavior, type SendStatus } from '../../src/index.js';
-import { RawClient, closePayload } from '../helpers/raw.js';
-import { type TestServer, startServer, waitFor } from '../helpers/server.js';
+import { useFixture } from '../helpers/fixture.js';
+import { type RawClient, closePayload } from '../helpers/raw.js';
+import { waitFor } from '../helpers/server.js';
 
-const cleanups: (() => Promise<void> | void)[] = [];
-afterEach(async () => {
-  for (const f of cleanups.splice(0).reverse()) await f();
-});
+const { serve, connect } = useFixture();
 
-/** Rejects if `promise` takes longer than `ms`: a hang fails fast instead of at the test timeout. */
-function within<T>(promise: Promise<T>, ms: number, what = 'operation'): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const limit = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} did not finish within ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, limit]).finally(() => clearTimeout(timer));
-}
-
-/** For teardown: waits at most 3 s and never throws (the test itself asserts what matters). */
-function bounded(promise: Promise<unknown>): Promise<void> {
-  return within(promise, 3000, 'teardown').then(
-    () => {},
-    () => {},
-  );
-}
-
-let server: TestServer;
 let made: Behavior[] = [];
 const closes: number[] = [];
 
@@ -46,10 +26,8 @@ class Held extends Behavior {
 async function open(options = {}): Promise<{ client: RawClient; b: Behavior }> {
   made = [];
   closes.length = 0;
-  server = await startServer({ '/held': Held }, options);
-  cleanups.push(() => bounded(server.close()));
-  const client = await RawClient.connect(server.port, '/held');
-  cleanups.push(() => client.destroy());
+  const server = await serve({ '/held': Held }, options);
+  const client = await connect(server.port, '/held');
   await waitFor(() => made.length === 1, 2000, 'open');
   return { client, b: made[0] as Behavior };
 }

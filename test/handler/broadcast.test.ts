@@ -2,56 +2,13 @@
  * The handler's live client set and broadcast (the seed's `clients` and `send_message_to_all`).
  */
 import { Buffer } from 'node:buffer';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { afterEach, describe, expect, test } from 'vitest';
-import { Behavior, type Client, type HandlerOptions, type Routes, type WebSocketHandler, createWebSocketHandler } from '../../src/index.js';
-import { RawClient, type RawFrame, closePayload } from '../helpers/raw.js';
+import { describe, expect, test } from 'vitest';
+import { Behavior, type Client, type WebSocketHandler } from '../../src/index.js';
+import { useFixture } from '../helpers/fixture.js';
+import { type RawClient, type RawFrame, closePayload } from '../helpers/raw.js';
 import { sleep, waitFor } from '../helpers/server.js';
 
-const cleanups: (() => Promise<void> | void)[] = [];
-afterEach(async () => {
-  for (const f of cleanups.splice(0).reverse()) await f();
-});
-
-/** Rejects if `promise` takes longer than `ms`: a hang fails fast instead of at the test timeout. */
-function within<T>(promise: Promise<T>, ms: number, what = 'operation'): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const limit = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} did not finish within ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, limit]).finally(() => clearTimeout(timer));
-}
-
-/** For teardown: waits at most 3 s and never throws (the test itself asserts what matters). */
-function bounded(promise: Promise<unknown>): Promise<void> {
-  return within(promise, 3000, 'teardown').then(
-    () => {},
-    () => {},
-  );
-}
-
-async function mount(routes: Routes, options: HandlerOptions = {}): Promise<{ handler: WebSocketHandler; port: number }> {
-  const server = http.createServer((_req, res) => res.end('app'));
-  const handler = createWebSocketHandler(routes, { logLevel: 'silent', ...options }).attach(server);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  cleanups.push(() =>
-    bounded(
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      }),
-    ),
-  );
-  cleanups.push(() => bounded(handler.close({ timeout: 300 })));
-  return { handler, port: (server.address() as AddressInfo).port };
-}
-
-async function connect(port: number, path: string): Promise<RawClient> {
-  const c = await RawClient.connect(port, path);
-  cleanups.push(() => c.destroy());
-  return c;
-}
+const { mount, connect } = useFixture();
 
 class Quiet extends Behavior {}
 

@@ -4,32 +4,13 @@
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { afterEach, describe, expect, test } from 'vitest';
-import { Behavior, type BehaviorClass, type HandlerOptions, type Routes, type WebSocketHandler, createWebSocketHandler } from '../../src/index.js';
-import { RawClient, closePayload } from '../helpers/raw.js';
+import { describe, expect, test } from 'vitest';
+import { Behavior, type BehaviorClass, type WebSocketHandler, createWebSocketHandler } from '../../src/index.js';
+import { useFixture, within } from '../helpers/fixture.js';
+import { type RawClient, closePayload } from '../helpers/raw.js';
 import { sleep, waitFor } from '../helpers/server.js';
 
-const cleanups: (() => Promise<void> | void)[] = [];
-afterEach(async () => {
-  for (const f of cleanups.splice(0).reverse()) await f();
-});
-
-/** Rejects if `promise` takes longer than `ms`: a hang fails fast instead of at the test timeout. */
-function within<T>(promise: Promise<T>, ms: number, what = 'operation'): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const limit = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} did not finish within ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, limit]).finally(() => clearTimeout(timer));
-}
-
-/** For teardown: waits at most 3 s and never throws (the test itself asserts what matters). */
-function bounded(promise: Promise<unknown>): Promise<void> {
-  return within(promise, 3000, 'teardown').then(
-    () => {},
-    () => {},
-  );
-}
+const { defer, mount, connect } = useFixture();
 
 function closeHttp(server: http.Server, limit = 3000): Promise<'closed' | 'hung'> {
   return new Promise((resolve) => {
@@ -43,24 +24,6 @@ function closeHttp(server: http.Server, limit = 3000): Promise<'closed' | 'hung'
       resolve('closed');
     });
   });
-}
-
-async function mount(routes: Routes, options: HandlerOptions = {}): Promise<{ handler: WebSocketHandler; server: http.Server; port: number }> {
-  const server = http.createServer((_req, res) => res.end('app'));
-  const handler = createWebSocketHandler(routes, { logLevel: 'silent', ...options }).attach(server);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  cleanups.push(async () => {
-    server.closeAllConnections();
-    await closeHttp(server);
-  });
-  cleanups.push(() => bounded(handler.close({ timeout: 300 })));
-  return { handler, server, port: (server.address() as AddressInfo).port };
-}
-
-async function connect(port: number, path: string): Promise<RawClient> {
-  const c = await RawClient.connect(port, path);
-  cleanups.push(() => c.destroy());
-  return c;
 }
 
 function tracked(): { cls: BehaviorClass; closes: number[] } {
@@ -168,7 +131,7 @@ describe('handler.close()', () => {
   test('`await using` closes the handler at the end of the scope', async () => {
     const server = http.createServer();
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    cleanups.push(async () => {
+    defer(async () => {
       server.closeAllConnections();
       await closeHttp(server);
     });

@@ -4,55 +4,12 @@
  * `Content-Length`, and then the socket is closed.
  */
 import { Buffer } from 'node:buffer';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { afterEach, describe, expect, test } from 'vitest';
-import { Behavior, type HandlerOptions, type Routes, type WebSocketHandler, createWebSocketHandler } from '../../src/index.js';
-import { type HttpAnswer, RawClient, closePayload, rawRequest, upgradeRequest } from '../helpers/raw.js';
+import { describe, expect, test } from 'vitest';
+import { Echo, useFixture, within } from '../helpers/fixture.js';
+import { type HttpAnswer, closePayload, rawRequest, upgradeRequest } from '../helpers/raw.js';
 import { sleep } from '../helpers/server.js';
 
-const cleanups: (() => Promise<void> | void)[] = [];
-afterEach(async () => {
-  for (const f of cleanups.splice(0).reverse()) await f();
-});
-
-/** Rejects if `promise` takes longer than `ms`: a hang fails fast instead of at the test timeout. */
-function within<T>(promise: Promise<T>, ms: number, what = 'operation'): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const limit = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} did not finish within ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, limit]).finally(() => clearTimeout(timer));
-}
-
-/** For teardown: waits at most 3 s and never throws (the test itself asserts what matters). */
-function bounded(promise: Promise<unknown>): Promise<void> {
-  return within(promise, 3000, 'teardown').then(
-    () => {},
-    () => {},
-  );
-}
-
-async function mount(routes: Routes, options: HandlerOptions = {}): Promise<{ handler: WebSocketHandler; server: http.Server; port: number }> {
-  const server = http.createServer((_req, res) => res.end('app'));
-  const handler = createWebSocketHandler(routes, { logLevel: 'silent', ...options }).attach(server);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  cleanups.push(() =>
-    bounded(
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      }),
-    ),
-  );
-  cleanups.push(() => bounded(handler.close({ timeout: 300 })));
-  return { handler, server, port: (server.address() as AddressInfo).port };
-}
-
-function keep<T extends { destroy(): void }>(thing: T): T {
-  cleanups.push(() => thing.destroy());
-  return thing;
-}
+const { mount, connect } = useFixture();
 
 function expectCompleteRejection(answer: HttpAnswer, status: number): void {
   expect(answer.status).toBe(status);
@@ -62,12 +19,6 @@ function expectCompleteRejection(answer: HttpAnswer, status: number): void {
   expect(Number(answer.headers['content-length'])).toBe(Buffer.byteLength(answer.body));
   expect(answer.headers['upgrade']).toBeUndefined();
   expect(answer.headers['sec-websocket-accept']).toBeUndefined();
-}
-
-class Echo extends Behavior {
-  override onText(text: string): void {
-    this.sendText(text);
-  }
 }
 
 describe('handshake refusals through the handler', () => {
@@ -107,7 +58,7 @@ describe('handshake refusals through the handler', () => {
     const answer = await rawRequest(port, upgradeRequest('/echo', { Origin: 'https://evil.example' }));
     expectCompleteRejection(answer, 403);
     expect(answer.body).toContain('evil.example');
-    const ok = keep(await RawClient.connect(port, '/echo', { Origin: 'https://good.example' }));
+    const ok = await connect(port, '/echo', { Origin: 'https://good.example' });
     expect(ok.status).toBe(101);
     ok.send(0x1, 'hi');
     expect((await ok.nextFrame(2000)).payload.toString()).toBe('hi');
@@ -122,7 +73,7 @@ describe('handshake refusals through the handler', () => {
 
   test('once handler.close() has started, upgrades get 503 with Retry-After (while closing and after)', async () => {
     const { port, handler } = await mount({ '/echo': Echo });
-    const lingering = keep(await RawClient.connect(port, '/echo'));
+    const lingering = await connect(port, '/echo');
     const closing = handler.close({ timeout: 5000 });
     const frame = await lingering.nextFrame(2000);
     expect(frame.opcode).toBe(0x8);

@@ -3,44 +3,13 @@
  * (RFC 6455 §7.4.1: 1009 message too big, 1008 policy violation).
  */
 import { Buffer } from 'node:buffer';
-import { afterEach, describe, expect, test } from 'vitest';
-import { Behavior, type HandlerOptions, type Routes, createWebSocketHandler } from '../../src/index.js';
-import { RawClient } from '../helpers/raw.js';
-import { type TestServer, startServer, waitFor } from '../helpers/server.js';
+import { describe, expect, test } from 'vitest';
+import { Behavior, createWebSocketHandler } from '../../src/index.js';
+import { useFixture } from '../helpers/fixture.js';
+import type { RawClient } from '../helpers/raw.js';
+import { waitFor } from '../helpers/server.js';
 
-const cleanups: (() => Promise<void> | void)[] = [];
-afterEach(async () => {
-  for (const f of cleanups.splice(0).reverse()) await f();
-});
-
-/** Rejects if `promise` takes longer than `ms`: a hang fails fast instead of at the test timeout. */
-function within<T>(promise: Promise<T>, ms: number, what = 'operation'): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const limit = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} did not finish within ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, limit]).finally(() => clearTimeout(timer));
-}
-
-/** For teardown: waits at most 3 s and never throws (the test itself asserts what matters). */
-function bounded(promise: Promise<unknown>): Promise<void> {
-  return within(promise, 3000, 'teardown').then(
-    () => {},
-    () => {},
-  );
-}
-
-async function serve(routes: Routes, options: HandlerOptions = {}): Promise<TestServer> {
-  const s = await startServer(routes, options);
-  cleanups.push(() => bounded(s.close()));
-  return s;
-}
-
-async function connect(port: number, path: string): Promise<RawClient> {
-  const c = await RawClient.connect(port, path);
-  cleanups.push(() => c.destroy());
-  return c;
-}
+const { serve, connect } = useFixture();
 
 const sizes: number[] = [];
 class Sink extends Behavior {
@@ -56,6 +25,13 @@ class Choppy extends Sink {
   static override maxFragments = 2;
 }
 
+/** Connects a fresh client to `path` and sends one binary message of `size` bytes on it. */
+async function sendBinary(port: number, path: string, size: number): Promise<RawClient> {
+  const client = await connect(port, path);
+  client.send(0x2, Buffer.alloc(size));
+  return client;
+}
+
 describe('limits', () => {
   test('defaults are safe: maxPayload 1 MiB, maxFragments 1024, closeTimeout 10 s, unclaimedTimeout 2 s', () => {
     const o = createWebSocketHandler({ '/s': Sink }).options;
@@ -68,11 +44,9 @@ describe('limits', () => {
   test('the handler maxPayload closes an oversize message with 1009; a message at the limit passes', async () => {
     sizes.length = 0;
     const s = await serve({ '/s': Sink }, { maxPayload: 1000 });
-    const ok = await connect(s.port, '/s');
-    ok.send(0x2, Buffer.alloc(1000));
+    const ok = await sendBinary(s.port, '/s', 1000);
     expect((await ok.nextFrame(2000)).payload.toString()).toBe('got 1000');
-    const big = await connect(s.port, '/s');
-    big.send(0x2, Buffer.alloc(1001));
+    const big = await sendBinary(s.port, '/s', 1001);
     expect((await big.expectClose(2000)).code).toBe(1009);
     expect(sizes).toEqual([1000]);
   });
@@ -80,11 +54,9 @@ describe('limits', () => {
   test("a route's static maxPayload overrides the handler's", async () => {
     sizes.length = 0;
     const s = await serve({ '/small': Sink, '/roomy': Roomy }, { maxPayload: 100 });
-    const roomy = await connect(s.port, '/roomy');
-    roomy.send(0x2, Buffer.alloc(4000));
+    const roomy = await sendBinary(s.port, '/roomy', 4000);
     expect((await roomy.nextFrame(2000)).payload.toString()).toBe('got 4000');
-    const small = await connect(s.port, '/small');
-    small.send(0x2, Buffer.alloc(101));
+    const small = await sendBinary(s.port, '/small', 101);
     expect((await small.expectClose(2000)).code).toBe(1009);
   });
 

@@ -8,34 +8,15 @@ import { createHash } from 'node:crypto';
 import http from 'node:http';
 import net, { type AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { afterEach, describe, expect, test } from 'vitest';
-import { Behavior, type Logger, createWebSocketHandler } from '../../src/index.js';
+import { describe, expect, test } from 'vitest';
+import { Behavior, type WebSocketHandler, createWebSocketHandler } from '../../src/index.js';
+import { Echo, echoes, expectCompleteRejection, fakeLogger, useFixture } from '../helpers/fixture.js';
 import { RawClient, rawRequest, upgradeRequest } from '../helpers/raw.js';
 import { sleep, waitFor } from '../helpers/server.js';
 
 // ---- local fixtures -----------------------------------------------------------------------------
 
-const cleanups: (() => Promise<void> | void)[] = [];
-afterEach(async () => {
-  for (const f of cleanups.splice(0).reverse()) await f();
-});
-
-/** Rejects if `promise` takes longer than `ms`: a hang fails fast instead of at the test timeout. */
-function within<T>(promise: Promise<T>, ms: number, what = 'operation'): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const limit = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} did not finish within ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, limit]).finally(() => clearTimeout(timer));
-}
-
-/** For teardown: waits at most 3 s and never throws (the test itself asserts what matters). */
-function bounded(promise: Promise<unknown>): Promise<void> {
-  return within(promise, 3000, 'teardown').then(
-    () => {},
-    () => {},
-  );
-}
+const { defer, handlerFor, connect } = useFixture();
 
 function closeHttp(server: http.Server): Promise<void> {
   return new Promise<void>((resolve, reject) => {
@@ -62,40 +43,8 @@ async function hostServer(app?: http.RequestListener): Promise<{ server: http.Se
       }),
   );
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  cleanups.push(() => closeHttp(server));
+  defer(() => closeHttp(server));
   return { server, port: (server.address() as AddressInfo).port };
-}
-
-function keep<T extends { destroy(): void }>(thing: T): T {
-  cleanups.push(() => thing.destroy());
-  return thing;
-}
-
-interface LogCall {
-  level: keyof Logger;
-  message: string;
-}
-function fakeLogger(): { calls: LogCall[]; logger: Logger } {
-  const calls: LogCall[] = [];
-  const rec =
-    (level: keyof Logger) =>
-    (message: string): void => {
-      calls.push({ level, message });
-    };
-  return { calls, logger: { error: rec('error'), warn: rec('warn'), info: rec('info'), debug: rec('debug') } };
-}
-
-class Echo extends Behavior {
-  override onText(text: string): void {
-    this.sendText(text);
-  }
-}
-
-async function echoes(client: RawClient, text: string): Promise<void> {
-  client.send(0x1, text);
-  const f = await client.nextFrame(2000);
-  expect(f.opcode).toBe(0x1);
-  expect(f.payload.toString()).toBe(text);
 }
 
 const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
@@ -106,7 +55,7 @@ const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
  */
 function foreignListener(path: string, delay = 0): { listener: (req: http.IncomingMessage, socket: Duplex) => void; sockets: Set<Duplex> } {
   const sockets = new Set<Duplex>();
-  cleanups.push(() => {
+  defer(() => {
     for (const s of sockets) s.destroy();
   });
   const listener = (req: http.IncomingMessage, socket: Duplex): void => {
@@ -122,13 +71,6 @@ function foreignListener(path: string, delay = 0): { listener: (req: http.Incomi
     else setTimeout(answer, delay);
   };
   return { listener, sockets };
-}
-
-function expectCompleteRejection(answer: { status: number; headers: Record<string, string>; body: string; closed: boolean }, status: number): void {
-  expect(answer.status).toBe(status);
-  expect(answer.closed).toBe(true);
-  expect(answer.headers['connection']).toBe('close');
-  expect(Number(answer.headers['content-length'])).toBe(Buffer.byteLength(answer.body));
 }
 
 // Minimal typing for Node 20's global (undici) WebSocket; @types/node@20 does not declare it.
@@ -171,12 +113,11 @@ function nextWsMessage(ws: WsLike): Promise<unknown> {
 describe('mounting on a plain http.createServer() the host app owns', () => {
   test('attach(server): a route opens and echoes, and plain HTTP requests still reach the app', async () => {
     const { server, port } = await hostServer();
-    const handler = createWebSocketHandler({ '/echo': Echo }, { logLevel: 'silent' });
+    const handler = handlerFor({ '/echo': Echo });
     expect(handler.attach(server)).toBe(handler);
-    cleanups.push(() => bounded(handler.close({ timeout: 300 })));
 
     const ws = await openWs(`ws://127.0.0.1:${port}/echo`);
-    cleanups.push(() => ws.close());
+    defer(() => ws.close());
     const got = nextWsMessage(ws);
     ws.send('hello');
     expect(await got).toBe('hello');
@@ -189,10 +130,9 @@ describe('mounting on a plain http.createServer() the host app owns', () => {
 
   test("server.on('upgrade', handler.handleUpgrade) mounts without attach()", async () => {
     const { server, port } = await hostServer();
-    const handler = createWebSocketHandler({ '/echo': Echo }, { logLevel: 'silent' });
+    const handler = handlerFor({ '/echo': Echo });
     server.on('upgrade', handler.handleUpgrade);
-    cleanups.push(() => bounded(handler.close({ timeout: 300 })));
-    const client = keep(await RawClient.connect(port, '/echo'));
+    const client = await connect(port, '/echo');
     await echoes(client, 'via handleUpgrade');
     const page = await rawRequest(port, 'GET /plain HTTP/1.1\r\nHost: x\r\n\r\n', 1000);
     expect(page.status).toBe(200);
@@ -206,10 +146,9 @@ describe('mounting on a plain http.createServer() the host app owns', () => {
       res.writeHead(200, { Connection: 'close', 'Content-Type': 'text/plain', 'Content-Length': 12 });
       res.end('app answered');
     });
-    const handler = createWebSocketHandler({ '/echo': Echo }, { logLevel: 'silent' });
+    const handler = handlerFor({ '/echo': Echo });
     handler.attach(server);
-    cleanups.push(() => bounded(handler.close({ timeout: 300 })));
-    const before = keep(await RawClient.connect(port, '/echo'));
+    const before = await connect(port, '/echo');
 
     expect(handler.detach(server)).toBe(handler);
     expect(server.listenerCount('upgrade')).toBe(0);
@@ -229,19 +168,18 @@ describe('mounting on a plain http.createServer() the host app owns', () => {
   test('detach(server) leaves the handler on its other servers; detach() with no argument leaves all; attach again works', async () => {
     const a = await hostServer();
     const b = await hostServer();
-    const handler = createWebSocketHandler({ '/echo': Echo }, { logLevel: 'silent' });
+    const handler = handlerFor({ '/echo': Echo });
     handler.attach(a.server).attach(b.server);
-    cleanups.push(() => bounded(handler.close({ timeout: 300 })));
 
     handler.detach(a.server);
     expect(a.server.listenerCount('upgrade')).toBe(0);
-    await echoes(keep(await RawClient.connect(b.port, '/echo')), 'b still served');
+    await echoes(await connect(b.port, '/echo'), 'b still served');
 
     handler.detach();
     expect(b.server.listenerCount('upgrade')).toBe(0);
 
     handler.attach(a.server);
-    await echoes(keep(await RawClient.connect(a.port, '/echo')), 'a again');
+    await echoes(await connect(a.port, '/echo'), 'a again');
   });
 
   test('handles(request) and patterns() tell a framework dispatcher which upgrades are ours (the query plays no part)', () => {
@@ -257,15 +195,14 @@ describe('mounting on a plain http.createServer() the host app owns', () => {
 
   test('a framework-style dispatcher that calls handleUpgrade only for handles() paths serves our routes', async () => {
     const { server, port } = await hostServer();
-    const handler = createWebSocketHandler({ '/echo': Echo }, { logLevel: 'silent' });
-    cleanups.push(() => bounded(handler.close({ timeout: 300 })));
+    const handler = handlerFor({ '/echo': Echo });
     const foreign = foreignListener('/other');
     server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
       if (handler.handles(req)) handler.handleUpgrade(req, socket, head);
       else foreign.listener(req, socket);
     });
-    await echoes(keep(await RawClient.connect(port, '/echo')), 'dispatched');
-    const theirs = keep(await RawClient.connect(port, '/other'));
+    await echoes(await connect(port, '/echo'), 'dispatched');
+    const theirs = await connect(port, '/other');
     expect((await theirs.nextFrame(2000)).payload.toString()).toBe('foreign');
   });
 
@@ -291,12 +228,11 @@ describe('mounting on a plain http.createServer() the host app owns', () => {
         opened++;
       }
     }
-    const handler = createWebSocketHandler({ '/echo': Counted }, { logger, logLevel: 'debug' });
+    const handler = handlerFor({ '/echo': Counted }, { logger, logLevel: 'debug' });
     handler.attach(server);
     server.on('upgrade', handler.handleUpgrade);
-    cleanups.push(() => bounded(handler.close({ timeout: 300 })));
 
-    const client = keep(await RawClient.connect(port, '/echo'));
+    const client = await connect(port, '/echo');
     await echoes(client, 'once');
     const errors = calls.filter((c) => c.level === 'error');
     expect(errors).toHaveLength(1);
@@ -309,20 +245,30 @@ describe('mounting on a plain http.createServer() the host app owns', () => {
 // ---- coexistence ----------------------------------------------------------------------------------
 
 describe('coexistence with a foreign upgrade listener on the same server', () => {
+  /**
+   * A host server with an Echo handler at /echo and a foreign listener for `path` (answering
+   * after `delay` ms) on its 'upgrade' event: registered after ours, or before it if `foreignFirst`.
+   */
+  async function sharedServer(
+    path: string,
+    options: { unclaimedTimeout: number; delay?: number; foreignFirst?: boolean },
+  ): Promise<{ port: number; foreign: ReturnType<typeof foreignListener>; handler: WebSocketHandler }> {
+    const { server, port } = await hostServer();
+    const foreign = foreignListener(path, options.delay);
+    const handler = handlerFor({ '/echo': Echo }, { unclaimedTimeout: options.unclaimedTimeout });
+    if (options.foreignFirst) server.on('upgrade', foreign.listener);
+    handler.attach(server);
+    if (!options.foreignFirst) server.on('upgrade', foreign.listener);
+    return { port, foreign, handler };
+  }
+
   test.each([
     ['after', false],
     ['before', true],
   ])('foreign listener registered %s ours: each keeps its own sockets', async (_when, prepend) => {
-    const { server, port } = await hostServer();
-    const foreign = foreignListener('/other');
-    const handler = createWebSocketHandler({ '/echo': Echo }, { logLevel: 'silent', unclaimedTimeout: 200 });
-    if (prepend) server.on('upgrade', foreign.listener);
-    handler.attach(server);
-    if (!prepend) server.on('upgrade', foreign.listener);
-    cleanups.push(() => bounded(handler.close({ timeout: 300 })));
-
-    const ours = keep(await RawClient.connect(port, '/echo'));
-    const theirs = keep(await RawClient.connect(port, '/other'));
+    const { port, foreign, handler } = await sharedServer('/other', { unclaimedTimeout: 200, foreignFirst: prepend });
+    const ours = await connect(port, '/echo');
+    const theirs = await connect(port, '/other');
     const greeting = await theirs.nextFrame(2000);
     expect(greeting.opcode).toBe(0x1);
     expect(greeting.payload.toString()).toBe('foreign');
@@ -338,13 +284,7 @@ describe('coexistence with a foreign upgrade listener on the same server', () =>
   });
 
   test('an unknown path gets a complete 404 from us after unclaimedTimeout, and the socket is closed', async () => {
-    const { server, port } = await hostServer();
-    const foreign = foreignListener('/other');
-    const handler = createWebSocketHandler({ '/echo': Echo }, { logLevel: 'silent', unclaimedTimeout: 200 });
-    handler.attach(server);
-    server.on('upgrade', foreign.listener);
-    cleanups.push(() => bounded(handler.close({ timeout: 300 })));
-
+    const { port, foreign } = await sharedServer('/other', { unclaimedTimeout: 200 });
     const t0 = Date.now();
     const answer = await rawRequest(port, upgradeRequest('/nope'), 3000);
     const elapsed = Date.now() - t0;
@@ -356,14 +296,8 @@ describe('coexistence with a foreign upgrade listener on the same server', () =>
   });
 
   test('a foreign listener that answers asynchronously within unclaimedTimeout is not disturbed', async () => {
-    const { server, port } = await hostServer();
-    const foreign = foreignListener('/slow', 100);
-    const handler = createWebSocketHandler({ '/echo': Echo }, { logLevel: 'silent', unclaimedTimeout: 300 });
-    handler.attach(server);
-    server.on('upgrade', foreign.listener);
-    cleanups.push(() => bounded(handler.close({ timeout: 300 })));
-
-    const theirs = keep(await RawClient.connect(port, '/slow'));
+    const { port } = await sharedServer('/slow', { unclaimedTimeout: 300, delay: 100 });
+    const theirs = await connect(port, '/slow');
     expect((await theirs.nextFrame(2000)).payload.toString()).toBe('foreign');
     await sleep(500);
     expect(theirs.tcpClosed).toBe(false);
@@ -371,13 +305,7 @@ describe('coexistence with a foreign upgrade listener on the same server', () =>
   });
 
   test('a client that resets while its unmatched upgrade waits causes no unhandled socket error, and serving goes on', async () => {
-    const { server, port } = await hostServer();
-    const foreign = foreignListener('/other');
-    const handler = createWebSocketHandler({ '/echo': Echo }, { logLevel: 'silent', unclaimedTimeout: 150 });
-    handler.attach(server);
-    server.on('upgrade', foreign.listener);
-    cleanups.push(() => bounded(handler.close({ timeout: 300 })));
-
+    const { port } = await sharedServer('/other', { unclaimedTimeout: 150 });
     for (let i = 0; i < 3; i++) {
       const socket = net.connect(port, '127.0.0.1');
       socket.on('error', () => {});
@@ -387,16 +315,15 @@ describe('coexistence with a foreign upgrade listener on the same server', () =>
       socket.resetAndDestroy();
     }
     await sleep(400);
-    await echoes(keep(await RawClient.connect(port, '/echo')), 'alive');
+    await echoes(await connect(port, '/echo'), 'alive');
   });
 });
 
 describe('only wsmount handlers on the server', () => {
   test('an unknown path is answered 404 at once, not after unclaimedTimeout (10 s)', async () => {
     const { server, port } = await hostServer();
-    const handler = createWebSocketHandler({ '/echo': Echo }, { logLevel: 'silent', unclaimedTimeout: 10_000 });
+    const handler = handlerFor({ '/echo': Echo }, { unclaimedTimeout: 10_000 });
     handler.attach(server);
-    cleanups.push(() => bounded(handler.close({ timeout: 300 })));
     const t0 = Date.now();
     const answer = await rawRequest(port, upgradeRequest('/nope'), 3000);
     expectCompleteRejection(answer, 404);
@@ -410,15 +337,13 @@ describe('only wsmount handlers on the server', () => {
         this.sendText(text.toUpperCase());
       }
     }
-    const a = createWebSocketHandler({ '/a': Echo }, { logLevel: 'silent', unclaimedTimeout: 10_000 });
-    const b = createWebSocketHandler({ '/b': Upper }, { logLevel: 'silent', unclaimedTimeout: 10_000 });
+    const a = handlerFor({ '/a': Echo }, { unclaimedTimeout: 10_000 });
+    const b = handlerFor({ '/b': Upper }, { unclaimedTimeout: 10_000 });
     a.attach(server);
     b.attach(server);
-    cleanups.push(() => a.close({ timeout: 300 }));
-    cleanups.push(() => b.close({ timeout: 300 }));
 
-    await echoes(keep(await RawClient.connect(port, '/a')), 'x');
-    const cb = keep(await RawClient.connect(port, '/b'));
+    await echoes(await connect(port, '/a'), 'x');
+    const cb = await connect(port, '/b');
     cb.send(0x1, 'up');
     expect((await cb.nextFrame(2000)).payload.toString()).toBe('UP');
     expect(a.clients.size).toBe(1);
@@ -448,18 +373,16 @@ describe('only wsmount handlers on the server', () => {
         this.sendText('second');
       }
     }
-    const a = createWebSocketHandler({ '/shared': First }, { logger: first.logger, logLevel: 'debug' });
-    const b = createWebSocketHandler({ '/shared': Second, '/own': Second }, { logger: second.logger, logLevel: 'debug' });
+    const a = handlerFor({ '/shared': First }, { logger: first.logger, logLevel: 'debug' });
+    const b = handlerFor({ '/shared': Second, '/own': Second }, { logger: second.logger, logLevel: 'debug' });
     a.attach(server);
     expect(second.calls.filter((c) => c.level === 'warn')).toHaveLength(0);
     b.attach(server);
     const warnings = second.calls.filter((c) => c.level === 'warn');
     expect(warnings).toHaveLength(1);
     expect(warnings[0]?.message).toContain('/shared');
-    cleanups.push(() => a.close({ timeout: 300 }));
-    cleanups.push(() => b.close({ timeout: 300 }));
 
-    const client = keep(await RawClient.connect(port, '/shared'));
+    const client = await connect(port, '/shared');
     expect((await client.nextFrame(2000)).payload.toString()).toBe('first');
     await sleep(50);
     expect(openedBy).toEqual(['first']);
@@ -471,7 +394,7 @@ describe('only wsmount handlers on the server', () => {
     expect(first.calls.filter((c) => c.level === 'error')).toHaveLength(0);
 
     // The second handler's own route is unaffected.
-    const own = keep(await RawClient.connect(port, '/own'));
+    const own = await connect(port, '/own');
     expect((await own.nextFrame(2000)).payload.toString()).toBe('second');
     await waitFor(() => b.clients.size === 1, 2000, 'second handler client');
   });

@@ -4,80 +4,14 @@
  */
 import { Buffer } from 'node:buffer';
 import http from 'node:http';
-import net, { type AddressInfo } from 'node:net';
-import { afterEach, describe, expect, test } from 'vitest';
-import {
-  Behavior,
-  type BehaviorClass,
-  type HandlerOptions,
-  HandshakeRejection,
-  type Logger,
-  type Routes,
-  type WebSocketHandler,
-  createWebSocketHandler,
-} from '../../src/index.js';
-import { type HttpAnswer, RawClient, encodeClientFrame, rawRequest, upgradeRequest } from '../helpers/raw.js';
+import net from 'node:net';
+import { describe, expect, test } from 'vitest';
+import { Behavior, type BehaviorClass, HandshakeRejection, type WebSocketHandler } from '../../src/index.js';
+import { expectCompleteRejection, fakeLogger, useFixture, within } from '../helpers/fixture.js';
+import { encodeClientFrame, rawRequest, upgradeRequest } from '../helpers/raw.js';
 import { sleep, waitFor } from '../helpers/server.js';
 
-const cleanups: (() => Promise<void> | void)[] = [];
-afterEach(async () => {
-  for (const f of cleanups.splice(0).reverse()) await f();
-});
-
-/** Rejects if `promise` takes longer than `ms`: a hang fails fast instead of at the test timeout. */
-function within<T>(promise: Promise<T>, ms: number, what = 'operation'): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const limit = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} did not finish within ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, limit]).finally(() => clearTimeout(timer));
-}
-
-/** For teardown: waits at most 3 s and never throws (the test itself asserts what matters). */
-function bounded(promise: Promise<unknown>): Promise<void> {
-  return within(promise, 3000, 'teardown').then(
-    () => {},
-    () => {},
-  );
-}
-
-async function mount(routes: Routes, options: HandlerOptions = {}): Promise<{ handler: WebSocketHandler; port: number }> {
-  const server = http.createServer((_req, res) => res.end('app'));
-  const handler = createWebSocketHandler(routes, { logLevel: 'silent', ...options }).attach(server);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  cleanups.push(() =>
-    bounded(
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      }),
-    ),
-  );
-  cleanups.push(() => bounded(handler.close({ timeout: 300 })));
-  return { handler, port: (server.address() as AddressInfo).port };
-}
-
-function keep<T extends { destroy(): void }>(thing: T): T {
-  cleanups.push(() => thing.destroy());
-  return thing;
-}
-
-function fakeLogger(): { calls: { level: keyof Logger; message: string; details: unknown[] }[]; logger: Logger } {
-  const calls: { level: keyof Logger; message: string; details: unknown[] }[] = [];
-  const rec =
-    (level: keyof Logger) =>
-    (message: string, ...details: unknown[]): void => {
-      calls.push({ level, message, details });
-    };
-  return { calls, logger: { error: rec('error'), warn: rec('warn'), info: rec('info'), debug: rec('debug') } };
-}
-
-function expectCompleteRejection(answer: HttpAnswer, status: number): void {
-  expect(answer.status).toBe(status);
-  expect(answer.closed).toBe(true);
-  expect(answer.headers['connection']).toBe('close');
-  expect(Number(answer.headers['content-length'])).toBe(Buffer.byteLength(answer.body));
-}
+const { defer, keep, mount, connect } = useFixture();
 
 /** A behavior whose verify() runs `decide`, and which greets with 'open' on onOpen. */
 function routeWith(decide: (self: Behavior) => ReturnType<Behavior['verify']>, log?: string[]): BehaviorClass {
@@ -92,6 +26,50 @@ function routeWith(decide: (self: Behavior) => ReturnType<Behavior['verify']>, l
   };
 }
 
+interface GatedRoute {
+  cls: BehaviorClass;
+  entered: boolean;
+  opened: number;
+  release(): void;
+}
+
+/**
+ * A behavior whose async verify() waits until the test calls `release()` (at the latest, at
+ * teardown); `entered` turns true once verify() runs, and `opened` counts onOpen calls.
+ */
+function gatedRoute(): GatedRoute {
+  let open!: () => void;
+  const gate = new Promise<void>((resolve) => {
+    open = resolve;
+  });
+  defer(() => open());
+  const route: GatedRoute = {
+    cls: class Gated extends Behavior {
+      override async verify(): Promise<void> {
+        route.entered = true;
+        await gate;
+      }
+      override onOpen(): void {
+        route.opened++;
+      }
+    },
+    entered: false,
+    opened: 0,
+    release: () => open(),
+  };
+  return route;
+}
+
+/** handler.close() resolves within 1 s although `gated`'s verify() still waits; released afterwards, it never opens. */
+async function expectPromptCloseAndNoOpen(handler: WebSocketHandler, gated: GatedRoute): Promise<void> {
+  const t0 = Date.now();
+  await within(handler.close({ timeout: 10_000 }), 3000, 'close');
+  expect(Date.now() - t0).toBeLessThan(1000);
+  gated.release();
+  await sleep(50);
+  expect(gated.opened).toBe(0);
+}
+
 describe('verify() outcomes', () => {
   test.each([
     ['returns true', () => true],
@@ -100,7 +78,7 @@ describe('verify() outcomes', () => {
     ['resolves undefined', async () => {}],
   ])('verify %s → the connection opens', async (_what, decide) => {
     const { port, handler } = await mount({ '/v': routeWith(decide) });
-    const client = keep(await RawClient.connect(port, '/v'));
+    const client = await connect(port, '/v');
     expect(client.status).toBe(101);
     expect((await client.nextFrame(2000)).payload.toString()).toBe('open');
     expect(handler.clients.size).toBe(1);
@@ -169,7 +147,7 @@ describe('verify() outcomes', () => {
     }
     const { port } = await mount({ '/slow': Slow });
     const t0 = Date.now();
-    const client = keep(await RawClient.connect(port, '/slow', { 'X-User': 'ann' }));
+    const client = await connect(port, '/slow', { 'X-User': 'ann' });
     expect(Date.now() - t0).toBeGreaterThanOrEqual(280);
     expect((await client.nextFrame(2000)).payload.toString()).toBe('hello ann');
   });
@@ -214,7 +192,7 @@ describe('verify() outcomes', () => {
       }
     }
     const { port } = await mount({ '/peek': Peek });
-    const client = keep(await RawClient.connect(port, '/peek?x=1'));
+    const client = await connect(port, '/peek?x=1');
     expect(state).toBe(0);
     expect(sendStatus).toBe('dropped');
     expect(url).toBe('/peek?x=1');
@@ -251,35 +229,15 @@ describe('verify() and the socket', () => {
   });
 
   test('the pending set drains when a client leaves during an async verify: handler.close() resolves promptly', async () => {
-    let entered = false;
-    let release!: () => void;
-    const gate = new Promise<void>((resolve) => {
-      release = resolve;
-    });
-    cleanups.push(() => release());
-    let opened = 0;
-    class Gated extends Behavior {
-      override async verify(): Promise<void> {
-        entered = true;
-        await gate;
-      }
-      override onOpen(): void {
-        opened++;
-      }
-    }
-    const { port, handler } = await mount({ '/gated': Gated }, { closeTimeout: 10_000 });
+    const gated = gatedRoute();
+    const { port, handler } = await mount({ '/gated': gated.cls }, { closeTimeout: 10_000 });
     const socket = net.connect(port, '127.0.0.1');
     socket.on('error', () => {});
     socket.write(upgradeRequest('/gated'));
-    await waitFor(() => entered, 2000, 'verify entered');
+    await waitFor(() => gated.entered, 2000, 'verify entered');
     socket.destroy();
     await sleep(100);
-    const t0 = Date.now();
-    await within(handler.close({ timeout: 10_000 }), 3000, 'close');
-    expect(Date.now() - t0).toBeLessThan(1000);
-    release();
-    await sleep(50);
-    expect(opened).toBe(0);
+    await expectPromptCloseAndNoOpen(handler, gated);
   });
 
   test('handler.close() during an async verify: the client gets 503 once verify settles, and close() resolves', async () => {
@@ -325,37 +283,17 @@ describe('verify() and the socket', () => {
   });
 
   test('a client that floods bytes during an async verify is cut off: no onOpen, and close() does not wait for it', async () => {
-    let entered = false;
-    let release!: () => void;
-    const gate = new Promise<void>((resolve) => {
-      release = resolve;
-    });
-    cleanups.push(() => release());
-    let opened = 0;
-    class Gated extends Behavior {
-      override async verify(): Promise<void> {
-        entered = true;
-        await gate;
-      }
-      override onOpen(): void {
-        opened++;
-      }
-    }
-    const { port, handler } = await mount({ '/gated': Gated });
+    const gated = gatedRoute();
+    const { port, handler } = await mount({ '/gated': gated.cls });
     const socket = keep(net.connect(port, '127.0.0.1'));
     socket.on('error', () => {});
     const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
     socket.write(upgradeRequest('/gated'));
-    await waitFor(() => entered, 2000, 'verify entered');
+    await waitFor(() => gated.entered, 2000, 'verify entered');
     socket.write(Buffer.alloc(200 * 1024, 0x41));
     const cut = await Promise.race([closed.then(() => true), sleep(2000).then(() => false)]);
     expect(cut).toBe(true);
-    const t0 = Date.now();
-    await within(handler.close({ timeout: 10_000 }), 3000, 'close');
-    expect(Date.now() - t0).toBeLessThan(1000);
-    release();
-    await sleep(50);
-    expect(opened).toBe(0);
+    await expectPromptCloseAndNoOpen(handler, gated);
   });
 
   test('handler.close() with a verify that never settles destroys the waiting socket after the timeout and resolves', async () => {

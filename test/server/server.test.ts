@@ -3,49 +3,18 @@
  */
 import { Buffer } from 'node:buffer';
 import net from 'node:net';
-import { afterEach, describe, expect, test } from 'vitest';
-import { Behavior, type WebSocketServer, createWebSocketServer } from '../../src/index.js';
-import { RawClient, closePayload, rawRequest, upgradeRequest } from '../helpers/raw.js';
+import { describe, expect, test } from 'vitest';
+import { type WebSocketServer, createWebSocketServer } from '../../src/index.js';
+import { Echo, bounded, useFixture, within } from '../helpers/fixture.js';
+import { closePayload, rawRequest, upgradeRequest } from '../helpers/raw.js';
 import { waitFor } from '../helpers/server.js';
 
-const cleanups: (() => Promise<void> | void)[] = [];
-afterEach(async () => {
-  for (const f of cleanups.splice(0).reverse()) await f();
-});
-
-/** Rejects if `promise` takes longer than `ms`: a hang fails fast instead of at the test timeout. */
-function within<T>(promise: Promise<T>, ms: number, what = 'operation'): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const limit = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} did not finish within ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, limit]).finally(() => clearTimeout(timer));
-}
-
-/** For teardown: waits at most 3 s and never throws (the test itself asserts what matters). */
-function bounded(promise: Promise<unknown>): Promise<void> {
-  return within(promise, 3000, 'teardown').then(
-    () => {},
-    () => {},
-  );
-}
+const { defer, connect } = useFixture();
 
 function make(...args: Parameters<typeof createWebSocketServer>): WebSocketServer {
   const srv = createWebSocketServer(args[0], { logLevel: 'silent', ...args[1] });
-  cleanups.push(() => bounded(srv.close({ timeout: 300 })));
+  defer(() => bounded(srv.close({ timeout: 300 })));
   return srv;
-}
-
-async function connect(port: number, path: string): Promise<RawClient> {
-  const c = await RawClient.connect(port, path);
-  cleanups.push(() => c.destroy());
-  return c;
-}
-
-class Echo extends Behavior {
-  override onText(text: string): void {
-    this.sendText(text);
-  }
 }
 
 // Minimal typing for Node 20's global (undici) WebSocket.
@@ -86,7 +55,7 @@ describe('createWebSocketServer(routes, { port: 0 })', () => {
     const srv = make({ '/echo': Echo });
     await srv.listen();
     const ws = new WS(srv.url('/echo'));
-    cleanups.push(() => ws.close());
+    defer(() => ws.close());
     const echoed = await new Promise<unknown>((resolve, reject) => {
       const t = setTimeout(() => reject(new Error('no echo')), 3000);
       ws.addEventListener('open', () => ws.send('ping from undici'));
