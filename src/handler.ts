@@ -358,7 +358,10 @@ export class WebSocketHandler implements ConnectionOwner {
         if (earlyBytes > EARLY_LIMIT) socket.destroy();
         else early.push(chunk);
       };
+      let endedByOther = false;
       const onEnd = (): void => {
+        // Our side already ended before the peer's FIN: another 'upgrade' listener ended it.
+        endedByOther = socket.writableEnded;
         socket.destroy();
       };
       const onClose = (): void => {
@@ -374,9 +377,9 @@ export class WebSocketHandler implements ConnectionOwner {
         socket.removeListener('end', onEnd);
         socket.removeListener('close', onClose);
         this.pending.delete(socket);
-        if (socket.destroyed) {
+        if (socket.destroyed || !socket.writable) {
           internals.abandon(behavior);
-          this.log.debug(`wsmount: client left during verify() on ${path}`);
+          this.droppedDuringVerify(socket, path, endedByOther || !socket.destroyed);
           this.checkIdle();
           return;
         }
@@ -416,6 +419,21 @@ export class WebSocketHandler implements ConnectionOwner {
     });
   }
 
+  /**
+   * The socket went away while verify() ran. When another 'upgrade' listener ended it (socket.io
+   * ends silent upgrade sockets after 1 s by default), say so: that is a configuration problem.
+   */
+  private droppedDuringVerify(socket: Duplex, path: string, endedByOther: boolean): void {
+    socket.destroy();
+    if (endedByOther) {
+      this.log.warn(
+        `wsmount: another 'upgrade' listener ended the socket for ${path} before verify() finished (socket.io: set destroyUpgrade: false)`,
+      );
+    } else {
+      this.log.debug(`wsmount: client left during verify() on ${path}`);
+    }
+  }
+
   private verifyFailed(socket: Duplex, behavior: Client, error: unknown): void {
     internals.abandon(behavior);
     if (error instanceof HandshakeRejection) {
@@ -443,12 +461,9 @@ export class WebSocketHandler implements ConnectionOwner {
     pattern: string,
   ): void {
     if (socket.destroyed || !socket.writable) {
-      // verify() terminated the socket, the client left, or another 'upgrade' listener ended it
-      // (socket.io does so after 1 s by default): nothing to answer, nothing opens.
+      // verify() terminated the socket or another listener ended it: nothing opens.
       internals.abandon(behavior);
-      if (socket.destroyed) return;
-      socket.destroy();
-      this.log.warn(`wsmount: the socket for ${request.url ?? ''} was closed before verify() finished; was it ended by another 'upgrade' listener (socket.io: destroyUpgrade: false)?`);
+      this.droppedDuringVerify(socket, request.url ?? '', !socket.destroyed);
       return;
     }
     if (verdict === false) {
