@@ -3,7 +3,10 @@
  * (never a downloaded browser). `hasChromium` lets a suite run only where it is installed;
  * in CI it must be (see requireInCi).
  */
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { type Browser, chromium } from 'playwright-core';
 
 export const CHROMIUM = '/usr/bin/chromium';
@@ -31,3 +34,11 @@ export async function launchChromium(): Promise<{ browser: Browser; close(): Pro
 
 /** A message for suites skipped because Chromium is missing (outside CI only). */
 export const MISSING_CHROMIUM = 'browser tests need Debian chromium: apt-get install -y chromium';
+
+/**
+ * Where browser tests write screenshots: demo/screenshots/ (the README's pictures) when run with
+ * SCREENSHOTS=1, else a temporary folder, so an ordinary test run leaves the tree untouched.
+ */
+export const screenshotDir: string = process.env['SCREENSHOTS'] === '1'
+  ? fileURLToPath(new URL('../../demo/screenshots/', import.meta.url))
+  : mkdtempSync(join(tmpdir(), 'wsmount-screenshots-'));

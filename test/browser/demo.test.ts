@@ -1,0 +1,216 @@
+/**
+ * The demo pages in headless Chromium: each page is served by `startDemo({ port: 0 })`, typed into
+ * like a person would, and judged by what it shows. Screenshots go to demo/screenshots/ with SCREENSHOTS=1.
+ */
+import { mkdirSync } from 'node:fs';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import type { Browser, Page } from 'playwright-core';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { MISSING_CHROMIUM, hasChromium, launchChromium, screenshotDir } from './chromium.js';
+
+/** demo/app.js's public shape (it is plain JavaScript, so TypeScript does not read it). */
+interface Demo {
+  port: number;
+  url: string;
+  close(): Promise<void>;
+}
+interface DemoModule {
+  startDemo(options?: { port?: number; host?: string; log?: (line: string) => void }): Promise<Demo>;
+}
+const appUrl: string = new URL('../../demo/app.js', import.meta.url).href;
+const { startDemo } = (await import(appUrl)) as DemoModule;
+
+const screenshots = pathToFileURL(`${screenshotDir}/`);
+const WAIT = { timeout: 10_000, interval: 50 };
+
+/** The page's log, one line per entry. */
+function logOf(page: Page): Promise<string[]> {
+  return page.locator('#log > div').allTextContents();
+}
+function stateOf(page: Page): Promise<string | null> {
+  return page.locator('#state').textContent();
+}
+/** Types `text` into the page's input and presses Enter, as a person would. */
+async function type(page: Page, text: string): Promise<void> {
+  const input = page.locator('input[name=text]');
+  await input.click();
+  await input.fill(text);
+  await input.press('Enter');
+}
+async function waitForLine(page: Page, line: string): Promise<void> {
+  await expect.poll(() => logOf(page), WAIT).toContain(line);
+}
+async function snap(page: Page, name: string): Promise<void> {
+  await page.screenshot({ path: fileURLToPath(new URL(`${name}.png`, screenshots)) });
+}
+
+it('has Chromium where the browser tests must run', () => {
+  if (hasChromium) return;
+  if (process.env.CI) expect.fail(MISSING_CHROMIUM);
+  console.log(MISSING_CHROMIUM);
+});
+
+describe.runIf(hasChromium)('demo pages in Chromium', () => {
+  let chromium: Awaited<ReturnType<typeof launchChromium>>;
+  let browser: Browser;
+  let demo: Demo;
+  const serverLog: string[] = [];
+  const pages: Page[] = [];
+
+  async function open(path: string): Promise<Page> {
+    const page = await browser.newPage({ viewport: { width: 800, height: 640 } });
+    page.setDefaultTimeout(10_000);
+    pages.push(page);
+    await page.goto(new URL(path, demo.url).href);
+    return page;
+  }
+  async function openConnected(path: string): Promise<Page> {
+    const page = await open(path);
+    await expect.poll(() => stateOf(page), WAIT).toBe('open');
+    return page;
+  }
+
+  beforeAll(async () => {
+    mkdirSync(screenshots, { recursive: true });
+    chromium = await launchChromium();
+    browser = chromium.browser;
+    demo = await startDemo({ port: 0, log: (line) => serverLog.push(line) });
+  });
+  afterEach(async () => {
+    await Promise.all(pages.splice(0).map((p) => p.close()));
+  });
+  afterAll(async () => {
+    await demo?.close();
+    await chromium?.close();
+  });
+
+  it('index links every demo page', async () => {
+    const page = await open('/');
+    const links = await Promise.all((await page.locator('li a').all()).map((a) => a.getAttribute('href')));
+    expect(links).toEqual(['chat.html', 'headers.html', 'reverse.html', 'notify.html', 'listen.html']);
+    await snap(page, 'index');
+    await page.locator('a', { hasText: 'reverse' }).click();
+    await expect.poll(() => stateOf(page), WAIT).toBe('open');
+    expect(new URL(page.url()).pathname).toBe('/reverse.html');
+  });
+
+  it('chat: two pages both see the join announcement and each other’s messages; the server logs it all', async () => {
+    const alice = await openConnected('/chat');
+    await waitForLine(alice, 'Hey all, a new client has joined us');
+    const bob = await openConnected('/chat.html');
+    await waitForLine(bob, 'Hey all, a new client has joined us');
+    // Alice hears of Bob's join too: her own announcement, then his.
+    await expect
+      .poll(async () => (await logOf(alice)).filter((l) => l === 'Hey all, a new client has joined us').length, WAIT)
+      .toBe(2);
+
+    const aliceId = /^you are client (\d+)$/.exec((await logOf(alice))[0] ?? '')?.[1];
+    const bobId = /^you are client (\d+)$/.exec((await logOf(bob))[0] ?? '')?.[1];
+    expect(aliceId).toBeDefined();
+    expect(bobId).toBeDefined();
+
+    await type(alice, 'hello from alice');
+    await waitForLine(bob, `client ${aliceId}: hello from alice`);
+    await waitForLine(alice, `client ${aliceId}: hello from alice`);
+    await type(bob, 'ça va, alice? 😀');
+    await waitForLine(alice, `client ${bobId}: ça va, alice? 😀`);
+    await snap(alice, 'chat');
+
+    await bob.close();
+    await expect.poll(() => serverLog, WAIT).toContain(`chat: client ${bobId} left (1001)`);
+    expect(serverLog).toContain(`chat: client ${aliceId} said: hello from alice`);
+    expect(serverLog.some((l) => l.startsWith(`chat: client ${bobId} joined`))).toBe(true);
+  });
+
+  it('headers: the User-Agent of the upgrade request, and "no such header" for a made-up one', async () => {
+    const page = await openConnected('/headers');
+    const userAgent = await page.evaluate<string>('navigator.userAgent');
+    await type(page, 'User-Agent');
+    await waitForLine(page, `User-Agent: ${userAgent}`);
+    await type(page, 'X-Made-Up-Header');
+    await waitForLine(page, 'no such header: X-Made-Up-Header');
+    await type(page, 'constructor'); // not a header, though every object has one
+    await waitForLine(page, 'no such header: constructor');
+    await type(page, 'sec-websocket-version');
+    await waitForLine(page, 'sec-websocket-version: 13');
+    await snap(page, 'headers');
+  });
+
+  it('reverse: reverses by code point, so accents and emoji stay whole', async () => {
+    const page = await openConnected('/reverse');
+    await type(page, 'abc');
+    await waitForLine(page, 'c.b.a');
+    await type(page, 'héllo 😀');
+    await waitForLine(page, '😀. .o.l.l.é.h');
+    await snap(page, 'reverse'); // before the CJK line: this machine has no CJK font to draw it
+    await type(page, '漢字かな');
+    await waitForLine(page, 'な.か.字.漢');
+  });
+
+  it('notify → listen: only the highest-priority listener gets an event; when it leaves, the next one does', async () => {
+    const notify = await openConnected('/notify.html');
+    await expect.poll(() => notify.locator('#source').textContent(), WAIT).toMatch(/^\d+$/);
+    const source = (await notify.locator('#source').textContent()) ?? '';
+    expect(await logOf(notify)).toEqual([`your source id is ${source}`]);
+
+    const low = await openConnected('/listen.html');
+    const high = await openConnected('/listen.html');
+
+    // Bad input is answered in words.
+    await type(low, 'abc');
+    await expect.poll(async () => (await logOf(low)).join('\n'), WAIT).toContain('error: bad input in "abc"');
+    await type(low, source);
+    await expect.poll(async () => (await logOf(low)).join('\n'), WAIT).toContain('error: missing priority');
+    await type(low, '999999 1');
+    await waitForLine(low, 'error: unknown source 999999');
+
+    await type(low, `${source} 1`);
+    await waitForLine(low, `subscribed to source ${source} with priority 1`);
+    await type(high, `${source} 5`);
+    await waitForLine(high, `subscribed to source ${source} with priority 5`);
+
+    await type(notify, 'first event');
+    await waitForLine(high, `event from source ${source}: first event`);
+    await expect.poll(async () => (await logOf(notify)).some((l) => l.endsWith('(priority 5)')), WAIT).toBe(true);
+    expect((await logOf(low)).some((l) => l.includes('first event'))).toBe(false);
+
+    // The priority-5 page leaves; once the server has seen it go, the priority-1 page is next.
+    const left = (): number => serverLog.filter((l) => /^listen: listener \d+ left$/.test(l)).length;
+    const leftBefore = left();
+    await high.close();
+    await expect.poll(left, WAIT).toBe(leftBefore + 1);
+    await type(notify, 'second event');
+    await waitForLine(low, `event from source ${source}: second event`);
+    await expect.poll(async () => (await logOf(notify)).some((l) => l.endsWith('(priority 1)')), WAIT).toBe(true);
+    await snap(notify, 'notify');
+
+    // A source that leaves takes its subscriptions with it, and its listeners are told.
+    await notify.close();
+    await waitForLine(low, `source ${source} has gone: subscription dropped`);
+    await type(low, `${source} 1`);
+    await waitForLine(low, `error: unknown source ${source}`);
+    await snap(low, 'listen');
+  });
+
+  it('every page reconnects after the server restarts on the same port, and works again', async () => {
+    const all = await Promise.all(['/chat', '/headers', '/reverse', '/notify', '/listen'].map(openConnected));
+    const [, , reverse, notify, listen] = all as [Page, Page, Page, Page, Page];
+    const { port } = demo;
+    await demo.close();
+    for (const page of all) await expect.poll(() => stateOf(page), WAIT).toMatch(/^reconnecting/);
+    await type(reverse, 'lost'); // the page says it could not send, rather than dropping it silently
+    await waitForLine(reverse, 'not connected: "lost" was not sent');
+
+    demo = await startDemo({ port, log: (line) => serverLog.push(line) });
+    expect(demo.port).toBe(port);
+    for (const page of all) await expect.poll(() => stateOf(page), WAIT).toBe('open');
+    await type(reverse, 'back');
+    await waitForLine(reverse, 'k.c.a.b');
+    // The notify page is a new source now, and the listen page can subscribe to it.
+    await expect.poll(async () => (await logOf(notify)).filter((l) => l.startsWith('your source id is')).length, WAIT).toBe(2);
+    const source = (await notify.locator('#source').textContent()) ?? '';
+    await waitForLine(listen, 'reconnected: subscriptions do not survive a reconnect, subscribe again');
+    await type(listen, `${source} 3`);
+    await waitForLine(listen, `subscribed to source ${source} with priority 3`);
+  });
+});
