@@ -404,6 +404,12 @@ export class WebSocketHandler implements ConnectionOwner {
     const listeners = (server?.listeners('upgrade') ?? []) as UpgradeListener[];
     const foreign = server === undefined || listeners.some((l) => l[kHandler] === undefined);
     const answer = (): void => {
+      if (socket[kClaim] === undefined && socket.writableEnded && ((socket as { bytesWritten?: number }).bytesWritten ?? 0) === 0) {
+        this.log.info(
+          `wsmount: another 'upgrade' listener ended the upgrade for ${splitTarget(request.url ?? '/').path} without answering (socket.io: destroyUpgrade: false lets wsmount answer 404)`,
+        );
+        return;
+      }
       if (isHandled(socket)) return;
       this.reject(socket, rejection(404, 'NOT_FOUND', `no WebSocket route for ${splitTarget(request.url ?? '/').path}`));
     };
