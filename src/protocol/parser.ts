@@ -24,7 +24,12 @@ export interface ParserOptions {
   maxPayload: number;
   /** Most frames in one message; over it fails with 1008. */
   maxFragments: number;
-  /** Let RSV1 through on the first frame of a data message (a negotiated permessage-deflate). */
+  /**
+   * Let RSV1 pass the header checks on the first frame of a data message (RFC 7692 §6). Groundwork
+   * for permessage-deflate, not used yet: the parser does not decompress, checks text as UTF-8 as
+   * it arrives and does not tell the sink which messages were compressed, so compression needs
+   * those two changes before it can set this.
+   */
   allowRsv1?: boolean;
 }
 
