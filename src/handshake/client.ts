@@ -1,0 +1,219 @@
+import { Buffer } from 'node:buffer';
+import { randomBytes } from 'node:crypto';
+import { acceptKey } from './decide.js';
+import { type HeaderValue, isSafeHeaderValue, isToken, listHasToken, singleValue, splitList } from './tokens.js';
+
+/**
+ * The client half of the opening handshake (RFC 6455 §4.1), I/O-free like the server's
+ * {@link decideHandshake}: build the request bytes, read the response head from bytes, and check
+ * it. Whoever owns the socket writes and reads; nothing here does.
+ */
+
+/** A header value for the client request: `null` leaves out a header that is sent by default. */
+export type ClientHeaderValue = string | readonly string[] | null;
+
+/** What goes into a client's upgrade request. */
+export interface ClientHandshakeOptions {
+  /** The `Host` header (`host:port`). */
+  host: string;
+  /** The request target: path and query, starting with `/`. */
+  path: string;
+  /** Subprotocols to offer, in preference order (`Sec-WebSocket-Protocol`). */
+  protocols?: readonly string[] | undefined;
+  /** The `Origin` header. */
+  origin?: string | undefined;
+  /**
+   * Extra headers. A name that matches a default header (case-insensitively) replaces it, and
+   * `null` removes it, so a test can send a deliberately broken handshake. A replaced
+   * `Sec-WebSocket-Key` is the key the response is checked against.
+   */
+  headers?: Readonly<Record<string, ClientHeaderValue>> | undefined;
+  /** The `Sec-WebSocket-Key`; default 16 random bytes, base64. */
+  key?: string | undefined;
+}
+
+/** A client request, ready to write, and what checking its response needs. */
+export interface ClientHandshake {
+  /** The complete request head (request line, headers, blank line). */
+  request: string;
+  /** The `Sec-WebSocket-Key` sent (`undefined` if a test removed it). */
+  key: string | undefined;
+  /** The subprotocols offered. */
+  protocols: readonly string[];
+}
+
+/** Largest response head the reader accepts. */
+export const MAX_RESPONSE_HEAD: number = 16 * 1024;
+
+/** A fresh `Sec-WebSocket-Key`: 16 random bytes, base64 (RFC 6455 §4.1). */
+export function generateKey(): string {
+  return randomBytes(16).toString('base64');
+}
+
+/**
+ * Builds the upgrade request (RFC 6455 §4.1): `GET`, HTTP/1.1, `Host`, `Upgrade: websocket`,
+ * `Connection: Upgrade`, a fresh key, version 13, and the optional origin and subprotocols.
+ * Throws `TypeError` on a header name that is not a token or a value with CR, LF or NUL.
+ */
+export function createClientHandshake(options: ClientHandshakeOptions): ClientHandshake {
+  const protocols = options.protocols ?? [];
+  for (const p of protocols) {
+    if (!isToken(p)) throw new TypeError(`invalid subprotocol ${JSON.stringify(p)}`);
+  }
+  if (!options.path.startsWith('/') || !isSafeHeaderValue(options.path) || options.path.includes(' ')) {
+    throw new TypeError(`invalid request path ${JSON.stringify(options.path)}`);
+  }
+  // Lower-case name → [name as written, value]; insertion order is the order on the wire.
+  const headers = new Map<string, [string, ClientHeaderValue]>();
+  const set = (name: string, value: ClientHeaderValue): void => {
+    headers.set(name.toLowerCase(), [name, value]);
+  };
+  set('Host', options.host);
+  set('Upgrade', 'websocket');
+  set('Connection', 'Upgrade');
+  set('Sec-WebSocket-Key', options.key ?? generateKey());
+  set('Sec-WebSocket-Version', '13');
+  if (options.origin !== undefined) set('Origin', options.origin);
+  if (protocols.length > 0) set('Sec-WebSocket-Protocol', protocols.join(', '));
+  const extra = options.headers ?? {};
+  for (const name of Object.keys(extra)) {
+    if (!isToken(name)) throw new TypeError(`invalid header name ${JSON.stringify(name)}`);
+    set(name, extra[name] as ClientHeaderValue);
+  }
+  let request = `GET ${options.path} HTTP/1.1\r\n`;
+  for (const [name, value] of headers.values()) {
+    if (value === null) continue;
+    for (const v of typeof value === 'string' ? [value] : value) {
+      if (!isSafeHeaderValue(v)) throw new TypeError(`invalid value for header ${name}`);
+      request += `${name}: ${v}\r\n`;
+    }
+  }
+  request += '\r\n';
+  const key = headers.get('sec-websocket-key')?.[1];
+  return { request, key: typeof key === 'string' ? key : undefined, protocols };
+}
+
+/** A parsed HTTP response head. */
+export interface ResponseHead {
+  /** The status code. */
+  status: number;
+  /** The reason phrase. */
+  statusText: string;
+  /** Headers by lower-case name; a repeated header is an array of its values. */
+  headers: Record<string, string | string[]>;
+  /** Bytes the head took, blank line included: what follows is body or WebSocket frames. */
+  length: number;
+}
+
+/** The result of {@link readResponseHead}. */
+export type ResponseHeadResult =
+  | { kind: 'incomplete' }
+  | { kind: 'malformed'; message: string }
+  | ({ kind: 'head' } & ResponseHead);
+
+function findHeadEnd(bytes: Uint8Array): number {
+  for (let i = 3; i < bytes.length; i++) {
+    if (bytes[i] === 0x0a && bytes[i - 1] === 0x0d && bytes[i - 2] === 0x0a && bytes[i - 3] === 0x0d) return i + 1;
+  }
+  return -1;
+}
+
+function isDigits(text: string): boolean {
+  if (text.length === 0) return false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 0x30 || c > 0x39) return false;
+  }
+  return true;
+}
+
+/**
+ * Reads an HTTP/1.1 response head from the start of `bytes` (everything received so far).
+ * `incomplete` until the blank line arrives; `malformed` for a bad status line or header line,
+ * or a head over {@link MAX_RESPONSE_HEAD} bytes. No regexes: linear in the input.
+ */
+export function readResponseHead(bytes: Uint8Array): ResponseHeadResult {
+  const end = findHeadEnd(bytes);
+  if (end === -1) {
+    return bytes.length > MAX_RESPONSE_HEAD
+      ? { kind: 'malformed', message: `response head over ${MAX_RESPONSE_HEAD} bytes` }
+      : { kind: 'incomplete' };
+  }
+  if (end > MAX_RESPONSE_HEAD) return { kind: 'malformed', message: `response head over ${MAX_RESPONSE_HEAD} bytes` };
+  const text = Buffer.from(bytes.buffer, bytes.byteOffset, end - 4).toString('latin1');
+  const lines = text.split('\r\n');
+  const statusLine = lines[0] ?? '';
+  // RFC 9112 §4: HTTP-version SP status-code SP [reason-phrase]
+  const sp1 = statusLine.indexOf(' ');
+  const version = sp1 === -1 ? '' : statusLine.slice(0, sp1);
+  const rest = sp1 === -1 ? '' : statusLine.slice(sp1 + 1);
+  const sp2 = rest.indexOf(' ');
+  const code = sp2 === -1 ? rest : rest.slice(0, sp2);
+  if (!version.startsWith('HTTP/1.') || code.length !== 3 || !isDigits(code)) {
+    return { kind: 'malformed', message: `bad status line ${JSON.stringify(statusLine.slice(0, 80))}` };
+  }
+  const headers: Record<string, string | string[]> = Object.create(null) as Record<string, string | string[]>;
+  for (let i = 1; i < lines.length; i++) {
+    const line = lines[i] as string;
+    const colon = line.indexOf(':');
+    const name = colon === -1 ? '' : line.slice(0, colon);
+    if (!isToken(name)) return { kind: 'malformed', message: `bad header line ${JSON.stringify(line.slice(0, 80))}` };
+    const value = line.slice(colon + 1).trim();
+    const lower = name.toLowerCase();
+    const previous = headers[lower];
+    if (previous === undefined) headers[lower] = value;
+    else if (typeof previous === 'string') headers[lower] = [previous, value];
+    else previous.push(value);
+  }
+  return {
+    kind: 'head',
+    status: Number(code),
+    statusText: sp2 === -1 ? '' : rest.slice(sp2 + 1),
+    headers,
+    length: end,
+  };
+}
+
+/** Why a response does not complete the handshake. */
+export type ClientHandshakeFailure =
+  | 'REJECTED'
+  | 'BAD_UPGRADE'
+  | 'BAD_CONNECTION'
+  | 'BAD_ACCEPT'
+  | 'BAD_PROTOCOL'
+  | 'BAD_EXTENSION';
+
+/** The verdict of {@link checkHandshakeResponse}. */
+export type ClientHandshakeResult =
+  | { ok: true; protocol: string | undefined }
+  | { ok: false; failure: ClientHandshakeFailure; message: string };
+
+/**
+ * Checks a response head against the request (RFC 6455 §4.1, the client's checks 1–6): status
+ * 101, `Upgrade: websocket`, `Connection: upgrade`, `Sec-WebSocket-Accept` matching the key, a
+ * subprotocol only if it is one we offered, and no extension (we offer none).
+ */
+export function checkHandshakeResponse(head: ResponseHead, handshake: ClientHandshake): ClientHandshakeResult {
+  const fail = (failure: ClientHandshakeFailure, message: string): ClientHandshakeResult => ({ ok: false, failure, message });
+  const h = head.headers as Record<string, HeaderValue>;
+  if (head.status !== 101) return fail('REJECTED', `the server answered ${head.status} ${head.statusText}`.trimEnd());
+  if (!listHasToken(h['upgrade'], 'websocket')) return fail('BAD_UPGRADE', 'the 101 response has no Upgrade: websocket');
+  if (!listHasToken(h['connection'], 'upgrade')) return fail('BAD_CONNECTION', 'the 101 response has no Connection: upgrade');
+  const accept = singleValue(h['sec-websocket-accept']);
+  const expected = handshake.key === undefined ? undefined : acceptKey(handshake.key);
+  if (accept === undefined || accept.trim() !== expected) {
+    return fail('BAD_ACCEPT', `Sec-WebSocket-Accept is ${JSON.stringify(accept ?? null)}, expected ${JSON.stringify(expected ?? null)}`);
+  }
+  let protocol: string | undefined;
+  if (h['sec-websocket-protocol'] !== undefined) {
+    const chosen = splitList(h['sec-websocket-protocol']);
+    protocol = chosen.length === 1 ? chosen[0] : undefined;
+    if (protocol === undefined || !handshake.protocols.includes(protocol)) {
+      return fail('BAD_PROTOCOL', `the server chose subprotocol ${JSON.stringify(chosen.join(', '))}, which was not offered`);
+    }
+  }
+  if (splitList(h['sec-websocket-extensions']).length > 0) {
+    return fail('BAD_EXTENSION', 'the server chose an extension that was not offered');
+  }
+  return { ok: true, protocol };
+}

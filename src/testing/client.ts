@@ -1,0 +1,446 @@
+import { Buffer } from 'node:buffer';
+import type { Duplex } from 'node:stream';
+import { encodeClosePayload, encodeFrame, encodeText, type Frame } from '../protocol/framer.js';
+import { CloseCode, MAX_CONTROL_PAYLOAD, Opcode } from '../protocol/constants.js';
+import type { ProtocolError } from '../protocol/errors.js';
+import { FrameParser, type ParserSink } from '../protocol/parser.js';
+import { TestClientError } from './errors.js';
+
+/** Bytes a test client can send: Buffers, typed arrays, DataViews and ArrayBuffers. */
+export type TestBinary = ArrayBufferView | ArrayBuffer;
+
+/** How a connection ended: the close code and reason (1006 and `''` when it dropped). */
+export interface CloseInfo {
+  /** The peer's close code (1005 for an empty close frame), the code we failed with, or 1006. */
+  code: number;
+  /** The close reason. */
+  reason: string;
+}
+
+/** The HTTP response that opened the WebSocket. */
+export interface HandshakeResponse {
+  /** Always 101. */
+  status: number;
+  /** Response headers by lower-case name; a repeated header is an array. */
+  headers: Readonly<Record<string, string | string[]>>;
+}
+
+/** A frame for {@link TestClient.sendFrame}: anything at all, valid or not. */
+export interface RawFrameSpec {
+  /** The 4-bit opcode (0–15, invalid ones included). */
+  opcode: number;
+  /** Final fragment. Default `true`. */
+  fin?: boolean;
+  /** RSV bits as a 3-bit number (RSV1 = 4, RSV2 = 2, RSV3 = 1). Default 0. */
+  rsv?: number;
+  /** Mask the frame (clients must, RFC 6455 §5.3): `true` (default), `false`, or a 4-byte key. */
+  mask?: boolean | Uint8Array;
+  /** The payload; a string is UTF-8. Default empty. No length limit, for control frames too. */
+  payload?: string | TestBinary;
+}
+
+/** Client behavior after the handshake. */
+export interface TestClientOptions {
+  /** Default timeout of {@link TestClient.nextMessage} and {@link TestClient.ping}, ms. Default 5,000. */
+  messageTimeout?: number;
+  /**
+   * Milliseconds to wait for the server to finish the closing handshake and close the TCP
+   * connection before the client destroys its socket. Default 2,000.
+   */
+  closeTimeout?: number;
+  /** Largest message the client accepts, bytes; over it the client fails the connection with 1009. Default 64 MiB. */
+  maxPayload?: number;
+  /** Answer pings with pongs. Default `true`; `false` lets a test check a server's heartbeat. */
+  autoPong?: boolean;
+}
+
+/** A received message: text as a string, binary as a Buffer. */
+export type TestMessage = string | Buffer;
+
+/** A test client's state, as the browser's `readyState` would say it. */
+export type TestClientState = 'open' | 'closing' | 'closed';
+
+interface Waiter {
+  message(data: TestMessage): void;
+  closed(info: CloseInfo): void;
+}
+
+interface PongWaiter {
+  payload: Buffer;
+  resolve(data: Buffer): void;
+  reject(error: Error): void;
+  timer: NodeJS.Timeout;
+}
+
+const EMPTY = Buffer.alloc(0);
+const DEFAULT_MESSAGE_TIMEOUT = 5000;
+const DEFAULT_CLOSE_TIMEOUT = 2000;
+const DEFAULT_MAX_PAYLOAD = 64 * 1024 * 1024;
+
+function bytesOf(data: string | TestBinary | undefined): Buffer {
+  if (data === undefined) return EMPTY;
+  if (typeof data === 'string') return Buffer.from(data, 'utf8');
+  if (Buffer.isBuffer(data)) return data;
+  if (ArrayBuffer.isView(data)) return Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+  return Buffer.from(data);
+}
+
+function describe(info: CloseInfo): string {
+  return info.reason === '' ? `${info.code}` : `${info.code} ${JSON.stringify(info.reason)}`;
+}
+
+/**
+ * A WebSocket client for tests, on wsmount's own RFC 6455 core: it masks what it sends, parses
+ * what it receives with the same strict parser the server uses (in the client role), answers
+ * pings, and runs the closing handshake. It can also send anything at all
+ * ({@link TestClient.sendFrame}, {@link TestClient.sendRaw}) to test how a server copes with bad
+ * input. A server that breaks the protocol makes the client fail the connection with the right
+ * close code (1002, 1007, 1009…), reported by {@link TestClient.closed}.
+ *
+ * Get one from {@link connect}.
+ */
+export class TestClient implements AsyncIterable<TestMessage> {
+  /** The subprotocol the server chose, or `undefined`. */
+  readonly protocol: string | undefined;
+  /** The `101 Switching Protocols` response. */
+  readonly response: HandshakeResponse;
+  /**
+   * Resolves once the connection is closed (the socket is gone) with the close code and reason:
+   * the server's close frame, the code this client failed the connection with, or 1006 when the
+   * socket dropped without a close frame. Never rejects.
+   */
+  readonly closed: Promise<CloseInfo>;
+  /** Payloads of the pings received, in order. */
+  readonly pings: Buffer[] = [];
+  /** The protocol error that made this client fail the connection, if one did. */
+  protocolError: ProtocolError | undefined = undefined;
+
+  readonly #socket: Duplex;
+  readonly #parser: FrameParser;
+  readonly #messageTimeout: number;
+  readonly #closeTimeout: number;
+  readonly #autoPong: boolean;
+  #state: TestClientState = 'open';
+  #closeSent = false;
+  #closeCode: number = CloseCode.Abnormal;
+  #closeReason = '';
+  #info: CloseInfo | null = null;
+  #resolveClosed!: (info: CloseInfo) => void;
+  #closeTimer: NodeJS.Timeout | null = null;
+  readonly #queue: TestMessage[] = [];
+  readonly #waiters: Waiter[] = [];
+  readonly #pongWaiters: PongWaiter[] = [];
+
+  /**
+   * @internal Use {@link connect}. Takes over `socket` right after a successful handshake;
+   * `early` holds bytes that arrived with the 101 response.
+   */
+  constructor(socket: Duplex, early: Buffer, protocol: string | undefined, response: HandshakeResponse, options: TestClientOptions = {}) {
+    this.#socket = socket;
+    this.protocol = protocol;
+    this.response = response;
+    this.#messageTimeout = options.messageTimeout ?? DEFAULT_MESSAGE_TIMEOUT;
+    this.#closeTimeout = options.closeTimeout ?? DEFAULT_CLOSE_TIMEOUT;
+    this.#autoPong = options.autoPong ?? true;
+    this.closed = new Promise<CloseInfo>((resolve) => {
+      this.#resolveClosed = resolve;
+    });
+    const sink: ParserSink = {
+      onMessage: (data, isText) => this.#onMessage(isText ? data.toString('utf8') : data),
+      onPing: (data) => this.#onPing(data),
+      onPong: (data) => this.#onPong(data),
+      onCloseFrame: (code, reason) => this.#onCloseFrame(code, reason),
+      onProtocolError: (error) => this.#onProtocolError(error),
+    };
+    // RFC 6455 §5.1: a client must reject masked frames from the server.
+    this.#parser = new FrameParser(sink, {
+      expectMasked: false,
+      maxPayload: options.maxPayload ?? DEFAULT_MAX_PAYLOAD,
+      maxFragments: Number.MAX_SAFE_INTEGER,
+    });
+    socket.on('data', (chunk: Buffer) => this.#parser.push(chunk));
+    socket.on('end', () => this.#onEnd());
+    socket.on('close', () => this.#onSocketClose());
+    socket.on('error', () => {}); // a reset shows as 1006 in `closed`
+    if (early.length > 0) this.#parser.push(early);
+    if (socket.destroyed) this.#onSocketClose();
+  }
+
+  /** `'open'`, `'closing'` (a close frame was sent or received) or `'closed'` (the socket is gone). */
+  get state(): TestClientState {
+    return this.#state;
+  }
+
+  /** Messages received and not yet taken by `nextMessage()` or iteration. */
+  get buffered(): number {
+    return this.#queue.length;
+  }
+
+  // ---- sending --------------------------------------------------------------------------------
+
+  /**
+   * Sends a message: a string as text, anything else as binary. Returns `false` (and sends
+   * nothing) once the closing handshake has started or the socket is gone.
+   */
+  send(data: string | TestBinary): boolean {
+    return typeof data === 'string' ? this.sendText(data) : this.sendBinary(data);
+  }
+
+  /** Sends a text message (masked). `false` if the connection is closing or closed. */
+  sendText(text: string): boolean {
+    if (!this.#canSend()) return false;
+    return this.#write(encodeText(text, { mask: true }));
+  }
+
+  /** Sends a binary message (masked). `false` if the connection is closing or closed. */
+  sendBinary(data: TestBinary): boolean {
+    if (!this.#canSend()) return false;
+    return this.#write(encodeFrame(Opcode.Binary, bytesOf(data), { mask: true }));
+  }
+
+  /**
+   * Sends a ping and resolves with the payload of the matching pong (same payload). Rejects with
+   * a {@link TestClientError}: `'TIMEOUT'` after `timeout` ms (default `messageTimeout`), or
+   * `'CLOSED'` if the connection closes first. Throws `RangeError` for a payload over 125 bytes.
+   */
+  ping(data?: string | TestBinary, options: { timeout?: number } = {}): Promise<Buffer> {
+    const payload = Buffer.from(bytesOf(data));
+    if (payload.length > MAX_CONTROL_PAYLOAD) throw new RangeError('a ping payload is at most 125 bytes');
+    if (!this.#canSend()) {
+      return Promise.reject(this.#closedError('ping'));
+    }
+    return new Promise<Buffer>((resolve, reject) => {
+      const timeout = options.timeout ?? this.#messageTimeout;
+      const waiter: PongWaiter = {
+        payload,
+        resolve,
+        reject,
+        timer: setTimeout(() => {
+          this.#removePongWaiter(waiter);
+          reject(new TestClientError('TIMEOUT', `no pong within ${timeout} ms`));
+        }, timeout),
+      };
+      this.#pongWaiters.push(waiter);
+      this.#write(encodeFrame(Opcode.Ping, payload, { mask: true }));
+    });
+  }
+
+  /**
+   * Starts the closing handshake (RFC 6455 §7.1.2): sends a close frame (default 1000), waits
+   * for the server's close frame and for the server to close the TCP connection (destroying the
+   * socket after `closeTimeout`), and resolves with {@link TestClient.closed}'s value. Throws
+   * `RangeError` for a code that may not be sent (1005, 1006, 999…) or a reason over 123 bytes.
+   * Calling it again, or after the server closed, just returns `closed`.
+   */
+  close(code: number = CloseCode.Normal, reason = ''): Promise<CloseInfo> {
+    const payload = encodeClosePayload(code, reason);
+    if (this.#state === 'open' && !this.#closeSent) {
+      this.#closeSent = true;
+      this.#state = 'closing';
+      this.#write(encodeFrame(Opcode.Close, payload, { mask: true }));
+      this.#armCloseTimer();
+    }
+    return this.closed;
+  }
+
+  /** Destroys the socket with no closing handshake: the server sees the connection drop (1006). */
+  terminate(): void {
+    this.#socket.destroy();
+  }
+
+  /**
+   * Writes one frame exactly as described, valid or not: fragments, bad opcodes, RSV bits,
+   * unmasked frames, oversized control frames. A close frame (opcode 8 with FIN) counts as this
+   * client's close: it is not sent again in reply. Returns `false` if the socket is no longer
+   * writable.
+   */
+  sendFrame(frame: RawFrameSpec): boolean {
+    const payload = bytesOf(frame.payload);
+    const fin = frame.fin ?? true;
+    if (frame.opcode === Opcode.Close && fin) {
+      this.#closeSent = true;
+      if (this.#state === 'open') this.#state = 'closing';
+      this.#armCloseTimer();
+    }
+    return this.#write(encodeFrame(frame.opcode & 0x0f, payload, { fin, rsv: frame.rsv ?? 0, mask: frame.mask ?? true }));
+  }
+
+  /** Writes bytes to the socket as they are (half frames, garbage). `false` if it is no longer writable. */
+  sendRaw(bytes: string | TestBinary): boolean {
+    if (!this.#socket.writable) return false;
+    this.#socket.write(bytesOf(bytes));
+    return true;
+  }
+
+  // ---- receiving ------------------------------------------------------------------------------
+
+  /**
+   * The next message: text as a string, binary as a Buffer. Messages that arrived earlier are
+   * kept in order until taken. Rejects with a {@link TestClientError}: `'TIMEOUT'` after
+   * `timeout` ms (default `messageTimeout`, 5 s), or `'CLOSED'` (with the close code) when the
+   * connection closes with no message left.
+   */
+  nextMessage(options: { timeout?: number } = {}): Promise<TestMessage> {
+    const queued = this.#queue.shift();
+    if (queued !== undefined) return Promise.resolve(queued);
+    if (this.#info !== null) return Promise.reject(this.#closedError('a message', this.#info));
+    const timeout = options.timeout ?? this.#messageTimeout;
+    return new Promise<TestMessage>((resolve, reject) => {
+      const waiter: Waiter = {
+        message: (data) => {
+          clearTimeout(timer);
+          resolve(data);
+        },
+        closed: (info) => {
+          clearTimeout(timer);
+          reject(this.#closedError('a message', info));
+        },
+      };
+      const timer = setTimeout(() => {
+        this.#removeWaiter(waiter);
+        reject(new TestClientError('TIMEOUT', `no message within ${timeout} ms`));
+      }, timeout);
+      this.#waiters.push(waiter);
+    });
+  }
+
+  /**
+   * `for await (const message of client)`: every message in order; the loop ends when the
+   * connection closes (after the messages that arrived before the close). Leaving the loop
+   * early (`break`) does not close the connection.
+   */
+  [Symbol.asyncIterator](): AsyncIterator<TestMessage> {
+    return {
+      next: (): Promise<IteratorResult<TestMessage>> => {
+        const queued = this.#queue.shift();
+        if (queued !== undefined) return Promise.resolve({ done: false, value: queued });
+        if (this.#info !== null) return Promise.resolve({ done: true, value: undefined });
+        return new Promise((resolve) => {
+          this.#waiters.push({
+            message: (value) => resolve({ done: false, value }),
+            closed: () => resolve({ done: true, value: undefined }),
+          });
+        });
+      },
+      return: (): Promise<IteratorResult<TestMessage>> => Promise.resolve({ done: true, value: undefined }),
+    };
+  }
+
+  /** `await using client = await connect(…)`: closes (1000) at the end of the scope. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    if (this.#state === 'open') await this.close();
+    else await this.closed;
+  }
+
+  // ---- internals ------------------------------------------------------------------------------
+
+  #canSend(): boolean {
+    return this.#state === 'open' && !this.#closeSent && this.#socket.writable;
+  }
+
+  #write(frame: Frame): boolean {
+    const s = this.#socket;
+    if (!s.writable) return false;
+    if (Buffer.isBuffer(frame)) {
+      s.write(frame);
+    } else {
+      s.cork();
+      s.write(frame[0]);
+      s.write(frame[1]);
+      s.uncork();
+    }
+    return true;
+  }
+
+  #closedError(what: string, info?: CloseInfo): TestClientError {
+    const i = info ?? this.#info ?? { code: this.#closeCode, reason: this.#closeReason };
+    return new TestClientError('CLOSED', `the connection closed (${describe(i)}) before ${what} arrived`, i.code, i.reason);
+  }
+
+  #removeWaiter(waiter: Waiter): void {
+    const i = this.#waiters.indexOf(waiter);
+    if (i !== -1) this.#waiters.splice(i, 1);
+  }
+
+  #removePongWaiter(waiter: PongWaiter): void {
+    const i = this.#pongWaiters.indexOf(waiter);
+    if (i !== -1) this.#pongWaiters.splice(i, 1);
+  }
+
+  #armCloseTimer(): void {
+    if (this.#closeTimer !== null || this.#socket.destroyed) return;
+    this.#closeTimer = setTimeout(() => this.#socket.destroy(), this.#closeTimeout);
+    this.#closeTimer.unref();
+  }
+
+  #onMessage(data: TestMessage): void {
+    const waiter = this.#waiters.shift();
+    if (waiter !== undefined) waiter.message(data);
+    else this.#queue.push(data);
+  }
+
+  #onPing(data: Buffer): void {
+    this.pings.push(Buffer.from(data));
+    // RFC 6455 §5.5.3: answer with the same payload, unless we already sent a close.
+    if (this.#autoPong && !this.#closeSent) this.#write(encodeFrame(Opcode.Pong, data, { mask: true }));
+  }
+
+  #onPong(data: Buffer): void {
+    const waiter = this.#pongWaiters.find((w) => w.payload.equals(data));
+    if (waiter === undefined) return; // unsolicited pong (RFC 6455 §5.5.3): ignore
+    this.#removePongWaiter(waiter);
+    clearTimeout(waiter.timer);
+    waiter.resolve(Buffer.from(data));
+  }
+
+  #onCloseFrame(code: number, reason: string): void {
+    this.#closeCode = code;
+    this.#closeReason = reason;
+    // RFC 6455 §5.5.1: echo the close (an empty one for 1005) unless ours went first.
+    if (!this.#closeSent) {
+      this.#closeSent = true;
+      this.#write(encodeFrame(Opcode.Close, code === CloseCode.NoStatus ? EMPTY : encodeClosePayload(code, reason), { mask: true }));
+    }
+    this.#state = 'closing';
+    // RFC 6455 §7.1.1: the server should close TCP first; end our half and wait for it a while.
+    this.#socket.end();
+    this.#armCloseTimer();
+  }
+
+  #onProtocolError(error: ProtocolError): void {
+    // RFC 6455 §7.1.7: fail the connection with the error's code.
+    this.protocolError = error;
+    if (!this.#closeSent) {
+      this.#closeCode = error.closeCode;
+      this.#closeReason = error.message.length <= 123 ? error.message : error.message.slice(0, 120) + '...';
+      this.#closeSent = true;
+      this.#write(encodeFrame(Opcode.Close, encodeClosePayload(error.closeCode, this.#closeReason), { mask: true }));
+    }
+    this.#state = 'closing';
+    this.#socket.end();
+    this.#armCloseTimer();
+  }
+
+  #onEnd(): void {
+    this.#parser.stop();
+    if (this.#state === 'open') this.#state = 'closing';
+    this.#socket.end();
+    this.#armCloseTimer();
+  }
+
+  #onSocketClose(): void {
+    if (this.#info !== null) return;
+    this.#state = 'closed';
+    this.#parser.stop();
+    if (this.#closeTimer !== null) clearTimeout(this.#closeTimer);
+    this.#closeTimer = null;
+    const info: CloseInfo = { code: this.#closeCode, reason: this.#closeReason };
+    this.#info = info;
+    for (const waiter of this.#waiters.splice(0)) waiter.closed(info);
+    for (const waiter of this.#pongWaiters.splice(0)) {
+      clearTimeout(waiter.timer);
+      waiter.reject(this.#closedError('the pong', info));
+    }
+    this.#resolveClosed(info);
+  }
+}

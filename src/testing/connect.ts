@@ -1,0 +1,235 @@
+import { Buffer } from 'node:buffer';
+import { type Server, createServer } from 'node:http';
+import net from 'node:net';
+import { type Duplex, duplexPair } from 'node:stream';
+import type { WebSocketHandler } from '../handler.js';
+import {
+  type ClientHandshake,
+  type ClientHeaderValue,
+  checkHandshakeResponse,
+  createClientHandshake,
+  readResponseHead,
+} from '../handshake/client.js';
+import { TestClient, type TestClientOptions } from './client.js';
+import { HandshakeError } from './errors.js';
+
+/** Anything {@link connect} can reach: a `ws://` URL, a {@link listen} result, or a handler (in memory). */
+export type ConnectTarget = string | URL | { url(path?: string): string } | WebSocketHandler;
+
+/** Options for {@link connect}. */
+export interface ConnectOptions extends TestClientOptions {
+  /**
+   * Extra request headers (`authorization`, `cookie`…). A default handshake header named here
+   * is replaced, and `null` leaves it out, to test how the server refuses a broken handshake.
+   */
+  headers?: Readonly<Record<string, ClientHeaderValue>>;
+  /** Subprotocols to offer, in preference order. The server's choice is `client.protocol`. */
+  protocols?: string | readonly string[];
+  /** The `Origin` header (browsers always send one; other clients usually don't). */
+  origin?: string;
+  /** Milliseconds for the whole opening handshake. Default 5,000; then `HandshakeError` `'TIMEOUT'`. */
+  timeout?: number;
+}
+
+const DEFAULT_TIMEOUT = 5000;
+/** Largest rejection body kept for `HandshakeError.body`. */
+const MAX_BODY = 64 * 1024;
+/** The `Host` an in-memory connection sends. */
+const MEMORY_HOST = 'localhost';
+
+function isHandler(target: ConnectTarget): target is WebSocketHandler {
+  return typeof target === 'object' && typeof (target as Partial<WebSocketHandler>).handleUpgrade === 'function';
+}
+
+function joinPath(path: string | undefined, fallback: string): string {
+  if (path === undefined || path === '') return fallback;
+  return path.startsWith('/') ? path : `/${path}`;
+}
+
+// ---- in memory ------------------------------------------------------------------------------
+
+/** One private, never-listening HTTP server per handler, so a handler is attached once. */
+const memoryServers = new WeakMap<WebSocketHandler, Server>();
+
+function answerPlainRequest(_request: unknown, response: { writeHead(status: number, headers: Record<string, string>): void; end(): void }): void {
+  response.writeHead(426, { Connection: 'close', Upgrade: 'websocket', 'Content-Length': '0' });
+  response.end();
+}
+
+function memoryServer(handler: WebSocketHandler): Server {
+  let server = memoryServers.get(handler);
+  if (server === undefined) {
+    server = createServer(answerPlainRequest);
+    memoryServers.set(handler, server);
+  }
+  // Re-attach if someone detached the handler from every server since.
+  if (!server.listeners('upgrade').includes(handler.handleUpgrade)) handler.attach(server);
+  return server;
+}
+
+/**
+ * An in-memory socket pair whose ends behave like TCP: when one side is destroyed (a reset, a
+ * terminate) the other is closed too. `stream.duplexPair()` alone leaves the peer open.
+ */
+function memoryPair(): [client: Duplex, server: Duplex] {
+  const [client, server] = duplexPair();
+  client.once('close', () => server.destroy());
+  server.once('close', () => client.destroy());
+  return [client, server];
+}
+
+// ---- the handshake over any Duplex -----------------------------------------------------------
+
+function handshakeOn(socket: Duplex, handshake: ClientHandshake, options: ConnectOptions): Promise<TestClient> {
+  const timeout = options.timeout ?? DEFAULT_TIMEOUT;
+  return new Promise<TestClient>((resolve, reject) => {
+    let received: Buffer = Buffer.alloc(0);
+    let rejected: { status: number; statusText: string; headers: Record<string, string | string[]>; bodyStart: number; bodyLength: number | undefined } | null = null;
+    let settled = false;
+
+    const cleanup = (): void => {
+      settled = true;
+      clearTimeout(timer);
+      socket.removeListener('data', onData);
+      socket.removeListener('end', onEnd);
+      socket.removeListener('close', onEnd);
+      socket.removeListener('error', onError);
+      socket.removeListener('connect', onConnect);
+    };
+    const fail = (error: Error): void => {
+      if (settled) return;
+      cleanup();
+      socket.on('error', () => {});
+      socket.destroy();
+      reject(error);
+    };
+    const finishRejection = (): void => {
+      const r = rejected;
+      if (r === null) return;
+      const end = r.bodyLength === undefined ? received.length : Math.min(received.length, r.bodyStart + r.bodyLength);
+      const body = received.subarray(r.bodyStart, Math.min(end, r.bodyStart + MAX_BODY)).toString('utf8');
+      const summary = body.trim() === '' ? '' : `: ${body.trim().slice(0, 200)}`;
+      fail(
+        new HandshakeError('REJECTED', `the server refused the WebSocket with ${r.status} ${r.statusText}`.trimEnd() + summary, r.status, r.headers, body),
+      );
+    };
+    const onData = (chunk: Buffer): void => {
+      received = received.length === 0 ? chunk : Buffer.concat([received, chunk]);
+      if (rejected !== null) {
+        const want = rejected.bodyLength ?? Number.POSITIVE_INFINITY;
+        if (received.length - rejected.bodyStart >= Math.min(want, MAX_BODY)) finishRejection();
+        return;
+      }
+      const head = readResponseHead(received);
+      if (head.kind === 'incomplete') return;
+      if (head.kind === 'malformed') {
+        fail(new HandshakeError('MALFORMED_RESPONSE', `not an HTTP response: ${head.message}`));
+        return;
+      }
+      if (head.status !== 101) {
+        // A refusal: read its body (Content-Length, or until the server closes) for the error.
+        const lengthHeader = head.headers['content-length'];
+        const length = typeof lengthHeader === 'string' && lengthHeader.trim() !== '' ? Number(lengthHeader) : Number.NaN;
+        rejected = {
+          status: head.status,
+          statusText: head.statusText,
+          headers: head.headers,
+          bodyStart: head.length,
+          bodyLength: Number.isSafeInteger(length) && length >= 0 ? length : undefined,
+        };
+        onData(Buffer.alloc(0));
+        return;
+      }
+      const verdict = checkHandshakeResponse(head, handshake);
+      if (!verdict.ok) {
+        fail(new HandshakeError(verdict.failure, `WebSocket handshake failed: ${verdict.message}`, head.status, head.headers));
+        return;
+      }
+      cleanup();
+      // Frames may follow the 101 in the same chunk: hand them to the client.
+      const early = Buffer.from(received.subarray(head.length));
+      resolve(new TestClient(socket, early, verdict.protocol, { status: head.status, headers: head.headers }, options));
+    };
+    const onEnd = (): void => {
+      if (rejected !== null) finishRejection();
+      else fail(new HandshakeError('NO_RESPONSE', 'the connection closed before the handshake response'));
+    };
+    const onError = (error: Error): void => {
+      if (rejected !== null) finishRejection();
+      else fail(error);
+    };
+    const onConnect = (): void => {
+      (socket as net.Socket).setNoDelay?.(true);
+    };
+    const timer = setTimeout(() => {
+      if (rejected !== null) finishRejection();
+      else fail(new HandshakeError('TIMEOUT', `no handshake response within ${timeout} ms`));
+    }, timeout);
+
+    socket.on('data', onData);
+    socket.on('end', onEnd);
+    socket.on('close', onEnd);
+    socket.on('error', onError);
+    socket.on('connect', onConnect);
+    socket.write(handshake.request);
+  });
+}
+
+function protocolsOf(options: ConnectOptions): readonly string[] {
+  const p = options.protocols;
+  return p === undefined ? [] : typeof p === 'string' ? [p] : p;
+}
+
+/**
+ * Opens a WebSocket for a test and resolves once the handshake succeeded.
+ *
+ * - `connect('ws://127.0.0.1:8080/chat')` or `connect(server, '/chat')` with a {@link listen}
+ *   result: a real TCP connection.
+ * - `connect(handler, '/chat')` with a `WebSocketHandler`: **in memory**, no port at all. The
+ *   request still goes through Node's own HTTP parser and the handler's real upgrade path (on a
+ *   private, never-listening `http.Server`), and both sides run the real handshake and codec.
+ *
+ * `path` may carry a query (`'/rooms/7?user=ann'`); with a URL it replaces the URL's path.
+ * A refused or broken handshake rejects with {@link HandshakeError} (its `status`, `headers` and
+ * `body` say what the server answered); a network failure rejects with the socket's error.
+ */
+export function connect(target: ConnectTarget, path?: string, options: ConnectOptions = {}): Promise<TestClient> {
+  const protocols = protocolsOf(options);
+  let socket: Duplex;
+  let handshake: ClientHandshake;
+  try {
+    if (isHandler(target)) {
+      handshake = createClientHandshake({
+        host: MEMORY_HOST,
+        path: joinPath(path, '/'),
+        protocols,
+        origin: options.origin,
+        headers: options.headers,
+      });
+      const server = memoryServer(target);
+      const [clientSide, serverSide] = memoryPair();
+      socket = clientSide;
+      // Node's HTTP server takes it from here: its parser, then 'upgrade' → the handler.
+      server.emit('connection', serverSide);
+    } else {
+      const url = new URL(typeof target === 'string' || target instanceof URL ? target : target.url(path ?? '/'));
+      if (url.protocol === 'wss:' || url.protocol === 'https:') {
+        throw new TypeError('wsmount/testing: wss:// is not supported; connect to the plain ws:// server or in memory');
+      }
+      if (url.protocol !== 'ws:' && url.protocol !== 'http:') throw new TypeError(`wsmount/testing: not a ws:// URL: ${url.href}`);
+      const requestPath = typeof target === 'string' || target instanceof URL ? joinPath(path, `${url.pathname}${url.search}`) : `${url.pathname}${url.search}`;
+      handshake = createClientHandshake({
+        host: url.host,
+        path: requestPath,
+        protocols,
+        origin: options.origin,
+        headers: options.headers,
+      });
+      const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
+      socket = net.connect({ host, port: url.port === '' ? 80 : Number(url.port) });
+    }
+  } catch (error) {
+    return Promise.reject(error);
+  }
+  return handshakeOn(socket, handshake, options);
+}

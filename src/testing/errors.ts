@@ -1,0 +1,70 @@
+import type { ClientHandshakeFailure } from '../handshake/client.js';
+
+/**
+ * Why {@link connect} failed to open a WebSocket: the handshake failures of the client's checks
+ * (RFC 6455 §4.1), plus `NO_RESPONSE` (the connection closed before a complete response),
+ * `MALFORMED_RESPONSE` (not HTTP) and `TIMEOUT`.
+ */
+export type HandshakeErrorCode = ClientHandshakeFailure | 'NO_RESPONSE' | 'MALFORMED_RESPONSE' | 'TIMEOUT';
+
+/**
+ * `connect()` rejects with this when the server does not open a WebSocket. A refused handshake
+ * (`code === 'REJECTED'`) carries the response: assert the status your `verify()` chose.
+ *
+ * ```ts
+ * const error = await connect(sockets, '/admin').catch((e: unknown) => e);
+ * expect(error).toBeInstanceOf(HandshakeError);
+ * expect((error as HandshakeError).status).toBe(401);
+ * ```
+ */
+export class HandshakeError extends Error {
+  /** Which check failed. `'REJECTED'`: the server answered with a status other than 101. */
+  readonly code: HandshakeErrorCode;
+  /** The HTTP status of the response, or 0 when no complete response arrived. */
+  readonly status: number;
+  /** Response headers by lower-case name (a repeated header is an array); empty without a response. */
+  readonly headers: Readonly<Record<string, string | string[]>>;
+  /** The response body as UTF-8 (the server's reason, for a wsmount server), `''` if none. */
+  readonly body: string;
+
+  /** @internal Created by `connect()`. */
+  constructor(
+    code: HandshakeErrorCode,
+    message: string,
+    status = 0,
+    headers: Readonly<Record<string, string | string[]>> = {},
+    body = '',
+  ) {
+    super(message);
+    this.name = 'HandshakeError';
+    this.code = code;
+    this.status = status;
+    this.headers = headers;
+    this.body = body;
+  }
+}
+
+/** Why a `nextMessage()`, `ping()` or iteration ended without its answer. */
+export type TestClientErrorCode = 'TIMEOUT' | 'CLOSED';
+
+/**
+ * `nextMessage()` and `ping()` reject with this: on their timeout (`'TIMEOUT'`), or when the
+ * connection closed first (`'CLOSED'`, with the close code and reason).
+ */
+export class TestClientError extends Error {
+  /** `'TIMEOUT'` or `'CLOSED'`. */
+  readonly code: TestClientErrorCode;
+  /** For `'CLOSED'`: the close code (1006 when the connection dropped). */
+  readonly closeCode: number | undefined;
+  /** For `'CLOSED'`: the close reason. */
+  readonly closeReason: string | undefined;
+
+  /** @internal */
+  constructor(code: TestClientErrorCode, message: string, closeCode?: number, closeReason?: string) {
+    super(message);
+    this.name = 'TestClientError';
+    this.code = code;
+    this.closeCode = closeCode;
+    this.closeReason = closeReason;
+  }
+}

@@ -1,0 +1,29 @@
+/**
+ * `wsmount/testing`: test your WebSocket routes with any test runner (vitest, Jest, `node:test`,
+ * or a plain script). Nothing here imports a test framework.
+ *
+ * ```ts
+ * import { connect, listen, HandshakeError } from 'wsmount/testing';
+ *
+ * const client = await connect(sockets, '/reverse');   // in memory: no port
+ * client.sendText('abc');
+ * assert.equal(await client.nextMessage(), 'c.b.a');
+ * await client.close();
+ * ```
+ *
+ * @module
+ */
+export { connect, type ConnectOptions, type ConnectTarget } from './connect.js';
+export { listen, type Listening, type ListenOptions } from './listen.js';
+export {
+  TestClient,
+  type CloseInfo,
+  type HandshakeResponse,
+  type RawFrameSpec,
+  type TestBinary,
+  type TestClientOptions,
+  type TestClientState,
+  type TestMessage,
+} from './client.js';
+export { HandshakeError, TestClientError, type HandshakeErrorCode, type TestClientErrorCode } from './errors.js';
+export type { ClientHeaderValue } from '../handshake/client.js';

@@ -1,0 +1,54 @@
+/**
+ * wsmount/testing outside vitest: a `node --test` file and a plain script, both importing the
+ * BUILT package by name ('wsmount', 'wsmount/testing') the way a user's project does. `npm test`
+ * builds first; when dist/ is missing or older than src/, this test builds it.
+ */
+import { execFile } from 'node:child_process';
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { beforeAll, describe, expect, test } from 'vitest';
+
+const root = fileURLToPath(new URL('../../', import.meta.url));
+const here = join(root, 'test/testing/node-test');
+
+function run(command: string, args: string[], timeout: number): Promise<{ code: number | null; out: string }> {
+  return new Promise((resolve) => {
+    execFile(command, args, { cwd: root, timeout, env: { ...process.env, NODE_OPTIONS: '' } }, (error, stdout, stderr) => {
+      const code = error === null ? 0 : typeof error.code === 'number' ? error.code : null;
+      resolve({ code, out: `${stdout}${stderr}` });
+    });
+  });
+}
+
+function newestSource(dir: string): number {
+  let newest = 0;
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    newest = Math.max(newest, entry.isDirectory() ? newestSource(path) : statSync(path).mtimeMs);
+  }
+  return newest;
+}
+
+beforeAll(async () => {
+  const built = join(root, 'dist/testing/index.js');
+  if (existsSync(built) && statSync(built).mtimeMs >= newestSource(join(root, 'src'))) return;
+  const build = await run(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.json'], 60_000);
+  expect(build.out).toBe('');
+  expect(build.code).toBe(0);
+}, 70_000);
+
+describe('wsmount/testing from the built package', () => {
+  test('under node:test', { timeout: 30_000 }, async () => {
+    const { code, out } = await run(process.execPath, ['--test', join(here, 'routes.node-test.mjs')], 25_000);
+    expect(out).toMatch(/# pass 3/);
+    expect(out).toMatch(/# fail 0/);
+    expect(code).toBe(0);
+  });
+
+  test('in a plain script', { timeout: 30_000 }, async () => {
+    const { code, out } = await run(process.execPath, [join(here, 'plain-script.mjs')], 25_000);
+    expect(out.trim()).toBe('ok');
+    expect(code).toBe(0);
+  });
+});
