@@ -1,22 +1,31 @@
-/** Ephemeral wsmount servers for tests: 127.0.0.1, port 0, closed without hanging. */
-import { type HandlerOptions, type Routes, type WebSocketServer, createWebSocketServer } from '../../src/index.js';
+/**
+ * Ephemeral wsmount servers for tests, built on the public `listen()` of wsmount/testing:
+ * 127.0.0.1, port 0, closed without hanging however clients behave.
+ */
+import type { Server } from 'node:http';
+import type { Server as HttpsServer } from 'node:https';
+import type { HandlerOptions, Routes, WebSocketHandler } from '../../src/index.js';
+import { listen } from '../../src/testing/index.js';
 
 export interface TestServer {
-  srv: WebSocketServer;
+  /** The handler and the HTTP server it is attached to. */
+  srv: { handler: WebSocketHandler; server: Server | HttpsServer };
   port: number;
   url(path?: string): string;
   close(): Promise<void>;
 }
 
-/** Starts a standalone server with short timeouts and quiet logs unless overridden. */
+/** Starts a server for `routes` with short timeouts and quiet logs unless overridden. */
 export async function startServer(routes: Routes, options: HandlerOptions = {}): Promise<TestServer> {
-  const srv = createWebSocketServer(routes, { logLevel: 'silent', closeTimeout: 2000, ...options });
-  const port = await srv.listen();
+  const listening = await listen(routes, {
+    handlerOptions: { logLevel: 'silent', closeTimeout: 2000, ...options },
+    closeTimeout: 1000,
+  });
   return {
-    srv,
-    port,
-    url: (path = '/') => srv.url(path),
-    close: () => srv.close({ timeout: 1000 }),
+    srv: { handler: listening.handler, server: listening.server },
+    port: listening.port,
+    url: (path = '/') => listening.url(path),
+    close: () => listening.close(),
   };
 }
 
