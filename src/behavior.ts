@@ -1,6 +1,6 @@
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import type { Buffer } from 'node:buffer';
-import type { Connection, SendStatus } from './connection.js';
+import type { Connection, MessageStream, SendStatus } from './connection.js';
 import type { WebSocketHandler } from './handler.js';
 
 /** Bytes a behavior can send: Buffers, typed arrays, DataViews and ArrayBuffers. */
@@ -190,6 +190,48 @@ export class Behavior<Params extends Record<string, string> = Record<string, str
   /** A protocol violation by the peer, or an exception thrown by one of this behavior's hooks. */
   onError(error: Error): void {
     void error;
+  }
+
+  // ---- consuming messages as a stream ----------------------------------------------------
+
+  /**
+   * Incoming data messages as an async iterator — a `string` for text, a `Buffer` (yours to keep)
+   * for binary — instead of `onText`/`onBinary`:
+   *
+   * ```ts
+   * class Echo extends Behavior {
+   *   async onOpen() {
+   *     for await (const message of this.messages()) this.send(message);
+   *   }
+   * }
+   * ```
+   *
+   * - **Which messages it sees.** Every data message that arrives from the call on, in order, each
+   *   exactly once. Messages that arrived before the call went to `onText`/`onBinary` as usual.
+   *   Calling it in `onOpen` before any `await` (as above: `for await` calls it at once) misses
+   *   nothing, since the connection reads no bytes before `onOpen` returns.
+   * - **One at a time.** While an iterator is active, a second call throws. Leaving the loop
+   *   (`break`, `return`, or an exception, which call the iterator's `return()`) releases it:
+   *   messages it had queued and not yet yielded (if the connection is still open), then all
+   *   later ones, go to `onText`/`onBinary`, in order.
+   * - **Backpressure.** When the consumer falls behind and the queue reaches
+   *   `MESSAGES_HIGH_WATER_COUNT` (16) messages or `MESSAGES_HIGH_WATER_BYTES` (1 MiB), the socket
+   *   stops being read (`socket.pause()`), so the peer's TCP window fills instead of our memory;
+   *   it resumes once the queue is down to `MESSAGES_LOW_WATER_COUNT` (4) messages and
+   *   `MESSAGES_LOW_WATER_BYTES` (256 KiB). The queue can overshoot the mark by the messages of the
+   *   one TCP chunk being parsed when it was reached. `queued`/`queuedBytes` report its size.
+   *   Once the connection is closing the socket is read on (to see the peer's close frame).
+   * - **End.** The iterator yields what it still holds, then is done, when the connection closes.
+   *   Called after the connection closed, it returns an iterator that is already done.
+   * - **Errors.** An exception in the loop body is yours: if the loop runs in `onOpen`, it rejects
+   *   `onOpen`'s promise, which (like any hook failure) calls `onError` and closes with 1011.
+   *
+   * Throws if called before the connection is open (in `verify()`).
+   */
+  messages(): MessageStream {
+    const c = this.#connection;
+    if (c === null) throw new Error('messages() is available once the connection is open (from onOpen on), not in verify()');
+    return c.messages();
   }
 
   // ---- actions --------------------------------------------------------------------------

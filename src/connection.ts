@@ -33,6 +33,158 @@ type SocketWithConnection = Duplex & { [kConnection]?: Connection };
 
 const EMPTY = Buffer.alloc(0);
 
+/**
+ * `Behavior.messages()` pauses reading the socket once its queue holds this many messages
+ * (or {@link MESSAGES_HIGH_WATER_BYTES}, whichever comes first). The queue can exceed it by the
+ * messages of the one TCP chunk being parsed when the mark was reached.
+ */
+export const MESSAGES_HIGH_WATER_COUNT = 16;
+/** `Behavior.messages()` pauses reading the socket once its queue holds this many payload bytes. */
+export const MESSAGES_HIGH_WATER_BYTES: number = 1 << 20;
+/** A paused socket resumes once the consumer has drained the queue to at most this many messages… */
+export const MESSAGES_LOW_WATER_COUNT = 4;
+/** …and at most this many payload bytes. */
+export const MESSAGES_LOW_WATER_BYTES: number = 256 << 10;
+
+/**
+ * What `Behavior.messages()` returns: an async iterator of incoming data messages (a `string`
+ * for text, a `Buffer` for binary), with the size of its queue for monitoring.
+ */
+export interface MessageStream extends AsyncIterableIterator<string | Buffer> {
+  /** Messages received and not yet taken by the consumer. */
+  readonly queued: number;
+  /** Payload bytes of those messages. */
+  readonly queuedBytes: number;
+}
+
+const DONE: IteratorReturnResult<undefined> = Object.freeze({ done: true, value: undefined });
+
+/**
+ * The queue behind `Behavior.messages()`: the connection pushes data messages into it while it is
+ * the connection's `inbox`, and pauses the socket above the high-water mark.
+ */
+class MessageQueue implements MessageStream {
+  private readonly connection: Connection | null;
+  private items: Buffer[] = [];
+  private kinds: boolean[] = [];
+  private head = 0;
+  private bytes = 0;
+  private waiters: ((result: IteratorResult<string | Buffer, undefined>) => void)[] = [];
+  /** The connection closed: hand out what is queued, then `done`. */
+  private ended = false;
+  /** `return()` was called: `done` at once. */
+  private released = false;
+  /** This queue paused the socket. */
+  paused = false;
+
+  constructor(connection: Connection | null) {
+    this.connection = connection;
+    if (connection === null) this.ended = true;
+  }
+
+  get queued(): number {
+    return this.items.length - this.head;
+  }
+
+  /** @internal nothing more will ever come out of this iterator. */
+  get finished(): boolean {
+    return this.released || (this.ended && this.head === this.items.length);
+  }
+
+  get queuedBytes(): number {
+    return this.bytes;
+  }
+
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
+
+  /** @internal a data message from the peer. */
+  push(data: Buffer, isText: boolean): void {
+    const waiter = this.waiters.shift();
+    if (waiter !== undefined) {
+      waiter({ done: false, value: isText ? data.toString('utf8') : data });
+      return;
+    }
+    this.items.push(data);
+    this.kinds.push(isText);
+    this.bytes += data.length;
+    const c = this.connection as Connection;
+    if (
+      !this.paused &&
+      c.state === ReadyState.OPEN &&
+      (this.items.length - this.head >= MESSAGES_HIGH_WATER_COUNT || this.bytes >= MESSAGES_HIGH_WATER_BYTES)
+    ) {
+      this.paused = true;
+      c.socket.pause();
+    }
+  }
+
+  /** @internal the connection is closed: pending `next()` calls get `done`; queued messages are still handed out. */
+  end(): void {
+    this.ended = true;
+    this.resumeSocket();
+    if (this.queued === 0) this.settleWaiters();
+  }
+
+  /** @internal resumes reading if this queue paused it. */
+  resumeSocket(): void {
+    if (this.paused) {
+      this.paused = false;
+      this.connection?.socket.resume();
+    }
+  }
+
+  private settleWaiters(): void {
+    const w = this.waiters;
+    this.waiters = [];
+    for (const f of w) f(DONE);
+  }
+
+  next(): Promise<IteratorResult<string | Buffer, undefined>> {
+    if (this.released) return Promise.resolve(DONE);
+    if (this.head < this.items.length) {
+      const data = this.items[this.head] as Buffer;
+      const isText = this.kinds[this.head] as boolean;
+      this.head++;
+      this.bytes -= data.length;
+      if (this.head === this.items.length) {
+        this.items = [];
+        this.kinds = [];
+        this.head = 0;
+      }
+      if (this.paused && this.queued <= MESSAGES_LOW_WATER_COUNT && this.bytes <= MESSAGES_LOW_WATER_BYTES) this.resumeSocket();
+      return Promise.resolve({ done: false, value: isText ? data.toString('utf8') : data });
+    }
+    if (this.ended) return Promise.resolve(DONE);
+    return new Promise((resolve) => this.waiters.push(resolve));
+  }
+
+  /**
+   * Releases the iterator (`break` out of `for await` calls this): later messages go back to
+   * `onText`/`onBinary`, and so do the ones still queued, in order, before this returns.
+   */
+  return(): Promise<IteratorResult<string | Buffer, undefined>> {
+    if (this.released) return Promise.resolve(DONE);
+    this.released = true;
+    this.resumeSocket();
+    this.settleWaiters();
+    const items = this.items;
+    const kinds = this.kinds;
+    const head = this.head;
+    this.items = [];
+    this.kinds = [];
+    this.head = 0;
+    this.bytes = 0;
+    const c = this.connection;
+    if (c !== null) {
+      if (c.inbox === this) c.inbox = null;
+      for (let i = head; i < items.length; i++) c.onMessage(items[i] as Buffer, kinds[i] as boolean);
+    }
+    return Promise.resolve(DONE);
+  }
+}
+
 /** Copies-free view of any binary input as a Buffer. */
 export function toBuffer(data: BinaryData): Buffer {
   if (Buffer.isBuffer(data)) return data;
@@ -89,6 +241,8 @@ export class Connection implements ParserSink {
   private closeCode: number = CloseCode.Abnormal;
   private closeReason = '';
   private hookFailedBound: ((error: unknown) => void) | null = null;
+  /** @internal the active `messages()` iterator, which takes data messages instead of the hooks. */
+  inbox: MessageQueue | null = null;
 
   constructor(socket: Duplex, behavior: Client, owner: ConnectionOwner, limits: ConnectionLimits) {
     this.socket = socket;
@@ -163,6 +317,8 @@ export class Connection implements ParserSink {
     const payload = encodeClosePayload(code, reason);
     if (this.state !== ReadyState.OPEN) return;
     this.state = ReadyState.CLOSING;
+    // Read on, so the peer's close frame is seen even behind a paused messages() queue.
+    this.inbox?.resumeSocket();
     this.sendClose(payload);
     this.armCloseTimer();
   }
@@ -195,14 +351,37 @@ export class Connection implements ParserSink {
       this.sendClose(encodeClosePayload(code, truncateReason(reason)));
     }
     this.state = ReadyState.CLOSING;
+    this.inbox?.resumeSocket();
     this.socket.end();
     this.armCloseTimer();
   }
 
   // ---- ParserSink -----------------------------------------------------------------------------
 
+  /**
+   * Starts `Behavior.messages()`: see there. Throws if an iterator is already active. After the
+   * connection closed, returns an iterator that is already done.
+   */
+  messages(): MessageStream {
+    if (this.inbox !== null && !this.inbox.finished) {
+      throw new Error(
+        `messages() is already active on connection ${this.behavior.id}: only one iterator at a time (break out of the first one to release it)`,
+      );
+    }
+    if (this.state === ReadyState.CLOSED) {
+      this.inbox = null;
+      return new MessageQueue(null);
+    }
+    return (this.inbox = new MessageQueue(this));
+  }
+
   onMessage(data: Buffer, isText: boolean): void {
     if (this.state === ReadyState.CLOSED) return;
+    const inbox = this.inbox;
+    if (inbox !== null) {
+      inbox.push(data, isText);
+      return;
+    }
     const b = this.behavior;
     try {
       const result = isText ? b.onText(data.toString('utf8')) : b.onBinary(data);
@@ -274,6 +453,9 @@ export class Connection implements ParserSink {
       this.closeTimer = null;
     }
     this.parser.stop();
+    // The messages() iterator hands out what it holds, then ends; it stays the inbox (a second
+    // messages() still throws) until released.
+    this.inbox?.end();
     this.owner.connectionClosed(this, this.closeCode, this.closeReason);
   }
 

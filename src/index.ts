@@ -4,7 +4,14 @@ export {
   type BehaviorClass,
   type BinaryData,
 } from './behavior.js';
-export type { SendStatus } from './connection.js';
+export {
+  MESSAGES_HIGH_WATER_BYTES,
+  MESSAGES_HIGH_WATER_COUNT,
+  MESSAGES_LOW_WATER_BYTES,
+  MESSAGES_LOW_WATER_COUNT,
+  type MessageStream,
+  type SendStatus,
+} from './connection.js';
 export {
   WebSocketHandler,
   createWebSocketHandler,
