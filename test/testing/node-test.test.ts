@@ -1,5 +1,5 @@
 /**
- * wsmount/testing outside vitest: a `node --test` file and a plain script, both importing the
+ * wsmount/testing outside vitest: a `node --test` file, a Jest suite and a plain script, all importing the
  * BUILT package by name ('wsmount', 'wsmount/testing') the way a user's project does. `npm test`
  * builds first; when dist/ is missing or older than src/, this test builds it.
  */
@@ -43,6 +43,14 @@ describe('wsmount/testing from the built package', () => {
     const { code, out } = await run(process.execPath, ['--test', join(here, 'routes.node-test.mjs')], 25_000);
     expect(out).toMatch(/# pass 3/);
     expect(out).toMatch(/# fail 0/);
+    expect(code).toBe(0);
+  });
+
+  test('under Jest (ESM mode)', { timeout: 60_000 }, async () => {
+    const jest = join(root, 'node_modules/jest/bin/jest.js');
+    const config = join(root, 'test/testing/jest/jest.config.json');
+    const { code, out } = await run(process.execPath, ['--experimental-vm-modules', jest, '--config', config, '--ci'], 55_000);
+    expect(out).toMatch(/Tests:\s+3 passed, 3 total/);
     expect(code).toBe(0);
   });
 
