@@ -3,8 +3,8 @@ import type { Buffer } from 'node:buffer';
 import type { Connection, MessageStream, SendStatus } from './connection.js';
 import type { WebSocketHandler } from './handler.js';
 
-/** Bytes a behavior can send: Buffers, typed arrays, DataViews and ArrayBuffers. */
-export type BinaryData = ArrayBufferView | ArrayBuffer;
+import type { BinaryData } from './protocol/framer.js';
+export type { BinaryData };
 
 /** What the handler tells a new behavior about its connection. @internal */
 export interface BehaviorInit {

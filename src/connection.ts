@@ -4,7 +4,7 @@ import { type Behavior, type BinaryData, ReadyState } from './behavior.js';
 import type { Logger } from './logger.js';
 import { CloseCode, MAX_CONTROL_PAYLOAD, Opcode } from './protocol/constants.js';
 import type { ProtocolError } from './protocol/errors.js';
-import { type Frame, encodeClosePayload, encodeFrame, encodeText } from './protocol/framer.js';
+import { type Frame, encodeClosePayload, encodeFrame, encodeText, toBuffer } from './protocol/framer.js';
 import { FrameParser, type ParserSink } from './protocol/parser.js';
 const kConnection: unique symbol = Symbol('wsmount.connection');
 
@@ -183,13 +183,6 @@ class MessageQueue implements MessageStream {
     }
     return Promise.resolve(DONE);
   }
-}
-
-/** Copies-free view of any binary input as a Buffer. */
-export function toBuffer(data: BinaryData): Buffer {
-  if (Buffer.isBuffer(data)) return data;
-  if (data instanceof ArrayBuffer) return Buffer.from(data);
-  return Buffer.from(data.buffer, data.byteOffset, data.byteLength);
 }
 
 // ---- socket listeners: module-level, `this` is the socket -----------------------------------

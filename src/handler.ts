@@ -3,13 +3,13 @@ import type { IncomingMessage, Server as HttpServer } from 'node:http';
 import type { Server as HttpsServer } from 'node:https';
 import type { Duplex } from 'node:stream';
 import { type Behavior, type BehaviorClass, type BinaryData, ReadyState, internals } from './behavior.js';
-import { Connection, type ConnectionOwner, toBuffer } from './connection.js';
+import { Connection, type ConnectionOwner } from './connection.js';
 import { type Acceptance, type OriginPolicy, decideHandshake } from './handshake/decide.js';
 import { HandshakeRejection, type Rejection, rejection } from './handshake/rejection.js';
 import { acceptResponse, rejectionResponse } from './handshake/response.js';
 import { type LogLevel, type Logger, levelLogger } from './logger.js';
 import { Opcode } from './protocol/constants.js';
-import { type Frame, encodeFrame, encodeText } from './protocol/framer.js';
+import { type Frame, encodeFrame, encodeText, toBuffer } from './protocol/framer.js';
 import { Router, splitTarget } from './router.js';
 
 /** A connected client as the handler sees it: any route's behavior. */

@@ -25,6 +25,16 @@ export interface FrameOptions {
   mask?: Uint8Array | boolean;
 }
 
+/** Bytes that can be sent: Buffers, typed arrays, DataViews and ArrayBuffers. */
+export type BinaryData = ArrayBufferView | ArrayBuffer;
+
+/** A Buffer view of any binary input, without copying. */
+export function toBuffer(data: BinaryData): Buffer {
+  if (Buffer.isBuffer(data)) return data;
+  if (data instanceof ArrayBuffer) return Buffer.from(data);
+  return Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+}
+
 /** Payloads up to this size are copied next to their header into one buffer: one write. */
 export const COPY_THRESHOLD = 4096;
 const EMPTY = Buffer.alloc(0);

@@ -1,13 +1,13 @@
 import { Buffer } from 'node:buffer';
 import type { Duplex } from 'node:stream';
-import { encodeClosePayload, encodeFrame, encodeText, type Frame } from '../protocol/framer.js';
+import { type BinaryData, encodeClosePayload, encodeFrame, encodeText, type Frame, toBuffer } from '../protocol/framer.js';
 import { CloseCode, MAX_CONTROL_PAYLOAD, Opcode } from '../protocol/constants.js';
 import type { ProtocolError } from '../protocol/errors.js';
 import { FrameParser, type ParserSink } from '../protocol/parser.js';
 import { TestClientError } from './errors.js';
 
 /** Bytes a test client can send: Buffers, typed arrays, DataViews and ArrayBuffers. */
-export type TestBinary = ArrayBufferView | ArrayBuffer;
+export type TestBinary = BinaryData;
 
 /** How a connection ended: the close code and reason (1006 and `''` when it dropped). */
 export interface CloseInfo {
@@ -79,10 +79,7 @@ const DEFAULT_MAX_PAYLOAD = 64 * 1024 * 1024;
 
 function bytesOf(data: string | TestBinary | undefined): Buffer {
   if (data === undefined) return EMPTY;
-  if (typeof data === 'string') return Buffer.from(data, 'utf8');
-  if (Buffer.isBuffer(data)) return data;
-  if (ArrayBuffer.isView(data)) return Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-  return Buffer.from(data);
+  return typeof data === 'string' ? Buffer.from(data, 'utf8') : toBuffer(data);
 }
 
 function describe(info: CloseInfo): string {
