@@ -98,6 +98,23 @@ interface MarkedSocket extends Duplex {
 
 type UpgradeListener = ((req: IncomingMessage, socket: Duplex, head: Buffer) => void) & { [kHandler]?: WebSocketHandler };
 
+/** One upgrade between its route match and its opening (or refusal). */
+interface Upgrade {
+  request: IncomingMessage;
+  socket: Duplex;
+  head: Buffer;
+  /** The request path (no query). */
+  path: string;
+  /** The matched route pattern. */
+  pattern: string;
+  behavior: Client;
+  decision: Acceptance;
+  /** Bytes that arrived while an async verify() ran. */
+  early: Buffer[];
+  /** Another 'upgrade' listener ended the socket while verify() ran. */
+  endedByOther: boolean;
+}
+
 let nextId = 1;
 
 /** Swallows errors on sockets we touched before anyone else listened (a reset mid-upgrade). */
@@ -341,59 +358,85 @@ export class WebSocketHandler implements ConnectionOwner {
       return;
     }
     behavior.protocol = decision.protocol;
+    const u: Upgrade = { request, socket, head, path, pattern: match.pattern, behavior, decision, early: [], endedByOther: false };
 
     let verdict: boolean | void | Promise<boolean | void>;
     try {
       verdict = behavior.verify(request);
     } catch (error) {
-      this.verifyFailed(socket, behavior, error);
+      this.afterVerify(u, undefined, { error });
       return;
     }
     if (verdict instanceof Promise || typeof (verdict as PromiseLike<unknown> | undefined)?.then === 'function') {
-      // Async verify: keep reading, so a client that leaves is noticed and early bytes are kept.
-      const early: Buffer[] = [];
-      let earlyBytes = 0;
-      const onData = (chunk: Buffer): void => {
-        earlyBytes += chunk.length;
-        if (earlyBytes > EARLY_LIMIT) socket.destroy();
-        else early.push(chunk);
-      };
-      let endedByOther = false;
-      const onEnd = (): void => {
-        // Our side already ended before the peer's FIN: another 'upgrade' listener ended it.
-        endedByOther = socket.writableEnded;
-        socket.destroy();
-      };
-      const onClose = (): void => {
-        this.pending.delete(socket);
-        this.checkIdle();
-      };
-      this.pending.add(socket);
-      socket.on('data', onData);
-      socket.on('end', onEnd);
-      socket.on('close', onClose);
-      const settle = (result: boolean | void, error: unknown, failed: boolean): void => {
-        socket.removeListener('data', onData);
-        socket.removeListener('end', onEnd);
-        socket.removeListener('close', onClose);
-        this.pending.delete(socket);
-        if (socket.destroyed || !socket.writable) {
-          internals.abandon(behavior);
-          this.droppedDuringVerify(socket, path, endedByOther || !socket.destroyed);
-          this.checkIdle();
-          return;
-        }
-        if (failed) this.verifyFailed(socket, behavior, error);
-        else this.finish(request, socket, head, behavior, decision, result, early, match.pattern);
-        this.checkIdle();
-      };
-      (verdict as Promise<boolean | void>).then(
-        (result) => settle(result, undefined, false),
-        (error: unknown) => settle(undefined, error, true),
-      );
+      this.awaitVerify(u, verdict as Promise<boolean | void>);
+    } else {
+      this.afterVerify(u, verdict as boolean | void);
+    }
+  }
+
+  /**
+   * An async verify(): keep reading meanwhile, so a client that leaves is noticed and early bytes
+   * are kept; the upgrade counts as pending for close().
+   */
+  private awaitVerify(u: Upgrade, verdict: Promise<boolean | void>): void {
+    const socket = u.socket;
+    let earlyBytes = 0;
+    const onData = (chunk: Buffer): void => {
+      earlyBytes += chunk.length;
+      if (earlyBytes > EARLY_LIMIT) socket.destroy();
+      else u.early.push(chunk);
+    };
+    const onEnd = (): void => {
+      // Our side already ended before the peer's FIN: another 'upgrade' listener ended it.
+      u.endedByOther = socket.writableEnded;
+      socket.destroy();
+    };
+    const onClose = (): void => {
+      this.pending.delete(socket);
+      this.checkIdle();
+    };
+    this.pending.add(socket);
+    socket.on('data', onData);
+    socket.on('end', onEnd);
+    socket.on('close', onClose);
+    const settle = (result: boolean | void, failure?: { error: unknown }): void => {
+      socket.removeListener('data', onData);
+      socket.removeListener('end', onEnd);
+      socket.removeListener('close', onClose);
+      this.pending.delete(socket);
+      this.afterVerify(u, result, failure);
+      this.checkIdle();
+    };
+    verdict.then(
+      (result) => settle(result),
+      (error: unknown) => settle(undefined, { error }),
+    );
+  }
+
+  /** verify() has decided (or thrown, as `failure`): drop, refuse, or open. */
+  private afterVerify(u: Upgrade, verdict: boolean | void, failure?: { error: unknown }): void {
+    const { socket, behavior } = u;
+    if (socket.destroyed || !socket.writable) {
+      // The client left, verify() terminated the socket, or another listener ended it.
+      internals.abandon(behavior);
+      this.droppedDuringVerify(socket, u.path, u.endedByOther || !socket.destroyed);
       return;
     }
-    this.finish(request, socket, head, behavior, decision, verdict as boolean | void, [], match.pattern);
+    if (failure !== undefined) {
+      this.verifyFailed(socket, behavior, failure.error);
+      return;
+    }
+    if (verdict === false) {
+      internals.abandon(behavior);
+      this.reject(socket, rejection(403, 'VERIFY_REJECTED', 'forbidden'));
+      return;
+    }
+    if (!this.accepting) {
+      internals.abandon(behavior);
+      this.reject(socket, rejection(503, 'SHUTTING_DOWN', 'the server is shutting down', { 'Retry-After': '5' }));
+      return;
+    }
+    this.open(u);
   }
 
   /** An unmatched upgrade: leave it while another listener may take it; 404 when none does. */
@@ -455,33 +498,9 @@ export class WebSocketHandler implements ConnectionOwner {
     writeRejection(socket, r, this.options.closeTimeout);
   }
 
-  /** After verify: refuse, or answer 101 and open the connection. */
-  private finish(
-    request: IncomingMessage,
-    socket: Duplex,
-    head: Buffer,
-    behavior: Client,
-    decision: Acceptance,
-    verdict: boolean | void,
-    early: Buffer[],
-    pattern: string,
-  ): void {
-    if (socket.destroyed || !socket.writable) {
-      // verify() terminated the socket or another listener ended it: nothing opens.
-      internals.abandon(behavior);
-      this.droppedDuringVerify(socket, request.url ?? '', !socket.destroyed);
-      return;
-    }
-    if (verdict === false) {
-      internals.abandon(behavior);
-      this.reject(socket, rejection(403, 'VERIFY_REJECTED', 'forbidden'));
-      return;
-    }
-    if (!this.accepting) {
-      internals.abandon(behavior);
-      this.reject(socket, rejection(503, 'SHUTTING_DOWN', 'the server is shutting down', { 'Retry-After': '5' }));
-      return;
-    }
+  /** Answers 101 and opens the connection. */
+  private open(u: Upgrade): void {
+    const { request, socket, head, behavior, decision } = u;
     const cls = behavior.constructor as BehaviorClass;
     const net = socket as Duplex & { setNoDelay?: (on: boolean) => void; setTimeout?: (ms: number) => void };
     net.setNoDelay?.(true);
@@ -496,7 +515,7 @@ export class WebSocketHandler implements ConnectionOwner {
     socket.cork();
     socket.write(acceptResponse(decision.accept, decision.protocol));
     this.all.add(behavior);
-    connection.group = this.byRoute.get(pattern) ?? null;
+    connection.group = this.byRoute.get(u.pattern) ?? null;
     connection.group?.add(behavior);
     try {
       const result = behavior.onOpen();
@@ -505,7 +524,7 @@ export class WebSocketHandler implements ConnectionOwner {
       connection.hookFailed(error);
     }
     // `head` may share memory with the HTTP parser's buffer: copy it before unmasking in place.
-    connection.start(head.length > 0 ? [Buffer.from(head), ...early] : early);
+    connection.start(head.length > 0 ? [Buffer.from(head), ...u.early] : u.early);
     socket.uncork();
     this.log.debug(`wsmount: connection ${behavior.id} open on ${request.url ?? ''}`);
   }

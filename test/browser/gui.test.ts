@@ -7,7 +7,6 @@
 import { mkdir } from 'node:fs/promises';
 import http from 'node:http';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { type GuiApp, startGuiApp } from '../../demo/gui/app.js';

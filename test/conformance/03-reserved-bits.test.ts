@@ -11,7 +11,6 @@ import {
   OP,
   closePayload,
   encodeClientFrame,
-  expectCleanClose,
   expectEcho,
   expectFail,
   sendChopped,

@@ -7,11 +7,10 @@
  * lines and the test asserts on them and on what the server's behaviors recorded.
  */
 import { type ChildProcessWithoutNullStreams, spawn, spawnSync } from 'node:child_process';
-import type { IncomingMessage } from 'node:http';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { Behavior, HandshakeRejection } from '../../src/index.js';
-import { type TestServer, sleep, startServer, waitFor } from '../helpers/server.js';
+import { AsyncAuth, Auth, Control, Echo, Info, Protocols, Refuse, log, resetLog } from './routes.js';
+import { type TestServer, startServer, waitFor } from '../helpers/server.js';
 
 const PYTHON = '/usr/bin/python3';
 const SCRIPT = fileURLToPath(new URL('./ws_client.py', import.meta.url));
@@ -114,101 +113,7 @@ function python(url: string, scenario: string, opts: Json = {}): Promise<Json> {
 const text = (s: string): PyMessage => ({ type: 'text', text: s });
 const binary = (b: Buffer): PyMessage => ({ type: 'binary', b64: b.toString('base64') });
 
-// ---- server side --------------------------------------------------------------------------
-
-interface Log {
-  opens: string[];
-  closes: { tag: string; code: number; reason: string }[];
-  texts: string[];
-  binaries: Buffer[];
-  pings: string[];
-  pongs: string[];
-}
-const log: Log = { opens: [], closes: [], texts: [], binaries: [], pings: [], pongs: [] };
-
-function resetLog(): void {
-  for (const list of Object.values(log) as unknown[][]) list.length = 0;
-}
-
-class Echo extends Behavior {
-  tag = 'echo';
-  override onOpen(): void {
-    log.opens.push(this.tag);
-  }
-  override onText(t: string): void {
-    log.texts.push(t);
-    this.sendText(t);
-  }
-  override onBinary(bytes: Buffer): void {
-    log.binaries.push(bytes);
-    this.sendBinary(bytes);
-  }
-  override onPing(data: Buffer): void {
-    log.pings.push(data.toString('utf8'));
-  }
-  override onClose(code: number, reason: string): void {
-    log.closes.push({ tag: this.tag, code, reason });
-  }
-}
-
-class Control extends Echo {
-  override tag = 'control';
-  override onText(t: string): void {
-    if (t === 'close') this.close(4001, 'bye');
-    else if (t === 'terminate') this.terminate();
-    else if (t === 'ping') this.ping('x');
-    else super.onText(t);
-  }
-  override onPong(data: Buffer): void {
-    log.pongs.push(data.toString('utf8'));
-    this.sendText(`pong:${data.toString('utf8')}`);
-  }
-}
-
-class Protocols extends Echo {
-  static override protocols = ['v2', 'v1'];
-  override tag = 'proto';
-  override onOpen(): void {
-    super.onOpen();
-    this.sendText(`protocol:${String(this.protocol)}`);
-  }
-}
-
-class Auth extends Echo {
-  override tag = 'auth';
-  override verify(request: IncomingMessage): void {
-    if (request.headers.authorization !== 'Bearer good') {
-      throw new HandshakeRejection(401, 'log in first', { 'WWW-Authenticate': 'Bearer realm="ws"' });
-    }
-  }
-  override onOpen(): void {
-    super.onOpen();
-    this.sendText('welcome');
-  }
-}
-
-class AsyncAuth extends Auth {
-  override tag = 'async-auth';
-  override async verify(request: IncomingMessage): Promise<void> {
-    await sleep(20);
-    super.verify(request);
-  }
-}
-
-class Refuse extends Echo {
-  override tag = 'refuse';
-  override verify(): boolean {
-    return false;
-  }
-}
-
-class Info extends Behavior<{ room: string }> {
-  override onOpen(): void {
-    this.sendText(
-      JSON.stringify({ params: this.params, query: Object.fromEntries(this.query), origin: this.origin ?? null, route: this.route }),
-    );
-  }
-}
+// The server side (Echo, Control, …) lives in ./routes.ts, shared with the other interop suite.
 
 const MiB = 1 << 20;
 
@@ -425,6 +330,7 @@ describe.runIf(hasPython)('python websockets 10.4', () => {
       expect(info).toEqual({
         params: { room: 'café' },
         query: { x: '1', emoji: '🎉', sp: 'a b' },
+        url: '/rooms/caf%C3%A9?x=1&emoji=%F0%9F%8E%89&sp=a+b',
         origin: null,
         route: '/rooms/:room',
       });

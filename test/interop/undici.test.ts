@@ -7,115 +7,11 @@
  * CONNECTING), so rejected handshakes are asserted on the error event.
  */
 import { spawn } from 'node:child_process';
-import type { IncomingMessage } from 'node:http';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { Behavior, HandshakeRejection } from '../../src/index.js';
-import { type TestServer, sleep, startServer, waitFor } from '../helpers/server.js';
+import { AsyncAuth, Auth, Control, Echo, Files, Info, Protocols, Refuse, log, resetLog } from './routes.js';
+import { type TestServer, startServer, waitFor } from '../helpers/server.js';
 
-// ---- server side --------------------------------------------------------------------------
-
-interface Log {
-  opens: string[];
-  closes: { route: string; code: number; reason: string }[];
-  texts: string[];
-  binaries: Buffer[];
-  pongs: string[];
-  pings: string[];
-}
-const log: Log = { opens: [], closes: [], texts: [], binaries: [], pongs: [], pings: [] };
-
-function resetLog(): void {
-  log.opens.length = 0;
-  log.closes.length = 0;
-  log.texts.length = 0;
-  log.binaries.length = 0;
-  log.pongs.length = 0;
-  log.pings.length = 0;
-}
-
-class Echo extends Behavior {
-  tag = 'echo';
-  override onOpen(): void {
-    log.opens.push(this.tag);
-  }
-  override onText(text: string): void {
-    log.texts.push(text);
-    this.sendText(text);
-  }
-  override onBinary(bytes: Buffer): void {
-    log.binaries.push(bytes);
-    this.sendBinary(bytes);
-  }
-  override onPing(data: Buffer): void {
-    log.pings.push(data.toString('utf8'));
-  }
-  override onClose(code: number, reason: string): void {
-    log.closes.push({ route: this.tag, code, reason });
-  }
-}
-
-/** Text commands drive the server side of each close path and the server ping. */
-class Control extends Echo {
-  override tag = 'control';
-  override onText(text: string): void {
-    if (text === 'close') this.close(4001, 'bye');
-    else if (text === 'terminate') this.terminate();
-    else if (text === 'ping') this.ping('x');
-    else super.onText(text);
-  }
-  override onPong(data: Buffer): void {
-    log.pongs.push(data.toString('utf8'));
-    this.sendText(`pong:${data.toString('utf8')}`);
-  }
-}
-
-class Protocols extends Echo {
-  static override protocols = ['v2', 'v1'];
-  override tag = 'proto';
-  override onOpen(): void {
-    super.onOpen();
-    this.sendText(`protocol:${String(this.protocol)}`);
-  }
-}
-
-class Auth extends Echo {
-  override tag = 'auth';
-  override verify(request: IncomingMessage): void {
-    if (request.headers.authorization !== 'Bearer good') {
-      throw new HandshakeRejection(401, 'log in first', { 'WWW-Authenticate': 'Bearer' });
-    }
-  }
-}
-
-class AsyncAuth extends Echo {
-  override tag = 'async-auth';
-  override async verify(): Promise<void> {
-    await sleep(20);
-    throw new HandshakeRejection(401, 'log in first');
-  }
-}
-
-class Refuse extends Echo {
-  override tag = 'refuse';
-  override verify(): boolean {
-    return false;
-  }
-}
-
-class Info extends Behavior<{ room: string }> {
-  override onOpen(): void {
-    this.sendText(
-      JSON.stringify({
-        params: this.params,
-        query: Object.fromEntries(this.query),
-        url: this.request.url,
-        origin: this.origin ?? null,
-      }),
-    );
-  }
-}
-
-class Files extends Info {}
+// The server side (Echo, Control, …) lives in ./routes.ts, shared with the other interop suite.
 
 // ---- client side --------------------------------------------------------------------------
 
@@ -342,7 +238,7 @@ describe('undici: every close path', () => {
     const closed = await c.waitClosed();
     expect(closed).toEqual({ code: 1000, reason: 'done here', wasClean: true });
     await waitFor(() => log.closes.length === 1, 5000, 'server onClose');
-    expect(log.closes[0]).toEqual({ route: 'echo', code: 1000, reason: 'done here' });
+    expect(log.closes[0]).toEqual({ tag: 'echo', code: 1000, reason: 'done here' });
   });
 
   it('client closes 4000 with a non-ASCII reason → both sides see it', async () => {
@@ -360,7 +256,7 @@ describe('undici: every close path', () => {
     expect(closed).toEqual({ code: 4001, reason: 'bye', wasClean: true });
     await waitFor(() => log.closes.length === 1, 5000, 'server onClose');
     // onClose reports the peer's close frame: undici echoes the code (its reason is its own).
-    expect(log.closes[0]).toMatchObject({ route: 'control', code: 4001 });
+    expect(log.closes[0]).toMatchObject({ tag: 'control', code: 4001 });
   });
 
   it('server terminate() → client sees 1006, server onClose 1006', async () => {
@@ -400,7 +296,7 @@ describe('undici: every close path', () => {
       expect(srv.srv.handler.clients.size).toBe(1);
       child.kill('SIGKILL');
       await waitFor(() => log.closes.length === 1, 5000, 'server onClose');
-      expect(log.closes[0]).toEqual({ route: 'echo', code: 1006, reason: '' });
+      expect(log.closes[0]).toEqual({ tag: 'echo', code: 1006, reason: '' });
       expect(srv.srv.handler.clients.size).toBe(0);
     } finally {
       if (child.exitCode === null) child.kill('SIGKILL');

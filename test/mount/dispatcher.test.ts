@@ -11,6 +11,8 @@ import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Behavior, type WebSocketHandler, createWebSocketHandler } from '../../src/index.js';
 import { RawClient, rawRequest, upgradeRequest } from '../helpers/raw.js';
+import { within } from '../helpers/fixture.js';
+import { loadExample } from './examples.js';
 
 interface Example {
   server: http.Server;
@@ -24,19 +26,6 @@ interface ExampleModule {
   greedyFramework(server: http.Server): { seen: string[] };
 }
 
-async function example(): Promise<ExampleModule> {
-  const url: string = new URL('../../demo/mount/dispatcher.js', import.meta.url).href;
-  return (await import(url)) as ExampleModule;
-}
-
-function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const limit = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} did not finish within ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, limit]).finally(() => clearTimeout(timer));
-}
-
 const teardown: (() => Promise<unknown> | void)[] = [];
 afterEach(async () => {
   for (const f of teardown.splice(0).reverse()) await within(Promise.resolve(f()), 3000, 'teardown').catch(() => {});
@@ -44,7 +33,7 @@ afterEach(async () => {
 
 describe('a handles(req) dispatcher beside a framework that claims every upgrade', () => {
   it('wsmount paths go to wsmount, every other upgrade to the framework, HTTP is untouched, shutdown completes', async () => {
-    const { start } = await example();
+    const { start } = await loadExample<ExampleModule>('dispatcher');
     const app = await within(start(0, '127.0.0.1'), 10_000, 'starting the dispatcher example');
     teardown.push(() => app.close());
     const port = (app.server.address() as AddressInfo).port;
@@ -74,7 +63,7 @@ describe('a handles(req) dispatcher beside a framework that claims every upgrade
   });
 
   it('without the dispatcher, the framework destroys wsmount sockets too (why the dispatcher is needed)', async () => {
-    const { greedyFramework } = await example();
+    const { greedyFramework } = await loadExample<ExampleModule>('dispatcher');
     class Echo extends Behavior {}
     const server = http.createServer((_req, res) => res.end('ok'));
     const framework = greedyFramework(server);

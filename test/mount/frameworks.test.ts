@@ -14,6 +14,8 @@ import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { WebSocketHandler } from '../../src/index.js';
 import { rawRequest, upgradeRequest } from '../helpers/raw.js';
+import { within } from '../helpers/fixture.js';
+import { loadExample, openWebSocket } from './examples.js';
 
 interface Example {
   server: Server;
@@ -25,53 +27,6 @@ interface ExampleModule {
   start(port?: number, host?: string): Promise<Example>;
 }
 
-/** Imports demo/mount/<name>.js (a non-literal specifier: the examples are plain JS). */
-async function example(name: string): Promise<ExampleModule> {
-  const url: string = new URL(`../../demo/mount/${name}.js`, import.meta.url).href;
-  return (await import(url)) as ExampleModule;
-}
-
-/** Rejects if `promise` takes longer than `ms`: a hang fails fast. */
-function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const limit = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} did not finish within ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, limit]).finally(() => clearTimeout(timer));
-}
-
-interface Closed {
-  code: number;
-  reason: string;
-}
-
-/** Node's built-in WebSocket (undici), opened, with its messages queued and its close awaited. */
-async function openWebSocket(url: string, protocol?: string): Promise<{ ws: WebSocket; next(): Promise<string>; closed: Promise<Closed> }> {
-  const ws = protocol === undefined ? new WebSocket(url) : new WebSocket(url, protocol);
-  const queue: string[] = [];
-  let wake: (() => void) | null = null;
-  ws.addEventListener('message', (event) => {
-    queue.push(String(event.data));
-    wake?.();
-  });
-  const closed = new Promise<Closed>((resolve) => {
-    ws.addEventListener('close', (event) => resolve({ code: event.code, reason: event.reason }));
-  });
-  await within(
-    new Promise<void>((resolve, reject) => {
-      ws.addEventListener('open', () => resolve());
-      ws.addEventListener('error', () => reject(new Error(`could not open ${url}`)));
-    }),
-    5000,
-    `opening ${url}`,
-  );
-  const next = async (): Promise<string> => {
-    while (queue.length === 0) await within(new Promise<void>((resolve) => (wake = resolve)), 5000, `a message on ${url}`);
-    return queue.shift() as string;
-  };
-  return { ws, next, closed };
-}
-
 const running: Example[] = [];
 afterEach(async () => {
   // A failed test must not leave a server behind; close() is bounded so teardown never hangs.
@@ -81,7 +36,7 @@ afterEach(async () => {
 });
 
 async function startExample(name: string): Promise<Example & { port: number; ws: string }> {
-  const { start } = await example(name);
+  const { start } = await loadExample<ExampleModule>(name);
   const app = await within(start(0, '127.0.0.1'), 15_000, `starting ${name}`);
   running.push(app);
   const port = (app.server.address() as AddressInfo).port;

@@ -18,6 +18,7 @@ import tls from 'node:tls';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { WebSocketHandler } from '../../src/index.js';
 import { closePayload, encodeClientFrame, upgradeRequest } from '../helpers/raw.js';
+import { within } from '../helpers/fixture.js';
 
 interface Example {
   server: Server;
@@ -27,14 +28,6 @@ interface Example {
 }
 interface ExampleModule {
   start(port?: number, host?: string, tlsOptions?: { key: Buffer; cert: Buffer }): Promise<Example>;
-}
-
-function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const limit = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} did not finish within ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, limit]).finally(() => clearTimeout(timer));
 }
 
 let dir = '';

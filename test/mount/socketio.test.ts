@@ -21,6 +21,8 @@ import { type Socket, io as ioClient } from 'socket.io-client';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Behavior, type WebSocketHandler, createWebSocketHandler } from '../../src/index.js';
 import { rawRequest, upgradeRequest } from '../helpers/raw.js';
+import { within } from '../helpers/fixture.js';
+import { type OpenSocket, openWebSocket as open } from './examples.js';
 
 interface Example {
   server: http.Server;
@@ -33,50 +35,16 @@ interface ExampleModule {
   start(port?: number, host?: string): Promise<Example>;
 }
 
-function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const limit = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} did not finish within ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, limit]).finally(() => clearTimeout(timer));
-}
-
 const teardown: (() => Promise<unknown> | void)[] = [];
 afterEach(async () => {
   for (const f of teardown.splice(0).reverse()) await within(Promise.resolve(f()), 3000, 'teardown').catch(() => {});
 });
 
-interface Closed {
-  code: number;
-  reason: string;
-}
-
-/** Node's built-in WebSocket (undici), opened, with messages queued and the close awaited. */
-async function openWebSocket(url: string): Promise<{ ws: WebSocket; next(): Promise<string>; closed: Promise<Closed> }> {
-  const ws = new WebSocket(url);
-  teardown.push(() => ws.close());
-  const queue: string[] = [];
-  let wake: (() => void) | null = null;
-  ws.addEventListener('message', (event) => {
-    queue.push(String(event.data));
-    wake?.();
-  });
-  const closed = new Promise<Closed>((resolve) => {
-    ws.addEventListener('close', (event) => resolve({ code: event.code, reason: event.reason }));
-  });
-  await within(
-    new Promise<void>((resolve, reject) => {
-      ws.addEventListener('open', () => resolve());
-      ws.addEventListener('error', () => reject(new Error(`could not open ${url}`)));
-    }),
-    5000,
-    `opening ${url}`,
-  );
-  const next = async (): Promise<string> => {
-    while (queue.length === 0) await within(new Promise<void>((resolve) => (wake = resolve)), 5000, `a message on ${url}`);
-    return queue.shift() as string;
-  };
-  return { ws, next, closed };
+/** The shared undici opener, closed at teardown. */
+async function openWebSocket(url: string): Promise<OpenSocket> {
+  const socket = await open(url);
+  teardown.push(() => socket.ws.close());
+  return socket;
 }
 
 /** A socket.io client, connected with the given transports. */
