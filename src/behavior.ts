@@ -1,6 +1,6 @@
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import type { Buffer } from 'node:buffer';
-import type { Connection, MessageStream, SendStatus } from './connection.js';
+import type { BackpressurePolicy, Connection, MessageStream, RateLimit, SendStatus } from './connection.js';
 import type { WebSocketHandler } from './handler.js';
 
 import type { BinaryData } from './protocol/framer.js';
@@ -64,6 +64,20 @@ export class Behavior<Params extends Record<string, string> = Record<string, str
   static maxPayload: number | undefined = undefined;
   /** Per-route override of the handler's `maxFragments`. */
   static maxFragments: number | undefined = undefined;
+  /** Per-route override of the handler's `maxBackpressure`. */
+  static maxBackpressure: number | undefined = undefined;
+  /** Per-route override of the handler's `backpressure` policy. */
+  static backpressure: BackpressurePolicy | undefined = undefined;
+  /** Per-route override of the handler's `pingInterval` (0 turns the heartbeat off for this route). */
+  static pingInterval: number | undefined = undefined;
+  /** Per-route override of the handler's `pongTimeout`. */
+  static pongTimeout: number | undefined = undefined;
+  /** Per-route override of the handler's `idleTimeout` (0 turns it off for this route). */
+  static idleTimeout: number | undefined = undefined;
+  /** Most open connections on this route (upgrades in `verify()` count); over it → 503. Default: no route limit. */
+  static maxConnections: number | undefined = undefined;
+  /** Per-route override of the handler's `rateLimit` (`false` turns it off for this route). */
+  static rateLimit: RateLimit | false | undefined = undefined;
 
   /** Unique integer id for this connection (unique in the process). */
   id = 0;
@@ -137,9 +151,22 @@ export class Behavior<Params extends Record<string, string> = Record<string, str
     return c === null ? this.#state : c.state;
   }
 
-  /** Bytes accepted by `send*()` but not yet handed to the kernel. */
+  /**
+   * Bytes accepted by `send*()` but not yet handed to the kernel. wsmount keeps no queue of its
+   * own, so this is exactly the socket's `writableLength`. A send that would take it past
+   * `maxBackpressure` is dropped (and, under the default `'close'` policy, closes with 1008).
+   */
   get bufferedAmount(): number {
     return this.#connection?.bufferedAmount ?? 0;
+  }
+
+  /**
+   * The last heartbeat round trip in milliseconds (ping sent → pong seen), or `undefined` before
+   * the first pong (or with the heartbeat off).
+   */
+  get latency(): number | undefined {
+    const ms = this.#connection?.latency ?? -1;
+    return ms < 0 ? undefined : ms;
   }
 
   // ---- hooks ----------------------------------------------------------------------------
@@ -153,20 +180,33 @@ export class Behavior<Params extends Record<string, string> = Record<string, str
     void request;
   }
 
-  /** The connection is open. Default: calls the handler's `onConnect`. */
+  /**
+   * The connection is open. Default: calls the handler's `onConnect`. If it returns a promise,
+   * messages that arrive before it settles wait (in order) and reach `onText`/`onBinary` after.
+   */
   onOpen(): void | Promise<void> {
     this.handler.options.onConnect?.(this);
   }
 
-  /** A text message arrived (valid UTF-8, all fragments joined). Default: the handler's `onMessage`. */
+  /**
+   * A text message arrived (valid UTF-8, all fragments joined). Default: the handler's `onMessage`.
+   * If it returns a promise, the next message waits until it settles: messages reach an async
+   * handler one at a time, in order, and reading pauses while too many wait (see `messages()`).
+   */
   onText(text: string): void | Promise<void> {
     this.handler.options.onMessage?.(this, text);
   }
 
-  /** A binary message arrived. `bytes` is yours to keep. Default: the handler's `onMessage`. */
+  /** A binary message arrived. `bytes` is yours to keep. Default: the handler's `onMessage`. Async: as `onText`. */
   onBinary(bytes: Buffer): void | Promise<void> {
     this.handler.options.onMessage?.(this, bytes);
   }
+
+  /**
+   * The socket flushed its backlog after a send returned `'queued'`: sending is cheap again.
+   * (Or `await this.drained()`.)
+   */
+  onDrain(): void | Promise<void> {}
 
   /** A ping arrived; the pong has already been sent. */
   onPing(data: Buffer): void {
@@ -180,8 +220,10 @@ export class Behavior<Params extends Record<string, string> = Record<string, str
 
   /**
    * The connection is closed (the TCP socket is gone). `code` is the peer's close code, 1005 if
-   * its close frame had none, 1006 if it vanished without one, or the code the server failed the
-   * connection with. Default: calls the handler's `onDisconnect`.
+   * its close frame had none, 1006 if it vanished without one (or missed the heartbeat's pong),
+   * or the code the server failed the connection with. Default: calls the handler's
+   * `onDisconnect`. It is the last hook: when a hook's promise is still pending at the close,
+   * the messages waiting behind it are delivered first, then `onClose` runs.
    */
   onClose(code: number, reason: string): void {
     this.handler.options.onDisconnect?.(this, code, reason);
@@ -207,7 +249,8 @@ export class Behavior<Params extends Record<string, string> = Record<string, str
    * ```
    *
    * - **Which messages it sees.** Every data message that arrives from the call on, in order, each
-   *   exactly once. Messages that arrived before the call went to `onText`/`onBinary` as usual.
+   *   exactly once. Messages that arrived before the call went to `onText`/`onBinary` as usual,
+   *   except those still waiting behind a pending async hook: they move into the iterator, first.
    *   Calling it in `onOpen` before any `await` (as above: `for await` calls it at once) misses
    *   nothing, since the connection reads no bytes before `onOpen` returns.
    * - **One at a time.** While an iterator is active, a second call throws. Leaving the loop
@@ -251,6 +294,20 @@ export class Behavior<Params extends Record<string, string> = Record<string, str
     return typeof data === 'string' ? this.sendText(data) : this.sendBinary(data);
   }
 
+  /**
+   * Resolves `true` once the socket's backlog is flushed (at once when nothing is waiting), or
+   * `false` if the connection closes first. Driven by the socket's `'drain'` event, no polling:
+   *
+   * ```ts
+   * for (const chunk of chunks) {
+   *   if (this.sendBinary(chunk) === 'queued' && !(await this.drained())) return;
+   * }
+   * ```
+   */
+  drained(): Promise<boolean> {
+    return this.#connection?.drained() ?? Promise.resolve(false);
+  }
+
   /** Sends a ping (payload at most 125 bytes). */
   ping(data?: string | BinaryData): SendStatus {
     return this.#connection?.ping(data) ?? 'dropped';
@@ -279,4 +336,11 @@ export interface BehaviorClass {
   readonly requireProtocol: boolean;
   readonly maxPayload: number | undefined;
   readonly maxFragments: number | undefined;
+  readonly maxBackpressure: number | undefined;
+  readonly backpressure: BackpressurePolicy | undefined;
+  readonly pingInterval: number | undefined;
+  readonly pongTimeout: number | undefined;
+  readonly idleTimeout: number | undefined;
+  readonly maxConnections: number | undefined;
+  readonly rateLimit: RateLimit | false | undefined;
 }

@@ -1,4 +1,5 @@
 import { Buffer } from 'node:buffer';
+import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
 import { type Behavior, type BinaryData, ReadyState } from './behavior.js';
 import type { Logger } from './logger.js';
@@ -6,26 +7,56 @@ import { CloseCode, MAX_CONTROL_PAYLOAD, Opcode } from './protocol/constants.js'
 import type { ProtocolError } from './protocol/errors.js';
 import { type Frame, encodeClosePayload, encodeFrame, encodeText, toBuffer } from './protocol/framer.js';
 import { FrameParser, type ParserSink } from './protocol/parser.js';
+import type { Counters } from './stats.js';
 const kConnection: unique symbol = Symbol('wsmount.connection');
 
 /**
- * What a send did: `'sent'` handed to the socket with no backlog, `'queued'` accepted but the
- * socket is backed up (see `bufferedAmount`), `'dropped'` not sent because the connection is
- * not open.
+ * What a send did: `'sent'` handed to the socket with no backlog, `'queued'` accepted and handed
+ * to the socket but the socket is backed up (see `bufferedAmount`; `onDrain` / `drained()` tell
+ * when it is not), `'dropped'` not sent: the connection is not open, or the backlog is over
+ * `maxBackpressure`.
  */
 export type SendStatus = 'sent' | 'queued' | 'dropped';
+
+/**
+ * What to do with a send that would take a connection's backlog over `maxBackpressure`:
+ * `'close'` drops it and closes the slow consumer with 1008; `'drop'` drops it and keeps the
+ * connection (the send returns `'dropped'`).
+ */
+export type BackpressurePolicy = 'close' | 'drop';
+
+/**
+ * A per-connection message rate limit (a token bucket): a burst of up to `messages` messages,
+ * refilled at `messages` per `interval` milliseconds. Data messages and pings count.
+ */
+export interface RateLimit {
+  messages: number;
+  interval: number;
+}
 
 /** What a connection needs from the handler that owns it. @internal */
 export interface ConnectionOwner {
   readonly log: Logger;
-  connectionClosed(connection: Connection, code: number, reason: string): void;
+  readonly counters: Counters;
+  connectionClosed(connection: Connection, code: number): void;
 }
 
-/** Per-connection limits. @internal */
+/** Per-route connection limits, resolved once per route and shared by its connections. @internal */
 export interface ConnectionLimits {
   maxPayload: number;
   maxFragments: number;
   closeTimeout: number;
+  maxBackpressure: number;
+  dropOnBackpressure: boolean;
+  /** 0: no heartbeat. */
+  pingInterval: number;
+  pongTimeout: number;
+  /** 0: no idle timeout. */
+  idleTimeout: number;
+  /** Token bucket size; 0: no rate limit. */
+  rateCapacity: number;
+  /** Tokens added per millisecond. */
+  rateRefill: number;
 }
 
 type Client = Behavior<Record<string, string>, unknown>;
@@ -34,14 +65,16 @@ type SocketWithConnection = Duplex & { [kConnection]?: Connection };
 const EMPTY = Buffer.alloc(0);
 
 /**
- * `Behavior.messages()` pauses reading the socket once its queue holds this many messages
- * (or {@link MESSAGES_HIGH_WATER_BYTES}, whichever comes first). The queue can exceed it by the
- * messages of the one TCP chunk being parsed when the mark was reached.
+ * Incoming messages wait in a queue when the code taking them is slower than the peer: the
+ * `Behavior.messages()` iterator, or hooks whose promises have not settled yet. Reading the
+ * socket pauses once the queued messages reach this many (or {@link MESSAGES_HIGH_WATER_BYTES},
+ * whichever comes first). The queue can exceed it by the messages of the one TCP chunk being
+ * parsed when the mark was reached.
  */
 export const MESSAGES_HIGH_WATER_COUNT = 16;
-/** `Behavior.messages()` pauses reading the socket once its queue holds this many payload bytes. */
+/** Reading pauses once the queued messages hold this many payload bytes. */
 export const MESSAGES_HIGH_WATER_BYTES: number = 1 << 20;
-/** A paused socket resumes once the consumer has drained the queue to at most this many messages… */
+/** A paused socket resumes once the queue is down to at most this many messages… */
 export const MESSAGES_LOW_WATER_COUNT = 4;
 /** …and at most this many payload bytes. */
 export const MESSAGES_LOW_WATER_BYTES: number = 256 << 10;
@@ -59,23 +92,55 @@ export interface MessageStream extends AsyncIterableIterator<string | Buffer> {
 
 const DONE: IteratorReturnResult<undefined> = Object.freeze({ done: true, value: undefined });
 
+/** A FIFO of received data messages and their payload bytes. */
+class Inbound {
+  items: Buffer[] = [];
+  kinds: boolean[] = [];
+  head = 0;
+  bytes = 0;
+  /** Whether the message `shift()` returned last is text. */
+  lastText = false;
+
+  get length(): number {
+    return this.items.length - this.head;
+  }
+
+  push(data: Buffer, isText: boolean): void {
+    this.items.push(data);
+    this.kinds.push(isText);
+    this.bytes += data.length;
+  }
+
+  shift(): Buffer {
+    const data = this.items[this.head] as Buffer;
+    this.lastText = this.kinds[this.head] as boolean;
+    this.head++;
+    this.bytes -= data.length;
+    if (this.head === this.items.length) this.clear();
+    return data;
+  }
+
+  clear(): void {
+    this.items = [];
+    this.kinds = [];
+    this.head = 0;
+    this.bytes = 0;
+  }
+}
+
 /**
  * The queue behind `Behavior.messages()`: the connection pushes data messages into it while it is
- * the connection's `inbox`, and pauses the socket above the high-water mark.
+ * the connection's `inbox`; the connection pauses the socket above the high-water mark.
  */
 class MessageQueue implements MessageStream {
   private readonly connection: Connection | null;
-  private items: Buffer[] = [];
-  private kinds: boolean[] = [];
-  private head = 0;
-  private bytes = 0;
+  /** @internal */
+  readonly inbound: Inbound = new Inbound();
   private waiters: ((result: IteratorResult<string | Buffer, undefined>) => void)[] = [];
   /** The connection closed: hand out what is queued, then `done`. */
   private ended = false;
   /** `return()` was called: `done` at once. */
   private released = false;
-  /** This queue paused the socket. */
-  paused = false;
 
   constructor(connection: Connection | null) {
     this.connection = connection;
@@ -83,16 +148,16 @@ class MessageQueue implements MessageStream {
   }
 
   get queued(): number {
-    return this.items.length - this.head;
+    return this.inbound.length;
+  }
+
+  get queuedBytes(): number {
+    return this.inbound.bytes;
   }
 
   /** @internal nothing more will ever come out of this iterator. */
   get finished(): boolean {
-    return this.released || (this.ended && this.head === this.items.length);
-  }
-
-  get queuedBytes(): number {
-    return this.bytes;
+    return this.released || (this.ended && this.inbound.length === 0);
   }
 
   [Symbol.asyncIterator](): this {
@@ -106,33 +171,14 @@ class MessageQueue implements MessageStream {
       waiter({ done: false, value: isText ? data.toString('utf8') : data });
       return;
     }
-    this.items.push(data);
-    this.kinds.push(isText);
-    this.bytes += data.length;
-    const c = this.connection as Connection;
-    if (
-      !this.paused &&
-      c.state === ReadyState.OPEN &&
-      (this.items.length - this.head >= MESSAGES_HIGH_WATER_COUNT || this.bytes >= MESSAGES_HIGH_WATER_BYTES)
-    ) {
-      this.paused = true;
-      c.socket.pause();
-    }
+    this.inbound.push(data, isText);
+    this.connection?.queueGrew();
   }
 
   /** @internal the connection is closed: pending `next()` calls get `done`; queued messages are still handed out. */
   end(): void {
     this.ended = true;
-    this.resumeSocket();
-    if (this.queued === 0) this.settleWaiters();
-  }
-
-  /** @internal resumes reading if this queue paused it. */
-  resumeSocket(): void {
-    if (this.paused) {
-      this.paused = false;
-      this.connection?.socket.resume();
-    }
+    if (this.inbound.length === 0) this.settleWaiters();
   }
 
   private settleWaiters(): void {
@@ -143,17 +189,11 @@ class MessageQueue implements MessageStream {
 
   next(): Promise<IteratorResult<string | Buffer, undefined>> {
     if (this.released) return Promise.resolve(DONE);
-    if (this.head < this.items.length) {
-      const data = this.items[this.head] as Buffer;
-      const isText = this.kinds[this.head] as boolean;
-      this.head++;
-      this.bytes -= data.length;
-      if (this.head === this.items.length) {
-        this.items = [];
-        this.kinds = [];
-        this.head = 0;
-      }
-      if (this.paused && this.queued <= MESSAGES_LOW_WATER_COUNT && this.bytes <= MESSAGES_LOW_WATER_BYTES) this.resumeSocket();
+    const q = this.inbound;
+    if (q.length > 0) {
+      const data = q.shift();
+      const isText = q.lastText;
+      this.connection?.queueShrank();
       return Promise.resolve({ done: false, value: isText ? data.toString('utf8') : data });
     }
     if (this.ended) return Promise.resolve(DONE);
@@ -167,20 +207,18 @@ class MessageQueue implements MessageStream {
   return(): Promise<IteratorResult<string | Buffer, undefined>> {
     if (this.released) return Promise.resolve(DONE);
     this.released = true;
-    this.resumeSocket();
     this.settleWaiters();
-    const items = this.items;
-    const kinds = this.kinds;
-    const head = this.head;
-    this.items = [];
-    this.kinds = [];
-    this.head = 0;
-    this.bytes = 0;
+    const q = this.inbound;
     const c = this.connection;
     if (c !== null) {
       if (c.inbox === this) c.inbox = null;
-      for (let i = head; i < items.length; i++) c.onMessage(items[i] as Buffer, kinds[i] as boolean);
+      while (q.length > 0 && c.state !== ReadyState.CLOSED) {
+        const data = q.shift();
+        c.dispatch(data, q.lastText);
+      }
+      c.queueShrank();
     }
+    q.clear();
     return Promise.resolve(DONE);
   }
 }
@@ -190,6 +228,7 @@ class MessageQueue implements MessageStream {
 function onData(this: SocketWithConnection, chunk: Buffer): void {
   const c = this[kConnection];
   if (c === undefined) return;
+  c.counters.bytesIn += chunk.length;
   // Everything sent while this chunk is handled (echoes, replies, pongs) goes out in one write.
   this.cork();
   c.parser.push(chunk);
@@ -208,45 +247,86 @@ function onError(this: SocketWithConnection, error: Error): void {
   this[kConnection]?.socketError(error);
 }
 
+function onDrain(this: SocketWithConnection): void {
+  this[kConnection]?.socketDrained();
+}
+
 function closeTimedOut(connection: Connection): void {
   connection.closeTimer = null;
   connection.socket.destroy();
 }
 
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return typeof (value as PromiseLike<unknown> | null)?.then === 'function';
+}
+
 /**
  * One WebSocket connection over one Duplex (a net.Socket, a TLS socket, an in-memory pair):
- * message dispatch to the behavior, the close handshake, and writes. The only code that touches
- * the socket after the handshake.
+ * message dispatch to the behavior, the close handshake, writes and their backpressure, the
+ * heartbeat and the per-connection limits. The only code that touches the socket after the
+ * handshake.
  */
 export class Connection implements ParserSink {
   readonly socket: Duplex;
   readonly behavior: Client;
   readonly parser: FrameParser;
+  /** @internal the handler's counters. */
+  readonly counters: Counters;
   state: ReadyState = ReadyState.OPEN;
-  /** @internal the route's client set this connection belongs to. */
-  group: Set<Client> | null = null;
+  /** @internal the route this connection belongs to (the handler's record). */
+  route: unknown = null;
   /** @internal */
   closeTimer: NodeJS.Timeout | null = null;
+  /** @internal the active `messages()` iterator, which takes data messages instead of the hooks. */
+  inbox: MessageQueue | null = null;
+  /** @internal reading is paused because queued incoming messages are over the high-water mark. */
+  readPaused = false;
+
   private readonly owner: ConnectionOwner;
-  private readonly closeTimeout: number;
+  private readonly limits: ConnectionLimits;
   private closeSent = false;
   /** What `onClose` will report; 1006 until a close frame arrives or we fail the connection. */
   private closeCode: number = CloseCode.Abnormal;
   private closeReason = '';
+  /** A promise returned by `onOpen`, `onText` or `onBinary` has not settled yet: later messages wait in `backlog`. */
+  private busy = false;
+  private backlog: Inbound | null = null;
+  /** The socket closed while `busy`: `onClose` runs once the last hook settles. */
+  private closePending = false;
+  private hookDoneBound: (() => void) | null = null;
+  private hookRejectedBound: ((error: unknown) => void) | null = null;
   private hookFailedBound: ((error: unknown) => void) | null = null;
-  /** @internal the active `messages()` iterator, which takes data messages instead of the hooks. */
-  inbox: MessageQueue | null = null;
+  private drainWaiters: ((drained: boolean) => void)[] | null = null;
+
+  // Heartbeat and idle time (performance.now() milliseconds), updated by the handler's sweep.
+  /** A data message went either way since the last sweep. */
+  private active = false;
+  private lastActive: number;
+  /** When the last heartbeat ping was sent (or the connection opened). */
+  private lastPing: number;
+  private awaitingPong = false;
+  /** @internal the last heartbeat round trip in ms, or -1. */
+  latency = -1;
+  // Rate limit: a token bucket.
+  private tokens: number;
+  private refilledAt: number;
 
   constructor(socket: Duplex, behavior: Client, owner: ConnectionOwner, limits: ConnectionLimits) {
     this.socket = socket;
     this.behavior = behavior;
     this.owner = owner;
-    this.closeTimeout = limits.closeTimeout;
+    this.counters = owner.counters;
+    this.limits = limits;
     this.parser = new FrameParser(this, {
       expectMasked: true,
       maxPayload: limits.maxPayload,
       maxFragments: limits.maxFragments,
     });
+    const now = performance.now();
+    this.lastActive = now;
+    this.lastPing = now;
+    this.tokens = limits.rateCapacity;
+    this.refilledAt = now;
   }
 
   /** Starts reading: `early` holds bytes that arrived with or before the upgrade. */
@@ -256,7 +336,11 @@ export class Connection implements ParserSink {
     s.on('end', onEnd);
     s.on('close', onClose);
     s.on('error', onError);
-    for (const chunk of early) this.parser.push(chunk);
+    s.on('drain', onDrain);
+    for (const chunk of early) {
+      this.counters.bytesIn += chunk.length;
+      this.parser.push(chunk);
+    }
     if (s.destroyed) {
       // The peer left before we started listening; 'close' has been emitted already.
       if (this.state !== ReadyState.CLOSED) this.socketClosed();
@@ -265,19 +349,28 @@ export class Connection implements ParserSink {
     s.on('data', onData);
   }
 
-  /** Bytes written but not yet flushed to the kernel. */
+  /**
+   * Bytes accepted by `send*()` and not yet handed to the kernel. wsmount keeps no queue of its
+   * own (every accepted frame goes straight to the socket), so this is the socket's
+   * `writableLength`, corked bytes included.
+   */
   get bufferedAmount(): number {
     return this.socket.writableLength;
   }
 
   // ---- sending ------------------------------------------------------------------------------
 
-  /** Writes an already framed message. */
+  /** Writes an already framed data message, under the route's backpressure policy. */
   writeFrame(frame: Frame): SendStatus {
     if (this.state !== ReadyState.OPEN) return 'dropped';
     const s = this.socket;
+    const single = Buffer.isBuffer(frame);
+    const length = single ? frame.length : frame[0].length + frame[1].length;
+    const buffered = s.writableLength;
+    // A message larger than the limit still goes out on an empty backlog.
+    if (buffered > 0 && buffered + length > this.limits.maxBackpressure) return this.overBackpressure(length);
     let flushed: boolean;
-    if (Buffer.isBuffer(frame)) {
+    if (single) {
       flushed = s.write(frame);
     } else {
       s.cork();
@@ -285,7 +378,27 @@ export class Connection implements ParserSink {
       flushed = s.write(frame[1]);
       s.uncork();
     }
+    const counters = this.counters;
+    counters.messagesOut++;
+    counters.bytesOut += length;
+    this.active = true;
     return flushed ? 'sent' : 'queued';
+  }
+
+  private overBackpressure(length: number): SendStatus {
+    this.counters.backpressureDrops++;
+    if (this.limits.dropOnBackpressure) {
+      this.owner.log.debug(
+        `wsmount: dropped a ${length}-byte message to connection ${this.behavior.id}: ${this.bufferedAmount} bytes are waiting (maxBackpressure ${this.limits.maxBackpressure})`,
+      );
+      return 'dropped';
+    }
+    this.counters.backpressureCloses++;
+    this.owner.log.warn(
+      `wsmount: closing slow consumer ${this.behavior.id} with 1008: ${this.bufferedAmount} bytes are waiting and a ${length}-byte message would pass maxBackpressure ${this.limits.maxBackpressure}`,
+    );
+    this.close(CloseCode.PolicyViolation, 'slow consumer');
+    return 'dropped';
   }
 
   sendText(text: string): SendStatus {
@@ -302,7 +415,37 @@ export class Connection implements ParserSink {
     const payload = data === undefined ? EMPTY : typeof data === 'string' ? Buffer.from(data) : toBuffer(data);
     // RFC 6455 §5.5: control frames carry at most 125 bytes.
     if (payload.length > MAX_CONTROL_PAYLOAD) throw new RangeError('a ping payload is at most 125 bytes');
-    return this.writeFrame(encodeFrame(Opcode.Ping, payload));
+    if (this.state !== ReadyState.OPEN) return 'dropped';
+    return this.socket.write(encodeFrame(Opcode.Ping, payload)) ? 'sent' : 'queued';
+  }
+
+  /**
+   * Resolves `true` once the socket has flushed its backlog (at once when there is none), or
+   * `false` if the connection closes first.
+   */
+  drained(): Promise<boolean> {
+    if (this.state === ReadyState.CLOSED || this.socket.destroyed) return Promise.resolve(false);
+    if (!this.socket.writableNeedDrain) return Promise.resolve(true);
+    return new Promise((resolve) => (this.drainWaiters ??= []).push(resolve));
+  }
+
+  /** @internal the socket emitted 'drain'. */
+  socketDrained(): void {
+    this.settleDrain(true);
+    if (this.state !== ReadyState.OPEN) return;
+    try {
+      const result = this.behavior.onDrain();
+      if (result !== undefined) this.watch(result);
+    } catch (error) {
+      this.hookFailed(error);
+    }
+  }
+
+  private settleDrain(drained: boolean): void {
+    const waiters = this.drainWaiters;
+    if (waiters === null) return;
+    this.drainWaiters = null;
+    for (const resolve of waiters) resolve(drained);
   }
 
   /** Starts the closing handshake (RFC 6455 §7.1.2). Throws RangeError on a code that may not be sent. */
@@ -310,8 +453,8 @@ export class Connection implements ParserSink {
     const payload = encodeClosePayload(code, reason);
     if (this.state !== ReadyState.OPEN) return;
     this.state = ReadyState.CLOSING;
-    // Read on, so the peer's close frame is seen even behind a paused messages() queue.
-    this.inbox?.resumeSocket();
+    // Read on, so the peer's close frame is seen even behind a paused queue.
+    this.resumeReading();
     this.sendClose(payload);
     this.armCloseTimer();
   }
@@ -329,7 +472,7 @@ export class Connection implements ParserSink {
 
   private armCloseTimer(): void {
     if (this.closeTimer === null && !this.socket.destroyed) {
-      this.closeTimer = setTimeout(closeTimedOut, this.closeTimeout, this);
+      this.closeTimer = setTimeout(closeTimedOut, this.limits.closeTimeout, this);
       this.closeTimer.unref();
     }
   }
@@ -344,16 +487,58 @@ export class Connection implements ParserSink {
       this.sendClose(encodeClosePayload(code, truncateReason(reason)));
     }
     this.state = ReadyState.CLOSING;
-    this.inbox?.resumeSocket();
+    this.resumeReading();
     this.socket.end();
     this.armCloseTimer();
   }
 
-  // ---- ParserSink -----------------------------------------------------------------------------
+  // ---- heartbeat, idle time -------------------------------------------------------------------
+
+  /**
+   * @internal Called by the handler's sweep timer: sends the heartbeat ping when one is due,
+   * terminates a peer that left the last one unanswered for `pongTimeout`, closes an idle
+   * connection.
+   */
+  sweep(now: number): void {
+    if (this.state !== ReadyState.OPEN) return;
+    const limits = this.limits;
+    if (this.active) {
+      this.active = false;
+      this.lastActive = now;
+    }
+    if (limits.idleTimeout > 0 && now - this.lastActive >= limits.idleTimeout) {
+      this.counters.idleCloses++;
+      this.owner.log.info(`wsmount: closing connection ${this.behavior.id} with 1001: no message either way for ${limits.idleTimeout} ms`);
+      this.close(CloseCode.GoingAway, 'idle timeout');
+      return;
+    }
+    if (limits.pingInterval <= 0) return;
+    if (this.readPaused) {
+      // We stopped reading (a slow consumer of ours): the pong could not be seen. Not the peer's fault.
+      this.awaitingPong = false;
+      this.lastPing = now;
+      return;
+    }
+    if (this.awaitingPong) {
+      if (now - this.lastPing >= limits.pongTimeout) {
+        this.counters.pongTimeouts++;
+        this.owner.log.info(`wsmount: terminating connection ${this.behavior.id}: no pong within ${limits.pongTimeout} ms`);
+        this.socket.destroy();
+      }
+    } else if (now - this.lastPing >= limits.pingInterval) {
+      this.lastPing = now;
+      this.awaitingPong = true;
+      this.counters.pingsSent++;
+      this.socket.write(encodeFrame(Opcode.Ping, EMPTY));
+    }
+  }
+
+  // ---- receiving ------------------------------------------------------------------------------
 
   /**
    * Starts `Behavior.messages()`: see there. Throws if an iterator is already active. After the
-   * connection closed, returns an iterator that is already done.
+   * connection closed, returns an iterator that is already done. Messages waiting behind a
+   * pending hook move into the iterator, in order.
    */
   messages(): MessageStream {
     if (this.inbox !== null && !this.inbox.finished) {
@@ -361,30 +546,139 @@ export class Connection implements ParserSink {
         `messages() is already active on connection ${this.behavior.id}: only one iterator at a time (break out of the first one to release it)`,
       );
     }
-    if (this.state === ReadyState.CLOSED) {
+    if (this.state === ReadyState.CLOSED && (this.backlog === null || this.backlog.length === 0)) {
       this.inbox = null;
       return new MessageQueue(null);
     }
-    return (this.inbox = new MessageQueue(this));
+    const queue = new MessageQueue(this);
+    this.inbox = queue;
+    const backlog = this.backlog;
+    if (backlog !== null) {
+      while (backlog.length > 0) {
+        const data = backlog.shift();
+        queue.inbound.push(data, backlog.lastText);
+      }
+    }
+    if (this.state === ReadyState.CLOSED) queue.end();
+    return queue;
+  }
+
+  /** @internal queued incoming messages grew: pause reading above the high-water mark. */
+  queueGrew(): void {
+    if (this.readPaused || this.state !== ReadyState.OPEN) return;
+    const inbox = this.inbox?.inbound;
+    const backlog = this.backlog;
+    const count = (inbox?.length ?? 0) + (backlog?.length ?? 0);
+    const bytes = (inbox?.bytes ?? 0) + (backlog?.bytes ?? 0);
+    if (count >= MESSAGES_HIGH_WATER_COUNT || bytes >= MESSAGES_HIGH_WATER_BYTES) {
+      this.readPaused = true;
+      this.socket.pause();
+    }
+  }
+
+  /** @internal queued incoming messages shrank: resume reading below the low-water mark. */
+  queueShrank(): void {
+    if (!this.readPaused) return;
+    const inbox = this.inbox?.inbound;
+    const backlog = this.backlog;
+    const count = (inbox?.length ?? 0) + (backlog?.length ?? 0);
+    const bytes = (inbox?.bytes ?? 0) + (backlog?.bytes ?? 0);
+    if (count <= MESSAGES_LOW_WATER_COUNT && bytes <= MESSAGES_LOW_WATER_BYTES) this.resumeReading();
+  }
+
+  private resumeReading(): void {
+    if (!this.readPaused) return;
+    this.readPaused = false;
+    this.socket.resume();
   }
 
   onMessage(data: Buffer, isText: boolean): void {
     if (this.state === ReadyState.CLOSED) return;
+    this.counters.messagesIn++;
+    this.active = true;
+    if (this.limits.rateCapacity > 0 && !this.takeToken()) return;
+    this.dispatch(data, isText);
+  }
+
+  /** @internal hands a data message to the iterator, the backlog, or the hook. */
+  dispatch(data: Buffer, isText: boolean): void {
     const inbox = this.inbox;
     if (inbox !== null) {
       inbox.push(data, isText);
-      return;
+    } else if (this.busy) {
+      (this.backlog ??= new Inbound()).push(data, isText);
+      this.queueGrew();
+    } else {
+      this.deliver(data, isText);
     }
+  }
+
+  private deliver(data: Buffer, isText: boolean): void {
     const b = this.behavior;
     try {
-      const result = isText ? b.onText(data.toString('utf8')) : b.onBinary(data);
-      if (result !== undefined) this.watch(result);
+      this.track(isText ? b.onText(data.toString('utf8')) : b.onBinary(data));
     } catch (error) {
       this.hookFailed(error);
     }
   }
 
+  /**
+   * @internal A hook that orders later messages (`onOpen`, `onText`, `onBinary`) returned
+   * `result`: while it is a pending promise, messages wait in the backlog.
+   */
+  track(result: unknown): void {
+    if (result === undefined || !isThenable(result)) return;
+    this.busy = true;
+    result.then(
+      (this.hookDoneBound ??= this.hookDone.bind(this)),
+      (this.hookRejectedBound ??= this.hookRejected.bind(this)),
+    );
+  }
+
+  /** The pending hook settled: deliver what waited, in order, until one is pending again. */
+  private hookDone(): void {
+    this.busy = false;
+    const backlog = this.backlog;
+    if (backlog !== null && backlog.length > 0) {
+      const s = this.socket;
+      const corked = s.writable;
+      if (corked) s.cork();
+      while (backlog.length > 0 && !this.busy) {
+        const data = backlog.shift();
+        const isText = backlog.lastText;
+        if (this.inbox !== null) this.inbox.push(data, isText);
+        else this.deliver(data, isText);
+      }
+      if (corked) s.uncork();
+      this.queueShrank();
+    }
+    if (!this.busy && this.closePending) this.reportClose();
+  }
+
+  private hookRejected(error: unknown): void {
+    this.busy = false;
+    this.hookFailed(error);
+    if (this.closePending) this.reportClose();
+  }
+
+  /** Takes a token from the rate limit's bucket, or fails the connection with 1008. */
+  private takeToken(): boolean {
+    const limits = this.limits;
+    const now = performance.now();
+    this.tokens = Math.min(limits.rateCapacity, this.tokens + (now - this.refilledAt) * limits.rateRefill);
+    this.refilledAt = now;
+    if (this.tokens >= 1) {
+      this.tokens -= 1;
+      return true;
+    }
+    this.counters.rateLimitCloses++;
+    this.owner.log.warn(`wsmount: closing connection ${this.behavior.id} with 1008: over the message rate limit`);
+    this.fail(CloseCode.PolicyViolation, 'message rate limit exceeded');
+    return false;
+  }
+
   onPing(data: Buffer): void {
+    if (this.limits.rateCapacity > 0 && !this.takeToken()) return;
     // RFC 6455 §5.5.2–5.5.3: answer with a pong carrying the same payload.
     if (!this.closeSent && this.socket.writable) this.socket.write(encodeFrame(Opcode.Pong, data));
     try {
@@ -395,6 +689,11 @@ export class Connection implements ParserSink {
   }
 
   onPong(data: Buffer): void {
+    if (this.awaitingPong) {
+      // Any pong answers the heartbeat (RFC 6455 §5.5.3 allows a peer to answer only the latest ping).
+      this.awaitingPong = false;
+      this.latency = performance.now() - this.lastPing;
+    }
     try {
       this.behavior.onPong(data);
     } catch (error) {
@@ -437,7 +736,10 @@ export class Connection implements ParserSink {
     this.owner.log.debug(`wsmount: socket error on connection ${this.behavior.id}`, error);
   }
 
-  /** @internal the socket is gone: report the close once. */
+  /**
+   * @internal The socket is gone: leave the handler's sets at once; `onClose` runs now, or once
+   * a pending hook has settled and the messages waiting behind it are delivered.
+   */
   socketClosed(): void {
     if (this.state === ReadyState.CLOSED) return;
     this.state = ReadyState.CLOSED;
@@ -446,22 +748,36 @@ export class Connection implements ParserSink {
       this.closeTimer = null;
     }
     this.parser.stop();
+    this.readPaused = false;
+    this.settleDrain(false);
     // The messages() iterator hands out what it holds, then ends; it stays the inbox (a second
     // messages() still throws) until released.
     this.inbox?.end();
-    this.owner.connectionClosed(this, this.closeCode, this.closeReason);
+    this.owner.connectionClosed(this, this.closeCode);
+    if (this.busy) this.closePending = true;
+    else this.reportClose();
+  }
+
+  private reportClose(): void {
+    this.closePending = false;
+    try {
+      this.behavior.onClose(this.closeCode, this.closeReason);
+    } catch (error) {
+      this.owner.log.error(`wsmount: onClose of connection ${this.behavior.id} threw`, error);
+    }
   }
 
   // ---- hook failures --------------------------------------------------------------------------
 
-  /** Catches a rejected promise returned by a hook. */
+  /** Catches a rejected promise returned by a hook that does not order messages (`onDrain`). */
   watch(result: unknown): void {
-    if (typeof (result as PromiseLike<unknown> | null)?.then === 'function') {
-      (result as PromiseLike<unknown>).then(undefined, (this.hookFailedBound ??= this.hookFailed.bind(this)));
-    }
+    if (isThenable(result)) result.then(undefined, (this.hookFailedBound ??= this.hookFailed.bind(this)));
   }
 
-  /** A hook threw: log it, tell `onError`, close with 1011. One bad handler never takes the process down. */
+  /**
+   * A hook threw: log it, tell `onError`, close with 1011, and drop the messages still waiting
+   * for the hooks. One bad handler never takes the process down.
+   */
   hookFailed(error: unknown): void {
     const err = error instanceof Error ? error : new Error(String(error));
     this.owner.log.error(`wsmount: a hook of connection ${this.behavior.id} threw`, err);
@@ -469,6 +785,11 @@ export class Connection implements ParserSink {
       this.behavior.onError(err);
     } catch (hookError) {
       this.owner.log.error('wsmount: onError threw', hookError);
+    }
+    if (this.backlog !== null && this.backlog.length > 0) {
+      this.owner.log.debug(`wsmount: dropping ${this.backlog.length} messages that waited for connection ${this.behavior.id}'s failed hook`);
+      this.backlog.clear();
+      this.queueShrank();
     }
     if (this.state === ReadyState.OPEN) this.close(CloseCode.InternalError, 'internal error');
   }

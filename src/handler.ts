@@ -1,9 +1,10 @@
 import { Buffer } from 'node:buffer';
 import type { IncomingMessage, Server as HttpServer } from 'node:http';
+import { performance } from 'node:perf_hooks';
 import type { Server as HttpsServer } from 'node:https';
 import type { Duplex } from 'node:stream';
 import { type Behavior, type BehaviorClass, type BinaryData, ReadyState, internals } from './behavior.js';
-import { Connection, type ConnectionOwner } from './connection.js';
+import { type BackpressurePolicy, Connection, type ConnectionLimits, type ConnectionOwner, type RateLimit } from './connection.js';
 import { type Acceptance, type OriginPolicy, decideHandshake } from './handshake/decide.js';
 import { HandshakeRejection, type Rejection, rejection } from './handshake/rejection.js';
 import { acceptResponse, rejectionResponse } from './handshake/response.js';
@@ -11,6 +12,7 @@ import { type LogLevel, type Logger, levelLogger } from './logger.js';
 import { Opcode } from './protocol/constants.js';
 import { type Frame, encodeFrame, encodeText, toBuffer } from './protocol/framer.js';
 import { Router, splitTarget } from './router.js';
+import { Counters, type HandlerStats, countsOf } from './stats.js';
 
 /** A connected client as the handler sees it: any route's behavior. */
 export type Client = Behavior<Record<string, string>, unknown>;
@@ -32,6 +34,53 @@ export interface HandlerOptions {
   maxFragments?: number;
   /** Milliseconds to wait for the peer's close frame / TCP close before destroying the socket. Default 10,000. */
   closeTimeout?: number;
+  /**
+   * Most bytes a connection may have waiting to be sent (`bufferedAmount`). A send that would go
+   * past it is dropped and the `backpressure` policy applies. A single message larger than the
+   * limit still goes out when nothing is waiting. Default 4 MiB (4,194,304).
+   */
+  maxBackpressure?: number;
+  /**
+   * What happens to a connection whose backlog would pass `maxBackpressure` — the same for
+   * `send*()` and `broadcast()`: `'close'` (default) closes the slow consumer with 1008, so it
+   * knows it missed messages and can reconnect and resync; `'drop'` drops the message and keeps
+   * the connection (the send returns `'dropped'`; for feeds where the next update supersedes).
+   */
+  backpressure?: BackpressurePolicy;
+  /** Milliseconds between heartbeat pings (protocol ping frames). Default 30,000; 0 turns the heartbeat off. */
+  pingInterval?: number;
+  /** Milliseconds a peer has to answer a heartbeat ping before it is terminated (`onClose` sees 1006). Default 20,000. */
+  pongTimeout?: number;
+  /**
+   * Milliseconds without a data message in either direction after which a connection is closed
+   * with 1001. Default 0: off, since the heartbeat already finds dead peers and many apps keep
+   * quiet connections open on purpose.
+   */
+  idleTimeout?: number;
+  /**
+   * Milliseconds an async `verify()` may take; past it the upgrade is answered 503 and whatever
+   * `verify()` decides later is ignored. Default 10,000.
+   */
+  verifyTimeout?: number;
+  /**
+   * Most open connections (upgrades in `verify()` count) over all routes; over it → 503 before
+   * the 101. Default: no limit, since the right number depends on the app and the machine
+   * (measured idle cost is in the README); set it when exposed to the internet.
+   */
+  maxConnections?: number;
+  /**
+   * Most open connections (upgrades in `verify()` count) from one IP address; over it → 429.
+   * Default: no limit, since behind a reverse proxy or a carrier NAT many users share one
+   * address; set it when clients reach the server directly.
+   */
+  maxConnectionsPerIp?: number;
+  /**
+   * A per-connection message rate limit (token bucket, data messages and pings count); over it
+   * the connection is closed with 1008. Default: off, since a fair rate differs by orders of
+   * magnitude between apps (chat vs. a 60 Hz game); `maxPayload` and receive backpressure already
+   * bound memory.
+   */
+  rateLimit?: RateLimit;
   /**
    * Milliseconds an upgrade that matches no route is left for other `'upgrade'` listeners on the
    * same server (Vite HMR, socket.io…) before it is answered 404. Default 2,000. When every
@@ -56,6 +105,14 @@ export interface ResolvedHandlerOptions extends HandlerOptions {
   maxFragments: number;
   closeTimeout: number;
   unclaimedTimeout: number;
+  maxBackpressure: number;
+  backpressure: BackpressurePolicy;
+  pingInterval: number;
+  pongTimeout: number;
+  idleTimeout: number;
+  verifyTimeout: number;
+  maxConnections: number;
+  maxConnectionsPerIp: number;
 }
 
 /** Options for {@link WebSocketHandler.broadcast}. */
@@ -80,6 +137,10 @@ const DEFAULT_MAX_PAYLOAD = 1 << 20;
 const DEFAULT_MAX_FRAGMENTS = 1024;
 const DEFAULT_CLOSE_TIMEOUT = 10_000;
 const DEFAULT_UNCLAIMED_TIMEOUT = 2_000;
+const DEFAULT_MAX_BACKPRESSURE = 4 << 20;
+const DEFAULT_PING_INTERVAL = 30_000;
+const DEFAULT_PONG_TIMEOUT = 20_000;
+const DEFAULT_VERIFY_TIMEOUT = 10_000;
 /** Bytes a client may send before its handshake completes (it should send none). */
 const EARLY_LIMIT = 64 * 1024;
 
@@ -98,6 +159,17 @@ interface MarkedSocket extends Duplex {
 
 type UpgradeListener = ((req: IncomingMessage, socket: Duplex, head: Buffer) => void) & { [kHandler]?: WebSocketHandler };
 
+/** One route: its behavior class, its clients, its resolved limits. */
+interface Route {
+  pattern: string;
+  cls: BehaviorClass;
+  clients: Set<Client>;
+  limits: ConnectionLimits;
+  maxConnections: number;
+  /** Open connections plus upgrades in `verify()`. */
+  count: number;
+}
+
 /** One upgrade between its route match and its opening (or refusal). */
 interface Upgrade {
   request: IncomingMessage;
@@ -105,8 +177,9 @@ interface Upgrade {
   head: Buffer;
   /** The request path (no query). */
   path: string;
-  /** The matched route pattern. */
-  pattern: string;
+  route: Route;
+  /** The peer's address, for the per-IP count. */
+  ip: string | undefined;
   behavior: Client;
   decision: Acceptance;
   /** Bytes that arrived while an async verify() ran. */
@@ -174,10 +247,18 @@ export class WebSocketHandler implements ConnectionOwner {
    */
   readonly handleUpgrade: (request: IncomingMessage, socket: Duplex, head: Buffer) => void;
 
-  private readonly router = new Router<BehaviorClass>();
+  /** @internal */
+  readonly counters: Counters = new Counters();
+  private readonly router = new Router<Route>();
   private readonly all = new Set<Client>();
-  private readonly byRoute = new Map<string, Set<Client>>();
+  private readonly byRoute = new Map<string, Route>();
   private readonly pending = new Set<Duplex>();
+  /** Open connections plus upgrades in `verify()`, in all and per IP. */
+  private count = 0;
+  private readonly perIp = new Map<string, number>();
+  /** The heartbeat / idle sweep: one timer for every connection, running while any is open. */
+  private sweepTimer: NodeJS.Timeout | null = null;
+  private readonly tick: number;
   private readonly servers = new Set<NodeJS.EventEmitter>();
   private accepting = true;
   private closing: Promise<void> | null = null;
@@ -185,20 +266,37 @@ export class WebSocketHandler implements ConnectionOwner {
   private closeTimer: NodeJS.Timeout | null = null;
 
   constructor(routes: Routes, options: HandlerOptions = {}) {
-    this.options = {
+    const o: ResolvedHandlerOptions = {
       ...options,
       maxPayload: options.maxPayload ?? DEFAULT_MAX_PAYLOAD,
       maxFragments: options.maxFragments ?? DEFAULT_MAX_FRAGMENTS,
       closeTimeout: options.closeTimeout ?? DEFAULT_CLOSE_TIMEOUT,
       unclaimedTimeout: options.unclaimedTimeout ?? DEFAULT_UNCLAIMED_TIMEOUT,
+      maxBackpressure: options.maxBackpressure ?? DEFAULT_MAX_BACKPRESSURE,
+      backpressure: options.backpressure ?? 'close',
+      pingInterval: options.pingInterval ?? DEFAULT_PING_INTERVAL,
+      pongTimeout: options.pongTimeout ?? DEFAULT_PONG_TIMEOUT,
+      idleTimeout: options.idleTimeout ?? 0,
+      verifyTimeout: options.verifyTimeout ?? DEFAULT_VERIFY_TIMEOUT,
+      maxConnections: options.maxConnections ?? Infinity,
+      maxConnectionsPerIp: options.maxConnectionsPerIp ?? Infinity,
     };
+    checkOptions(o);
+    this.options = o;
     this.log = levelLogger(options.logger ?? console, options.logLevel ?? 'warn');
+    let shortest = Infinity;
     for (const pattern of Object.keys(routes)) {
       const cls = routes[pattern];
       if (typeof cls !== 'function') throw new TypeError(`route ${pattern} needs a Behavior class`);
-      this.router.add(pattern, cls);
-      this.byRoute.set(pattern, new Set());
+      const limits = routeLimits(cls, o, pattern);
+      const route: Route = { pattern, cls, clients: new Set(), limits, maxConnections: cls.maxConnections ?? Infinity, count: 0 };
+      this.router.add(pattern, route);
+      this.byRoute.set(pattern, route);
+      if (limits.pingInterval > 0) shortest = Math.min(shortest, limits.pingInterval, limits.pongTimeout);
+      if (limits.idleTimeout > 0) shortest = Math.min(shortest, limits.idleTimeout);
     }
+    // The sweep runs ten times per shortest interval: a deadline is met within a tenth of it.
+    this.tick = shortest === Infinity ? 0 : Math.max(1, Math.floor(shortest / 10));
     this.clients = this.all;
     const listener: UpgradeListener = (request, socket, head) => this.upgrade(request, socket as MarkedSocket, head);
     listener[kHandler] = this;
@@ -245,9 +343,42 @@ export class WebSocketHandler implements ConnectionOwner {
 
   /** Live set of one route's connected clients, by pattern (`'/rooms/:id'`). Throws for an unknown route. */
   clientsOf(route: string): ReadonlySet<Client> {
-    const set = this.byRoute.get(route);
-    if (set === undefined) throw new Error(`wsmount: no route ${route}`);
-    return set;
+    const r = this.byRoute.get(route);
+    if (r === undefined) throw new Error(`wsmount: no route ${route}`);
+    return r.clients;
+  }
+
+  /**
+   * A snapshot of the handler's counters: open connections (in all and per route), handshakes
+   * accepted and rejected by status, messages and bytes in and out, closes by code, backpressure
+   * drops and closes, heartbeat timeouts. The counters cost a few additions per message.
+   */
+  stats(): HandlerStats {
+    const c = this.counters;
+    const connectionsByRoute: Record<string, number> = {};
+    for (const [pattern, route] of this.byRoute) connectionsByRoute[pattern] = route.clients.size;
+    let handshakesRejected = 0;
+    for (const n of c.rejected.values()) handshakesRejected += n;
+    return {
+      connections: this.all.size,
+      connectionsByRoute,
+      pendingHandshakes: this.pending.size,
+      handshakesAccepted: c.handshakesAccepted,
+      handshakesRejected,
+      handshakesRejectedByStatus: countsOf(c.rejected),
+      messagesIn: c.messagesIn,
+      messagesOut: c.messagesOut,
+      bytesIn: c.bytesIn,
+      bytesOut: c.bytesOut,
+      closesByCode: countsOf(c.closes),
+      backpressureDrops: c.backpressureDrops,
+      backpressureCloses: c.backpressureCloses,
+      pingsSent: c.pingsSent,
+      pongTimeouts: c.pongTimeouts,
+      idleCloses: c.idleCloses,
+      rateLimitCloses: c.rateLimitCloses,
+      verifyTimeouts: c.verifyTimeouts,
+    };
   }
 
   /** The route patterns, in registration order. */
@@ -259,8 +390,9 @@ export class WebSocketHandler implements ConnectionOwner {
 
   /**
    * Sends one message to every open client (or one route's clients, optionally filtered). The
-   * message is framed once and the same bytes are written to every socket. Returns how many
-   * clients it was written to.
+   * message is framed once and the same bytes are written to every socket. A client whose
+   * backlog would pass `maxBackpressure` is skipped, and closed with 1008 under the `'close'`
+   * policy, instead of buffering without bound. Returns how many clients it was written to.
    */
   broadcast(data: string | BinaryData, options?: BroadcastOptions): number {
     const frame: Frame = typeof data === 'string' ? encodeText(data) : encodeFrame(Opcode.Binary, toBuffer(data));
@@ -271,16 +403,16 @@ export class WebSocketHandler implements ConnectionOwner {
       const c = internals.connection(client);
       if (c === null || c.state !== ReadyState.OPEN) continue;
       if (filter !== undefined && !filter(client)) continue;
-      c.writeFrame(frame);
-      count++;
+      if (c.writeFrame(frame) !== 'dropped') count++;
     }
     return count;
   }
 
   /**
-   * Graceful shutdown: new upgrades get 503, every client gets a close frame (1001 by default),
-   * and the promise resolves once every socket is gone; stragglers are destroyed after the
-   * timeout. Calling it again returns the same promise. Stays attached, to answer 503.
+   * Graceful shutdown: new upgrades get 503, every client gets a close frame (1001 by default)
+   * behind every message already accepted by `send*()` (nothing is dropped before it), and the
+   * promise resolves once every socket is gone; stragglers are destroyed after the timeout.
+   * Calling it again returns the same promise. Stays attached, to answer 503.
    */
   close(options: HandlerCloseOptions = {}): Promise<void> {
     if (this.closing !== null) return this.closing;
@@ -304,6 +436,11 @@ export class WebSocketHandler implements ConnectionOwner {
   /** `await using handler = createWebSocketHandler(…)` closes it at the end of the scope. */
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
+  }
+
+  private static sweep(handler: WebSocketHandler): void {
+    const now = performance.now();
+    for (const client of handler.all) internals.connection(client)?.sweep(now);
   }
 
   private checkIdle(): void {
@@ -336,7 +473,8 @@ export class WebSocketHandler implements ConnectionOwner {
     }
     socket[kClaim] = this;
 
-    const cls = match.value;
+    const route = match.value;
+    const cls = route.cls;
     let behavior: Client;
     try {
       behavior = new cls();
@@ -345,7 +483,7 @@ export class WebSocketHandler implements ConnectionOwner {
       this.reject(socket, rejection(500, 'VERIFY_FAILED', 'internal error'));
       return;
     }
-    internals.init(behavior, { id: nextId++, request, params: match.params, route: match.pattern, query, handler: this });
+    internals.init(behavior, { id: nextId++, request, params: match.params, route: route.pattern, query, handler: this });
     const decision = decideHandshake(request, {
       protocols: cls.protocols,
       requireProtocol: cls.requireProtocol,
@@ -358,7 +496,15 @@ export class WebSocketHandler implements ConnectionOwner {
       return;
     }
     behavior.protocol = decision.protocol;
-    const u: Upgrade = { request, socket, head, path, pattern: match.pattern, behavior, decision, early: [], endedByOther: false };
+    const ip = behavior.remoteAddress;
+    const full = this.overLimit(route, ip);
+    if (full !== null) {
+      internals.abandon(behavior);
+      this.reject(socket, full);
+      return;
+    }
+    this.reserve(route, ip, 1);
+    const u: Upgrade = { request, socket, head, path, route, ip, behavior, decision, early: [], endedByOther: false };
 
     let verdict: boolean | void | Promise<boolean | void>;
     try {
@@ -399,14 +545,37 @@ export class WebSocketHandler implements ConnectionOwner {
     socket.on('data', onData);
     socket.on('end', onEnd);
     socket.on('close', onClose);
-    const settle = (result: boolean | void, failure?: { error: unknown }): void => {
+    let settled = false;
+    const finish = (): void => {
+      settled = true;
+      clearTimeout(timer);
       socket.removeListener('data', onData);
       socket.removeListener('end', onEnd);
       socket.removeListener('close', onClose);
       this.pending.delete(socket);
+    };
+    const settle = (result: boolean | void, failure?: { error: unknown }): void => {
+      if (settled) return;
+      finish();
       this.afterVerify(u, result, failure);
       this.checkIdle();
     };
+    const timedOut = (): void => {
+      if (settled) return;
+      finish();
+      internals.abandon(u.behavior);
+      this.reserve(u.route, u.ip, -1);
+      this.counters.verifyTimeouts++;
+      if (socket.destroyed || !socket.writable) {
+        socket.destroy();
+      } else {
+        this.log.warn(`wsmount: verify() for ${u.path} took longer than verifyTimeout (${this.options.verifyTimeout} ms); answered 503`);
+        this.reject(socket, rejection(503, 'VERIFY_TIMEOUT', 'the server could not decide in time', { 'Retry-After': '5' }));
+      }
+      this.checkIdle();
+    };
+    const timer = setTimeout(timedOut, this.options.verifyTimeout);
+    timer.unref();
     verdict.then(
       (result) => settle(result),
       (error: unknown) => settle(undefined, { error }),
@@ -415,28 +584,59 @@ export class WebSocketHandler implements ConnectionOwner {
 
   /** verify() has decided (or thrown, as `failure`): drop, refuse, or open. */
   private afterVerify(u: Upgrade, verdict: boolean | void, failure?: { error: unknown }): void {
+    // Only an opened connection keeps its reserved place in the counts.
+    if (!this.decide(u, verdict, failure)) this.reserve(u.route, u.ip, -1);
+  }
+
+  /** Returns whether the connection was opened. */
+  private decide(u: Upgrade, verdict: boolean | void, failure: { error: unknown } | undefined): boolean {
     const { socket, behavior } = u;
     if (socket.destroyed || !socket.writable) {
       // The client left, verify() terminated the socket, or another listener ended it.
       internals.abandon(behavior);
       this.droppedDuringVerify(socket, u.path, u.endedByOther || !socket.destroyed);
-      return;
+      return false;
     }
     if (failure !== undefined) {
       this.verifyFailed(socket, behavior, failure.error);
-      return;
+      return false;
     }
     if (verdict === false) {
       internals.abandon(behavior);
       this.reject(socket, rejection(403, 'VERIFY_REJECTED', 'forbidden'));
-      return;
+      return false;
     }
     if (!this.accepting) {
       internals.abandon(behavior);
       this.reject(socket, rejection(503, 'SHUTTING_DOWN', 'the server is shutting down', { 'Retry-After': '5' }));
-      return;
+      return false;
     }
     this.open(u);
+    return true;
+  }
+
+  /** The connection limit an upgrade would pass, as a rejection, or null. */
+  private overLimit(route: Route, ip: string | undefined): Rejection | null {
+    if (this.count >= this.options.maxConnections) {
+      return rejection(503, 'TOO_MANY_CONNECTIONS', `the server is at maxConnections (${this.options.maxConnections})`, { 'Retry-After': '5' });
+    }
+    if (route.count >= route.maxConnections) {
+      return rejection(503, 'TOO_MANY_CONNECTIONS', `${route.pattern} is at its maxConnections (${route.maxConnections})`, { 'Retry-After': '5' });
+    }
+    if (ip !== undefined && (this.perIp.get(ip) ?? 0) >= this.options.maxConnectionsPerIp) {
+      return rejection(429, 'TOO_MANY_CONNECTIONS', `too many connections from ${ip} (maxConnectionsPerIp ${this.options.maxConnectionsPerIp})`, { 'Retry-After': '5' });
+    }
+    return null;
+  }
+
+  /** Takes (`delta` 1) or gives back (-1) an upgrade's place in the connection counts. */
+  private reserve(route: Route, ip: string | undefined, delta: 1 | -1): void {
+    this.count += delta;
+    route.count += delta;
+    if (ip === undefined || this.options.maxConnectionsPerIp === Infinity) return;
+    const n = (this.perIp.get(ip) ?? 0) + delta;
+    if (n > 0) this.perIp.set(ip, n);
+    else this.perIp.delete(ip);
   }
 
   /** An unmatched upgrade: leave it while another listener may take it; 404 when none does. */
@@ -494,32 +694,32 @@ export class WebSocketHandler implements ConnectionOwner {
   }
 
   private reject(socket: Duplex, r: Rejection): void {
+    this.counters.rejectedWith(r.status);
     this.log.info(`wsmount: handshake rejected with ${r.status} (${r.code}): ${r.message}`);
     writeRejection(socket, r, this.options.closeTimeout);
   }
 
   /** Answers 101 and opens the connection. */
   private open(u: Upgrade): void {
-    const { request, socket, head, behavior, decision } = u;
-    const cls = behavior.constructor as BehaviorClass;
+    const { request, socket, head, behavior, decision, route } = u;
     const net = socket as Duplex & { setNoDelay?: (on: boolean) => void; setTimeout?: (ms: number) => void };
     net.setNoDelay?.(true);
     net.setTimeout?.(0);
-    const connection = new Connection(socket, behavior, this, {
-      maxPayload: cls.maxPayload ?? this.options.maxPayload,
-      maxFragments: cls.maxFragments ?? this.options.maxFragments,
-      closeTimeout: this.options.closeTimeout,
-    });
+    const connection = new Connection(socket, behavior, this, route.limits);
     internals.connect(behavior, connection);
     socket.removeListener('error', onEarlySocketError);
     socket.cork();
     socket.write(acceptResponse(decision.accept, decision.protocol));
+    this.counters.handshakesAccepted++;
     this.all.add(behavior);
-    connection.group = this.byRoute.get(u.pattern) ?? null;
-    connection.group?.add(behavior);
+    connection.route = route;
+    route.clients.add(behavior);
+    if (this.sweepTimer === null && this.tick > 0) {
+      this.sweepTimer = setInterval(WebSocketHandler.sweep, this.tick, this);
+      this.sweepTimer.unref();
+    }
     try {
-      const result = behavior.onOpen();
-      if (result !== undefined) connection.watch(result);
+      connection.track(behavior.onOpen());
     } catch (error) {
       connection.hookFailed(error);
     }
@@ -529,18 +729,76 @@ export class WebSocketHandler implements ConnectionOwner {
     this.log.debug(`wsmount: connection ${behavior.id} open on ${request.url ?? ''}`);
   }
 
-  /** @internal */
-  connectionClosed(connection: Connection, code: number, reason: string): void {
+  /** @internal the connection's socket is gone; its `onClose` runs next. */
+  connectionClosed(connection: Connection, code: number): void {
     const behavior = connection.behavior;
+    const route = connection.route as Route;
     this.all.delete(behavior);
-    connection.group?.delete(behavior);
-    try {
-      behavior.onClose(code, reason);
-    } catch (error) {
-      this.log.error(`wsmount: onClose of connection ${behavior.id} threw`, error);
+    route.clients.delete(behavior);
+    this.reserve(route, behavior.remoteAddress, -1);
+    this.counters.closedWith(code);
+    if (this.all.size === 0 && this.sweepTimer !== null) {
+      clearInterval(this.sweepTimer);
+      this.sweepTimer = null;
     }
     this.checkIdle();
   }
+}
+
+function positive(name: string, value: number, zeroAllowed: boolean): void {
+  if (typeof value !== 'number' || Number.isNaN(value) || value < 0 || (!zeroAllowed && value === 0)) {
+    throw new RangeError(`wsmount: ${name} must be a ${zeroAllowed ? 'non-negative' : 'positive'} number, not ${String(value)}`);
+  }
+}
+
+function checkRate(name: string, rate: RateLimit): void {
+  positive(`${name}.messages`, rate.messages, false);
+  positive(`${name}.interval`, rate.interval, false);
+}
+
+function checkOptions(o: ResolvedHandlerOptions): void {
+  positive('maxPayload', o.maxPayload, false);
+  positive('maxFragments', o.maxFragments, false);
+  positive('closeTimeout', o.closeTimeout, false);
+  positive('maxBackpressure', o.maxBackpressure, false);
+  positive('pingInterval', o.pingInterval, true);
+  positive('pongTimeout', o.pongTimeout, false);
+  positive('idleTimeout', o.idleTimeout, true);
+  positive('verifyTimeout', o.verifyTimeout, false);
+  positive('maxConnections', o.maxConnections, true);
+  positive('maxConnectionsPerIp', o.maxConnectionsPerIp, true);
+  if (o.backpressure !== 'close' && o.backpressure !== 'drop') throw new RangeError(`wsmount: backpressure is 'close' or 'drop', not ${String(o.backpressure)}`);
+  if (o.rateLimit !== undefined) checkRate('rateLimit', o.rateLimit);
+}
+
+/** A route's limits: its class's static overrides over the handler's options. */
+function routeLimits(cls: BehaviorClass, o: ResolvedHandlerOptions, pattern: string): ConnectionLimits {
+  const pingInterval = cls.pingInterval ?? o.pingInterval;
+  const pongTimeout = cls.pongTimeout ?? o.pongTimeout;
+  const idleTimeout = cls.idleTimeout ?? o.idleTimeout;
+  const maxBackpressure = cls.maxBackpressure ?? o.maxBackpressure;
+  const policy = cls.backpressure ?? o.backpressure;
+  const rate = cls.rateLimit === undefined ? o.rateLimit : cls.rateLimit === false ? undefined : cls.rateLimit;
+  const at = `${pattern}: `;
+  positive(`${at}pingInterval`, pingInterval, true);
+  positive(`${at}pongTimeout`, pongTimeout, false);
+  positive(`${at}idleTimeout`, idleTimeout, true);
+  positive(`${at}maxBackpressure`, maxBackpressure, false);
+  if (cls.maxConnections !== undefined) positive(`${at}maxConnections`, cls.maxConnections, true);
+  if (policy !== 'close' && policy !== 'drop') throw new RangeError(`wsmount: ${at}backpressure is 'close' or 'drop', not ${String(policy)}`);
+  if (rate !== undefined) checkRate(`${at}rateLimit`, rate);
+  return {
+    maxPayload: cls.maxPayload ?? o.maxPayload,
+    maxFragments: cls.maxFragments ?? o.maxFragments,
+    closeTimeout: o.closeTimeout,
+    maxBackpressure,
+    dropOnBackpressure: policy === 'drop',
+    pingInterval,
+    pongTimeout,
+    idleTimeout,
+    rateCapacity: rate?.messages ?? 0,
+    rateRefill: rate === undefined ? 0 : rate.messages / rate.interval,
+  };
 }
 
 /**

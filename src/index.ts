@@ -9,9 +9,12 @@ export {
   MESSAGES_HIGH_WATER_COUNT,
   MESSAGES_LOW_WATER_BYTES,
   MESSAGES_LOW_WATER_COUNT,
+  type BackpressurePolicy,
   type MessageStream,
+  type RateLimit,
   type SendStatus,
 } from './connection.js';
+export type { HandlerStats } from './stats.js';
 export {
   WebSocketHandler,
   createWebSocketHandler,

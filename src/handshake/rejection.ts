@@ -13,6 +13,8 @@ export type RejectionCode =
   | 'NO_PROTOCOL'
   | 'NOT_FOUND'
   | 'SHUTTING_DOWN'
+  | 'TOO_MANY_CONNECTIONS'
+  | 'VERIFY_TIMEOUT'
   | 'VERIFY_REJECTED'
   | 'VERIFY_FAILED';
 

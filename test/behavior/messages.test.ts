@@ -92,7 +92,7 @@ describe('messages(): what it yields', () => {
     expect(hooks).toEqual([]);
   });
 
-  test('messages that arrive before messages() is called (during an awaited onOpen) go to onText; the rest to the iterator; none lost or doubled', async () => {
+  test('messages that arrive during an awaited onOpen wait for it and go, first and in order, to the messages() it then calls; none reach onText, none lost or doubled', async () => {
     const got: [string, string][] = [];
     let iterating = false;
     class Late extends Behavior {
@@ -108,15 +108,35 @@ describe('messages(): what it yields', () => {
     const { port } = await mount({ '/l': Late });
     const client = await connect(port, '/l');
     client.sendRaw(burst(['a', 'b']));
+    await sleep(50);
+    expect(got).toEqual([]); // onOpen is still pending: they wait
     await waitFor(() => got.length === 2 && iterating, 3000, 'the early messages');
     client.sendRaw(burst(['c', 'd']));
     await waitFor(() => got.length === 4, 3000, 'the later messages');
     expect(got).toEqual([
-      ['hook', 'a'],
-      ['hook', 'b'],
+      ['iter', 'a'],
+      ['iter', 'b'],
       ['iter', 'c'],
       ['iter', 'd'],
     ]);
+  });
+
+  test('messages that arrive during an awaited onOpen that never iterates reach onText after it settles, in order', async () => {
+    const got: string[] = [];
+    class Slow extends Behavior {
+      override async onOpen(): Promise<void> {
+        await sleep(150);
+        got.push('open done');
+      }
+      override onText(text: string): void {
+        got.push(text);
+      }
+    }
+    const { port } = await mount({ '/s': Slow });
+    const client = await connect(port, '/s');
+    client.sendRaw(burst(['a', 'b', 'c']));
+    await waitFor(() => got.length === 4, 3000, 'all messages');
+    expect(got).toEqual(['open done', 'a', 'b', 'c']);
   });
 });
 
