@@ -1,6 +1,6 @@
 // The wsmount demo as a function: one standalone server that answers WebSockets on
 // /chat, /headers, /reverse, /notify and /listen, and serves the demo pages over plain HTTP
-// on the same port. `npm run demo` runs it (demo/server.js); the browser tests start it too.
+// on the same port, with the handler's counters at /stats.json. `npm run demo` runs it (demo/server.js); the browser tests start it too.
 import { readFile } from 'node:fs/promises';
 import { extname } from 'node:path';
 import { Behavior, createWebSocketServer } from 'wsmount';
@@ -22,6 +22,9 @@ const types = {
 export async function startDemo({ port = 0, host = '127.0.0.1', log = console.log } = {}) {
   // ---- /chat: everyone in the room sees every message ------------------------------------
   class Chat extends Behavior {
+    // A person types far slower than this: a script flooding the room is closed with 1008.
+    static rateLimit = { messages: 20, interval: 1000 };
+
     onOpen() {
       log(`chat: client ${this.id} joined from ${this.remoteAddress}`);
       this.sendText(`you are client ${this.id}`);
@@ -131,6 +134,11 @@ export async function startDemo({ port = 0, host = '127.0.0.1', log = console.lo
   // ---- plain HTTP: the pages ("/" → index.html, "/chat" or "/chat.html" → chat.html) -------
   async function servePage(req, res) {
     const path = new URL(req.url ?? '/', 'http://localhost').pathname;
+    if (path === '/stats.json') {
+      res.writeHead(200, { 'Content-Type': 'application/json', 'Cache-Control': 'no-store' });
+      res.end(JSON.stringify(server.handler.stats()));
+      return;
+    }
     let file = path === '/' ? 'index.html' : path.slice(1);
     if (extname(file) === '') file += '.html';
     if (!/^[\w-]+\.\w+$/.test(file)) {
@@ -147,7 +155,8 @@ export async function startDemo({ port = 0, host = '127.0.0.1', log = console.lo
 
   const server = createWebSocketServer(
     { '/chat': Chat, '/headers': Headers, '/reverse': Reverse, '/notify': Notify, '/listen': Listen },
-    { port, host, onRequest: servePage },
+    // At most 50 sockets per address: the demo may be reached from a network (HOST=0.0.0.0).
+    { port, host, onRequest: servePage, maxConnectionsPerIp: 50 },
   );
   const bound = await server.listen();
   const shown = host === '0.0.0.0' || host === '::' ? 'localhost' : host.includes(':') ? `[${host}]` : host;

@@ -6,6 +6,7 @@ import { mkdirSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { HandlerStats, WebSocketHandler } from '../../src/index.js';
 import { MISSING_CHROMIUM, hasChromium, launchChromium, screenshotDir } from './chromium.js';
 
 /** demo/app.js's public shape (it is plain JavaScript, so TypeScript does not read it). */
@@ -13,6 +14,7 @@ interface Demo {
   port: number;
   url: string;
   close(): Promise<void>;
+  handler: WebSocketHandler;
 }
 interface DemoModule {
   startDemo(options?: { port?: number; host?: string; log?: (line: string) => void }): Promise<Demo>;
@@ -87,7 +89,7 @@ describe.runIf(hasChromium)('demo pages in Chromium', () => {
   it('index links every demo page', async () => {
     const page = await open('/');
     const links = await Promise.all((await page.locator('li a').all()).map((a) => a.getAttribute('href')));
-    expect(links).toEqual(['chat.html', 'headers.html', 'reverse.html', 'notify.html', 'listen.html']);
+    expect(links).toEqual(['chat.html', 'headers.html', 'reverse.html', 'notify.html', 'listen.html', 'stats.html']);
     await snap(page, 'index');
     await page.locator('a', { hasText: 'reverse' }).click();
     await expect.poll(() => stateOf(page), WAIT).toBe('open');
@@ -192,6 +194,20 @@ describe.runIf(hasChromium)('demo pages in Chromium', () => {
     await snap(low, 'listen');
   });
 
+  it("stats: the page shows the handler's live counters, and they move when a chat page opens", async () => {
+    const stats = await open('/stats.html');
+    const cell = (name: string) => stats.locator(`td[data-name="${name}"]`).textContent();
+    await expect.poll(() => stateOf(stats), WAIT).toBe('live');
+    const before = Number(await cell('handshakesAccepted'));
+    expect(Number.isInteger(before)).toBe(true);
+    const chat = await openConnected('/chat');
+    await expect.poll(async () => Number(await cell('handshakesAccepted')), WAIT).toBe(before + 1);
+    await expect.poll(() => cell('connectionsByRoute'), WAIT).toContain('/chat: 1');
+    await type(chat, 'counted');
+    await expect.poll(async () => Number(await cell('messagesIn')), WAIT).toBeGreaterThanOrEqual(1);
+    await snap(stats, 'stats');
+  });
+
   it('every page reconnects after the server restarts on the same port, and works again', async () => {
     const all = await Promise.all(['/chat', '/headers', '/reverse', '/notify', '/listen'].map(openConnected));
     const [, , reverse, notify, listen] = all as [Page, Page, Page, Page, Page];
@@ -212,5 +228,28 @@ describe.runIf(hasChromium)('demo pages in Chromium', () => {
     await waitForLine(listen, 'reconnected: subscriptions do not survive a reconnect, subscribe again');
     await type(listen, `${source} 3`);
     await waitForLine(listen, `subscribed to source ${source} with priority 3`);
+  });
+});
+
+describe('demo server limits (no browser)', () => {
+  it('/stats.json is handler.stats(); a script flooding /chat is closed with 1008 by the route rate limit', async () => {
+    const demo = await startDemo({ port: 0, log: () => {} });
+    try {
+      const ws = new WebSocket(`ws://127.0.0.1:${demo.port}/chat`);
+      const closed = new Promise<number>((resolve) => ws.addEventListener('close', (e) => resolve(e.code)));
+      await new Promise((resolve, reject) => {
+        ws.addEventListener('open', resolve);
+        ws.addEventListener('error', reject);
+      });
+      for (let i = 0; i < 40; i++) ws.send(`flood ${i}`); // the route allows bursts of 20
+      expect(await closed).toBe(1008);
+      const stats = (await (await fetch(`http://127.0.0.1:${demo.port}/stats.json`)).json()) as HandlerStats;
+      expect(stats.rateLimitCloses).toBe(1);
+      expect(stats.closesByCode['1008']).toBe(1);
+      expect(stats.handshakesAccepted).toBe(1);
+      expect(stats).toEqual(JSON.parse(JSON.stringify(demo.handler.stats())));
+    } finally {
+      await demo.close();
+    }
   });
 });
