@@ -293,6 +293,8 @@ export class Connection implements ParserSink {
   private backlog: Inbound | null = null;
   /** The socket closed while `busy`: `onClose` runs once the last hook settles. */
   private closePending = false;
+  /** A hook failed: the connection is closing with 1011 and no more data messages are delivered. */
+  private hookBroken = false;
   private hookDoneBound: (() => void) | null = null;
   private hookRejectedBound: ((error: unknown) => void) | null = null;
   private hookFailedBound: ((error: unknown) => void) | null = null;
@@ -366,9 +368,10 @@ export class Connection implements ParserSink {
     const s = this.socket;
     const single = Buffer.isBuffer(frame);
     const length = single ? frame.length : frame[0].length + frame[1].length;
-    const buffered = s.writableLength;
     // A message larger than the limit still goes out on an empty backlog.
-    if (buffered > 0 && buffered + length > this.limits.maxBackpressure) return this.overBackpressure(length);
+    if (s.writableLength > 0 && s.writableLength + length > this.limits.maxBackpressure && this.stillOver(length)) {
+      return this.overBackpressure(length);
+    }
     let flushed: boolean;
     if (single) {
       flushed = s.write(frame);
@@ -383,6 +386,21 @@ export class Connection implements ParserSink {
     counters.bytesOut += length;
     this.active = true;
     return flushed ? 'sent' : 'queued';
+  }
+
+  /**
+   * Inside a hook the socket is corked, so a burst counts as backlog before any byte reached the
+   * kernel. Hand the corked bytes to the kernel (uncork, then cork again as deep) before deciding
+   * the peer is slow.
+   */
+  private stillOver(length: number): boolean {
+    const s = this.socket;
+    const depth = s.writableCorked;
+    if (depth > 0) {
+      for (let i = 0; i < depth; i++) s.uncork();
+      for (let i = 0; i < depth; i++) s.cork();
+    }
+    return s.writableLength > 0 && s.writableLength + length > this.limits.maxBackpressure;
   }
 
   private overBackpressure(length: number): SendStatus {
@@ -416,7 +434,7 @@ export class Connection implements ParserSink {
     // RFC 6455 §5.5: control frames carry at most 125 bytes.
     if (payload.length > MAX_CONTROL_PAYLOAD) throw new RangeError('a ping payload is at most 125 bytes');
     if (this.state !== ReadyState.OPEN) return 'dropped';
-    return this.socket.write(encodeFrame(Opcode.Ping, payload)) ? 'sent' : 'queued';
+    return this.writeControl(encodeFrame(Opcode.Ping, payload)) ? 'sent' : 'queued';
   }
 
   /**
@@ -467,12 +485,20 @@ export class Connection implements ParserSink {
   private sendClose(payload: Buffer): void {
     if (this.closeSent) return;
     this.closeSent = true;
-    if (this.socket.writable) this.socket.write(encodeFrame(Opcode.Close, payload));
+    if (this.socket.writable) this.writeControl(encodeFrame(Opcode.Close, payload));
+  }
+
+  /** Writes a control frame (never subject to `maxBackpressure`: at most 129 bytes). */
+  private writeControl(frame: Frame): boolean {
+    // Control payloads (≤ 125 bytes) are always framed into one buffer.
+    const bytes = frame as Buffer;
+    this.counters.bytesOut += bytes.length;
+    return this.socket.write(bytes);
   }
 
   private armCloseTimer(): void {
     if (this.closeTimer === null && !this.socket.destroyed) {
-      this.closeTimer = setTimeout(closeTimedOut, this.limits.closeTimeout, this);
+      this.closeTimer = setTimeout(closeTimedOut, timerDelay(this.limits.closeTimeout), this);
       this.closeTimer.unref();
     }
   }
@@ -529,7 +555,7 @@ export class Connection implements ParserSink {
       this.lastPing = now;
       this.awaitingPong = true;
       this.counters.pingsSent++;
-      this.socket.write(encodeFrame(Opcode.Ping, EMPTY));
+      this.writeControl(encodeFrame(Opcode.Ping, EMPTY));
     }
   }
 
@@ -602,6 +628,7 @@ export class Connection implements ParserSink {
 
   /** @internal hands a data message to the iterator, the backlog, or the hook. */
   dispatch(data: Buffer, isText: boolean): void {
+    if (this.hookBroken) return;
     const inbox = this.inbox;
     if (inbox !== null) {
       inbox.push(data, isText);
@@ -680,7 +707,7 @@ export class Connection implements ParserSink {
   onPing(data: Buffer): void {
     if (this.limits.rateCapacity > 0 && !this.takeToken()) return;
     // RFC 6455 §5.5.2–5.5.3: answer with a pong carrying the same payload.
-    if (!this.closeSent && this.socket.writable) this.socket.write(encodeFrame(Opcode.Pong, data));
+    if (!this.closeSent && this.socket.writable) this.writeControl(encodeFrame(Opcode.Pong, data));
     try {
       this.behavior.onPing(data);
     } catch (error) {
@@ -776,7 +803,7 @@ export class Connection implements ParserSink {
 
   /**
    * A hook threw: log it, tell `onError`, close with 1011, and drop the messages still waiting
-   * for the hooks. One bad handler never takes the process down.
+   * for the hooks and any that arrive while closing. One bad handler never takes the process down.
    */
   hookFailed(error: unknown): void {
     const err = error instanceof Error ? error : new Error(String(error));
@@ -786,6 +813,7 @@ export class Connection implements ParserSink {
     } catch (hookError) {
       this.owner.log.error('wsmount: onError threw', hookError);
     }
+    this.hookBroken = true;
     if (this.backlog !== null && this.backlog.length > 0) {
       this.owner.log.debug(`wsmount: dropping ${this.backlog.length} messages that waited for connection ${this.behavior.id}'s failed hook`);
       this.backlog.clear();
@@ -793,6 +821,11 @@ export class Connection implements ParserSink {
     }
     if (this.state === ReadyState.OPEN) this.close(CloseCode.InternalError, 'internal error');
   }
+}
+
+/** Node's timers take at most 2^31 - 1 ms (about 24.8 days); longer means "never" in practice. */
+export function timerDelay(ms: number): number {
+  return Math.min(ms, 0x7fffffff);
 }
 
 /** Keeps a close reason within 123 bytes (our own reasons are ASCII). */

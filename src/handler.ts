@@ -4,7 +4,7 @@ import { performance } from 'node:perf_hooks';
 import type { Server as HttpsServer } from 'node:https';
 import type { Duplex } from 'node:stream';
 import { type Behavior, type BehaviorClass, type BinaryData, ReadyState, internals } from './behavior.js';
-import { type BackpressurePolicy, Connection, type ConnectionLimits, type ConnectionOwner, type RateLimit } from './connection.js';
+import { type BackpressurePolicy, Connection, type ConnectionLimits, type ConnectionOwner, type RateLimit, timerDelay } from './connection.js';
 import { type Acceptance, type OriginPolicy, decideHandshake } from './handshake/decide.js';
 import { HandshakeRejection, type Rejection, rejection } from './handshake/rejection.js';
 import { acceptResponse, rejectionResponse } from './handshake/response.js';
@@ -427,7 +427,7 @@ export class WebSocketHandler implements ConnectionOwner {
     this.closeTimer = setTimeout(() => {
       for (const client of this.all) internals.connection(client)?.terminate();
       for (const socket of this.pending) socket.destroy();
-    }, timeout);
+    }, timerDelay(timeout));
     this.closeTimer.unref();
     this.checkIdle();
     return this.closing;
@@ -538,7 +538,12 @@ export class WebSocketHandler implements ConnectionOwner {
       socket.destroy();
     };
     const onClose = (): void => {
-      this.pending.delete(socket);
+      // The client is gone: free its place now; whatever verify() decides later is ignored.
+      if (settled) return;
+      finish();
+      internals.abandon(u.behavior);
+      this.reserve(u.route, u.ip, -1);
+      this.droppedDuringVerify(socket, u.path, u.endedByOther);
       this.checkIdle();
     };
     this.pending.add(socket);
@@ -574,7 +579,7 @@ export class WebSocketHandler implements ConnectionOwner {
       }
       this.checkIdle();
     };
-    const timer = setTimeout(timedOut, this.options.verifyTimeout);
+    const timer = setTimeout(timedOut, timerDelay(this.options.verifyTimeout));
     timer.unref();
     verdict.then(
       (result) => settle(result),
@@ -662,7 +667,7 @@ export class WebSocketHandler implements ConnectionOwner {
         answer();
         return;
       }
-      const timer = setTimeout(answer, this.options.unclaimedTimeout);
+      const timer = setTimeout(answer, timerDelay(this.options.unclaimedTimeout));
       timer.unref();
       socket.once('close', () => clearTimeout(timer));
     });
@@ -752,7 +757,10 @@ function positive(name: string, value: number, zeroAllowed: boolean): void {
 }
 
 function checkRate(name: string, rate: RateLimit): void {
+  if (typeof rate !== 'object' || rate === null) throw new RangeError(`wsmount: ${name} is { messages, interval }, not ${String(rate)}`);
   positive(`${name}.messages`, rate.messages, false);
+  // A bucket smaller than one token could never pass a message.
+  if (rate.messages < 1) throw new RangeError(`wsmount: ${name}.messages must be at least 1, not ${rate.messages}`);
   positive(`${name}.interval`, rate.interval, false);
 }
 
@@ -760,6 +768,7 @@ function checkOptions(o: ResolvedHandlerOptions): void {
   positive('maxPayload', o.maxPayload, false);
   positive('maxFragments', o.maxFragments, false);
   positive('closeTimeout', o.closeTimeout, false);
+  positive('unclaimedTimeout', o.unclaimedTimeout, true);
   positive('maxBackpressure', o.maxBackpressure, false);
   positive('pingInterval', o.pingInterval, true);
   positive('pongTimeout', o.pongTimeout, false);
@@ -780,6 +789,8 @@ function routeLimits(cls: BehaviorClass, o: ResolvedHandlerOptions, pattern: str
   const policy = cls.backpressure ?? o.backpressure;
   const rate = cls.rateLimit === undefined ? o.rateLimit : cls.rateLimit === false ? undefined : cls.rateLimit;
   const at = `${pattern}: `;
+  if (cls.maxPayload !== undefined) positive(`${at}maxPayload`, cls.maxPayload, false);
+  if (cls.maxFragments !== undefined) positive(`${at}maxFragments`, cls.maxFragments, false);
   positive(`${at}pingInterval`, pingInterval, true);
   positive(`${at}pongTimeout`, pongTimeout, false);
   positive(`${at}idleTimeout`, idleTimeout, true);
