@@ -223,15 +223,50 @@ class MessageQueue implements MessageStream {
   }
 }
 
+// ---- write batching ---------------------------------------------------------------------------
+
+/** A chunk from some socket is being handled: data written to other sockets waits for its end. */
+let batching = false;
+/** The other sockets corked while it is handled, uncorked (one write each) when it ends. */
+const batched: Duplex[] = [];
+
+/**
+ * While one incoming chunk is handled, everything written to any socket is held and goes out in
+ * one write per socket when the chunk is done: a chunk carrying 16 chat messages reaches each
+ * room member in one syscall, not 16.
+ */
+function holdForBatch(socket: Duplex): void {
+  if (batching && socket.writableCorked === 0) {
+    socket.cork();
+    batched.push(socket);
+  }
+}
+
+function flushBatch(): void {
+  batching = false;
+  for (let i = 0; i < batched.length; i++) (batched[i] as Duplex).uncork();
+  batched.length = 0;
+}
+
 // ---- socket listeners: module-level, `this` is the socket -----------------------------------
 
 function onData(this: SocketWithConnection, chunk: Buffer): void {
   const c = this[kConnection];
   if (c === undefined) return;
   c.counters.bytesIn += chunk.length;
-  // Everything sent while this chunk is handled (echoes, replies, pongs) goes out in one write.
+  // Everything sent while this chunk is handled (echoes, replies, pongs, messages to other
+  // sockets) goes out in one write per socket.
   this.cork();
-  c.parser.push(chunk);
+  if (batching) {
+    c.parser.push(chunk); // a chunk handled inside another's (an in-memory peer): its batch flushes
+  } else {
+    batching = true;
+    try {
+      c.parser.push(chunk);
+    } finally {
+      flushBatch();
+    }
+  }
   this.uncork();
 }
 
@@ -372,6 +407,7 @@ export class Connection implements ParserSink {
     if (s.writableLength > 0 && s.writableLength + length > this.limits.maxBackpressure && this.stillOver(length)) {
       return this.overBackpressure(length);
     }
+    holdForBatch(s);
     let flushed: boolean;
     if (single) {
       flushed = s.write(frame);
