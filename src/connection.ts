@@ -7,6 +7,7 @@ import { CloseCode, MAX_CONTROL_PAYLOAD, Opcode } from './protocol/constants.js'
 import type { ProtocolError } from './protocol/errors.js';
 import { type Frame, encodeClosePayload, encodeFrame, encodeText, toBuffer } from './protocol/framer.js';
 import { FrameParser, type ParserSink } from './protocol/parser.js';
+import { decodeText } from './protocol/utf8.js';
 import type { Counters } from './stats.js';
 const kConnection: unique symbol = Symbol('wsmount.connection');
 
@@ -168,7 +169,7 @@ class MessageQueue implements MessageStream {
   push(data: Buffer, isText: boolean): void {
     const waiter = this.waiters.shift();
     if (waiter !== undefined) {
-      waiter({ done: false, value: isText ? data.toString('utf8') : data });
+      waiter({ done: false, value: isText ? decodeText(data) : data });
       return;
     }
     this.inbound.push(data, isText);
@@ -194,7 +195,7 @@ class MessageQueue implements MessageStream {
       const data = q.shift();
       const isText = q.lastText;
       this.connection?.queueShrank();
-      return Promise.resolve({ done: false, value: isText ? data.toString('utf8') : data });
+      return Promise.resolve({ done: false, value: isText ? decodeText(data) : data });
     }
     if (this.ended) return Promise.resolve(DONE);
     return new Promise((resolve) => this.waiters.push(resolve));
@@ -679,7 +680,7 @@ export class Connection implements ParserSink {
   private deliver(data: Buffer, isText: boolean): void {
     const b = this.behavior;
     try {
-      this.track(isText ? b.onText(data.toString('utf8')) : b.onBinary(data));
+      this.track(isText ? b.onText(decodeText(data)) : b.onBinary(data));
     } catch (error) {
       this.hookFailed(error);
     }

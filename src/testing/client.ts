@@ -4,6 +4,7 @@ import { type BinaryData, encodeClosePayload, encodeFrame, encodeText, type Fram
 import { CloseCode, MAX_CONTROL_PAYLOAD, Opcode } from '../protocol/constants.js';
 import type { ProtocolError } from '../protocol/errors.js';
 import { FrameParser, type ParserSink } from '../protocol/parser.js';
+import { decodeText } from '../protocol/utf8.js';
 import { TestClientError } from './errors.js';
 
 /** Bytes a test client can send: Buffers, typed arrays, DataViews and ArrayBuffers. */
@@ -143,7 +144,7 @@ export class TestClient implements AsyncIterable<TestMessage> {
       this.#resolveClosed = resolve;
     });
     const sink: ParserSink = {
-      onMessage: (data, isText) => this.#onMessage(isText ? data.toString('utf8') : data),
+      onMessage: (data, isText) => this.#onMessage(isText ? decodeText(data) : data),
       onPing: (data) => this.#onPing(data),
       onPong: (data) => this.#onPong(data),
       onCloseFrame: (code, reason) => this.#onCloseFrame(code, reason),
