@@ -12,22 +12,13 @@ import { useFixture } from '../helpers/fixture.js';
 import { type RawClient, closePayload, encodeClientFrame } from '../helpers/raw.js';
 import { sleep, waitFor } from '../helpers/server.js';
 
-const { mount, connect, defer } = useFixture();
+const { mount, connect, gate } = useFixture();
 
 /** Data frames in one TCP write, in order: strings as text, Buffers as binary. */
 function burst(payloads: (string | Buffer)[]): Buffer {
   return Buffer.concat(payloads.map((p) => encodeClientFrame(typeof p === 'string' ? 0x1 : 0x2, p)));
 }
 
-/** A promise the test resolves later (at teardown at the latest). */
-function gate(): { wait: Promise<void>; open: () => void } {
-  let open!: () => void;
-  const wait = new Promise<void>((resolve) => {
-    open = resolve;
-  });
-  defer(() => open());
-  return { wait, open };
-}
 
 /** Reads frames up to the server's close frame; returns its code and reason. */
 async function serverClose(client: RawClient): Promise<{ code: number | undefined; reason: string; data: string[] }> {

@@ -14,7 +14,7 @@ import { Echo, expectCompleteRejection, fakeLogger, useFixture } from '../helper
 import { type RawClient, type RawFrame, encodeClientFrame, rawRequest, upgradeRequest } from '../helpers/raw.js';
 import { sleep, waitFor } from '../helpers/server.js';
 
-const { mount, connect, keep, defer } = useFixture();
+const { mount, connect, keep, gate } = useFixture();
 
 let opened: string[] = [];
 
@@ -49,15 +49,6 @@ function startUpgrade(port: number, path: string): net.Socket {
   return socket;
 }
 
-/** A gate a verify() can wait on; opened at teardown at the latest. */
-function gate(): { wait: Promise<void>; open: () => void } {
-  let open!: () => void;
-  const wait = new Promise<void>((resolve) => {
-    open = resolve;
-  });
-  defer(() => open());
-  return { wait, open };
-}
 
 describe('maxConnections (all routes)', () => {
   test('one over the limit gets a complete 503 with Retry-After and never opens; a closed connection gives its place back', async () => {

@@ -52,6 +52,8 @@ export interface Fixture {
   mount(routes: Routes, options?: HandlerOptions): Promise<Mounted>;
   /** A raw client through a real handshake, destroyed after the test. */
   connect(port: number, path: string, headers?: Record<string, string>): Promise<RawClient>;
+  /** A promise the test opens when it likes (a verify() or hook waiting on it), opened at teardown at the latest. */
+  gate(): { wait: Promise<void>; open: () => void };
 }
 
 /** Registers this file's `afterEach` teardown and returns the helpers that feed it. */
@@ -101,6 +103,14 @@ export function useFixture(): Fixture {
     },
     async connect(port, path, headers = {}) {
       return keep(await RawClient.connect(port, path, headers));
+    },
+    gate() {
+      let open!: () => void;
+      const wait = new Promise<void>((resolve) => {
+        open = resolve;
+      });
+      defer(() => open());
+      return { wait, open };
     },
   };
 }
