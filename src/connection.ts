@@ -629,11 +629,7 @@ export class Connection implements ParserSink {
   /** @internal queued incoming messages grew: pause reading above the high-water mark. */
   queueGrew(): void {
     if (this.readPaused || this.state !== ReadyState.OPEN) return;
-    const inbox = this.inbox?.inbound;
-    const backlog = this.backlog;
-    const count = (inbox?.length ?? 0) + (backlog?.length ?? 0);
-    const bytes = (inbox?.bytes ?? 0) + (backlog?.bytes ?? 0);
-    if (count >= MESSAGES_HIGH_WATER_COUNT || bytes >= MESSAGES_HIGH_WATER_BYTES) {
+    if (this.waitingCount() >= MESSAGES_HIGH_WATER_COUNT || this.waitingBytes() >= MESSAGES_HIGH_WATER_BYTES) {
       this.readPaused = true;
       this.socket.pause();
     }
@@ -641,12 +637,19 @@ export class Connection implements ParserSink {
 
   /** @internal queued incoming messages shrank: resume reading below the low-water mark. */
   queueShrank(): void {
-    if (!this.readPaused) return;
-    const inbox = this.inbox?.inbound;
-    const backlog = this.backlog;
-    const count = (inbox?.length ?? 0) + (backlog?.length ?? 0);
-    const bytes = (inbox?.bytes ?? 0) + (backlog?.bytes ?? 0);
-    if (count <= MESSAGES_LOW_WATER_COUNT && bytes <= MESSAGES_LOW_WATER_BYTES) this.resumeReading();
+    if (this.readPaused && this.waitingCount() <= MESSAGES_LOW_WATER_COUNT && this.waitingBytes() <= MESSAGES_LOW_WATER_BYTES) {
+      this.resumeReading();
+    }
+  }
+
+  /** Messages waiting for the `messages()` iterator or behind a pending hook. */
+  private waitingCount(): number {
+    return (this.inbox?.inbound.length ?? 0) + (this.backlog?.length ?? 0);
+  }
+
+  /** Their payload bytes. */
+  private waitingBytes(): number {
+    return (this.inbox?.inbound.bytes ?? 0) + (this.backlog?.bytes ?? 0);
   }
 
   private resumeReading(): void {

@@ -178,8 +178,6 @@ interface Upgrade {
   /** The request path (no query). */
   path: string;
   route: Route;
-  /** The peer's address, for the per-IP count. */
-  ip: string | undefined;
   behavior: Client;
   decision: Acceptance;
   /** Bytes that arrived while an async verify() ran. */
@@ -504,7 +502,7 @@ export class WebSocketHandler implements ConnectionOwner {
       return;
     }
     this.reserve(route, ip, 1);
-    const u: Upgrade = { request, socket, head, path, route, ip, behavior, decision, early: [], endedByOther: false };
+    const u: Upgrade = { request, socket, head, path, route, behavior, decision, early: [], endedByOther: false };
 
     let verdict: boolean | void | Promise<boolean | void>;
     try {
@@ -541,8 +539,7 @@ export class WebSocketHandler implements ConnectionOwner {
       // The client is gone: free its place now; whatever verify() decides later is ignored.
       if (settled) return;
       finish();
-      internals.abandon(u.behavior);
-      this.reserve(u.route, u.ip, -1);
+      this.release(u);
       this.droppedDuringVerify(socket, u.path, u.endedByOther);
       this.checkIdle();
     };
@@ -568,8 +565,7 @@ export class WebSocketHandler implements ConnectionOwner {
     const timedOut = (): void => {
       if (settled) return;
       finish();
-      internals.abandon(u.behavior);
-      this.reserve(u.route, u.ip, -1);
+      this.release(u);
       this.counters.verifyTimeouts++;
       if (socket.destroyed || !socket.writable) {
         socket.destroy();
@@ -589,30 +585,32 @@ export class WebSocketHandler implements ConnectionOwner {
 
   /** verify() has decided (or thrown, as `failure`): drop, refuse, or open. */
   private afterVerify(u: Upgrade, verdict: boolean | void, failure?: { error: unknown }): void {
-    // Only an opened connection keeps its reserved place in the counts.
-    if (!this.decide(u, verdict, failure)) this.reserve(u.route, u.ip, -1);
+    if (!this.decide(u, verdict, failure)) this.release(u);
+  }
+
+  /** An upgrade that will never open: its behavior reads CLOSED and its place in the counts is given back. */
+  private release(u: Upgrade): void {
+    internals.abandon(u.behavior);
+    this.reserve(u.route, u.behavior.remoteAddress, -1);
   }
 
   /** Returns whether the connection was opened. */
   private decide(u: Upgrade, verdict: boolean | void, failure: { error: unknown } | undefined): boolean {
-    const { socket, behavior } = u;
+    const { socket } = u;
     if (socket.destroyed || !socket.writable) {
       // The client left, verify() terminated the socket, or another listener ended it.
-      internals.abandon(behavior);
       this.droppedDuringVerify(socket, u.path, u.endedByOther || !socket.destroyed);
       return false;
     }
     if (failure !== undefined) {
-      this.verifyFailed(socket, behavior, failure.error);
+      this.verifyFailed(socket, failure.error);
       return false;
     }
     if (verdict === false) {
-      internals.abandon(behavior);
       this.reject(socket, rejection(403, 'VERIFY_REJECTED', 'forbidden'));
       return false;
     }
     if (!this.accepting) {
-      internals.abandon(behavior);
       this.reject(socket, rejection(503, 'SHUTTING_DOWN', 'the server is shutting down', { 'Retry-After': '5' }));
       return false;
     }
@@ -688,8 +686,7 @@ export class WebSocketHandler implements ConnectionOwner {
     }
   }
 
-  private verifyFailed(socket: Duplex, behavior: Client, error: unknown): void {
-    internals.abandon(behavior);
+  private verifyFailed(socket: Duplex, error: unknown): void {
     if (error instanceof HandshakeRejection) {
       this.reject(socket, rejection(error.status, 'VERIFY_REJECTED', error.message, error.headers));
       return;
