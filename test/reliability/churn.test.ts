@@ -12,8 +12,7 @@ import { Buffer } from 'node:buffer';
 import net from 'node:net';
 import { setTimeout as delay } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import type { HandlerStats } from '../../src/index.js';
-import { Child, buildForChildren, type Build } from './fixtures/children.js';
+import { Child, buildForChildren, type Build, settled } from './fixtures/children.js';
 import { Rng, caseSeed, hexSeed } from './fixtures/prng.js';
 import { WireClient } from './fixtures/wire-client.js';
 import { encodeFrame, upgradeRequest } from './fixtures/wire.js';
@@ -31,22 +30,6 @@ const CAPACITY = 400;
  */
 const HEAP_BOUND = 2 * 1024 * 1024;
 
-interface ServerReport {
-  stats: HandlerStats;
-  clients: number;
-  httpConnections: number;
-  track: {
-    opens: number;
-    closes: number;
-    live: number;
-    doubleCloses: number;
-    closesWithoutOpen: number;
-    opensAfterLeaving: number;
-    verifies: number;
-    leftDuringVerify: number;
-    closedDuringOpen: number;
-  };
-}
 interface Memory {
   heapUsed: number;
   rss: number;
@@ -219,25 +202,13 @@ afterAll(async () => {
   await build?.remove();
 });
 
-/** Polls the server until nothing is open or pending, not even a TCP socket. */
-async function settled(what: string): Promise<ServerReport> {
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    const r = await server.call<ServerReport>('stats');
-    if (r.clients === 0 && r.stats.connections === 0 && r.stats.pendingHandshakes === 0 && r.httpConnections === 0 && r.track.live === 0) return r;
-    if (Date.now() > deadline) {
-      throw new Error(`${what}: still open after 10 s: ${JSON.stringify({ clients: r.clients, connections: r.stats.connections, pending: r.stats.pendingHandshakes, tcp: r.httpConnections, live: r.track.live })}`);
-    }
-    await delay(50);
-  }
-}
 
 describe('churn', () => {
   test(`${CYCLES} connect/send/disconnect cycles (${CONCURRENCY} at a time) leave no client, socket, slot or heap behind`, async () => {
     const counts = Object.fromEntries(Object.keys(KINDS).map((k) => [k, 0])) as Record<Kind, number>;
     const warmupFailures = await churn(port, SEED, 0, WARMUP_CYCLES, counts);
     expect(warmupFailures).toEqual([]);
-    await settled('after the warm-up');
+    await settled(server, 'after the warm-up');
     const before = await server.call<Memory>('memory');
 
     const started = Date.now();
@@ -245,7 +216,7 @@ describe('churn', () => {
     const churnMs = Date.now() - started;
     expect(failures.slice(0, 5), `${failures.length} clean cycles failed (seed ${hexSeed(SEED)})`).toEqual([]);
 
-    const r = await settled('after the churn');
+    const r = await settled(server, 'after the churn');
     const after = await server.call<Memory>('memory');
     const growth = after.heapUsed - before.heapUsed;
     const t = r.track;
@@ -289,7 +260,7 @@ describe('churn', () => {
     } finally {
       for (const c of clients) c.destroy();
     }
-    const r = await settled('after the capacity probe');
+    const r = await settled(server, 'after the capacity probe');
     expect(r.track.closes).toBe(r.track.opens);
   }, 60_000);
 });

@@ -12,8 +12,7 @@
  */
 import { setTimeout as delay } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import type { HandlerStats } from '../../src/index.js';
-import { Child, buildForChildren, type Build, hardFileLimit } from './fixtures/children.js';
+import { Child, buildForChildren, type Build, hardFileLimit, type ServerReport, settled } from './fixtures/children.js';
 
 const hard = await hardFileLimit();
 const FILE_LIMIT = Math.min(hard ?? 1024, 65_536);
@@ -27,12 +26,6 @@ const WARMUP = 200;
 /** A generous bound on server heap per idle connection. */
 const HEAP_PER_CONNECTION = 20 * 1024;
 
-interface ServerReport {
-  stats: HandlerStats;
-  clients: number;
-  httpConnections: number;
-  track: { opens: number; closes: number; live: number; doubleCloses: number };
-}
 interface Memory {
   heapUsed: number;
   rss: number;
@@ -88,22 +81,13 @@ describe.runIf(COUNT >= 500)('many idle connections', () => {
     await build?.remove();
   });
 
-  async function settled(what: string): Promise<ServerReport> {
-    const deadline = Date.now() + 10_000;
-    for (;;) {
-      const r = await server.call<ServerReport>('stats');
-      if (r.clients === 0 && r.stats.connections === 0 && r.stats.pendingHandshakes === 0 && r.httpConnections === 0) return r;
-      if (Date.now() > deadline) throw new Error(`${what}: still open after 10 s: ${JSON.stringify({ clients: r.clients, tcp: r.httpConnections })}`);
-      await delay(50);
-    }
-  }
 
   test(`${COUNT} idle connections answer the heartbeat (${PING_INTERVAL} ms) and all stay open; memory per connection is printed`, async () => {
     // Warm-up: code paths compiled and pools filled before the baseline.
     const warm = await clients.call<Opened>('open', { port, count: WARMUP }, 30_000);
     expect(warm.opened).toBe(WARMUP);
     await clients.call<Closed>('closeAll', {}, 15_000);
-    await settled('after the warm-up');
+    await settled(server, 'after the warm-up');
     const base = await server.call<Memory>('memory');
     const startStats = (await server.call<ServerReport>('stats')).stats;
 
@@ -142,7 +126,7 @@ describe.runIf(COUNT >= 500)('many idle connections', () => {
     // Close them all: every client gets its 1000 back and the server lets go of everything.
     const closed = await clients.call<Closed>('closeAll', { timeout: 15_000 }, 20_000);
     expect(closed).toEqual({ clients: COUNT, closed: COUNT, echoed1000: COUNT });
-    const end = await settled('after closing');
+    const end = await settled(server, 'after closing');
     expect(end.track.closes).toBe(end.track.opens);
     expect(end.track.doubleCloses).toBe(0);
     expect(end.stats.closesByCode).toEqual({ 1000: COUNT + WARMUP });
