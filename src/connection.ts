@@ -5,7 +5,7 @@ import { type Behavior, type BinaryData, ReadyState } from './behavior.js';
 import type { Logger } from './logger.js';
 import { CloseCode, MAX_CONTROL_PAYLOAD, Opcode } from './protocol/constants.js';
 import type { ProtocolError } from './protocol/errors.js';
-import { type Frame, encodeClosePayload, encodeFrame, encodeText, toBuffer } from './protocol/framer.js';
+import { type Frame, encodeClosePayload, encodeFrame, encodeText, frameLength, toBuffer } from './protocol/framer.js';
 import { FrameParser, type ParserSink } from './protocol/parser.js';
 import { decodeText } from './protocol/utf8.js';
 import type { Counters } from './stats.js';
@@ -402,15 +402,14 @@ export class Connection implements ParserSink {
   writeFrame(frame: Frame): SendStatus {
     if (this.state !== ReadyState.OPEN) return 'dropped';
     const s = this.socket;
-    const single = Buffer.isBuffer(frame);
-    const length = single ? frame.length : frame[0].length + frame[1].length;
+    const length = frameLength(frame);
     // A message larger than the limit still goes out on an empty backlog.
     if (s.writableLength > 0 && s.writableLength + length > this.limits.maxBackpressure && this.stillOver(length)) {
       return this.overBackpressure(length);
     }
     holdForBatch(s);
     let flushed: boolean;
-    if (single) {
+    if (Buffer.isBuffer(frame)) {
       flushed = s.write(frame);
     } else {
       s.cork();
