@@ -108,6 +108,8 @@ describe('heartbeat pings', () => {
     for (const f of w.frames.slice(0, 4)) expect(f).toMatchObject({ opcode: 0x9, fin: true, rsv: 0, masked: false, payload: Buffer.alloc(0) });
     expect(w.others).toEqual([]);
     expect(handler.stats().pingsSent).toBeGreaterThanOrEqual(4);
+    // The client's answer to the 4th ping is still on its way to the server when it got that ping.
+    await waitFor(() => pongs.length >= 4, 2000, 'four pongs at the server');
     expect(pongs.slice(0, 4)).toEqual(['', '', '', '']);
   });
 
