@@ -1,6 +1,6 @@
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import type { Buffer } from 'node:buffer';
-import type { BackpressurePolicy, Connection, MessageStream, RateLimit, SendStatus } from './connection.js';
+import type { BackpressurePolicy, Connection, MessageStream, RateLimit, SendStatus } from './connection/index.js';
 import type { WebSocketHandler } from './handler.js';
 
 import type { BinaryData } from './protocol/framer.js';

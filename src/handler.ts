@@ -4,7 +4,7 @@ import { performance } from 'node:perf_hooks';
 import type { Server as HttpsServer } from 'node:https';
 import type { Duplex } from 'node:stream';
 import { type Behavior, type BehaviorClass, type BinaryData, ReadyState, internals } from './behavior.js';
-import { type BackpressurePolicy, Connection, type ConnectionLimits, type ConnectionOwner, type RateLimit, timerDelay } from './connection.js';
+import { type BackpressurePolicy, Connection, type ConnectionLimits, type ConnectionOwner, type RateLimit, timerDelay } from './connection/index.js';
 import { type Acceptance, type OriginPolicy, decideHandshake } from './handshake/decide.js';
 import { HandshakeRejection, type Rejection, rejection } from './handshake/rejection.js';
 import { acceptResponse, rejectionResponse } from './handshake/response.js';

@@ -13,7 +13,7 @@ export {
   type MessageStream,
   type RateLimit,
   type SendStatus,
-} from './connection.js';
+} from './connection/index.js';
 export type { HandlerStats } from './stats.js';
 export {
   WebSocketHandler,

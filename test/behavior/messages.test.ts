@@ -12,7 +12,7 @@ import {
   MESSAGES_HIGH_WATER_COUNT,
   MESSAGES_LOW_WATER_COUNT,
   type MessageStream,
-} from '../../src/connection.js';
+} from '../../src/connection/index.js';
 import { useFixture, within } from '../helpers/fixture.js';
 import { type RawClient, closePayload, encodeClientFrame } from '../helpers/raw.js';
 import { sleep, waitFor } from '../helpers/server.js';

@@ -1,253 +1,22 @@
 import { Buffer } from 'node:buffer';
 import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
-import { type Behavior, type BinaryData, ReadyState } from './behavior.js';
-import type { Logger } from './logger.js';
-import { CloseCode, MAX_CONTROL_PAYLOAD, Opcode } from './protocol/constants.js';
-import type { ProtocolError } from './protocol/errors.js';
-import { type Frame, encodeClosePayload, encodeFrame, encodeText, frameLength, toBuffer } from './protocol/framer.js';
-import { FrameParser, type ParserSink } from './protocol/parser.js';
-import { decodeText } from './protocol/utf8.js';
-import type { Counters } from './stats.js';
+import { type Behavior, type BinaryData, ReadyState } from '../behavior.js';
+import { CloseCode, MAX_CONTROL_PAYLOAD, Opcode } from '../protocol/constants.js';
+import type { ProtocolError } from '../protocol/errors.js';
+import { type Frame, encodeClosePayload, encodeFrame, encodeText, frameLength, toBuffer } from '../protocol/framer.js';
+import { FrameParser, type ParserSink } from '../protocol/parser.js';
+import { decodeText } from '../protocol/utf8.js';
+import type { Counters } from '../stats.js';
+import { beginBatch, flushBatch, holdForBatch, inBatch } from './batch.js';
+import { Inbound, MESSAGES_HIGH_WATER_BYTES, MESSAGES_HIGH_WATER_COUNT, MESSAGES_LOW_WATER_BYTES, MESSAGES_LOW_WATER_COUNT, type MessageStream, MessageQueue } from './inbound.js';
+import { type ConnectionLimits, type ConnectionOwner, type SendStatus, timerDelay } from './types.js';
 const kConnection: unique symbol = Symbol('wsmount.connection');
-
-/**
- * What a send did: `'sent'` handed to the socket with no backlog, `'queued'` accepted and handed
- * to the socket but the socket is backed up (see `bufferedAmount`; `onDrain` / `drained()` tell
- * when it is not), `'dropped'` not sent: the connection is not open, or the backlog is over
- * `maxBackpressure`.
- */
-export type SendStatus = 'sent' | 'queued' | 'dropped';
-
-/**
- * What to do with a send that would take a connection's backlog over `maxBackpressure`:
- * `'close'` drops it and closes the slow consumer with 1008; `'drop'` drops it and keeps the
- * connection (the send returns `'dropped'`).
- */
-export type BackpressurePolicy = 'close' | 'drop';
-
-/**
- * A per-connection message rate limit (a token bucket): a burst of up to `messages` messages,
- * refilled at `messages` per `interval` milliseconds. Data messages and pings count.
- */
-export interface RateLimit {
-  messages: number;
-  interval: number;
-}
-
-/** What a connection needs from the handler that owns it. @internal */
-export interface ConnectionOwner {
-  readonly log: Logger;
-  readonly counters: Counters;
-  connectionClosed(connection: Connection, code: number): void;
-}
-
-/** Per-route connection limits, resolved once per route and shared by its connections. @internal */
-export interface ConnectionLimits {
-  maxPayload: number;
-  maxFragments: number;
-  closeTimeout: number;
-  maxBackpressure: number;
-  dropOnBackpressure: boolean;
-  /** 0: no heartbeat. */
-  pingInterval: number;
-  pongTimeout: number;
-  /** 0: no idle timeout. */
-  idleTimeout: number;
-  /** Token bucket size; 0: no rate limit. */
-  rateCapacity: number;
-  /** Tokens added per millisecond. */
-  rateRefill: number;
-}
 
 type Client = Behavior<Record<string, string>, unknown>;
 type SocketWithConnection = Duplex & { [kConnection]?: Connection };
 
 const EMPTY = Buffer.alloc(0);
-
-/**
- * Incoming messages wait in a queue when the code taking them is slower than the peer: the
- * `Behavior.messages()` iterator, or hooks whose promises have not settled yet. Reading the
- * socket pauses once the queued messages reach this many (or {@link MESSAGES_HIGH_WATER_BYTES},
- * whichever comes first). The queue can exceed it by the messages of the one TCP chunk being
- * parsed when the mark was reached.
- */
-export const MESSAGES_HIGH_WATER_COUNT = 16;
-/** Reading pauses once the queued messages hold this many payload bytes. */
-export const MESSAGES_HIGH_WATER_BYTES: number = 1 << 20;
-/** A paused socket resumes once the queue is down to at most this many messages… */
-export const MESSAGES_LOW_WATER_COUNT = 4;
-/** …and at most this many payload bytes. */
-export const MESSAGES_LOW_WATER_BYTES: number = 256 << 10;
-
-/**
- * What `Behavior.messages()` returns: an async iterator of incoming data messages (a `string`
- * for text, a `Buffer` for binary), with the size of its queue for monitoring.
- */
-export interface MessageStream extends AsyncIterableIterator<string | Buffer> {
-  /** Messages received and not yet taken by the consumer. */
-  readonly queued: number;
-  /** Payload bytes of those messages. */
-  readonly queuedBytes: number;
-}
-
-const DONE: IteratorReturnResult<undefined> = Object.freeze({ done: true, value: undefined });
-
-/** A FIFO of received data messages and their payload bytes. */
-class Inbound {
-  items: Buffer[] = [];
-  kinds: boolean[] = [];
-  head = 0;
-  bytes = 0;
-  /** Whether the message `shift()` returned last is text. */
-  lastText = false;
-
-  get length(): number {
-    return this.items.length - this.head;
-  }
-
-  push(data: Buffer, isText: boolean): void {
-    this.items.push(data);
-    this.kinds.push(isText);
-    this.bytes += data.length;
-  }
-
-  shift(): Buffer {
-    const data = this.items[this.head] as Buffer;
-    this.lastText = this.kinds[this.head] as boolean;
-    this.head++;
-    this.bytes -= data.length;
-    if (this.head === this.items.length) this.clear();
-    return data;
-  }
-
-  clear(): void {
-    this.items = [];
-    this.kinds = [];
-    this.head = 0;
-    this.bytes = 0;
-  }
-}
-
-/**
- * The queue behind `Behavior.messages()`: the connection pushes data messages into it while it is
- * the connection's `inbox`; the connection pauses the socket above the high-water mark.
- */
-class MessageQueue implements MessageStream {
-  private readonly connection: Connection | null;
-  /** @internal */
-  readonly inbound: Inbound = new Inbound();
-  private waiters: ((result: IteratorResult<string | Buffer, undefined>) => void)[] = [];
-  /** The connection closed: hand out what is queued, then `done`. */
-  private ended = false;
-  /** `return()` was called: `done` at once. */
-  private released = false;
-
-  constructor(connection: Connection | null) {
-    this.connection = connection;
-    if (connection === null) this.ended = true;
-  }
-
-  get queued(): number {
-    return this.inbound.length;
-  }
-
-  get queuedBytes(): number {
-    return this.inbound.bytes;
-  }
-
-  /** @internal nothing more will ever come out of this iterator. */
-  get finished(): boolean {
-    return this.released || (this.ended && this.inbound.length === 0);
-  }
-
-  [Symbol.asyncIterator](): this {
-    return this;
-  }
-
-  /** @internal a data message from the peer. */
-  push(data: Buffer, isText: boolean): void {
-    const waiter = this.waiters.shift();
-    if (waiter !== undefined) {
-      waiter({ done: false, value: isText ? decodeText(data) : data });
-      return;
-    }
-    this.inbound.push(data, isText);
-    this.connection?.queueGrew();
-  }
-
-  /** @internal the connection is closed: pending `next()` calls get `done`; queued messages are still handed out. */
-  end(): void {
-    this.ended = true;
-    if (this.inbound.length === 0) this.settleWaiters();
-  }
-
-  private settleWaiters(): void {
-    const w = this.waiters;
-    this.waiters = [];
-    for (const f of w) f(DONE);
-  }
-
-  next(): Promise<IteratorResult<string | Buffer, undefined>> {
-    if (this.released) return Promise.resolve(DONE);
-    const q = this.inbound;
-    if (q.length > 0) {
-      const data = q.shift();
-      const isText = q.lastText;
-      this.connection?.queueShrank();
-      return Promise.resolve({ done: false, value: isText ? decodeText(data) : data });
-    }
-    if (this.ended) return Promise.resolve(DONE);
-    return new Promise((resolve) => this.waiters.push(resolve));
-  }
-
-  /**
-   * Releases the iterator (`break` out of `for await` calls this): later messages go back to
-   * `onText`/`onBinary`, and so do the ones still queued, in order, before this returns.
-   */
-  return(): Promise<IteratorResult<string | Buffer, undefined>> {
-    if (this.released) return Promise.resolve(DONE);
-    this.released = true;
-    this.settleWaiters();
-    const q = this.inbound;
-    const c = this.connection;
-    if (c !== null) {
-      if (c.inbox === this) c.inbox = null;
-      while (q.length > 0 && c.state !== ReadyState.CLOSED) {
-        const data = q.shift();
-        c.dispatch(data, q.lastText);
-      }
-      c.queueShrank();
-    }
-    q.clear();
-    return Promise.resolve(DONE);
-  }
-}
-
-// ---- write batching ---------------------------------------------------------------------------
-
-/** A chunk from some socket is being handled: data written to other sockets waits for its end. */
-let batching = false;
-/** The other sockets corked while it is handled, uncorked (one write each) when it ends. */
-const batched: Duplex[] = [];
-
-/**
- * While one incoming chunk is handled, everything written to any socket is held and goes out in
- * one write per socket when the chunk is done: a chunk carrying 16 chat messages reaches each
- * room member in one syscall, not 16.
- */
-function holdForBatch(socket: Duplex): void {
-  if (batching && socket.writableCorked === 0) {
-    socket.cork();
-    batched.push(socket);
-  }
-}
-
-function flushBatch(): void {
-  batching = false;
-  for (let i = 0; i < batched.length; i++) (batched[i] as Duplex).uncork();
-  batched.length = 0;
-}
 
 // ---- socket listeners: module-level, `this` is the socket -----------------------------------
 
@@ -258,10 +27,10 @@ function onData(this: SocketWithConnection, chunk: Buffer): void {
   // Everything sent while this chunk is handled (echoes, replies, pongs, messages to other
   // sockets) goes out in one write per socket.
   this.cork();
-  if (batching) {
+  if (inBatch()) {
     c.parser.push(chunk); // a chunk handled inside another's (an in-memory peer): its batch flushes
   } else {
-    batching = true;
+    beginBatch();
     try {
       c.parser.push(chunk);
     } finally {
@@ -862,10 +631,6 @@ export class Connection implements ParserSink {
   }
 }
 
-/** Node's timers take at most 2^31 - 1 ms (about 24.8 days); longer means "never" in practice. */
-export function timerDelay(ms: number): number {
-  return Math.min(ms, 0x7fffffff);
-}
 
 /** Keeps a close reason within 123 bytes (our own reasons are ASCII). */
 function truncateReason(reason: string): string {

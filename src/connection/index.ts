@@ -1,0 +1,9 @@
+export { Connection } from './connection.js';
+export {
+  MESSAGES_HIGH_WATER_BYTES,
+  MESSAGES_HIGH_WATER_COUNT,
+  MESSAGES_LOW_WATER_BYTES,
+  MESSAGES_LOW_WATER_COUNT,
+  type MessageStream,
+} from './inbound.js';
+export { type BackpressurePolicy, type ConnectionLimits, type ConnectionOwner, type RateLimit, type SendStatus, timerDelay } from './types.js';

@@ -1,0 +1,57 @@
+import type { Logger } from '../logger.js';
+import type { Counters } from '../stats.js';
+import type { Connection } from './connection.js';
+
+/**
+ * What a send did: `'sent'` handed to the socket with no backlog, `'queued'` accepted and handed
+ * to the socket but the socket is backed up (see `bufferedAmount`; `onDrain` / `drained()` tell
+ * when it is not), `'dropped'` not sent: the connection is not open, or the backlog is over
+ * `maxBackpressure`.
+ */
+export type SendStatus = 'sent' | 'queued' | 'dropped';
+
+/**
+ * What to do with a send that would take a connection's backlog over `maxBackpressure`:
+ * `'close'` drops it and closes the slow consumer with 1008; `'drop'` drops it and keeps the
+ * connection (the send returns `'dropped'`).
+ */
+export type BackpressurePolicy = 'close' | 'drop';
+
+/**
+ * A per-connection message rate limit (a token bucket): a burst of up to `messages` messages,
+ * refilled at `messages` per `interval` milliseconds. Data messages and pings count.
+ */
+export interface RateLimit {
+  messages: number;
+  interval: number;
+}
+
+/** What a connection needs from the handler that owns it. @internal */
+export interface ConnectionOwner {
+  readonly log: Logger;
+  readonly counters: Counters;
+  connectionClosed(connection: Connection, code: number): void;
+}
+
+/** Per-route connection limits, resolved once per route and shared by its connections. @internal */
+export interface ConnectionLimits {
+  maxPayload: number;
+  maxFragments: number;
+  closeTimeout: number;
+  maxBackpressure: number;
+  dropOnBackpressure: boolean;
+  /** 0: no heartbeat. */
+  pingInterval: number;
+  pongTimeout: number;
+  /** 0: no idle timeout. */
+  idleTimeout: number;
+  /** Token bucket size; 0: no rate limit. */
+  rateCapacity: number;
+  /** Tokens added per millisecond. */
+  rateRefill: number;
+}
+
+/** Node's timers take at most 2^31 - 1 ms (about 24.8 days); longer means "never" in practice. */
+export function timerDelay(ms: number): number {
+  return Math.min(ms, 0x7fffffff);
+}
