@@ -78,6 +78,16 @@ function memoryPair(): [client: Duplex, server: Duplex] {
   return [client, server];
 }
 
+/**
+ * A refusal's body without the one line break that ends it: wsmount writes its reason as one
+ * line (`'log in first\n'`), and a test compares it with the message it threw.
+ */
+function withoutFinalLineBreak(body: string): string {
+  if (body.endsWith('\r\n')) return body.slice(0, -2);
+  if (body.endsWith('\n')) return body.slice(0, -1);
+  return body;
+}
+
 // ---- the handshake over any Duplex -----------------------------------------------------------
 
 function handshakeOn(socket: Duplex, handshake: ClientHandshake, options: ConnectOptions): Promise<TestClient> {
@@ -107,7 +117,7 @@ function handshakeOn(socket: Duplex, handshake: ClientHandshake, options: Connec
       const r = rejected;
       if (r === null) return;
       const end = r.bodyLength === undefined ? received.length : Math.min(received.length, r.bodyStart + r.bodyLength);
-      const body = received.subarray(r.bodyStart, Math.min(end, r.bodyStart + MAX_BODY)).toString('utf8');
+      const body = withoutFinalLineBreak(received.subarray(r.bodyStart, Math.min(end, r.bodyStart + MAX_BODY)).toString('utf8'));
       const summary = body.trim() === '' ? '' : `: ${body.trim().slice(0, 200)}`;
       fail(
         new HandshakeError('REJECTED', `the server refused the WebSocket with ${r.status} ${r.statusText}`.trimEnd() + summary, r.status, r.headers, body),

@@ -24,7 +24,11 @@ export class HandshakeError extends Error {
   readonly status: number;
   /** Response headers by lower-case name (a repeated header is an array); empty without a response. */
   readonly headers: Readonly<Record<string, string | string[]>>;
-  /** The response body as UTF-8 (the server's reason, for a wsmount server), `''` if none. */
+  /**
+   * The response body as UTF-8, without the one line break (`\n` or `\r\n`) that ends it, or
+   * `''` if there is none. From a wsmount server it is exactly the reason given to the rejection:
+   * `'log in first'` for `new HandshakeRejection(401, 'log in first')`. At most 64 KiB are kept.
+   */
   readonly body: string;
 
   /** @internal Created by `connect()`. */

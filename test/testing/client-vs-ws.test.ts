@@ -226,7 +226,7 @@ describe('a server that breaks the protocol: the client fails the connection (RF
 });
 
 describe('handshake checks (RFC 6455 §4.1)', () => {
-  const cases: Array<{ name: string; answer: (key: string, socket: net.Socket) => void; code: string; status?: number; options?: object }> = [
+  const cases: Array<{ name: string; answer: (key: string, socket: net.Socket) => void; code: string; status?: number; body?: string; options?: object }> = [
     { name: 'wrong Sec-WebSocket-Accept', answer: (_k, s) => s.write(accept101('not-the-key')), code: 'BAD_ACCEPT', status: 101 },
     { name: 'a subprotocol that was not offered', answer: (k, s) => s.write(accept101(k, 'Sec-WebSocket-Protocol: evil\r\n')), code: 'BAD_PROTOCOL', options: { protocols: ['good'] } },
     { name: 'a subprotocol when none was offered', answer: (k, s) => s.write(accept101(k, 'Sec-WebSocket-Protocol: evil\r\n')), code: 'BAD_PROTOCOL' },
@@ -235,7 +235,12 @@ describe('handshake checks (RFC 6455 §4.1)', () => {
     { name: 'not HTTP at all', answer: (_k, s) => s.write('SSH-2.0-OpenSSH\r\n\r\n'), code: 'MALFORMED_RESPONSE', status: 0 },
     { name: 'the server closes without answering', answer: (_k, s) => s.end(), code: 'NO_RESPONSE', status: 0 },
     { name: 'the server never answers', answer: () => {}, code: 'TIMEOUT', status: 0, options: { timeout: 200 } },
-    { name: 'a refusal without Content-Length: body read until close', answer: (_k, s) => s.end('HTTP/1.1 429 Too Many Requests\r\nRetry-After: 1\r\n\r\nslow down'), code: 'REJECTED', status: 429 },
+    { name: 'a refusal without Content-Length: body read until close', answer: (_k, s) => s.end('HTTP/1.1 429 Too Many Requests\r\nRetry-After: 1\r\n\r\nslow down'), code: 'REJECTED', status: 429, body: 'slow down' },
+    // HandshakeError.body leaves out the one line break that ends the body, and nothing more.
+    { name: 'a refusal body ending in \\n: body without it', answer: (_k, s) => s.end('HTTP/1.1 403 Forbidden\r\nContent-Length: 4\r\n\r\nno!\n'), code: 'REJECTED', status: 403, body: 'no!' },
+    { name: 'a refusal body ending in \\r\\n: body without it', answer: (_k, s) => s.end('HTTP/1.1 403 Forbidden\r\nContent-Length: 5\r\n\r\nno!\r\n'), code: 'REJECTED', status: 403, body: 'no!' },
+    { name: 'a refusal body of two lines and a blank one: only the last line break goes', answer: (_k, s) => s.end('HTTP/1.1 400 Bad Request\r\nContent-Length: 8\r\n\r\na\n b\n\n\n'), code: 'REJECTED', status: 400, body: 'a\n b\n\n' },
+    { name: 'an empty refusal body: body is empty', answer: (_k, s) => s.end('HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n'), code: 'REJECTED', status: 403, body: '' },
   ];
   for (const c of cases) {
     test(c.name, { timeout: 5000 }, async () => {
@@ -244,7 +249,7 @@ describe('handshake checks (RFC 6455 §4.1)', () => {
       expect(error).toBeInstanceOf(HandshakeError);
       expect(error.code).toBe(c.code);
       if (c.status !== undefined) expect(error.status).toBe(c.status);
-      if (c.code === 'REJECTED') expect(error.body).toBe('slow down');
+      if (c.body !== undefined) expect(error.body).toBe(c.body);
     });
   }
 

@@ -155,7 +155,8 @@ const scenarios: Scenario[] = [
       expect(error.code).toBe('REJECTED');
       expect(error.status).toBe(401);
       expect(error.headers['www-authenticate']).toBe('Bearer');
-      expect(error.body).toContain('log in first');
+      // The server writes 'log in first\n'; body is the reason as thrown.
+      expect(error.body).toBe('log in first');
     },
   },
   {
