@@ -29,6 +29,22 @@ export interface ConnectOptions extends TestClientOptions {
   origin?: string;
   /** Milliseconds for the whole opening handshake. Default 5,000; then `HandshakeError` `'TIMEOUT'`. */
   timeout?: number;
+  /**
+   * In memory only: the peer address the server sees, an IPv4 or IPv6 address such as
+   * `'203.0.113.7'`. It becomes the server socket's `remoteAddress` (and `remoteFamily`), so
+   * `behavior.remoteAddress` shows it and `maxConnectionsPerIp` counts it. Without it an in-memory
+   * connection has no address and no per-address limit applies to it. Over TCP the peer address
+   * is the real one, and passing this throws a `TypeError`.
+   *
+   * ```ts
+   * const handler = createWebSocketHandler(routes, { maxConnectionsPerIp: 1 });
+   * const first = await connect(handler, '/chat', { remoteAddress: '203.0.113.7' });
+   * await connect(handler, '/chat', { remoteAddress: '203.0.113.7' }); // HandshakeError, status 429
+   * ```
+   */
+  remoteAddress?: string;
+  /** In memory only: the peer port the server sees (`behavior.remotePort`), 1–65535. Over TCP it throws a `TypeError`. */
+  remotePort?: number;
 }
 
 const DEFAULT_TIMEOUT = 5000;
@@ -67,12 +83,34 @@ function memoryServer(handler: WebSocketHandler): Server {
   return server;
 }
 
+/** Checks the in-memory peer options: an IP address, a port in 1–65535. */
+function memoryPeer(options: ConnectOptions): { address?: string; family?: string; port?: number } {
+  const peer: { address?: string; family?: string; port?: number } = {};
+  const { remoteAddress, remotePort } = options;
+  if (remoteAddress !== undefined) {
+    const version = typeof remoteAddress === 'string' ? net.isIP(remoteAddress) : 0;
+    if (version === 0) throw new TypeError(`wsmount/testing: remoteAddress must be an IPv4 or IPv6 address, got ${JSON.stringify(remoteAddress)}`);
+    peer.address = remoteAddress;
+    peer.family = version === 6 ? 'IPv6' : 'IPv4';
+  }
+  if (remotePort !== undefined) {
+    if (!Number.isInteger(remotePort) || remotePort < 1 || remotePort > 65535) {
+      throw new RangeError(`wsmount/testing: remotePort must be an integer from 1 to 65535, got ${String(remotePort)}`);
+    }
+    peer.port = remotePort;
+  }
+  return peer;
+}
+
 /**
  * An in-memory socket pair whose ends behave like TCP: when one side is destroyed (a reset, a
  * terminate) the other is closed too. `stream.duplexPair()` alone leaves the peer open.
  */
-function memoryPair(): [client: Duplex, server: Duplex] {
+function memoryPair(peer: { address?: string; family?: string; port?: number }): [client: Duplex, server: Duplex] {
   const [client, server] = duplexPair();
+  // What a net.Socket would say about its peer; the handler reads it from request.socket.
+  if (peer.address !== undefined) Object.assign(server, { remoteAddress: peer.address, remoteFamily: peer.family });
+  if (peer.port !== undefined) Object.assign(server, { remotePort: peer.port });
   client.once('close', () => server.destroy());
   server.once('close', () => client.destroy());
   return [client, server];
@@ -198,6 +236,9 @@ function protocolsOf(options: ConnectOptions): readonly string[] {
  * - `connect(handler, '/chat')` with a `WebSocketHandler`: **in memory**, no port at all. The
  *   request still goes through Node's own HTTP parser and the handler's real upgrade path (on a
  *   private, never-listening `http.Server`), and both sides run the real handshake and codec.
+ *   It has no peer address unless you give one: `{ remoteAddress: '203.0.113.7' }` (and
+ *   `remotePort`) is what the server then sees, for `behavior.remoteAddress` and
+ *   `maxConnectionsPerIp`.
  *
  * `path` may carry a query (`'/rooms/7?user=ann'`); with a URL it replaces the URL's path.
  * A refused or broken handshake rejects with {@link HandshakeError} (its `status`, `headers` and
@@ -216,12 +257,16 @@ export function connect(target: ConnectTarget, path?: string, options: ConnectOp
         origin: options.origin,
         headers: options.headers,
       });
+      const peer = memoryPeer(options);
       const server = memoryServer(target);
-      const [clientSide, serverSide] = memoryPair();
+      const [clientSide, serverSide] = memoryPair(peer);
       socket = clientSide;
       // Node's HTTP server takes it from here: its parser, then 'upgrade' → the handler.
       server.emit('connection', serverSide);
     } else {
+      if (options.remoteAddress !== undefined || options.remotePort !== undefined) {
+        throw new TypeError('wsmount/testing: remoteAddress and remotePort apply to in-memory connections only (connect(handler, path, …)); over TCP the server sees the real peer');
+      }
       const url = new URL(typeof target === 'string' || target instanceof URL ? target : target.url(path ?? '/'));
       if (url.protocol === 'wss:' || url.protocol === 'https:') {
         throw new TypeError('wsmount/testing: wss:// is not supported; connect to the plain ws:// server or in memory');
