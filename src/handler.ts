@@ -4,11 +4,12 @@ import { performance } from 'node:perf_hooks';
 import type { Server as HttpsServer } from 'node:https';
 import type { Duplex } from 'node:stream';
 import { type Behavior, type BehaviorClass, type BinaryData, ReadyState, internals } from './behavior.js';
-import { type BackpressurePolicy, Connection, type ConnectionLimits, type ConnectionOwner, type RateLimit, timerDelay } from './connection/index.js';
-import { type Acceptance, type OriginPolicy, decideHandshake } from './handshake/decide.js';
+import { Connection, type ConnectionLimits, type ConnectionOwner, timerDelay } from './connection/index.js';
+import { type Acceptance, decideHandshake } from './handshake/decide.js';
 import { HandshakeRejection, type Rejection, rejection } from './handshake/rejection.js';
 import { acceptResponse, rejectionResponse } from './handshake/response.js';
-import { type LogLevel, type Logger, levelLogger } from './logger.js';
+import { type Logger, levelLogger } from './logger.js';
+import { type HandlerOptions, type ResolvedHandlerOptions, resolveOptions, routeLimits } from './options.js';
 import { Opcode } from './protocol/constants.js';
 import { type Frame, encodeFrame, encodeText, toBuffer } from './protocol/framer.js';
 import { Router, splitTarget } from './router.js';
@@ -20,100 +21,11 @@ export type Client = Behavior<Record<string, string>, unknown>;
 /** URL pattern → behavior class. `{ '/echo': Echo, '/rooms/:id': Room, '/files/*': Files }`. */
 export type Routes = Readonly<Record<string, BehaviorClass>>;
 
+export type { HandlerOptions, ResolvedHandlerOptions } from './options.js';
+
 /** A server `attach()` accepts: anything that emits Node's `'upgrade'` event. */
 export type UpgradeServer = HttpServer | HttpsServer | NodeJS.EventEmitter;
 type Emitter = NodeJS.EventEmitter;
-
-/** Options for {@link createWebSocketHandler}. Every limit has a safe default. */
-export interface HandlerOptions {
-  /** Allowed origins: strings (`'*'` for any), RegExps, or a function. Default: any. Refused with 403. */
-  origins?: OriginPolicy;
-  /** Largest message in bytes, all fragments together. Default 1 MiB (1,048,576); over it closes with 1009. */
-  maxPayload?: number;
-  /** Most frames in one message. Default 1024; over it closes with 1008. */
-  maxFragments?: number;
-  /** Milliseconds to wait for the peer's close frame / TCP close before destroying the socket. Default 10,000. */
-  closeTimeout?: number;
-  /**
-   * Most bytes a connection may have waiting to be sent (`bufferedAmount`). A send that would go
-   * past it is dropped and the `backpressure` policy applies. A single message larger than the
-   * limit still goes out when nothing is waiting. Default 4 MiB (4,194,304).
-   */
-  maxBackpressure?: number;
-  /**
-   * What happens to a connection whose backlog would pass `maxBackpressure` — the same for
-   * `send*()` and `broadcast()`: `'close'` (default) closes the slow consumer with 1008, so it
-   * knows it missed messages and can reconnect and resync; `'drop'` drops the message and keeps
-   * the connection (the send returns `'dropped'`; for feeds where the next update supersedes).
-   */
-  backpressure?: BackpressurePolicy;
-  /** Milliseconds between heartbeat pings (protocol ping frames). Default 30,000; 0 turns the heartbeat off. */
-  pingInterval?: number;
-  /** Milliseconds a peer has to answer a heartbeat ping before it is terminated (`onClose` sees 1006). Default 20,000. */
-  pongTimeout?: number;
-  /**
-   * Milliseconds without a data message in either direction after which a connection is closed
-   * with 1001. Default 0: off, since the heartbeat already finds dead peers and many apps keep
-   * quiet connections open on purpose.
-   */
-  idleTimeout?: number;
-  /**
-   * Milliseconds an async `verify()` may take; past it the upgrade is answered 503 and whatever
-   * `verify()` decides later is ignored. Default 10,000.
-   */
-  verifyTimeout?: number;
-  /**
-   * Most open connections (upgrades in `verify()` count) over all routes; over it → 503 before
-   * the 101. Default: no limit, since the right number depends on the app and the machine
-   * (measured idle cost is in the README); set it when exposed to the internet.
-   */
-  maxConnections?: number;
-  /**
-   * Most open connections (upgrades in `verify()` count) from one IP address; over it → 429.
-   * Default: no limit, since behind a reverse proxy or a carrier NAT many users share one
-   * address; set it when clients reach the server directly.
-   */
-  maxConnectionsPerIp?: number;
-  /**
-   * A per-connection message rate limit (token bucket, data messages and pings count); over it
-   * the connection is closed with 1008. Default: off, since a fair rate differs by orders of
-   * magnitude between apps (chat vs. a 60 Hz game); `maxPayload` and receive backpressure already
-   * bound memory.
-   */
-  rateLimit?: RateLimit;
-  /**
-   * Milliseconds an upgrade that matches no route is left for other `'upgrade'` listeners on the
-   * same server (Vite HMR, socket.io…) before it is answered 404. Default 2,000. When every
-   * listener is a wsmount handler the 404 is immediate.
-   */
-  unclaimedTimeout?: number;
-  /** Where to log. Default `console`. */
-  logger?: Partial<Logger>;
-  /** How much to log (the seed's `loglevel`). Default `'warn'`. */
-  logLevel?: LogLevel;
-  /** Called by the base `Behavior.onOpen` (the seed's `set_fn_new_client`). */
-  onConnect?: (client: Client) => void;
-  /** Called by the base `Behavior.onClose` (the seed's `set_fn_client_left`). */
-  onDisconnect?: (client: Client, code: number, reason: string) => void;
-  /** Called by the base `Behavior.onText` / `onBinary` (the seed's `set_fn_message_received`). */
-  onMessage?: (client: Client, data: string | Buffer) => void;
-}
-
-/** The options after defaults. */
-export interface ResolvedHandlerOptions extends HandlerOptions {
-  maxPayload: number;
-  maxFragments: number;
-  closeTimeout: number;
-  unclaimedTimeout: number;
-  maxBackpressure: number;
-  backpressure: BackpressurePolicy;
-  pingInterval: number;
-  pongTimeout: number;
-  idleTimeout: number;
-  verifyTimeout: number;
-  maxConnections: number;
-  maxConnectionsPerIp: number;
-}
 
 /** Options for {@link WebSocketHandler.broadcast}. */
 export interface BroadcastOptions {
@@ -133,14 +45,6 @@ export interface HandlerCloseOptions {
   timeout?: number;
 }
 
-const DEFAULT_MAX_PAYLOAD = 1 << 20;
-const DEFAULT_MAX_FRAGMENTS = 1024;
-const DEFAULT_CLOSE_TIMEOUT = 10_000;
-const DEFAULT_UNCLAIMED_TIMEOUT = 2_000;
-const DEFAULT_MAX_BACKPRESSURE = 4 << 20;
-const DEFAULT_PING_INTERVAL = 30_000;
-const DEFAULT_PONG_TIMEOUT = 20_000;
-const DEFAULT_VERIFY_TIMEOUT = 10_000;
 /** Bytes a client may send before its handshake completes (it should send none). */
 const EARLY_LIMIT = 64 * 1024;
 
@@ -264,22 +168,7 @@ export class WebSocketHandler implements ConnectionOwner {
   private closeTimer: NodeJS.Timeout | null = null;
 
   constructor(routes: Routes, options: HandlerOptions = {}) {
-    const o: ResolvedHandlerOptions = {
-      ...options,
-      maxPayload: options.maxPayload ?? DEFAULT_MAX_PAYLOAD,
-      maxFragments: options.maxFragments ?? DEFAULT_MAX_FRAGMENTS,
-      closeTimeout: options.closeTimeout ?? DEFAULT_CLOSE_TIMEOUT,
-      unclaimedTimeout: options.unclaimedTimeout ?? DEFAULT_UNCLAIMED_TIMEOUT,
-      maxBackpressure: options.maxBackpressure ?? DEFAULT_MAX_BACKPRESSURE,
-      backpressure: options.backpressure ?? 'close',
-      pingInterval: options.pingInterval ?? DEFAULT_PING_INTERVAL,
-      pongTimeout: options.pongTimeout ?? DEFAULT_PONG_TIMEOUT,
-      idleTimeout: options.idleTimeout ?? 0,
-      verifyTimeout: options.verifyTimeout ?? DEFAULT_VERIFY_TIMEOUT,
-      maxConnections: options.maxConnections ?? Infinity,
-      maxConnectionsPerIp: options.maxConnectionsPerIp ?? Infinity,
-    };
-    checkOptions(o);
+    const o = resolveOptions(options);
     this.options = o;
     this.log = levelLogger(options.logger ?? console, options.logLevel ?? 'warn');
     let shortest = Infinity;
@@ -745,68 +634,6 @@ export class WebSocketHandler implements ConnectionOwner {
     }
     this.checkIdle();
   }
-}
-
-function positive(name: string, value: number, zeroAllowed: boolean): void {
-  if (typeof value !== 'number' || Number.isNaN(value) || value < 0 || (!zeroAllowed && value === 0)) {
-    throw new RangeError(`wsmount: ${name} must be a ${zeroAllowed ? 'non-negative' : 'positive'} number, not ${String(value)}`);
-  }
-}
-
-function checkRate(name: string, rate: RateLimit): void {
-  if (typeof rate !== 'object' || rate === null) throw new RangeError(`wsmount: ${name} is { messages, interval }, not ${String(rate)}`);
-  positive(`${name}.messages`, rate.messages, false);
-  // A bucket smaller than one token could never pass a message.
-  if (rate.messages < 1) throw new RangeError(`wsmount: ${name}.messages must be at least 1, not ${rate.messages}`);
-  positive(`${name}.interval`, rate.interval, false);
-}
-
-function checkOptions(o: ResolvedHandlerOptions): void {
-  positive('maxPayload', o.maxPayload, false);
-  positive('maxFragments', o.maxFragments, false);
-  positive('closeTimeout', o.closeTimeout, false);
-  positive('unclaimedTimeout', o.unclaimedTimeout, true);
-  positive('maxBackpressure', o.maxBackpressure, false);
-  positive('pingInterval', o.pingInterval, true);
-  positive('pongTimeout', o.pongTimeout, false);
-  positive('idleTimeout', o.idleTimeout, true);
-  positive('verifyTimeout', o.verifyTimeout, false);
-  positive('maxConnections', o.maxConnections, true);
-  positive('maxConnectionsPerIp', o.maxConnectionsPerIp, true);
-  if (o.backpressure !== 'close' && o.backpressure !== 'drop') throw new RangeError(`wsmount: backpressure is 'close' or 'drop', not ${String(o.backpressure)}`);
-  if (o.rateLimit !== undefined) checkRate('rateLimit', o.rateLimit);
-}
-
-/** A route's limits: its class's static overrides over the handler's options. */
-function routeLimits(cls: BehaviorClass, o: ResolvedHandlerOptions, pattern: string): ConnectionLimits {
-  const pingInterval = cls.pingInterval ?? o.pingInterval;
-  const pongTimeout = cls.pongTimeout ?? o.pongTimeout;
-  const idleTimeout = cls.idleTimeout ?? o.idleTimeout;
-  const maxBackpressure = cls.maxBackpressure ?? o.maxBackpressure;
-  const policy = cls.backpressure ?? o.backpressure;
-  const rate = cls.rateLimit === undefined ? o.rateLimit : cls.rateLimit === false ? undefined : cls.rateLimit;
-  const at = `${pattern}: `;
-  if (cls.maxPayload !== undefined) positive(`${at}maxPayload`, cls.maxPayload, false);
-  if (cls.maxFragments !== undefined) positive(`${at}maxFragments`, cls.maxFragments, false);
-  positive(`${at}pingInterval`, pingInterval, true);
-  positive(`${at}pongTimeout`, pongTimeout, false);
-  positive(`${at}idleTimeout`, idleTimeout, true);
-  positive(`${at}maxBackpressure`, maxBackpressure, false);
-  if (cls.maxConnections !== undefined) positive(`${at}maxConnections`, cls.maxConnections, true);
-  if (policy !== 'close' && policy !== 'drop') throw new RangeError(`wsmount: ${at}backpressure is 'close' or 'drop', not ${String(policy)}`);
-  if (rate !== undefined) checkRate(`${at}rateLimit`, rate);
-  return {
-    maxPayload: cls.maxPayload ?? o.maxPayload,
-    maxFragments: cls.maxFragments ?? o.maxFragments,
-    closeTimeout: o.closeTimeout,
-    maxBackpressure,
-    dropOnBackpressure: policy === 'drop',
-    pingInterval,
-    pongTimeout,
-    idleTimeout,
-    rateCapacity: rate?.messages ?? 0,
-    rateRefill: rate === undefined ? 0 : rate.messages / rate.interval,
-  };
 }
 
 /**
