@@ -54,11 +54,16 @@ const kUnclaimed = Symbol.for('wsmount.unclaimed');
 const kGuarded = Symbol.for('wsmount.guarded');
 const kHandler = Symbol.for('wsmount.handler');
 
+const kWrittenBefore = Symbol.for('wsmount.writtenBefore');
+
 interface MarkedSocket extends Duplex {
   [kClaim]?: object;
   [kUnclaimed]?: boolean;
   [kGuarded]?: boolean;
+  /** Bytes written on the socket before this upgrade arrived (a keep-alive connection's earlier responses). */
+  [kWrittenBefore]?: number;
   server?: NodeJS.EventEmitter;
+  bytesWritten?: number;
 }
 
 type UpgradeListener = ((req: IncomingMessage, socket: Duplex, head: Buffer) => void) & { [kHandler]?: WebSocketHandler };
@@ -95,10 +100,60 @@ let nextId = 1;
 /** Swallows errors on sockets we touched before anyone else listened (a reset mid-upgrade). */
 function onEarlySocketError(): void {}
 
-function guard(socket: MarkedSocket): void {
+/**
+ * The first wsmount handler to see an upgrade marks its socket: errors are swallowed until a
+ * connection takes it, and the bytes already written on it are noted. On a keep-alive connection
+ * that carried plain HTTP requests first, those are the earlier responses; only bytes written
+ * after this upgrade arrived mean that someone answered it.
+ */
+function guard(socket: MarkedSocket, listener: UpgradeListener): void {
   if (socket[kGuarded] === true) return;
   socket[kGuarded] = true;
+  if (socket[kWrittenBefore] === undefined) {
+    // No note ran. When no other listener ran before ours, what is written now was written before
+    // the upgrade; otherwise one of them may have answered already: count every byte (never
+    // answer a socket that may be someone else's), and note the next upgrades exactly.
+    const server = socket.server;
+    if (server !== undefined && othersRanBefore(server, listener)) {
+      socket[kWrittenBefore] = 0;
+      server.prependListener('upgrade', noteUpgrade);
+    } else {
+      socket[kWrittenBefore] = socket.bytesWritten ?? 0;
+    }
+  }
   socket.on('error', onEarlySocketError);
+}
+
+/** Whether a listener that is not wsmount's comes before `listener` on the server's 'upgrade' event. */
+function othersRanBefore(server: NodeJS.EventEmitter, listener: UpgradeListener): boolean {
+  for (const l of server.listeners('upgrade') as UpgradeListener[]) {
+    if (l === listener || isNote(l)) return false;
+    if (l[kHandler] === undefined) return true;
+  }
+  return false;
+}
+
+const kNote = Symbol.for('wsmount.noteUpgrade');
+type NoteListener = ((request: IncomingMessage, socket: Duplex) => void) & { [kNote]?: true };
+
+/**
+ * Put first among a server's 'upgrade' listeners when another listener comes before ours: it
+ * notes the bytes written on the socket before any listener could answer, so that `guard()`'s
+ * count stays exact when that listener answers synchronously.
+ */
+const noteUpgrade: NoteListener = (_request, socket) => {
+  const s = socket as MarkedSocket;
+  s[kWrittenBefore] ??= s.bytesWritten ?? 0;
+};
+noteUpgrade[kNote] = true;
+
+function isNote(listener: unknown): boolean {
+  return (listener as NoteListener)[kNote] === true;
+}
+
+/** Bytes written on an upgrade socket since the upgrade arrived (queued bytes included). */
+function writtenSinceUpgrade(socket: MarkedSocket): number {
+  return (socket.bytesWritten ?? 0) - (socket[kWrittenBefore] ?? 0);
 }
 
 /** Whether anyone has answered, taken or closed an upgrade socket. */
@@ -107,8 +162,7 @@ function isHandled(socket: MarkedSocket): boolean {
     socket[kClaim] !== undefined ||
     socket.destroyed ||
     !socket.writable ||
-    socket.writableLength > 0 ||
-    ((socket as { bytesWritten?: number }).bytesWritten ?? 0) > 0 ||
+    writtenSinceUpgrade(socket) > 0 ||
     socket.listenerCount('data') > 0
   );
 }
@@ -210,6 +264,8 @@ export class WebSocketHandler implements ConnectionOwner {
       }
     }
     server.on('upgrade', this.handleUpgrade);
+    const listener = this.handleUpgrade as UpgradeListener;
+    if (othersRanBefore(server, listener)) server.prependListener('upgrade', noteUpgrade);
     this.servers.add(server);
     return this;
   }
@@ -219,6 +275,8 @@ export class WebSocketHandler implements ConnectionOwner {
     for (const s of server === undefined ? [...this.servers] : [server as Emitter]) {
       s.removeListener('upgrade', this.handleUpgrade);
       this.servers.delete(s);
+      const left = s.listeners('upgrade') as UpgradeListener[];
+      if (!left.some((l) => l[kHandler] !== undefined)) for (const l of left) if (isNote(l)) s.removeListener('upgrade', l);
     }
     return this;
   }
@@ -342,7 +400,7 @@ export class WebSocketHandler implements ConnectionOwner {
   // ---- the upgrade ----------------------------------------------------------------------------
 
   private upgrade(request: IncomingMessage, socket: MarkedSocket, head: Buffer): void {
-    guard(socket);
+    guard(socket, this.handleUpgrade);
     const { path, query } = splitTarget(request.url ?? '/');
     const match = this.router.match(path);
     const owner = socket[kClaim];
@@ -537,9 +595,9 @@ export class WebSocketHandler implements ConnectionOwner {
     socket[kUnclaimed] = true;
     const server = socket.server;
     const listeners = (server?.listeners('upgrade') ?? []) as UpgradeListener[];
-    const foreign = server === undefined || listeners.some((l) => l[kHandler] === undefined);
+    const foreign = server === undefined || listeners.some((l) => l[kHandler] === undefined && !isNote(l));
     const answer = (): void => {
-      if (socket[kClaim] === undefined && socket.writableEnded && ((socket as { bytesWritten?: number }).bytesWritten ?? 0) === 0) {
+      if (socket[kClaim] === undefined && socket.writableEnded && writtenSinceUpgrade(socket) === 0) {
         this.log.info(
           `wsmount: another 'upgrade' listener ended the upgrade for ${splitTarget(request.url ?? '/').path} without answering (socket.io: destroyUpgrade: false lets wsmount answer 404)`,
         );

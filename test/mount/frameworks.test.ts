@@ -117,7 +117,12 @@ describe('Vite dev server plugin (demo/mount/vite.js)', () => {
   it("keeps Vite's HMR WebSocket working beside wsmount's", async () => {
     const app = await startExample('vite');
     // Vite's listener and ours share the server; Vite takes only its base path with 'vite-hmr'.
-    expect(app.server.listeners('upgrade')).toHaveLength(2);
+    // Since Vite's listener comes before ours, wsmount puts a note listener first (it records the
+    // bytes a keep-alive connection carried before the upgrade, see test/handler/keep-alive).
+    const listeners = app.server.listeners('upgrade');
+    expect(listeners).toHaveLength(3);
+    expect(Symbol.for('wsmount.noteUpgrade') in (listeners[0] as object)).toBe(true);
+    expect(listeners[2]).toBe(app.sockets.handleUpgrade);
     const hmr = await openWebSocket(`${app.ws}/`, 'vite-hmr');
     expect(hmr.ws.protocol).toBe('vite-hmr');
     expect(JSON.parse(await hmr.next())).toEqual({ type: 'connected' });
