@@ -86,6 +86,12 @@ export class Connection implements ParserSink {
   inbox: MessageQueue | null = null;
   /** @internal reading is paused because queued incoming messages are over the high-water mark. */
   readPaused = false;
+  /**
+   * Reading is paused because the peer sent a ping while it is not reading what we send: only the
+   * latest ping is answered (RFC 6455 §5.5.3), with this payload, once the socket drains. Until
+   * then the peer's TCP window fills instead of our memory.
+   */
+  private heldPong: Buffer | null = null;
 
   private readonly owner: ConnectionOwner;
   private readonly limits: ConnectionLimits;
@@ -172,10 +178,7 @@ export class Connection implements ParserSink {
     if (this.state !== ReadyState.OPEN) return 'dropped';
     const s = this.socket;
     const length = frameLength(frame);
-    // A message larger than the limit still goes out on an empty backlog.
-    if (s.writableLength > 0 && s.writableLength + length > this.limits.maxBackpressure && this.stillOver(length)) {
-      return this.overBackpressure(length);
-    }
+    if (this.wouldPassLimit(length)) return this.overBackpressure(length);
     holdForBatch(s);
     let flushed: boolean;
     if (Buffer.isBuffer(frame)) {
@@ -191,6 +194,13 @@ export class Connection implements ParserSink {
     counters.bytesOut += length;
     this.active = true;
     return flushed ? 'sent' : 'queued';
+  }
+
+  /** Whether writing `length` more bytes would take the backlog past `maxBackpressure`. */
+  private wouldPassLimit(length: number): boolean {
+    const s = this.socket;
+    // A message larger than the limit still goes out on an empty backlog.
+    return s.writableLength > 0 && s.writableLength + length > this.limits.maxBackpressure && this.stillOver(length);
   }
 
   /**
@@ -239,7 +249,11 @@ export class Connection implements ParserSink {
     // RFC 6455 §5.5: control frames carry at most 125 bytes.
     if (payload.length > MAX_CONTROL_PAYLOAD) throw new RangeError('a ping payload is at most 125 bytes');
     if (this.state !== ReadyState.OPEN) return 'dropped';
-    return this.writeControl(encodeFrame(Opcode.Ping, payload)) ? 'sent' : 'queued';
+    // Pings sent by the app count toward the backlog like data: a ping loop to a peer that does
+    // not read is bounded by maxBackpressure and its policy.
+    const frame = encodeFrame(Opcode.Ping, payload) as Buffer;
+    if (this.wouldPassLimit(frame.length)) return this.overBackpressure(frame.length);
+    return this.writeControl(frame) ? 'sent' : 'queued';
   }
 
   /**
@@ -254,6 +268,7 @@ export class Connection implements ParserSink {
 
   /** @internal the socket emitted 'drain'. */
   socketDrained(): void {
+    if (this.heldPong !== null) this.answerHeldPing();
     this.settleDrain(true);
     if (this.state !== ReadyState.OPEN) return;
     try {
@@ -277,7 +292,7 @@ export class Connection implements ParserSink {
     if (this.state !== ReadyState.OPEN) return;
     this.state = ReadyState.CLOSING;
     // Read on, so the peer's close frame is seen even behind a paused queue.
-    this.resumeReading();
+    this.readOn();
     this.sendClose(payload);
     this.armCloseTimer();
   }
@@ -293,7 +308,11 @@ export class Connection implements ParserSink {
     if (this.socket.writable) this.writeControl(encodeFrame(Opcode.Close, payload));
   }
 
-  /** Writes a control frame (never subject to `maxBackpressure`: at most 129 bytes). */
+  /**
+   * Writes a control frame (at most 131 bytes). What bounds them: a pong waits while the peer is
+   * not reading (`holdPong`), a close frame goes once, heartbeat pings once per interval, and the
+   * app's `ping()` is under `maxBackpressure`.
+   */
   private writeControl(frame: Frame): boolean {
     // Control payloads (≤ 125 bytes) are always framed into one buffer.
     const bytes = frame as Buffer;
@@ -318,7 +337,7 @@ export class Connection implements ParserSink {
       this.sendClose(encodeClosePayload(code, truncateReason(reason)));
     }
     this.state = ReadyState.CLOSING;
-    this.resumeReading();
+    this.readOn();
     this.socket.end();
     this.armCloseTimer();
   }
@@ -345,7 +364,8 @@ export class Connection implements ParserSink {
     }
     if (limits.pingInterval <= 0) return;
     if (this.readPaused) {
-      // We stopped reading (a slow consumer of ours): the pong could not be seen. Not the peer's fault.
+      // We stopped reading (a slow consumer of ours): the pong could not be seen. Not the peer's
+      // fault. (Reading paused behind a held pong is: the heartbeat goes on.)
       this.awaitingPong = false;
       this.lastPing = now;
       return;
@@ -423,7 +443,33 @@ export class Connection implements ParserSink {
   private resumeReading(): void {
     if (!this.readPaused) return;
     this.readPaused = false;
-    this.socket.resume();
+    if (this.heldPong === null) this.socket.resume();
+  }
+
+  /** Closing: read whatever comes, to see the peer's close frame; pings are no longer answered. */
+  private readOn(): void {
+    const paused = this.readPaused || this.heldPong !== null;
+    this.readPaused = false;
+    this.heldPong = null;
+    if (paused) this.socket.resume();
+  }
+
+  /**
+   * A ping arrived while the socket is backed up (the peer is not reading what we send): keep
+   * only its payload, the answer to the latest ping (RFC 6455 §5.5.3), and stop reading until
+   * the socket drains, so a ping flood fills the peer's TCP window instead of our memory.
+   */
+  private holdPong(data: Buffer): void {
+    if (this.heldPong === null && !this.readPaused) this.socket.pause();
+    this.heldPong = Buffer.from(data);
+  }
+
+  /** The socket drained: answer the latest ping, and read again unless our own queue is full. */
+  private answerHeldPing(): void {
+    const payload = this.heldPong as Buffer;
+    this.heldPong = null;
+    if (!this.closeSent && this.socket.writable) this.writeControl(encodeFrame(Opcode.Pong, payload));
+    if (!this.readPaused) this.socket.resume();
   }
 
   onMessage(data: Buffer, isText: boolean): void {
@@ -514,8 +560,12 @@ export class Connection implements ParserSink {
 
   onPing(data: Buffer): void {
     if (this.limits.rateCapacity > 0 && !this.takeToken()) return;
-    // RFC 6455 §5.5.2–5.5.3: answer with a pong carrying the same payload.
-    if (!this.closeSent && this.socket.writable) this.writeControl(encodeFrame(Opcode.Pong, data));
+    // RFC 6455 §5.5.2–5.5.3: answer with a pong carrying the same payload, at once unless the
+    // peer is not reading what we send.
+    if (!this.closeSent && this.socket.writable) {
+      if (this.socket.writableNeedDrain) this.holdPong(data);
+      else this.writeControl(encodeFrame(Opcode.Pong, data));
+    }
     try {
       this.behavior.onPing(data);
     } catch (error) {
@@ -584,6 +634,7 @@ export class Connection implements ParserSink {
     }
     this.parser.stop();
     this.readPaused = false;
+    this.heldPong = null;
     this.settleDrain(false);
     // The messages() iterator hands out what it holds, then ends; it stays the inbox (a second
     // messages() still throws) until released.
