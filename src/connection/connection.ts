@@ -56,6 +56,35 @@ function onDrain(this: SocketWithConnection): void {
   this[kConnection]?.socketDrained();
 }
 
+/**
+ * Drains told to their waiters in the same turn of the event loop, over all connections; the
+ * rest wait for the check phase. A resumed stream writes about one socket buffer (16 KiB) before
+ * it waits again, so a turn resumes at most about 1 MiB of sends before the loop polls for I/O.
+ */
+export const SYNC_DRAINS_PER_TURN = 64;
+let syncDrainsLeft = SYNC_DRAINS_PER_TURN;
+let budgetResetDue = false;
+
+function resetDrainBudget(): void {
+  budgetResetDue = false;
+  syncDrainsLeft = SYNC_DRAINS_PER_TURN;
+}
+
+/** Whether a drain may be told at once (this turn's budget is not spent). */
+function takeSyncDrain(): boolean {
+  if (!budgetResetDue) {
+    budgetResetDue = true;
+    setImmediate(resetDrainBudget);
+  }
+  if (syncDrainsLeft === 0) return false;
+  syncDrainsLeft--;
+  return true;
+}
+
+function noticeDrain(connection: Connection): void {
+  connection.noticeDrain();
+}
+
 function closeTimedOut(connection: Connection): void {
   connection.closeTimer = null;
   connection.socket.destroy();
@@ -110,6 +139,10 @@ export class Connection implements ParserSink {
   private hookRejectedBound: ((error: unknown) => void) | null = null;
   private hookFailedBound: ((error: unknown) => void) | null = null;
   private drainWaiters: ((drained: boolean) => void)[] | null = null;
+  /** A setImmediate will tell the drain waiters and `onDrain`. */
+  private drainNoticeDue = false;
+  /** The socket emitted 'drain' since `onDrain` last ran. */
+  private drainSeen = false;
 
   // Heartbeat and idle time (performance.now() milliseconds), updated by the handler's sweep.
   /** A data message went either way since the last sweep. */
@@ -257,19 +290,47 @@ export class Connection implements ParserSink {
   }
 
   /**
-   * Resolves `true` once the socket has flushed its backlog (at once when there is none), or
-   * `false` if the connection closes first.
+   * Resolves `true` once the socket has flushed its backlog, or `false` if the connection closes
+   * first. See `socketDrained` for when: a send loop resumed by it cannot starve the event loop.
    */
   drained(): Promise<boolean> {
     if (this.state === ReadyState.CLOSED || this.socket.destroyed) return Promise.resolve(false);
-    if (!this.socket.writableNeedDrain) return Promise.resolve(true);
-    return new Promise((resolve) => (this.drainWaiters ??= []).push(resolve));
+    if (!this.socket.writableNeedDrain && takeSyncDrain()) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      (this.drainWaiters ??= []).push(resolve);
+      if (!this.socket.writableNeedDrain) this.scheduleDrainNotice();
+    });
   }
 
-  /** @internal the socket emitted 'drain'. */
+  /**
+   * @internal The socket emitted 'drain'. When a write completes at once, Node emits it on the
+   * next tick, and a send loop resumed from there runs again before the event loop gets back to
+   * I/O: with many fast readers those chains never end and HTTP requests wait for seconds. So
+   * only {@link SYNC_DRAINS_PER_TURN} drains a turn are told at once; the rest are told from the
+   * check phase (setImmediate), after the loop has polled for I/O.
+   */
   socketDrained(): void {
     if (this.heldPong !== null) this.answerHeldPing();
+    this.drainSeen = true;
+    if (!this.drainNoticeDue && takeSyncDrain()) this.noticeDrain();
+    else this.scheduleDrainNotice();
+  }
+
+  /** Tells `drained()` waiters and `onDrain` in the next check phase (see `drained()`). */
+  private scheduleDrainNotice(): void {
+    if (this.drainNoticeDue) return;
+    this.drainNoticeDue = true;
+    setImmediate(noticeDrain, this);
+  }
+
+  /** @internal the check phase after a 'drain' (or a `drained()` call on an empty backlog). */
+  noticeDrain(): void {
+    this.drainNoticeDue = false;
+    // Backed up again meanwhile (another send): the next 'drain' tells.
+    if (this.socket.writableNeedDrain && !this.socket.destroyed) return;
     this.settleDrain(true);
+    if (!this.drainSeen) return;
+    this.drainSeen = false;
     if (this.state !== ReadyState.OPEN) return;
     try {
       const result = this.behavior.onDrain();
