@@ -13,7 +13,22 @@ export interface WebSocketServerOptions extends HandlerOptions {
    * Answers plain HTTP requests (serve pages, health checks). Default: 426 Upgrade Required.
    */
   onRequest?: (request: IncomingMessage, response: ServerResponse) => void;
+  /**
+   * Milliseconds a client has to send a request's (or an upgrade's) complete headers; past it
+   * Node answers 408 and closes. Default 10,000 (Node's own is 60,000, checked only every 30 s,
+   * so a client sending a byte a second held a socket for up to 90 s).
+   */
+  headersTimeout?: number;
+  /** Milliseconds a client has to send a whole plain HTTP request. Default 30,000 (Node's: 300,000). */
+  requestTimeout?: number;
+  /** Milliseconds an idle keep-alive HTTP connection stays open. Default 5,000 (as Node's). */
+  keepAliveTimeout?: number;
 }
+
+/** The standalone server's HTTP timeouts; README "Slow clients before the handshake" explains them. */
+const SERVER_TIMEOUTS = { headersTimeout: 10_000, requestTimeout: 30_000, keepAliveTimeout: 5_000 } as const;
+/** How often Node checks headersTimeout and requestTimeout (its default is 30,000 ms). */
+const TIMEOUT_CHECK_INTERVAL = 1_000;
 
 /** A small standalone server: its own `http.Server` with a handler inside. */
 export interface WebSocketServer {
@@ -53,9 +68,26 @@ function defaultRequest(_request: IncomingMessage, response: ServerResponse): vo
  * ```
  */
 export function createWebSocketServer(routes: Routes, options: WebSocketServerOptions = {}): WebSocketServer {
-  const { port = 0, host = '127.0.0.1', onRequest = defaultRequest, ...handlerOptions } = options;
+  const {
+    port = 0,
+    host = '127.0.0.1',
+    onRequest = defaultRequest,
+    headersTimeout = SERVER_TIMEOUTS.headersTimeout,
+    requestTimeout = SERVER_TIMEOUTS.requestTimeout,
+    keepAliveTimeout = SERVER_TIMEOUTS.keepAliveTimeout,
+    ...handlerOptions
+  } = options;
   const handler = new WebSocketHandler(routes, handlerOptions);
-  const server = createServer(onRequest);
+  // Node requires headersTimeout <= requestTimeout (0 turns requestTimeout off).
+  const server = createServer(
+    {
+      headersTimeout: requestTimeout === 0 ? headersTimeout : Math.min(headersTimeout, requestTimeout),
+      requestTimeout,
+      keepAliveTimeout,
+      connectionsCheckingInterval: Math.min(TIMEOUT_CHECK_INTERVAL, headersTimeout > 0 ? headersTimeout : TIMEOUT_CHECK_INTERVAL),
+    },
+    onRequest,
+  );
   handler.attach(server);
   let bound: number | undefined;
   let closing: Promise<void> | null = null;
