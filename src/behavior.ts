@@ -2,6 +2,10 @@ import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import type { Buffer } from 'node:buffer';
 import type { BackpressurePolicy, Connection, MessageStream, RateLimit, SendStatus } from './connection/index.js';
 import type { WebSocketHandler } from './handler.js';
+import { chooseProtocol } from './handshake/decide.js';
+import { FIXED_101 } from './handshake/response.js';
+import { isSafeHeaderValue, isToken } from './handshake/tokens.js';
+import { decodeText } from './protocol/utf8.js';
 
 import type { BinaryData } from './protocol/framer.js';
 export type { BinaryData };
@@ -23,6 +27,8 @@ export interface BehaviorInternals {
   init(b: AnyBehavior, init: BehaviorInit): void;
   connect(b: AnyBehavior, connection: Connection): void;
   connection(b: AnyBehavior): Connection | null;
+  /** Headers `verify()` asked for on the 101, as name/value pairs, or null. */
+  responseHeaders(b: AnyBehavior): readonly (readonly [string, string])[] | null;
   abandon(b: AnyBehavior): void;
 }
 
@@ -99,6 +105,8 @@ export class Behavior<Params extends Record<string, string> = Record<string, str
   #connection: Connection | null = null;
   /** State before a connection exists: CONNECTING, or CLOSED if the handshake failed. */
   #state: ReadyState = ReadyState.CONNECTING;
+  /** Extra headers for the 101, set by `setResponseHeader()`. */
+  #responseHeaders: [string, string][] | null = null;
 
   static {
     internals = {
@@ -120,6 +128,9 @@ export class Behavior<Params extends Record<string, string> = Record<string, str
       },
       abandon(b) {
         b.#state = ReadyState.CLOSED;
+      },
+      responseHeaders(b) {
+        return b.#responseHeaders;
       },
     };
   }
@@ -181,6 +192,54 @@ export class Behavior<Params extends Record<string, string> = Record<string, str
   }
 
   /**
+   * Chooses this connection's subprotocol from the client's `Sec-WebSocket-Protocol` offer (its
+   * names, in its order). Runs before `verify()` (which then sees `this.protocol`); return one of
+   * the offered names, `undefined` for no subprotocol, or `false` to refuse the upgrade with 400.
+   * Returning a name the client did not offer is a bug: the upgrade is answered 500 and logged.
+   * Throwing a `HandshakeRejection` refuses with its status. The default picks the first of the
+   * static `protocols` the client offers, and refuses when none is and `requireProtocol` is set.
+   *
+   * ```ts
+   * override selectProtocol(offered: readonly string[], request: IncomingMessage) {
+   *   // Newest protocol version this client's build supports.
+   *   return offered.includes('chat.v2') && request.headers['x-app-build'] !== 'legacy' ? 'chat.v2' : offered.includes('chat.v1') ? 'chat.v1' : false;
+   * }
+   * ```
+   */
+  selectProtocol(offered: readonly string[], request: IncomingMessage): string | undefined | false {
+    void request;
+    const cls = this.constructor as BehaviorClass;
+    return chooseProtocol(cls.protocols, cls.requireProtocol, offered);
+  }
+
+  /**
+   * Adds a header to the `101 Switching Protocols` response: call it in `verify()` (or
+   * `selectProtocol()`), for example to refresh a session cookie. A name set again is replaced;
+   * pass an array for a header that repeats (`Set-Cookie`). Throws `TypeError` for a name that is
+   * not an HTTP token, a value with CR, LF or another control character (no response splitting),
+   * a header wsmount writes itself (`Upgrade`, `Connection`, `Sec-WebSocket-*`, `Content-Length`,
+   * `Transfer-Encoding`), or once the 101 has been sent. The headers go on the 101 only; a
+   * refusal carries the headers of its `HandshakeRejection`.
+   */
+  setResponseHeader(name: string, value: string | readonly string[]): void {
+    if (this.#connection !== null || this.#state === ReadyState.CLOSED) {
+      throw new TypeError(`setResponseHeader('${name}') is for verify(): the 101 response has already been sent or refused`);
+    }
+    if (typeof name !== 'string' || !isToken(name)) throw new TypeError(`setResponseHeader: '${String(name)}' is not a valid header name`);
+    const lower = name.toLowerCase();
+    if (FIXED_101.has(lower)) throw new TypeError(`setResponseHeader: wsmount writes ${name} itself; it cannot be set`);
+    const values = typeof value === 'string' ? [value] : value;
+    for (const v of values) {
+      if (typeof v !== 'string' || !isSafeHeaderValue(v)) {
+        throw new TypeError(`setResponseHeader: the value for ${name} holds a line break or another control character (or is not a string)`);
+      }
+    }
+    const kept = (this.#responseHeaders ?? []).filter(([n]) => n.toLowerCase() !== lower);
+    for (const v of values) kept.push([name, v]);
+    this.#responseHeaders = kept;
+  }
+
+  /**
    * The connection is open. Default: calls the handler's `onConnect`. If it returns a promise,
    * messages that arrive before it settles wait (in order) and reach `onText`/`onBinary` after.
    */
@@ -195,6 +254,17 @@ export class Behavior<Params extends Record<string, string> = Record<string, str
    */
   onText(text: string): void | Promise<void> {
     this.handler.options.onMessage?.(this, text);
+  }
+
+  /**
+   * Opt-in raw text: override this and text messages arrive here as their UTF-8 bytes (already
+   * validated, all fragments joined; the `Buffer` is yours to keep) instead of as a string to
+   * `onText`, which is then not called. For apps that forward or parse the bytes themselves
+   * (JSON parsers that take a Buffer, relays): no decode to a string and back. Async: as `onText`.
+   * `messages()` still yields text as strings. The default decodes and calls `onText`.
+   */
+  onRawText(bytes: Buffer): void | Promise<void> {
+    return this.onText(decodeText(bytes));
   }
 
   /** A binary message arrived. `bytes` is yours to keep. Default: the handler's `onMessage`. Async: as `onText`. */

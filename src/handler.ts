@@ -5,7 +5,7 @@ import type { Server as HttpsServer } from 'node:https';
 import type { Duplex } from 'node:stream';
 import { type Behavior, type BehaviorClass, type BinaryData, ReadyState, internals } from './behavior.js';
 import { Connection, type ConnectionLimits, type ConnectionOwner, timerDelay } from './connection/index.js';
-import { type Acceptance, decideHandshake } from './handshake/decide.js';
+import { type Acceptance, type Refusal, decideHandshake } from './handshake/decide.js';
 import { HandshakeRejection, type Rejection, rejection } from './handshake/rejection.js';
 import { acceptResponse, rejectionResponse } from './handshake/response.js';
 import { type Logger, levelLogger } from './logger.js';
@@ -429,12 +429,20 @@ export class WebSocketHandler implements ConnectionOwner {
       return;
     }
     internals.init(behavior, { id: nextId++, request, params: match.params, route: route.pattern, query, handler: this });
-    const decision = decideHandshake(request, {
-      protocols: cls.protocols,
-      requireProtocol: cls.requireProtocol,
-      origins: this.options.origins,
-      accepting: this.accepting,
-    });
+    let decision: Acceptance | Refusal;
+    try {
+      decision = decideHandshake(request, {
+        protocols: cls.protocols,
+        requireProtocol: cls.requireProtocol,
+        origins: this.options.origins,
+        accepting: this.accepting,
+        selectProtocol: (offered) => behavior.selectProtocol(offered, request),
+      });
+    } catch (error) {
+      internals.abandon(behavior);
+      this.hookRefused(socket, path, 'selectProtocol()', error);
+      return;
+    }
     if (!decision.ok) {
       internals.abandon(behavior);
       this.reject(socket, decision.rejection);
@@ -550,7 +558,7 @@ export class WebSocketHandler implements ConnectionOwner {
       return false;
     }
     if (failure !== undefined) {
-      this.verifyFailed(socket, failure.error);
+      this.hookRefused(socket, u.path, 'verify()', failure.error);
       return false;
     }
     if (verdict === false) {
@@ -633,12 +641,17 @@ export class WebSocketHandler implements ConnectionOwner {
     }
   }
 
-  private verifyFailed(socket: Duplex, error: unknown): void {
+  /**
+   * A hook that decides the handshake (`selectProtocol()`, `verify()`) threw: a
+   * `HandshakeRejection` answers with its status; anything else is logged with the path and
+   * answered 500.
+   */
+  private hookRefused(socket: Duplex, path: string, hook: string, error: unknown): void {
     if (error instanceof HandshakeRejection) {
       this.reject(socket, rejection(error.status, 'VERIFY_REJECTED', error.message, error.headers));
       return;
     }
-    this.log.error('wsmount: verify() threw', error);
+    this.log.error(`wsmount: ${hook} for ${path} threw`, error);
     this.reject(socket, rejection(500, 'VERIFY_FAILED', 'internal error'));
   }
 
@@ -658,7 +671,7 @@ export class WebSocketHandler implements ConnectionOwner {
     internals.connect(behavior, connection);
     socket.removeListener('error', onEarlySocketError);
     socket.cork();
-    socket.write(acceptResponse(decision.accept, decision.protocol));
+    socket.write(acceptResponse(decision.accept, decision.protocol, internals.responseHeaders(behavior) ?? undefined));
     this.counters.handshakesAccepted++;
     this.all.add(behavior);
     connection.route = route;
@@ -668,9 +681,9 @@ export class WebSocketHandler implements ConnectionOwner {
       this.sweepTimer.unref();
     }
     try {
-      connection.track(behavior.onOpen());
+      connection.track(behavior.onOpen(), 'onOpen');
     } catch (error) {
-      connection.hookFailed(error);
+      connection.hookFailed(error, 'onOpen');
     }
     // `head` may share memory with the HTTP parser's buffer: copy it before unmasking in place.
     connection.start(head.length > 0 ? [Buffer.from(head), ...u.early] : u.early);

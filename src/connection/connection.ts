@@ -1,7 +1,7 @@
 import { Buffer } from 'node:buffer';
 import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
-import { type Behavior, type BinaryData, ReadyState } from '../behavior.js';
+import { Behavior, type BinaryData, ReadyState } from '../behavior.js';
 import { CloseCode, MAX_CONTROL_PAYLOAD, Opcode } from '../protocol/constants.js';
 import type { ProtocolError } from '../protocol/errors.js';
 import { type Frame, encodeClosePayload, encodeFrame, encodeText, frameLength, toBuffer } from '../protocol/framer.js';
@@ -14,6 +14,11 @@ import { type ConnectionLimits, type ConnectionOwner, type SendStatus, timerDela
 const kConnection: unique symbol = Symbol('wsmount.connection');
 
 type Client = Behavior<Record<string, string>, unknown>;
+
+/** The hooks a failure is reported for. */
+export type HookName = 'onOpen' | 'onText' | 'onRawText' | 'onBinary' | 'onDrain' | 'onPing' | 'onPong';
+
+const baseOnRawText = Behavior.prototype.onRawText;
 type SocketWithConnection = Duplex & { [kConnection]?: Connection };
 
 const EMPTY = Buffer.alloc(0);
@@ -137,7 +142,11 @@ export class Connection implements ParserSink {
   private hookBroken = false;
   private hookDoneBound: (() => void) | null = null;
   private hookRejectedBound: ((error: unknown) => void) | null = null;
-  private hookFailedBound: ((error: unknown) => void) | null = null;
+  private drainRejectedBound: ((error: unknown) => void) | null = null;
+  /** The hook whose promise is pending while `busy`. */
+  private pendingHook: HookName = 'onOpen';
+  /** The behavior overrides `onRawText`: text goes there as bytes, not to `onText`. */
+  private readonly rawText: boolean;
   private drainWaiters: ((drained: boolean) => void)[] | null = null;
   /** A setImmediate will tell the drain waiters and `onDrain`. */
   private drainNoticeDue = false;
@@ -163,6 +172,7 @@ export class Connection implements ParserSink {
     this.owner = owner;
     this.counters = owner.counters;
     this.limits = limits;
+    this.rawText = behavior.onRawText !== baseOnRawText;
     this.parser = new FrameParser(this, {
       expectMasked: true,
       maxPayload: limits.maxPayload,
@@ -336,7 +346,7 @@ export class Connection implements ParserSink {
       const result = this.behavior.onDrain();
       if (result !== undefined) this.watch(result);
     } catch (error) {
-      this.hookFailed(error);
+      this.hookFailed(error, 'onDrain');
     }
   }
 
@@ -557,20 +567,22 @@ export class Connection implements ParserSink {
 
   private deliver(data: Buffer, isText: boolean): void {
     const b = this.behavior;
+    const hook: HookName = isText ? (this.rawText ? 'onRawText' : 'onText') : 'onBinary';
     try {
-      this.track(isText ? b.onText(decodeText(data)) : b.onBinary(data));
+      this.track(isText ? (this.rawText ? b.onRawText(data) : b.onText(decodeText(data))) : b.onBinary(data), hook);
     } catch (error) {
-      this.hookFailed(error);
+      this.hookFailed(error, hook);
     }
   }
 
   /**
-   * @internal A hook that orders later messages (`onOpen`, `onText`, `onBinary`) returned
-   * `result`: while it is a pending promise, messages wait in the backlog.
+   * @internal A hook that orders later messages (`onOpen`, `onText`, `onRawText`, `onBinary`)
+   * returned `result`: while it is a pending promise, messages wait in the backlog.
    */
-  track(result: unknown): void {
+  track(result: unknown, hook: HookName): void {
     if (result === undefined || !isThenable(result)) return;
     this.busy = true;
+    this.pendingHook = hook;
     result.then(
       (this.hookDoneBound ??= this.hookDone.bind(this)),
       (this.hookRejectedBound ??= this.hookRejected.bind(this)),
@@ -599,7 +611,7 @@ export class Connection implements ParserSink {
 
   private hookRejected(error: unknown): void {
     this.busy = false;
-    this.hookFailed(error);
+    this.hookFailed(error, this.pendingHook);
     if (this.closePending) this.reportClose();
   }
 
@@ -630,7 +642,7 @@ export class Connection implements ParserSink {
     try {
       this.behavior.onPing(data);
     } catch (error) {
-      this.hookFailed(error);
+      this.hookFailed(error, 'onPing');
     }
   }
 
@@ -643,7 +655,7 @@ export class Connection implements ParserSink {
     try {
       this.behavior.onPong(data);
     } catch (error) {
-      this.hookFailed(error);
+      this.hookFailed(error, 'onPong');
     }
   }
 
@@ -663,7 +675,7 @@ export class Connection implements ParserSink {
     try {
       this.behavior.onError(error);
     } catch (hookError) {
-      this.owner.log.error('wsmount: onError threw', hookError);
+      this.owner.log.error(`wsmount: ${this.behavior.route} onError threw (connection ${this.behavior.id})`, hookError);
     }
     this.fail(error.closeCode, error.message);
   }
@@ -710,28 +722,29 @@ export class Connection implements ParserSink {
     try {
       this.behavior.onClose(this.closeCode, this.closeReason);
     } catch (error) {
-      this.owner.log.error(`wsmount: onClose of connection ${this.behavior.id} threw`, error);
+      this.owner.log.error(`wsmount: ${this.behavior.route} onClose threw (connection ${this.behavior.id})`, error);
     }
   }
 
   // ---- hook failures --------------------------------------------------------------------------
 
-  /** Catches a rejected promise returned by a hook that does not order messages (`onDrain`). */
+  /** Catches a rejected promise returned by `onDrain`, the hook that does not order messages. */
   watch(result: unknown): void {
-    if (isThenable(result)) result.then(undefined, (this.hookFailedBound ??= this.hookFailed.bind(this)));
+    if (isThenable(result)) result.then(undefined, (this.drainRejectedBound ??= (error: unknown) => this.hookFailed(error, 'onDrain')));
   }
 
   /**
    * A hook threw: log it, tell `onError`, close with 1011, and drop the messages still waiting
    * for the hooks and any that arrive while closing. One bad handler never takes the process down.
    */
-  hookFailed(error: unknown): void {
+  hookFailed(error: unknown, hook: HookName): void {
     const err = error instanceof Error ? error : new Error(String(error));
-    this.owner.log.error(`wsmount: a hook of connection ${this.behavior.id} threw`, err);
+    const b = this.behavior;
+    this.owner.log.error(`wsmount: ${b.route} ${hook} threw (connection ${b.id}; closing it with 1011)`, err);
     try {
-      this.behavior.onError(err);
+      b.onError(err);
     } catch (hookError) {
-      this.owner.log.error('wsmount: onError threw', hookError);
+      this.owner.log.error(`wsmount: ${b.route} onError threw (connection ${b.id})`, hookError);
     }
     this.hookBroken = true;
     if (this.backlog !== null && this.backlog.length > 0) {

@@ -29,6 +29,24 @@ export interface HandshakePolicy {
   origins: OriginPolicy | undefined;
   /** `false` while the handler shuts down: refuse with 503. */
   accepting: boolean;
+  /**
+   * Chooses the subprotocol from the client's offer (in its order) instead of `protocols`:
+   * one of the offered names, `undefined` for none, `false` to refuse with 400. Throws (a
+   * TypeError) if it returns a name the client did not offer.
+   */
+  selectProtocol?: ((offered: readonly string[]) => string | undefined | false) | undefined;
+}
+
+/**
+ * The default subprotocol choice (RFC 6455 §4.2.2 step 5.4): the first of `protocols` (server
+ * preference) that the client offers; `false` (refuse) when none is and `requireProtocol` is set;
+ * `undefined` (no subprotocol) otherwise, and always when `protocols` is empty.
+ */
+export function chooseProtocol(protocols: readonly string[], requireProtocol: boolean, offered: readonly string[]): string | undefined | false {
+  if (protocols.length === 0) return undefined;
+  const chosen = protocols.find((p) => offered.includes(p));
+  if (chosen === undefined && requireProtocol) return false;
+  return chosen;
 }
 
 /** An accepted handshake: what to put in the 101 response. */
@@ -119,15 +137,15 @@ export function decideHandshake(request: HandshakeRequest, policy: HandshakePoli
   if (!originAllowed(policy.origins, origin, request)) {
     return refuse(rejection(403, 'ORIGIN_FORBIDDEN', `origin not allowed: ${origin ?? '(none)'}`));
   }
-  let protocol: string | undefined;
-  if (policy.protocols.length > 0) {
-    const offered = splitList(h['sec-websocket-protocol']);
-    protocol = policy.protocols.find((p) => offered.includes(p));
-    if (protocol === undefined && policy.requireProtocol) {
-      return refuse(
-        rejection(400, 'NO_PROTOCOL', `no acceptable subprotocol; this route speaks ${policy.protocols.join(', ')}`),
-      );
-    }
+  const offered = splitList(h['sec-websocket-protocol']);
+  const protocol =
+    policy.selectProtocol === undefined ? chooseProtocol(policy.protocols, policy.requireProtocol, offered) : policy.selectProtocol(offered);
+  if (protocol === false) {
+    const speaks = policy.protocols.length > 0 ? `; this route speaks ${policy.protocols.join(', ')}` : '';
+    return refuse(rejection(400, 'NO_PROTOCOL', `no acceptable subprotocol${speaks}`));
+  }
+  if (protocol !== undefined && !offered.includes(protocol)) {
+    throw new TypeError(`selectProtocol() chose '${String(protocol)}', which the client did not offer (offered: ${offered.join(', ') || 'none'})`);
   }
   return { ok: true, accept: acceptKey(key), protocol };
 }

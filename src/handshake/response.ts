@@ -35,11 +35,14 @@ export function reasonPhrase(status: number): string {
   return REASONS[status] ?? (status < 400 ? 'Redirection' : status < 500 ? 'Client Error' : 'Server Error');
 }
 
-function headerLines(headers: Readonly<Record<string, string>> | undefined, skip: ReadonlySet<string>): string {
+/** Extra response headers: a record, or name/value pairs (a name may repeat, as `Set-Cookie` does). */
+export type ExtraHeaders = Readonly<Record<string, string>> | readonly (readonly [string, string])[];
+
+function headerLines(headers: ExtraHeaders | undefined, skip: ReadonlySet<string>): string {
   let out = '';
   if (headers === undefined) return out;
-  for (const name of Object.keys(headers)) {
-    const value = headers[name] as string;
+  const pairs = Array.isArray(headers) ? (headers as readonly (readonly [string, string])[]) : Object.entries(headers);
+  for (const [name, value] of pairs) {
     // Never let a user-supplied header split the response.
     if (!isToken(name) || !isSafeHeaderValue(value) || skip.has(name.toLowerCase())) continue;
     out += `${name}: ${value}\r\n`;
@@ -47,14 +50,24 @@ function headerLines(headers: Readonly<Record<string, string>> | undefined, skip
   return out;
 }
 
-const FIXED_101 = new Set(['upgrade', 'connection', 'sec-websocket-accept', 'sec-websocket-protocol']);
+/** Headers of the 101 that wsmount writes itself (RFC 6455 §4.2.2); extra headers cannot replace them. */
+export const FIXED_101: ReadonlySet<string> = new Set([
+  'upgrade',
+  'connection',
+  'sec-websocket-accept',
+  'sec-websocket-protocol',
+  'sec-websocket-extensions',
+  'sec-websocket-version',
+  'content-length',
+  'transfer-encoding',
+]);
 const FIXED_REJECT = new Set(['connection', 'content-length', 'content-type']);
 
 /** The `101 Switching Protocols` response head (RFC 6455 §4.2.2). */
 export function acceptResponse(
   accept: string,
   protocol: string | undefined,
-  extraHeaders?: Readonly<Record<string, string>>,
+  extraHeaders?: ExtraHeaders,
 ): string {
   return (
     'HTTP/1.1 101 Switching Protocols\r\n' +

@@ -62,11 +62,16 @@ export function isToken(text: string): boolean {
   return true;
 }
 
-/** Whether `text` may be written as a header value: no CR, LF or NUL. */
+/**
+ * Whether `text` may be written as a header value (RFC 9110 §5.5): tabs, visible ASCII, spaces
+ * and obs-text bytes only. No CR or LF (which would split the response), no other control
+ * character, nothing beyond one byte (headers are written as latin1).
+ */
 export function isSafeHeaderValue(text: string): boolean {
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
-    if (c === 0x0d || c === 0x0a || c === 0x00) return false;
+    if (c === 0x09) continue;
+    if (c < 0x20 || c === 0x7f || c > 0xff) return false;
   }
   return true;
 }

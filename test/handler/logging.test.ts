@@ -123,7 +123,7 @@ const scenarios: Record<string, Scenario> = {
   },
   'a hook failure': {
     level: 'error',
-    message: /^wsmount: a hook of connection \d+ threw$/,
+    message: /^wsmount: \/t onText threw \(connection \d+; closing it with 1011\)$/,
     async run(log) {
       class Throws extends Behavior {
         override onText(): void {

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import {
   acceptKey,
+  chooseProtocol,
   decideHandshake,
   originAllowed,
   type Acceptance,
@@ -380,5 +381,36 @@ describe('decideHandshake: headers that must appear once', () => {
     // The same request with one Origin passes, and with no policy a repeat is not our business.
     expect(decide(request({ origin: 'https://app.example' }), { origins: ['https://app.example'] }).ok).toBe(true);
     expect(decide(twice).ok).toBe(true);
+  });
+});
+
+describe('subprotocol choice (RFC 6455 §4.2.2 step 5.4)', () => {
+  it('chooseProtocol: server preference among the offered; false when required and none; undefined otherwise', () => {
+    expect(chooseProtocol(['b', 'a'], true, ['a', 'b'])).toBe('b');
+    expect(chooseProtocol(['b', 'a'], true, ['c'])).toBe(false);
+    expect(chooseProtocol(['b', 'a'], false, ['c'])).toBeUndefined();
+    expect(chooseProtocol([], true, ['c'])).toBeUndefined();
+  });
+
+  it('selectProtocol replaces the static choice and sees the offer in the client order', () => {
+    let seen: readonly string[] = [];
+    const d = accepted(request({ 'sec-websocket-protocol': 'x, y' }), {
+      protocols: ['y'],
+      selectProtocol: (offered) => {
+        seen = offered;
+        return 'x';
+      },
+    });
+    expect(seen).toEqual(['x', 'y']);
+    expect(d.protocol).toBe('x');
+  });
+
+  it('selectProtocol returning false refuses with 400 NO_PROTOCOL; undefined accepts without one', () => {
+    expect(refused(request({ 'sec-websocket-protocol': 'x' }), { selectProtocol: () => false })).toMatchObject({ status: 400, code: 'NO_PROTOCOL' });
+    expect(accepted(request({ 'sec-websocket-protocol': 'x' }), { selectProtocol: () => undefined }).protocol).toBeUndefined();
+  });
+
+  it('selectProtocol returning a name the client did not offer throws (the server must pick from the offer)', () => {
+    expect(() => decide(request({ 'sec-websocket-protocol': 'x' }), { selectProtocol: () => 'z' })).toThrow(TypeError);
   });
 });

@@ -110,6 +110,15 @@ describe('isSafeHeaderValue', () => {
     expect(isSafeHeaderValue('a\r\nSet-Cookie: x=1')).toBe(false);
     expect(isSafeHeaderValue('a\0b')).toBe(false);
   });
+
+  it('RFC 9110 §5.5: other control characters and anything beyond one byte are refused; obs-text is allowed', () => {
+    expect(isSafeHeaderValue('a\x01b')).toBe(false);
+    expect(isSafeHeaderValue('a\x1fb')).toBe(false);
+    expect(isSafeHeaderValue('a\x7fb')).toBe(false);
+    expect(isSafeHeaderValue('caf\u00e9')).toBe(true);
+    expect(isSafeHeaderValue('\u0100')).toBe(false);
+    expect(isSafeHeaderValue('\u{1f44b}')).toBe(false);
+  });
 });
 
 describe('isValidKey (RFC 6455 §4.2.1 item 5)', () => {
