@@ -22,6 +22,15 @@ interface DemoModule {
 const appUrl: string = new URL('../../demo/app.js', import.meta.url).href;
 const { startDemo } = (await import(appUrl)) as DemoModule;
 
+/** The browser's getComputedStyle, for callbacks that run in the page (the tests compile without the DOM's types). */
+declare const getComputedStyle: (element: unknown) => { textAlign: string };
+
+/**
+ * Run in the page (as strings: the tests compile without the DOM's types): the document's full
+ * width and the window's, equal when nothing sticks out sideways.
+ */
+const PAGE_WIDTHS = '[document.documentElement.scrollWidth, document.documentElement.clientWidth]';
+
 const screenshots = pathToFileURL(`${screenshotDir}/`);
 const WAIT = { timeout: 10_000, interval: 50 };
 
@@ -42,8 +51,8 @@ async function type(page: Page, text: string): Promise<void> {
 async function waitForLine(page: Page, line: string): Promise<void> {
   await expect.poll(() => logOf(page), WAIT).toContain(line);
 }
-async function snap(page: Page, name: string): Promise<void> {
-  await page.screenshot({ path: fileURLToPath(new URL(`${name}.png`, screenshots)) });
+async function snap(page: Page, name: string, { fullPage = false } = {}): Promise<void> {
+  await page.screenshot({ path: fileURLToPath(new URL(`${name}.png`, screenshots)), fullPage });
 }
 
 it('has Chromium where the browser tests must run', () => {
@@ -58,11 +67,23 @@ describe.runIf(hasChromium)('demo pages in Chromium', () => {
   let demo: Demo;
   const serverLog: string[] = [];
   const pages: Page[] = [];
+  /** Script errors and failed or foreign requests of every page: each test ends with none. */
+  const problems: string[] = [];
 
-  async function open(path: string): Promise<Page> {
-    const page = await browser.newPage({ viewport: { width: 800, height: 640 } });
+  async function open(path: string, { width = 800, height = 640 } = {}): Promise<Page> {
+    // A fixed locale, so numbers are formatted the same wherever the tests run.
+    const page = await browser.newPage({ viewport: { width, height }, locale: 'en-US' });
     page.setDefaultTimeout(10_000);
     pages.push(page);
+    page.on('pageerror', (e) => problems.push(`${path}: ${e.message}`));
+    page.on('request', (req) => {
+      // The pages are self-contained: everything they load comes from the demo server.
+      const url = new URL(req.url());
+      if (url.protocol !== 'data:' && url.host !== new URL(demo.url).host) problems.push(`${path} loaded ${req.url()}`);
+    });
+    page.on('response', (res) => {
+      if (res.status() >= 400) problems.push(`${path}: ${res.status()} for ${res.url()}`);
+    });
     await page.goto(new URL(path, demo.url).href);
     return page;
   }
@@ -80,6 +101,7 @@ describe.runIf(hasChromium)('demo pages in Chromium', () => {
   });
   afterEach(async () => {
     await Promise.all(pages.splice(0).map((p) => p.close()));
+    expect(problems.splice(0)).toEqual([]);
   });
   afterAll(async () => {
     await demo?.close();
@@ -88,12 +110,39 @@ describe.runIf(hasChromium)('demo pages in Chromium', () => {
 
   it('index links every demo page', async () => {
     const page = await open('/');
-    const links = await Promise.all((await page.locator('li a').all()).map((a) => a.getAttribute('href')));
+    const links = await Promise.all((await page.locator('.demos a').all()).map((a) => a.getAttribute('href')));
     expect(links).toEqual(['chat.html', 'headers.html', 'reverse.html', 'notify.html', 'listen.html', 'stats.html']);
     await snap(page, 'index');
-    await page.locator('a', { hasText: 'reverse' }).click();
+    await page.locator('.demos a', { hasText: 'Reverse' }).click();
     await expect.poll(() => stateOf(page), WAIT).toBe('open');
     expect(new URL(page.url()).pathname).toBe('/reverse.html');
+  });
+
+  it('every page has the same bar of links to the others, marks its own, and uses the one shared stylesheet', async () => {
+    const nav = ['./', 'chat.html', 'headers.html', 'reverse.html', 'notify.html', 'listen.html', 'stats.html'];
+    for (const file of ['index.html', 'chat.html', 'headers.html', 'reverse.html', 'notify.html', 'listen.html', 'stats.html']) {
+      const page = await open(`/${file}`);
+      const hrefs = await page.locator('.topbar a').evaluateAll((as) => as.map((a) => a.getAttribute('href')));
+      expect(hrefs, file).toEqual(nav);
+      const current = await page.locator('.topbar a[aria-current="page"]').evaluateAll((as) => as.map((a) => a.getAttribute('href')));
+      expect(current, file).toEqual(file === 'index.html' ? [] : [file]);
+      const sheets = await page.locator('link[rel=stylesheet]').evaluateAll((ls) => ls.map((l) => l.getAttribute('href')));
+      expect(sheets, file).toEqual(['style.css']);
+      // The stylesheet is applied: the shared font stack and background, not the browser's defaults.
+      const body = await page.evaluate<[string, string]>('[getComputedStyle(document.body).fontFamily, getComputedStyle(document.body).backgroundColor]');
+      expect(body[0], file).toMatch(/^system-ui/);
+      expect(body[1], file).toBe('rgb(244, 245, 247)');
+    }
+  });
+
+  it('every page fits a 360-pixel-wide phone screen: nothing sticks out sideways', async () => {
+    for (const path of ['/', '/chat?name=a-rather-long-name-here', '/headers', '/reverse', '/notify', '/listen', '/stats.html']) {
+      const page = await open(path, { width: 360, height: 640 });
+      await page.waitForLoadState('load');
+      if (path !== '/') await expect.poll(() => stateOf(page), WAIT).toMatch(/^(open|live)$/);
+      const [scrollWidth, clientWidth] = await page.evaluate<[number, number]>(PAGE_WIDTHS);
+      expect(scrollWidth, path).toBeLessThanOrEqual(clientWidth);
+    }
   });
 
   it('chat: two pages both see the join announcement and each other’s messages; the server logs it all', async () => {
@@ -194,18 +243,40 @@ describe.runIf(hasChromium)('demo pages in Chromium', () => {
     await snap(low, 'listen');
   });
 
-  it("stats: the page shows the handler's live counters, and they move when a chat page opens", async () => {
+  it("stats: the page shows the handler's live counters under readable labels, grouped, with thousands separators", async () => {
     const stats = await open('/stats.html');
-    const cell = (name: string) => stats.locator(`td[data-name="${name}"]`).textContent();
+    // A number's cell: the number (.n), then for bytes a hint like "1.5 KiB".
+    const cell = async (name: string) => (await stats.locator(`td[data-name="${name}"] .n`).textContent()) ?? '';
+    const count = async (name: string) => Number((await cell(name)).replace(/,/g, ''));
     await expect.poll(() => stateOf(stats), WAIT).toBe('live');
-    const before = Number(await cell('handshakesAccepted'));
+    const before = await count('handshakesAccepted');
     expect(Number.isInteger(before)).toBe(true);
     const chat = await openConnected('/chat');
-    await expect.poll(async () => Number(await cell('handshakesAccepted')), WAIT).toBe(before + 1);
-    await expect.poll(() => cell('connectionsByRoute'), WAIT).toContain('/chat: 1');
+    await expect.poll(() => count('handshakesAccepted'), WAIT).toBe(before + 1);
+    await expect.poll(() => cell('connectionsByRoute./chat'), WAIT).toBe('1');
     await type(chat, 'counted');
-    await expect.poll(async () => Number(await cell('messagesIn')), WAIT).toBeGreaterThanOrEqual(1);
-    await snap(stats, 'stats');
+    await expect.poll(() => count('messagesIn'), WAIT).toBeGreaterThanOrEqual(1);
+
+    // The labels are words, left-aligned, in groups; no field name shows.
+    expect(await stats.locator('.stats h2').allTextContents()).toEqual(
+      expect.arrayContaining(['Connections', 'Handshakes', 'Traffic', 'Closes', 'Heartbeat']),
+    );
+    const labels = await stats.locator('.stats th').allTextContents();
+    expect(labels).toEqual(expect.arrayContaining(['Open connections', 'Open on each route', '/chat', 'Messages received', 'Bytes sent']));
+    const fields = Object.keys(demo.handler.stats());
+    expect(labels.filter((l) => fields.includes(l))).toEqual([]);
+    const aligned = await stats.locator('.stats th').evaluateAll((ths) => [...new Set(ths.map((th) => getComputedStyle(th).textAlign))]);
+    expect(aligned).toEqual(['left']);
+    expect(await stats.locator('th', { hasText: 'Open connections' }).locator('xpath=ancestor::section/h2').textContent()).toBe('Connections');
+
+    // Numbers of four digits and more are grouped by thousands: 2,400 characters in, 4,799 back out.
+    const reverse = await openConnected('/reverse');
+    await type(reverse, 'ab'.repeat(1200));
+    await expect.poll(async () => (await logOf(reverse)).length, WAIT).toBe(2);
+    await expect.poll(() => count('bytesOut'), WAIT).toBeGreaterThan(4000);
+    expect(await stats.locator('td[data-name="bytesOut"] .n').textContent()).toMatch(/^\d{1,3}(,\d{3})+$/);
+    expect(await stats.locator('td[data-name="bytesOut"] .hint').textContent()).toMatch(/^\d+(\.\d)? KiB$/);
+    await snap(stats, 'stats', { fullPage: true });
   });
 
   it('every page reconnects after the server restarts on the same port, and works again', async () => {
