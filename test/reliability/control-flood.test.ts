@@ -29,12 +29,16 @@ interface Flood {
   stalled: boolean;
 }
 
-/** Writes up to FLOOD_FRAMES copies of `frame` without ever reading. */
-async function flood(client: WireClient, frame: Buffer): Promise<Flood> {
+/**
+ * Writes up to FLOOD_FRAMES frames without ever reading, BATCH at a time: `frames(i)` is the
+ * i-th, or pass one frame to repeat it.
+ */
+async function flood(client: WireClient, frames: Buffer | ((i: number) => Buffer)): Promise<Flood> {
   client.socket.pause(); // read nothing: the server's answers pile up on its side
-  const batch = Buffer.concat(Array.from({ length: BATCH }, () => frame));
+  const same = Buffer.isBuffer(frames) ? Buffer.concat(Array.from({ length: BATCH }, () => frames)) : null;
   let written = 0;
   while (written < FLOOD_FRAMES && !client.closed) {
+    const batch = same ?? Buffer.concat(Array.from({ length: BATCH }, (_, i) => (frames as (i: number) => Buffer)(written + i)));
     const flushed = client.socket.write(batch);
     written += BATCH;
     if (!flushed) {
@@ -81,25 +85,8 @@ describe('control-frame floods from a peer that never reads (default options)', 
   test('a backed-up peer gets a pong for the latest ping only (RFC 6455 §5.5.3), once it reads again', async () => {
     const client = await WireClient.open(port, '/echo');
     try {
-      client.socket.pause();
-      // Numbered pings with big payloads, in batches, until the server stops reading.
-      let sent = 0;
-      let stalled = false;
-      while (!stalled && sent < FLOOD_FRAMES) {
-        const batch = Buffer.concat(
-          Array.from({ length: BATCH }, (_, i) => encodeFrame(0x9, `ping-${String(sent + i).padStart(7, '0')}`.padEnd(125, '.'))),
-        );
-        sent += BATCH;
-        if (!client.socket.write(batch)) {
-          stalled = !(await new Promise<boolean>((resolve) => {
-            const timer = setTimeout(() => resolve(false), STALL_MS);
-            client.socket.once('drain', () => {
-              clearTimeout(timer);
-              resolve(true);
-            });
-          }));
-        }
-      }
+      // Numbered pings with big payloads until the server stops reading.
+      const { framesWritten: sent, stalled } = await flood(client, (i) => encodeFrame(0x9, `ping-${String(i).padStart(7, '0')}`.padEnd(125, '.')));
       expect(stalled).toBe(true); // the server stopped reading: its pongs were not being read
       const last = `ping-${String(sent - 1).padStart(7, '0')}`;
       client.socket.resume();
