@@ -1,6 +1,7 @@
 // The wsmount demo as a function: one standalone server that answers WebSockets on
 // /chat, /headers, /reverse, /notify and /listen, and serves the demo pages over plain HTTP
 // on the same port, with the handler's counters at /stats.json. `npm run demo` runs it (demo/server.js); the browser tests start it too.
+import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { extname } from 'node:path';
 import { Behavior, createWebSocketServer } from 'wsmount';
@@ -12,6 +13,29 @@ const types = {
   '.css': 'text/css; charset=utf-8',
 };
 
+/** Longest chat name and message, in code points. */
+const MAX_NAME = 24;
+const MAX_TEXT = 1000;
+
+/**
+ * A chat name as shown to everyone: control characters and bidirectional overrides removed
+ * (they could fake other lines or reorder what is shown around the name), runs of white space
+ * made one space, at most MAX_NAME code points. '' when nothing visible is left.
+ */
+function chatName(raw) {
+  const name = String(raw ?? '')
+    .normalize('NFC')
+    .replace(/[\p{Cc}\u200E\u200F\u202A-\u202E\u2066-\u2069]/gu, ' ')
+    .replace(/\s+/gu, ' ')
+    .trim();
+  return [...name].slice(0, MAX_NAME).join('').trim();
+}
+
+/** "guest-7f3a": the name of someone who did not give one. */
+function guestName() {
+  return `guest-${randomBytes(2).toString('hex')}`;
+}
+
 /**
  * Starts the demo. Resolves once it listens.
  *
@@ -21,21 +45,72 @@ const types = {
  */
 export async function startDemo({ port = 0, host = '127.0.0.1', log = console.log } = {}) {
   // ---- /chat: everyone in the room sees every message ------------------------------------
+  // Each participant has a name, given in the query string (/chat?name=alice) and changeable
+  // later. The page sends JSON commands: {"type":"say","text":"…"} and {"type":"rename","name":"…"}.
+  // The server sends JSON events:
+  //   {type:'welcome', you:{id,name}, people:[{id,name}…]}  to the one who joined (people includes them)
+  //   {type:'joined'|'left', id, name}                      to everyone else
+  //   {type:'message', id, name, text}                      to everyone, the sender included: a page
+  //                                                         shows its own message when it comes back,
+  //                                                         once, in the order everyone sees it
+  //   {type:'renamed', id, from, name}                      to everyone
+  //   {type:'error', message}                               to the one whose command was refused
   class Chat extends Behavior {
     // A person types far slower than this: a script flooding the room is closed with 1008.
     static rateLimit = { messages: 20, interval: 1000 };
+    // A command is a name or a message of at most 1,000 characters, as JSON.
+    static maxPayload = 16 * 1024;
 
     onOpen() {
-      log(`chat: client ${this.id} joined from ${this.remoteAddress}`);
-      this.sendText(`you are client ${this.id}`);
-      this.handler.broadcast('Hey all, a new client has joined us', { route: '/chat' });
+      this.data = { name: chatName(this.query.get('name')) || guestName() };
+      log(`chat: ${this.who} joined from ${this.remoteAddress}`);
+      const people = [...this.handler.clientsOf('/chat')].map((c) => ({ id: c.id, name: c.data.name ?? '' }));
+      this.reply({ type: 'welcome', you: { id: this.id, name: this.data.name }, people });
+      this.toOthers({ type: 'joined', id: this.id, name: this.data.name });
     }
-    onText(text) {
-      log(`chat: client ${this.id} said: ${text}`);
-      this.handler.broadcast(`client ${this.id}: ${text}`, { route: '/chat' });
+    onText(json) {
+      let command;
+      try {
+        command = JSON.parse(json);
+      } catch {
+        return this.reply({ type: 'error', message: 'not JSON: send {"type":"say","text":"…"}' });
+      }
+      if (command?.type === 'say' && typeof command.text === 'string') {
+        const text = command.text.trim();
+        if (text === '') return this.reply({ type: 'error', message: 'nothing to send' });
+        if ([...text].length > MAX_TEXT) return this.reply({ type: 'error', message: `too long: at most ${MAX_TEXT} characters` });
+        log(`chat: ${this.who} said: ${JSON.stringify(text)}`);
+        this.toAll({ type: 'message', id: this.id, name: this.data.name, text });
+      } else if (command?.type === 'rename' && typeof command.name === 'string') {
+        const name = chatName(command.name);
+        if (name === '') return this.reply({ type: 'error', message: 'a name needs at least one visible character' });
+        if (name === this.data.name) return;
+        const from = this.data.name;
+        this.data.name = name;
+        log(`chat: client ${this.id} renamed from ${JSON.stringify(from)} to ${JSON.stringify(name)}`);
+        this.toAll({ type: 'renamed', id: this.id, from, name });
+      } else {
+        this.reply({ type: 'error', message: 'unknown command: send {"type":"say","text":"…"} or {"type":"rename","name":"…"}' });
+      }
     }
     onClose(code) {
-      log(`chat: client ${this.id} left (${code})`);
+      log(`chat: ${this.who} left (${code})`);
+      // This client has already left the route's clients: the others hear of it.
+      this.toAll({ type: 'left', id: this.id, name: this.data.name });
+    }
+
+    /** "alice (client 3)", for the server's log; the name is quoted, so it cannot fake a log line. */
+    get who() {
+      return `${JSON.stringify(this.data.name)} (client ${this.id})`;
+    }
+    reply(event) {
+      this.sendText(JSON.stringify(event));
+    }
+    toAll(event) {
+      this.handler.broadcast(JSON.stringify(event), { route: '/chat' });
+    }
+    toOthers(event) {
+      this.handler.broadcast(JSON.stringify(event), { route: '/chat', filter: (c) => c !== this });
     }
   }
 

@@ -23,7 +23,7 @@ const appUrl: string = new URL('../../demo/app.js', import.meta.url).href;
 const { startDemo } = (await import(appUrl)) as DemoModule;
 
 /** The browser's getComputedStyle, for callbacks that run in the page (the tests compile without the DOM's types). */
-declare const getComputedStyle: (element: unknown) => { textAlign: string };
+declare const getComputedStyle: (element: unknown) => { color: string; textAlign: string };
 
 /**
  * Run in the page (as strings: the tests compile without the DOM's types): the document's full
@@ -37,6 +37,33 @@ const WAIT = { timeout: 10_000, interval: 50 };
 /** The page's log, one line per entry. */
 function logOf(page: Page): Promise<string[]> {
   return page.locator('#log > div').allTextContents();
+}
+/** The chat's log, one line per entry: a message as "name: text", any other line as its text. */
+function chatOf(page: Page): Promise<string[]> {
+  return page.locator('#chat-log > *').evaluateAll((lines) =>
+    lines.map((line) =>
+      line.classList.contains('msg')
+        ? `${line.querySelector('.who')?.textContent}: ${line.querySelector('.text')?.textContent}`
+        : (line.textContent ?? ''),
+    ),
+  );
+}
+async function waitForChat(page: Page, line: string | RegExp): Promise<void> {
+  if (typeof line === 'string') await expect.poll(() => chatOf(page), WAIT).toContain(line);
+  else await expect.poll(async () => (await chatOf(page)).some((l) => line.test(l)), WAIT).toBe(true);
+}
+/** Who the chat page lists as here: its count, then one name per person (without the avatar's letter). */
+function peopleOf(page: Page): Promise<string[]> {
+  return page.locator('#people li').evaluateAll((items) =>
+    items.map((li) => (li.querySelector('.name') ?? li).textContent ?? ''),
+  );
+}
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+/** How many of the chat's lines are exactly `line`. */
+async function countInChat(page: Page, line: string): Promise<number> {
+  return (await chatOf(page)).filter((l) => l === line).length;
 }
 function stateOf(page: Page): Promise<string | null> {
   return page.locator('#state').textContent();
@@ -145,32 +172,107 @@ describe.runIf(hasChromium)('demo pages in Chromium', () => {
     }
   });
 
-  it('chat: two pages both see the join announcement and each other’s messages; the server logs it all', async () => {
-    const alice = await openConnected('/chat');
-    await waitForLine(alice, 'Hey all, a new client has joined us');
-    const bob = await openConnected('/chat.html');
-    await waitForLine(bob, 'Hey all, a new client has joined us');
-    // Alice hears of Bob's join too: her own announcement, then his.
-    await expect
-      .poll(async () => (await logOf(alice)).filter((l) => l === 'Hey all, a new client has joined us').length, WAIT)
-      .toBe(2);
+  /** Opens the chat as `name` and waits until the server has welcomed it. */
+  async function joinChat(name: string, path = '/chat'): Promise<Page> {
+    const page = await openConnected(`${path}?name=${encodeURIComponent(name)}`);
+    await waitForChat(page, new RegExp(`^You joined as ${escapeRegExp(name)}\\.`));
+    return page;
+  }
+  /** The id the server gave the chat client called `name`, from the server's log. */
+  function chatIdOf(name: string): string {
+    const joined = serverLog.filter((l) => l.startsWith(`chat: ${JSON.stringify(name)} (client `) && l.includes(') joined from '));
+    const id = /\(client (\d+)\)/.exec(joined.at(-1) ?? '')?.[1];
+    expect(id, `no join of ${name} in the server log`).toBeDefined();
+    return id ?? '';
+  }
 
-    const aliceId = /^you are client (\d+)$/.exec((await logOf(alice))[0] ?? '')?.[1];
-    const bobId = /^you are client (\d+)$/.exec((await logOf(bob))[0] ?? '')?.[1];
-    expect(aliceId).toBeDefined();
-    expect(bobId).toBeDefined();
+  it('chat: two people see each other’s messages under their names, each join and leave names who; the server logs it all', async () => {
+    const alice = await joinChat('alice');
+    const bob = await joinChat('bob', '/chat.html');
+    await waitForChat(bob, /^You joined as bob\. Also here: (.*, )?alice\.$/);
+    await waitForChat(alice, 'bob joined');
+    await expect.poll(() => peopleOf(alice), WAIT).toEqual(['2 here:', 'alice (you)', 'bob']);
 
     await type(alice, 'hello from alice');
-    await waitForLine(bob, `client ${aliceId}: hello from alice`);
-    await waitForLine(alice, `client ${aliceId}: hello from alice`);
+    await waitForChat(bob, 'alice: hello from alice');
+    await waitForChat(alice, 'alice: hello from alice');
     await type(bob, 'ça va, alice? 😀');
-    await waitForLine(alice, `client ${bobId}: ça va, alice? 😀`);
+    await waitForChat(alice, 'bob: ça va, alice? 😀');
+    await waitForChat(bob, 'bob: ça va, alice? 😀');
+    // Her own message is marked as hers on her page only.
+    expect(await alice.locator('#chat-log .msg.mine .text').allTextContents()).toEqual(['hello from alice']);
+    expect(await bob.locator('#chat-log .msg.mine .text').allTextContents()).toEqual(['ça va, alice? 😀']);
+    expect(await alice.locator('#chat-log .msg.mine .you').textContent()).toBe('(you)');
+
+    // A name has one colour, the same on every page, and two names differ.
+    const colourOf = (page: Page, name: string) =>
+      page.locator('#chat-log .msg .who', { hasText: name }).first().evaluate((el) => getComputedStyle(el).color);
+    const aliceColour = await colourOf(alice, 'alice');
+    expect(await colourOf(bob, 'alice')).toBe(aliceColour);
+    expect(await colourOf(alice, 'bob')).not.toBe(aliceColour);
     await snap(alice, 'chat');
 
+    const aliceId = chatIdOf('alice');
+    const bobId = chatIdOf('bob');
     await bob.close();
-    await expect.poll(() => serverLog, WAIT).toContain(`chat: client ${bobId} left (1001)`);
-    expect(serverLog).toContain(`chat: client ${aliceId} said: hello from alice`);
-    expect(serverLog.some((l) => l.startsWith(`chat: client ${bobId} joined`))).toBe(true);
+    await waitForChat(alice, 'bob left');
+    await expect.poll(() => peopleOf(alice), WAIT).toEqual(['Only you here']);
+    await expect.poll(() => serverLog, WAIT).toContain(`chat: "bob" (client ${bobId}) left (1001)`);
+    expect(serverLog).toContain(`chat: "alice" (client ${aliceId}) said: "hello from alice"`);
+  });
+
+  it('chat: the sender sees its own message exactly once, when the server sends it back', async () => {
+    const page = await joinChat('solo');
+    const before = await chatOf(page);
+    await type(page, 'only once');
+    await waitForChat(page, 'solo: only once');
+    // A second message, answered after the first: had the page also shown the first one itself,
+    // the copy would be there by now.
+    await type(page, 'and then this');
+    await waitForChat(page, 'solo: and then this');
+    expect(await countInChat(page, 'solo: only once')).toBe(1);
+    expect((await chatOf(page)).slice(before.length)).toEqual(['solo: only once', 'solo: and then this']);
+    expect((await chatOf(page)).join('\n')).not.toContain('→');
+  });
+
+  it('chat: a name or message with HTML in it is shown as text, never as markup', async () => {
+    const watcher = await joinChat('watcher');
+    const name = '<b>eve</b><img src=x>';
+    const eve = await joinChat(name);
+    await waitForChat(watcher, `${name} joined`);
+    await type(eve, '<i>hi</i><script>document.title="pwned"</script>');
+    for (const page of [watcher, eve]) {
+      await waitForChat(page, `${name}: <i>hi</i><script>document.title="pwned"</script>`);
+      expect(await page.locator('#chat-log b, #chat-log i, #chat-log img, #chat-log script, #people b, #people img').count()).toBe(0);
+      expect(await page.locator('#people').textContent()).toContain(name);
+      expect(await page.title()).toBe('Chat · wsmount demo');
+    }
+    expect(await eve.locator('#name').inputValue()).toBe(name);
+  });
+
+  it('chat: a guest name by default, at most 24 characters, and a new name that everyone sees and the page remembers', async () => {
+    const watcher = await joinChat('watcher');
+    const guest = await openConnected('/chat');
+    const guestName = await guest.locator('#name').inputValue();
+    expect(guestName).toMatch(/^guest-[0-9a-f]{4}$/);
+    await waitForChat(guest, new RegExp(`^You joined as ${guestName}\\.`));
+    await waitForChat(watcher, `${guestName} joined`);
+
+    // A name longer than 24 characters is cut by the server (the page's field stops at 24 too).
+    await guest.locator('#name').evaluate((el) => el.removeAttribute('maxlength'));
+    await guest.locator('#name').fill(`  Zoë   ${'z'.repeat(40)}`);
+    await guest.locator('#name').press('Enter');
+    const cut = `Zoë ${'z'.repeat(20)}`;
+    await waitForChat(guest, `You are now ${cut}`);
+    await waitForChat(watcher, `${guestName} is now ${cut}`);
+    await expect.poll(() => guest.locator('#name').inputValue(), WAIT).toBe(cut);
+    await type(guest, 'renamed');
+    await waitForChat(watcher, `${cut}: renamed`);
+
+    // The page remembers the name: a reload joins with it.
+    await guest.reload();
+    await waitForChat(guest, new RegExp(`^You joined as ${cut}\\.`));
+    await waitForChat(watcher, `${cut} joined`);
   });
 
   it('headers: the User-Agent of the upgrade request, and "no such header" for a made-up one', async () => {
@@ -251,7 +353,7 @@ describe.runIf(hasChromium)('demo pages in Chromium', () => {
     await expect.poll(() => stateOf(stats), WAIT).toBe('live');
     const before = await count('handshakesAccepted');
     expect(Number.isInteger(before)).toBe(true);
-    const chat = await openConnected('/chat');
+    const chat = await joinChat('counter');
     await expect.poll(() => count('handshakesAccepted'), WAIT).toBe(before + 1);
     await expect.poll(() => cell('connectionsByRoute./chat'), WAIT).toBe('1');
     await type(chat, 'counted');
@@ -280,13 +382,17 @@ describe.runIf(hasChromium)('demo pages in Chromium', () => {
   });
 
   it('every page reconnects after the server restarts on the same port, and works again', async () => {
-    const all = await Promise.all(['/chat', '/headers', '/reverse', '/notify', '/listen'].map(openConnected));
-    const [, , reverse, notify, listen] = all as [Page, Page, Page, Page, Page];
+    const all = await Promise.all(['/chat?name=phoenix', '/headers', '/reverse', '/notify', '/listen'].map(openConnected));
+    const [chat, , reverse, notify, listen] = all as [Page, Page, Page, Page, Page];
+    await waitForChat(chat, /^You joined as phoenix\./);
     const { port } = demo;
     await demo.close();
     for (const page of all) await expect.poll(() => stateOf(page), WAIT).toMatch(/^reconnecting/);
     await type(reverse, 'lost'); // the page says it could not send, rather than dropping it silently
     await waitForLine(reverse, 'not connected: "lost" was not sent');
+    await type(chat, 'typed while away'); // the chat keeps the text in the box, to send once back
+    await waitForChat(chat, 'Not connected: your message was not sent (it is still in the box).');
+    expect(await chat.locator('input[name=text]').inputValue()).toBe('typed while away');
 
     demo = await startDemo({ port, log: (line) => serverLog.push(line) });
     expect(demo.port).toBe(port);
@@ -299,6 +405,64 @@ describe.runIf(hasChromium)('demo pages in Chromium', () => {
     await waitForLine(listen, 'reconnected: subscriptions do not survive a reconnect, subscribe again');
     await type(listen, `${source} 3`);
     await waitForLine(listen, `subscribed to source ${source} with priority 3`);
+    // The chat joins again under the same name, and the kept text goes out with one press.
+    await expect.poll(async () => (await chatOf(chat)).filter((l) => l.startsWith('You joined as phoenix.')).length, WAIT).toBe(2);
+    await chat.locator('input[name=text]').press('Enter');
+    await waitForChat(chat, 'phoenix: typed while away');
+  });
+});
+
+describe('the chat protocol (no browser)', () => {
+  /** A /chat client with Node's WebSocket that keeps every JSON event it receives. */
+  async function chatClient(port: number, query: string) {
+    const ws = new WebSocket(`ws://127.0.0.1:${port}/chat${query}`);
+    const events: Array<Record<string, unknown>> = [];
+    ws.addEventListener('message', (e) => events.push(JSON.parse(String(e.data)) as Record<string, unknown>));
+    await new Promise((resolve, reject) => {
+      ws.addEventListener('open', resolve);
+      ws.addEventListener('error', reject);
+    });
+    const next = async (type: string, from = 0) => {
+      await expect.poll(() => events.slice(from).some((e) => e['type'] === type), WAIT).toBe(true);
+      return events.slice(from).find((e) => e['type'] === type) ?? {};
+    };
+    return { ws, events, next };
+  }
+
+  it('names are cleaned and cut by the server; bad commands are answered with an error, and the connection stays', async () => {
+    const demo = await startDemo({ port: 0, log: () => {} });
+    try {
+      // Control characters (an ANSI escape) and a right-to-left override become spaces; runs of space one.
+      const odd = await chatClient(demo.port, `?name=${encodeURIComponent('\u001b[31mred\u202e  x\n')}`);
+      expect(await odd.next('welcome')).toMatchObject({ you: { name: '[31mred x' } });
+      // No name, or nothing visible: a guest name.
+      const guest = await chatClient(demo.port, `?name=${encodeURIComponent(' \u200f ')}`);
+      const welcome = await guest.next('welcome');
+      expect(welcome['you']).toMatchObject({ name: expect.stringMatching(/^guest-[0-9a-f]{4}$/) });
+      expect((welcome['people'] as Array<{ name: string }>).map((p) => p.name)).toEqual(['[31mred x', (welcome['you'] as { name: string }).name]);
+      expect(await odd.next('joined')).toMatchObject({ name: (welcome['you'] as { name: string }).name });
+
+      const errorFor = async (data: string) => {
+        const from = guest.events.length;
+        guest.ws.send(data);
+        return (await guest.next('error', from))['message'];
+      };
+      expect(await errorFor('hello')).toMatch(/^not JSON/);
+      expect(await errorFor('{"type":"shout","text":"x"}')).toMatch(/^unknown command/);
+      expect(await errorFor('{"type":"say","text":"   "}')).toBe('nothing to send');
+      expect(await errorFor(JSON.stringify({ type: 'say', text: '😀'.repeat(1001) }))).toBe('too long: at most 1000 characters');
+      expect(await errorFor('{"type":"rename","name":"\\u0007"}')).toBe('a name needs at least one visible character');
+      // …and a good message after all that still reaches everyone, the sender included, once.
+      const from = odd.events.length;
+      guest.ws.send(JSON.stringify({ type: 'say', text: '😀'.repeat(1000) }));
+      expect(await odd.next('message', from)).toMatchObject({ text: '😀'.repeat(1000) });
+      await expect.poll(() => guest.events.filter((e) => e['type'] === 'message').length, WAIT).toBe(1);
+      expect(guest.ws.readyState).toBe(WebSocket.OPEN);
+      odd.ws.close();
+      guest.ws.close();
+    } finally {
+      await demo.close();
+    }
   });
 });
 
