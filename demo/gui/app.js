@@ -14,6 +14,7 @@ import express from 'express';
 import { Behavior, createWebSocketHandler } from 'wsmount';
 
 const publicDir = fileURLToPath(new URL('public/', import.meta.url));
+const demoPages = fileURLToPath(new URL('../public/', import.meta.url)); // the demos' shared style.css
 
 /**
  * Starts the app on `port` (0 picks a free one). `tickMs` is how often every running job
@@ -109,7 +110,7 @@ export async function startGuiApp({ port = 0, host = '127.0.0.1', tickMs = 500 }
     { origins: (origin, req) => origin === undefined || originHost(origin) === req.headers.host },
   );
 
-  // ---- the Express app, as it was (plus two lines for the dashboard page) ----------------------
+  // ---- the Express app, as it was (plus three lines for the dashboard page and its style) -------
   const app = express();
   app.use(express.json({ limit: '4kb' }));
 
@@ -138,6 +139,7 @@ export async function startGuiApp({ port = 0, host = '127.0.0.1', tickMs = 500 }
 
   app.get('/', (_req, res) => res.redirect('/dashboard'));
   app.get('/dashboard', (_req, res) => res.sendFile('dashboard.html', { root: publicDir }));
+  app.get('/style.css', (_req, res) => res.sendFile('style.css', { root: demoPages }));
   app.use(express.static(publicDir));
 
   // Bad JSON bodies and the like: a JSON error, not Express's HTML page.

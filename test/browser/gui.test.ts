@@ -237,9 +237,12 @@ describe.runIf(hasChromium)('the dashboard in Chromium', () => {
     await app?.close();
   });
 
-  async function openDashboard(): Promise<Page> {
-    const page = await browser.newPage({ viewport: { width: 860, height: 440 } });
+  async function openDashboard({ width = 860, height = 440 } = {}): Promise<Page> {
+    const page = await browser.newPage({ viewport: { width, height } });
     page.on('pageerror', (e) => pageErrors.push(e.message));
+    page.on('response', (res) => {
+      if (res.status() >= 400) pageErrors.push(`${res.status()} for ${res.url()}`);
+    });
     await page.goto(`${app.url}/dashboard`, { timeout: WAIT });
     await page.waitForSelector('#state.open', { timeout: WAIT });
     return page;
@@ -327,6 +330,25 @@ describe.runIf(hasChromium)('the dashboard in Chromium', () => {
     await mkdir(dirname(SCREENSHOT), { recursive: true });
     await first.screenshot({ path: SCREENSHOT, fullPage: true, timeout: WAIT });
     expect(await first.locator('tbody tr').count()).toBe(4);
+  });
+
+  it("uses the demos' shared stylesheet, served by the app, and fits a 360-pixel-wide phone screen", async () => {
+    const narrow = await openDashboard({ width: 360, height: 640 });
+    const sheets = await narrow.locator('link[rel=stylesheet]').evaluateAll((ls) => ls.map((l) => l.getAttribute('href')));
+    expect(sheets).toEqual(['style.css', 'dashboard.css']);
+    expect(await narrow.evaluate<string>('getComputedStyle(document.body).fontFamily')).toMatch(/^system-ui/);
+    await expect.poll(() => narrow.locator('tbody tr').count(), { timeout: WAIT }).toBe(4);
+    // (As a string: the tests compile without the DOM's types.)
+    const [scrollWidth, clientWidth] = await narrow.evaluate<[number, number]>(
+      '[document.documentElement.scrollWidth, document.documentElement.clientWidth]',
+    );
+    expect(scrollWidth).toBeLessThanOrEqual(clientWidth);
+    // Every job's state and, while it runs, its cancel button are in view without scrolling sideways.
+    for (const el of await narrow.locator('tbody .state, tbody button.cancel:visible').all()) {
+      const box = await el.boundingBox();
+      expect(box && box.x + box.width).toBeLessThanOrEqual(clientWidth);
+    }
+    await narrow.close();
   });
 
   it('closing a dashboard lowers the count on the others; no page errors', async () => {

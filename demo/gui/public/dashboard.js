@@ -43,20 +43,39 @@ function update(job) {
   jobs.set(job.id, job);
   let row = document.querySelector(`tr[data-id="${job.id}"]`);
   if (!row) {
-    row = document.createElement('tr');
-    row.dataset.id = job.id;
-    row.innerHTML = '<td class="id"></td><td class="name"></td><td><progress max="100"></progress> <span class="pct"></span></td><td class="state"></td><td><button class="cancel">cancel</button></td>';
-    row.querySelector('.cancel').onclick = () => ws.send(JSON.stringify({ type: 'cancel', id: job.id }));
+    row = newRow(job.id);
     $('jobs').prepend(row);
   }
   row.dataset.state = job.state;
   row.querySelector('.id').textContent = job.id;
-  row.querySelector('.name').textContent = job.name; // textContent: job names are user input
+  row.querySelector('.name').textContent = job.name;
   row.querySelector('progress').value = job.progress;
   row.querySelector('.pct').textContent = `${job.progress}%`;
   row.querySelector('.state').textContent = job.state;
   row.querySelector('.cancel').hidden = job.state !== 'running';
   $('empty').hidden = jobs.size > 0;
+}
+
+/** An empty row for job `id`; update() fills it in (with textContent: job names are user input). */
+function newRow(id) {
+  const row = document.createElement('tr');
+  row.dataset.id = id;
+  const cell = (className, ...children) => {
+    const td = document.createElement('td');
+    if (className) td.className = className;
+    td.append(...children);
+    return td;
+  };
+  const progress = document.createElement('progress');
+  progress.max = 100;
+  const pct = document.createElement('span');
+  pct.className = 'pct';
+  const cancel = document.createElement('button');
+  cancel.className = 'cancel secondary small';
+  cancel.textContent = 'Cancel';
+  cancel.onclick = () => ws.send(JSON.stringify({ type: 'cancel', id }));
+  row.append(cell('id'), cell('name'), cell('progress', progress, pct), cell('state'), cell('', cancel));
+  return row;
 }
 
 function setState(cls, text) {
