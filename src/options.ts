@@ -61,9 +61,9 @@ export interface HandlerOptions {
    * A per-connection message rate limit (token bucket, data messages and pings count); over it
    * the connection is closed with 1008. Default: off, since a fair rate differs by orders of
    * magnitude between apps (chat vs. a 60 Hz game); `maxPayload` and receive backpressure already
-   * bound memory.
+   * bound memory. `false` is off too (as for a route's `static rateLimit`).
    */
-  rateLimit?: RateLimit;
+  rateLimit?: RateLimit | false;
   /**
    * Milliseconds an upgrade that matches no route is left for other `'upgrade'` listeners on the
    * same server (Vite HMR, socket.io…) before it is answered 404. Default 2,000. When every
@@ -107,8 +107,106 @@ const DEFAULT_PING_INTERVAL = 30_000;
 const DEFAULT_PONG_TIMEOUT = 20_000;
 const DEFAULT_VERIFY_TIMEOUT = 10_000;
 
-/** The options with every default filled in; throws `RangeError` for a value out of range. */
+/** Every handler option by name (the compiler keeps this list equal to `HandlerOptions`' keys). */
+const HANDLER_KEYS = {
+  origins: 0,
+  maxPayload: 0,
+  maxFragments: 0,
+  closeTimeout: 0,
+  maxBackpressure: 0,
+  backpressure: 0,
+  pingInterval: 0,
+  pongTimeout: 0,
+  idleTimeout: 0,
+  verifyTimeout: 0,
+  maxConnections: 0,
+  maxConnectionsPerIp: 0,
+  rateLimit: 0,
+  unclaimedTimeout: 0,
+  logger: 0,
+  logLevel: 0,
+  onConnect: 0,
+  onDisconnect: 0,
+  onMessage: 0,
+} satisfies Record<keyof HandlerOptions, 0>;
+
+const SERVER_ONLY = 'an option of createWebSocketServer(), the standalone server; a handler you attach to your own server does not listen:';
+/** Names users reach for that belong somewhere else, with where. */
+const ELSEWHERE: Readonly<Record<string, string>> = {
+  port: `${SERVER_ONLY} give the port to server.listen()`,
+  host: `${SERVER_ONLY} give the host to server.listen()`,
+  onRequest: `${SERVER_ONLY} your server already answers plain HTTP requests`,
+  headersTimeout: `${SERVER_ONLY} set server.headersTimeout on your server`,
+  requestTimeout: `${SERVER_ONLY} set server.requestTimeout on your server`,
+  keepAliveTimeout: `${SERVER_ONLY} set server.keepAliveTimeout on your server`,
+  protocols: 'a static of the route\'s Behavior class: static override protocols = [\'chat\']',
+  requireProtocol: 'a static of the route\'s Behavior class: static override requireProtocol = false',
+};
+
+/**
+ * Throws a `TypeError` for an option key that is not one of the handler's (or of `extra`, the
+ * keys a caller such as `createWebSocketServer` adds), suggesting the nearest valid name: a
+ * misspelled limit would otherwise be silently ignored and its default kept.
+ */
+export function checkOptionKeys(options: unknown, extra: readonly string[] = [], fn = 'createWebSocketHandler'): void {
+  if (typeof options !== 'object' || options === null) {
+    throw new TypeError(`wsmount: ${fn}()'s options are an object like { maxPayload: 1 << 20 }, not ${String(options)}`);
+  }
+  for (const key of Object.keys(options)) {
+    if (Object.hasOwn(HANDLER_KEYS, key) || extra.includes(key)) continue;
+    const valid = [...Object.keys(HANDLER_KEYS), ...extra];
+    const elsewhere = ELSEWHERE[key];
+    const near = nearest(key, valid);
+    let hint: string;
+    if (elsewhere !== undefined) hint = `it is ${elsewhere}`;
+    else if (near !== undefined) hint = `did you mean '${near}'?`;
+    else hint = `the options are ${valid.join(', ')}`;
+    throw new TypeError(`wsmount: ${fn}() has no option '${key}'; ${hint}`);
+  }
+}
+
+/** The valid name closest to `key` (case ignored, a transposition counts one edit), if close enough to be a slip. */
+function nearest(key: string, valid: readonly string[]): string | undefined {
+  const slips = Math.max(1, Math.floor(key.length / 4));
+  let best: string | undefined;
+  let bestDistance = slips + 1;
+  for (const name of valid) {
+    const d = editDistance(key.toLowerCase(), name.toLowerCase());
+    if (d < bestDistance) {
+      best = name;
+      bestDistance = d;
+    }
+  }
+  return best;
+}
+
+/** Optimal string alignment distance: insertions, deletions, substitutions and adjacent swaps. */
+function editDistance(a: string, b: string): number {
+  const rows: number[][] = [];
+  for (let i = 0; i <= a.length; i++) {
+    const row: number[] = [i];
+    for (let j = 1; j <= b.length; j++) {
+      if (i === 0) {
+        row.push(j);
+        continue;
+      }
+      const up = rows[i - 1] as number[];
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      let d = Math.min((up[j] as number) + 1, (row[j - 1] as number) + 1, (up[j - 1] as number) + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d = Math.min(d, ((rows[i - 2] as number[])[j - 2] as number) + 1);
+      row.push(d);
+    }
+    rows.push(row);
+  }
+  return (rows[a.length] as number[])[b.length] as number;
+}
+
+/**
+ * The options with every default filled in. Throws `TypeError` for an unknown key (see
+ * {@link checkOptionKeys}) and `RangeError` for a value out of range.
+ */
 export function resolveOptions(options: HandlerOptions): ResolvedHandlerOptions {
+  checkOptionKeys(options);
   const o: ResolvedHandlerOptions = {
     ...options,
     maxPayload: options.maxPayload ?? DEFAULT_MAX_PAYLOAD,
@@ -135,7 +233,7 @@ function positive(name: string, value: number, zeroAllowed: boolean): void {
 }
 
 function checkRate(name: string, rate: RateLimit): void {
-  if (typeof rate !== 'object' || rate === null) throw new RangeError(`wsmount: ${name} is { messages, interval }, not ${String(rate)}`);
+  if (typeof rate !== 'object' || rate === null) throw new RangeError(`wsmount: ${name} is { messages, interval } or false (off), not ${String(rate)}`);
   positive(`${name}.messages`, rate.messages, false);
   // A bucket smaller than one token could never pass a message.
   if (rate.messages < 1) throw new RangeError(`wsmount: ${name}.messages must be at least 1, not ${rate.messages}`);
@@ -155,7 +253,7 @@ function checkOptions(o: ResolvedHandlerOptions): void {
   positive('maxConnections', o.maxConnections, true);
   positive('maxConnectionsPerIp', o.maxConnectionsPerIp, true);
   if (o.backpressure !== 'close' && o.backpressure !== 'drop') throw new RangeError(`wsmount: backpressure is 'close' or 'drop', not ${String(o.backpressure)}`);
-  if (o.rateLimit !== undefined) checkRate('rateLimit', o.rateLimit);
+  if (o.rateLimit !== undefined && o.rateLimit !== false) checkRate('rateLimit', o.rateLimit);
 }
 
 /** A route's limits: its class's static overrides over the handler's options. */
@@ -165,7 +263,8 @@ export function routeLimits(cls: BehaviorClass, o: ResolvedHandlerOptions, patte
   const idleTimeout = cls.idleTimeout ?? o.idleTimeout;
   const maxBackpressure = cls.maxBackpressure ?? o.maxBackpressure;
   const policy = cls.backpressure ?? o.backpressure;
-  const rate = cls.rateLimit === undefined ? o.rateLimit : cls.rateLimit === false ? undefined : cls.rateLimit;
+  const setting = cls.rateLimit === undefined ? o.rateLimit : cls.rateLimit;
+  const rate = setting === false ? undefined : setting;
   const at = `${pattern}: `;
   if (cls.maxPayload !== undefined) positive(`${at}maxPayload`, cls.maxPayload, false);
   if (cls.maxFragments !== undefined) positive(`${at}maxFragments`, cls.maxFragments, false);

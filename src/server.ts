@@ -2,6 +2,7 @@ import { Buffer } from 'node:buffer';
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { type HandlerCloseOptions, type HandlerOptions, type Routes, WebSocketHandler } from './handler.js';
+import { checkOptionKeys } from './options.js';
 
 /** Options for {@link createWebSocketServer}: the handler's, plus where to listen. */
 export interface WebSocketServerOptions extends HandlerOptions {
@@ -47,6 +48,9 @@ export interface WebSocketServer {
   [Symbol.asyncDispose](): Promise<void>;
 }
 
+/** The options createWebSocketServer adds to the handler's (a misspelling is checked against both). */
+const SERVER_KEYS = ['port', 'host', 'onRequest', 'headersTimeout', 'requestTimeout', 'keepAliveTimeout'];
+
 function defaultRequest(_request: IncomingMessage, response: ServerResponse): void {
   const body = 'This is a WebSocket server: connect with a WebSocket client.\n';
   response.writeHead(426, {
@@ -68,6 +72,7 @@ function defaultRequest(_request: IncomingMessage, response: ServerResponse): vo
  * ```
  */
 export function createWebSocketServer(routes: Routes, options: WebSocketServerOptions = {}): WebSocketServer {
+  checkOptionKeys(options, SERVER_KEYS, 'createWebSocketServer');
   const {
     port = 0,
     host = '127.0.0.1',

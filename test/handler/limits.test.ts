@@ -155,5 +155,29 @@ describe('option checks: bad values throw RangeError when the handler is built',
       static override backpressure = 'drop' as const;
     }
     expect(() => createWebSocketHandler({ '/s': Statics }, { rateLimit: { messages: 1, interval: 1 } })).not.toThrow();
+    expect(() => createWebSocketHandler({ '/s': Sink }, { rateLimit: false })).not.toThrow();
+  });
+});
+
+describe("rateLimit: false on the handler is off, as the route static's false is", () => {
+  class Echo extends Behavior {
+    override onText(text: string): void {
+      this.sendText(text);
+    }
+  }
+  class Limited extends Echo {
+    static override rateLimit = { messages: 2, interval: 60_000 };
+  }
+
+  test('with the handler option false, a burst of 20 all arrive; a route with its own static limit is still limited', async () => {
+    const s = await serve({ '/free': Echo, '/limited': Limited }, { rateLimit: false });
+    const free = await connect(s.port, '/free');
+    for (let i = 0; i < 20; i++) free.send(0x1, Buffer.from(`m${i}`));
+    for (let i = 0; i < 20; i++) expect((await free.nextFrame(2000)).payload.toString()).toBe(`m${i}`);
+    const limited = await connect(s.port, '/limited');
+    for (let i = 0; i < 3; i++) limited.send(0x1, Buffer.from(`m${i}`));
+    expect((await limited.nextFrame(2000)).payload.toString()).toBe('m0');
+    expect((await limited.nextFrame(2000)).payload.toString()).toBe('m1');
+    expect((await limited.expectClose(2000)).code).toBe(1008);
   });
 });

@@ -89,7 +89,7 @@ export const resolvedOptions: [
   Equal<ResolvedHandlerOptions['verifyTimeout'], number>,
   Equal<ResolvedHandlerOptions['maxConnections'], number>,
   Equal<ResolvedHandlerOptions['maxConnectionsPerIp'], number>,
-  Equal<(typeof sockets.options)['rateLimit'], RateLimit | undefined>,
+  Equal<(typeof sockets.options)['rateLimit'], RateLimit | false | undefined>,
 ] = [true, true, true, true, true, true, true, true, true];
 
 /** Every per-route static, with the types a user writes. */
@@ -121,14 +121,16 @@ export const goodOptions: HandlerOptions = {
   maxConnectionsPerIp: 50,
   rateLimit: { messages: 100, interval: 1000 },
 };
+/** `false` is off, for the handler option as for the static. */
+export const rateLimitOff: HandlerOptions = { rateLimit: false };
 
 export const badOptions: HandlerOptions[] = [
   // @ts-expect-error: backpressure is 'close' or 'drop'
   { backpressure: 'block' },
   // @ts-expect-error: a RateLimit needs its interval
   { rateLimit: { messages: 5 } },
-  // @ts-expect-error: false turns a route's limit off; the handler option is just left out
-  { rateLimit: false },
+  // @ts-expect-error: true means nothing: a limit is { messages, interval }
+  { rateLimit: true },
   // @ts-expect-error: milliseconds are numbers
   { pingInterval: '30s' },
   // @ts-expect-error: no such option (a misspelling is caught)
