@@ -3,7 +3,7 @@ import type { IncomingMessage, Server as HttpServer } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import type { Server as HttpsServer } from 'node:https';
 import type { Duplex } from 'node:stream';
-import { type Behavior, type BehaviorClass, type BinaryData, ReadyState, internals } from './behavior.js';
+import { Behavior, type BehaviorClass, type BinaryData, ReadyState, internals } from './behavior.js';
 import { Connection, type ConnectionLimits, type ConnectionOwner, timerDelay } from './connection/index.js';
 import { type Acceptance, type Refusal, decideHandshake } from './handshake/decide.js';
 import { HandshakeRejection, type Rejection, rejection } from './handshake/rejection.js';
@@ -96,6 +96,37 @@ interface Upgrade {
 }
 
 let nextId = 1;
+
+/**
+ * A route's value, checked to be `Behavior` or a subclass: anything else would pass here and
+ * crash the process at its first upgrade. `instanceof` also refuses a class from another copy of
+ * wsmount (a second install in node_modules), rightly: the private fields this copy's handler
+ * sets exist only on this copy's `Behavior`.
+ */
+function behaviorClass(pattern: string, value: unknown): BehaviorClass {
+  if (value === Behavior || (typeof value === 'function' && value.prototype instanceof Behavior)) return value as BehaviorClass;
+  const route = `wsmount: route '${pattern}'`;
+  if (value instanceof Behavior) {
+    throw new TypeError(`${route} maps to an instance of ${value.constructor.name}; map it to the class itself: { '${pattern}': ${value.constructor.name} }`);
+  }
+  if (typeof value === 'function') {
+    // An arrow function has no prototype, and takes its name from the route's key: call it what it is.
+    const name = value.prototype === undefined || value.name === '' || value.name === pattern ? 'a function' : `'${value.name}'`;
+    const copy = extendsForeignBehavior(value)
+      ? ": it extends another copy of wsmount's Behavior (two installs in node_modules?); import Behavior from the same 'wsmount' as createWebSocketHandler"
+      : '';
+    throw new TypeError(`${route} maps to ${name}, which does not extend Behavior${copy || ": write class X extends Behavior { … } (import { Behavior } from 'wsmount')"}`);
+  }
+  throw new TypeError(`${route} maps to ${value === null ? 'null' : typeof value}, not a Behavior class: write { '${pattern}': X } where class X extends Behavior { … }`);
+}
+
+/** Whether a class extends a `Behavior` that is not this copy's (found by name and shape). */
+function extendsForeignBehavior(cls: object): boolean {
+  for (let c: unknown = Object.getPrototypeOf(cls); typeof c === 'function' && c !== Function.prototype; c = Object.getPrototypeOf(c)) {
+    if (c.name === 'Behavior' && typeof (c.prototype as { sendText?: unknown } | undefined)?.sendText === 'function') return true;
+  }
+  return false;
+}
 
 /** Swallows errors on sockets we touched before anyone else listened (a reset mid-upgrade). */
 function onEarlySocketError(): void {}
@@ -225,10 +256,12 @@ export class WebSocketHandler implements ConnectionOwner {
     const o = resolveOptions(options);
     this.options = o;
     this.log = levelLogger(options.logger ?? console, options.logLevel ?? 'warn');
+    if (typeof routes !== 'object' || routes === null) {
+      throw new TypeError(`wsmount: the routes are an object of URL patterns to Behavior classes, like { '/echo': Echo }, not ${String(routes)}`);
+    }
     let shortest = Infinity;
     for (const pattern of Object.keys(routes)) {
-      const cls = routes[pattern];
-      if (typeof cls !== 'function') throw new TypeError(`route ${pattern} needs a Behavior class`);
+      const cls = behaviorClass(pattern, routes[pattern]);
       const limits = routeLimits(cls, o, pattern);
       const route: Route = { pattern, cls, clients: new Set(), limits, maxConnections: cls.maxConnections ?? Infinity, count: 0 };
       this.router.add(pattern, route);

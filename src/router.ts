@@ -63,36 +63,47 @@ export class Router<T> {
   private readonly root: Node<T> = node();
   private readonly all: Route<T>[] = [];
 
-  /** Registers a pattern. Throws on a malformed pattern or a duplicate. */
+  /** Registers a pattern. Throws a `TypeError` that says what to write on a malformed pattern or a duplicate. */
   add(pattern: string, value: T): void {
-    if (pattern.charCodeAt(0) !== 0x2f) throw new TypeError(`route pattern must start with '/': ${pattern}`);
-    if (pattern.includes('?') || pattern.includes('#')) throw new TypeError(`route pattern holds no query or fragment: ${pattern}`);
+    const route = `wsmount: route '${pattern}'`;
+    if (pattern.charCodeAt(0) !== 0x2f) throw new TypeError(`${route}: a pattern starts with '/', like '/${pattern}'`);
+    if (pattern.includes('?') || pattern.includes('#')) {
+      throw new TypeError(`${route}: a pattern is a path only, without '?' or '#'; read the query string from this.query in the behavior`);
+    }
     const segments = pattern.slice(1).split('/');
     const names: string[] = [];
     let at = this.root;
     for (let i = 0; i < segments.length; i++) {
       const segment = segments[i] as string;
       if (segment === '*') {
-        if (i !== segments.length - 1) throw new TypeError(`'*' must be the last segment: ${pattern}`);
-        if (at.wildcard !== null) throw new TypeError(`duplicate route: ${pattern}`);
+        if (i !== segments.length - 1) throw new TypeError(`${route}: '*' takes the rest of the path, so it can only be the last segment, as in '/files/*'`);
+        if (at.wildcard !== null) throw new TypeError(`${route} ${sameAs(pattern, at.wildcard.pattern)}: keep one of them`);
         at.wildcard = { value, pattern, names };
         this.all.push(at.wildcard);
         return;
       }
       if (segment.charCodeAt(0) === 0x3a) {
         const name = segment.slice(1);
-        if (name === '' || name === '*' || names.includes(name)) throw new TypeError(`bad param name '${name}' in ${pattern}`);
+        if (name === '') throw new TypeError(`${route}: a parameter needs a name after the ':', as in '/rooms/:id'`);
+        if (name === '*') throw new TypeError(`${route}: ':*' is not a parameter; write '*' alone for the rest of the path, or ':name'`);
+        if (names.includes(name)) {
+          throw new TypeError(`${route}: the parameter name '${name}' is used twice; give each parameter its own name (params holds one value per name)`);
+        }
         names.push(name);
         at = at.param ??= node();
       } else {
-        if (segment.includes('*') || segment.includes(':')) throw new TypeError(`'*' and ':' stand alone in a segment: ${pattern}`);
+        if (segment.includes('*') || segment.includes(':')) {
+          throw new TypeError(`${route}: '*' and ':name' must each be a whole segment between slashes, as in '/files/*' or '/rooms/:id' (the segment here is '${segment}')`);
+        }
         const statics = (at.statics ??= new Map());
         let next = statics.get(segment);
         if (next === undefined) statics.set(segment, (next = node()));
         at = next;
       }
     }
-    if (at.route !== null) throw new TypeError(`duplicate route: ${pattern}`);
+    if (at.route !== null) {
+      throw new TypeError(`${route} ${sameAs(pattern, at.route.pattern)}: keep one of them`);
+    }
     at.route = { value, pattern, names };
     this.all.push(at.route);
   }
@@ -135,6 +146,10 @@ export class Router<T> {
     }
     return undefined;
   }
+}
+
+function sameAs(pattern: string, existing: string): string {
+  return pattern === existing ? 'is registered twice' : `is the same route as '${existing}' (parameter names do not tell routes apart)`;
 }
 
 function decode(text: string): string | undefined {
