@@ -1,7 +1,9 @@
 import { Buffer } from 'node:buffer';
 import type { IncomingMessage, Server as HttpServer } from 'node:http';
-import { performance } from 'node:perf_hooks';
+import type { Http2SecureServer, Http2Server } from 'node:http2';
 import type { Server as HttpsServer } from 'node:https';
+import { Server as NetServer } from 'node:net';
+import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
 import { Behavior, type BehaviorClass, type BinaryData, ReadyState, internals } from './behavior.js';
 import { Connection, type ConnectionLimits, type ConnectionOwner, timerDelay } from './connection/index.js';
@@ -23,8 +25,12 @@ export type Routes = Readonly<Record<string, BehaviorClass>>;
 
 export type { HandlerOptions, ResolvedHandlerOptions } from './options.js';
 
-/** A server `attach()` accepts: anything that emits Node's `'upgrade'` event. */
-export type UpgradeServer = HttpServer | HttpsServer | NodeJS.EventEmitter;
+/**
+ * A server `attach()` accepts: one that emits Node's `'upgrade'` event — an `http` or `https`
+ * server (an HTTP/2 server too: with `allowHTTP1` it emits `'upgrade'` for HTTP/1.1 clients). An
+ * Express or Koa *app* is not one: `app.listen()` returns its server.
+ */
+export type UpgradeServer = HttpServer | HttpsServer | Http2Server | Http2SecureServer;
 type Emitter = NodeJS.EventEmitter;
 
 /** Options for {@link WebSocketHandler.broadcast}. */
@@ -126,6 +132,38 @@ function extendsForeignBehavior(cls: object): boolean {
     if (c.name === 'Behavior' && typeof (c.prototype as { sendText?: unknown } | undefined)?.sendText === 'function') return true;
   }
   return false;
+}
+
+/**
+ * Throws, naming the fix, unless `target` can emit `'upgrade'`: a `net.Server` (every http,
+ * https and http2 server is one), or another emitter that is not an app. The classic mistake is
+ * an Express or Koa app, which has `on()` and `listen()` but never emits `'upgrade'`.
+ */
+function checkServer(target: unknown): void {
+  if (target instanceof NetServer) return;
+  const fix = 'app.listen(port) returns the server (Express, Koa), or make one with http.createServer(app)';
+  const t = target as { on?: unknown; listeners?: unknown; listen?: unknown; callback?: unknown; server?: unknown; httpServer?: unknown } | null | undefined;
+  if (typeof target === 'function') {
+    throw new TypeError(`wsmount: attach() needs the http server, not an app: it was given a function (an Express or Connect app?), which never emits 'upgrade'. ${fix}`);
+  }
+  if (typeof target !== 'object' || t === null || t === undefined) {
+    throw new TypeError(`wsmount: attach() needs an http or https server, not ${String(target)}: ${fix}`);
+  }
+  if (typeof t.callback === 'function') {
+    throw new TypeError('wsmount: attach() needs the http server, not a Koa app (it has .callback()): const server = app.listen(port), or http.createServer(app.callback())');
+  }
+  if (t.server instanceof NetServer) {
+    throw new TypeError('wsmount: attach() needs the http server, not the app that holds it: pass its .server (Fastify: sockets.attach(app.server))');
+  }
+  if (t.httpServer instanceof NetServer) {
+    throw new TypeError('wsmount: attach() needs the http server, not the object that holds it: pass its .httpServer (Vite: sockets.attach(server.httpServer))');
+  }
+  if (typeof t.listen === 'function') {
+    throw new TypeError(`wsmount: attach() needs the http server, not an object with listen() that is not one (an app?): ${fix}`);
+  }
+  if (typeof t.on !== 'function' || typeof t.listeners !== 'function') {
+    throw new TypeError(`wsmount: attach() needs an http or https server (something that emits 'upgrade'), not this object: ${fix}`);
+  }
 }
 
 /** Swallows errors on sockets we touched before anyone else listened (a reset mid-upgrade). */
@@ -280,10 +318,13 @@ export class WebSocketHandler implements ConnectionOwner {
   // ---- mounting -------------------------------------------------------------------------------
 
   /**
-   * Listens for `'upgrade'` on `server`. Throws if this handler is already attached to it.
-   * Several servers (http and https) may share one handler.
+   * Listens for `'upgrade'` on `server`: an `http` or `https` server (`app.listen()` returns
+   * Express's and Koa's; Fastify's is `app.server`). Throws for an app or anything else that
+   * never emits `'upgrade'`, and if this handler is already attached to that server. Several
+   * servers (http and https) may share one handler.
    */
   attach(target: UpgradeServer): this {
+    checkServer(target);
     const server = target as Emitter;
     if (this.servers.has(server) || server.listeners('upgrade').includes(this.handleUpgrade)) {
       throw new Error('wsmount: this handler is already attached to that server');
@@ -306,6 +347,7 @@ export class WebSocketHandler implements ConnectionOwner {
   /** Stops listening on `server` (or on every attached server). Open connections stay open. */
   detach(server?: UpgradeServer): this {
     for (const s of server === undefined ? [...this.servers] : [server as Emitter]) {
+      if (!this.servers.has(s) && typeof s?.listeners !== 'function') continue; // never attached; not a server
       s.removeListener('upgrade', this.handleUpgrade);
       this.servers.delete(s);
       const left = s.listeners('upgrade') as UpgradeListener[];
