@@ -20,7 +20,7 @@ export interface BehaviorInit {
   handler: WebSocketHandler;
 }
 
-type AnyBehavior = Behavior<Record<string, string>, unknown>;
+type AnyBehavior = Behavior;
 
 /** Access to a behavior's private slots for the handler and connection. @internal */
 export interface BehaviorInternals {
@@ -36,6 +36,13 @@ export interface BehaviorInternals {
 // eslint-disable-next-line import/no-mutable-exports
 export let internals: BehaviorInternals;
 
+/**
+ * The backpressure policies by name, for a route's static: `static override backpressure =
+ * Backpressure.Drop` keeps its literal type, where a bare `'drop'` is widened to `string` by
+ * TypeScript and refused (or write `'drop' as const`).
+ */
+export const Backpressure = { Close: 'close', Drop: 'drop' } as const;
+
 /** `readyState` values, as in the browser's `WebSocket`. */
 export const ReadyState = { CONNECTING: 0, OPEN: 1, CLOSING: 2, CLOSED: 3 } as const;
 /** A `readyState` value. */
@@ -46,23 +53,35 @@ export type ReadyState = (typeof ReadyState)[keyof typeof ReadyState];
  *
  * ```ts
  * class Reverse extends Behavior {
- *   onText(text: string) { this.sendText([...text].reverse().join('.')); }
+ *   override onText(text: string) { this.sendText([...text].reverse().join('.')); }
  * }
  * ```
  *
- * `Params` types {@link Behavior.params} (see `RouteParams<'/rooms/:id'>`), `Data` types
- * {@link Behavior.data}. The base class's hooks forward to the handler-level callbacks
- * (`onConnect`, `onMessage`, `onDisconnect`), so a route mapped to `Behavior` itself behaves like
- * the seed's default behavior; a subclass that overrides a hook can call `super.onText(text)` to
- * keep that forwarding.
+ * `Params` types {@link Behavior.params}: `Behavior<RouteParams<'/rooms/:id'>>`.
+ * Per-connection state goes in {@link Behavior.data}, which a subclass declares with its type and
+ * a starting value: `override data: Session | null = null`.
+ *
+ * The base class's hooks forward to the handler-level callbacks (`onConnect`, `onMessage`,
+ * `onDisconnect`), so a route mapped to `Behavior` itself behaves like the seed's default
+ * behavior; a subclass that overrides a hook can call `super.onText(text)` to keep that
+ * forwarding.
+ *
+ * @typeParam Params - the route params this behavior reads (see {@link RouteParams}).
+ * @typeParam _Data - ignored, kept so that 0.1 code written as `Behavior<Params, Data>` still
+ * compiles; such a class reads `this.data` as `unknown` until it declares the field as above.
  */
-export class Behavior<Params extends Record<string, string> = Record<string, string>, Data = Record<string, unknown>> {
+export class Behavior<Params extends Record<string, string> = Record<string, string>, _Data = unknown> {
   static readonly CONNECTING = 0;
   static readonly OPEN = 1;
   static readonly CLOSING = 2;
   static readonly CLOSED = 3;
 
-  /** Subprotocols this route accepts, in server preference order. */
+  // The per-route statics below are read once, when the handler is built (bad values throw then).
+  // TypeScript widens a bare literal in a class field to its base type ('drop' to string, false
+  // to boolean) without looking at the base class, so a literal-typed static needs a form that
+  // keeps the literal: `Backpressure.Drop`, `false as const`, or `static override readonly`.
+
+  /** Subprotocols this route accepts, in server preference order: `static override protocols = ['chat.v2', 'chat.v1']`. */
   static protocols: readonly string[] = [];
   /** With `protocols` set: refuse (400) clients that offer none of them. Default `true`. */
   static requireProtocol = true;
@@ -72,7 +91,12 @@ export class Behavior<Params extends Record<string, string> = Record<string, str
   static maxFragments: number | undefined = undefined;
   /** Per-route override of the handler's `maxBackpressure`. */
   static maxBackpressure: number | undefined = undefined;
-  /** Per-route override of the handler's `backpressure` policy. */
+  /**
+   * Per-route override of the handler's `backpressure` policy. Write
+   * `static override backpressure = Backpressure.Drop` (or `'drop' as const`): a bare `'drop'`
+   * is widened to `string` by TypeScript, and refused with "Type 'string' is not assignable to
+   * type 'BackpressurePolicy | undefined'".
+   */
   static backpressure: BackpressurePolicy | undefined = undefined;
   /** Per-route override of the handler's `pingInterval` (0 turns the heartbeat off for this route). */
   static pingInterval: number | undefined = undefined;
@@ -82,7 +106,13 @@ export class Behavior<Params extends Record<string, string> = Record<string, str
   static idleTimeout: number | undefined = undefined;
   /** Most open connections on this route (upgrades in `verify()` count); over it → 503. Default: no route limit. */
   static maxConnections: number | undefined = undefined;
-  /** Per-route override of the handler's `rateLimit` (`false` turns it off for this route). */
+  /**
+   * Per-route override of the handler's `rateLimit`: `static override rateLimit = { messages: 20,
+   * interval: 1000 }`. `false` turns it off for this route; write it `false as const` (or
+   * `static override readonly rateLimit = false`): a bare `false` is widened to `boolean` by
+   * TypeScript, and refused with "Type 'boolean' is not assignable to type 'false | RateLimit |
+   * undefined'".
+   */
   static rateLimit: RateLimit | false | undefined = undefined;
 
   /** Unique integer id for this connection (unique in the process). */
@@ -95,8 +125,29 @@ export class Behavior<Params extends Record<string, string> = Record<string, str
   route = '';
   /** The negotiated subprotocol, or `undefined`. */
   protocol: string | undefined = undefined;
-  /** Your per-connection state. Starts as an empty object; set it in `verify()` or `onOpen()`. */
-  data: Data = {} as Data;
+  /**
+   * Your per-connection state. Declare it in your subclass with its type and a starting value,
+   * then set it where you like (`verify()`, `onOpen()`, any hook):
+   *
+   * ```ts
+   * class Room extends Behavior<RouteParams<'/rooms/:room'>> {
+   *   override data = { user: '' };                      // a starting value of the right type
+   *   override async verify(req: IncomingMessage) { this.data = { user: await userOf(req) }; }
+   *   override onText(text: string) { this.sendText(`${this.data.user}: ${text}`); }
+   * }
+   * class Admin extends Behavior {
+   *   override data: Session | null = null;             // or "not yet", which readers must check
+   * }
+   * ```
+   *
+   * The compiler checks the pattern: a declaration without a starting value
+   * (`override data: Session;`) is refused ("Property 'data' has no initializer"), so `data` is
+   * never typed as something it does not hold yet. In a class that declares nothing it is
+   * `unknown`, as it is for the handler-level callbacks and `handler.clients` of a loose route
+   * table. At run time it starts as an empty object of its own per connection (JavaScript code
+   * may add keys to it).
+   */
+  data: unknown = {};
   /** The handler that accepted this connection. */
   handler!: WebSocketHandler;
 
@@ -401,7 +452,7 @@ export class Behavior<Params extends Record<string, string> = Record<string, str
 
 /** A class that can serve a route: `Behavior` or a subclass of it. */
 export interface BehaviorClass {
-  new (): Behavior<Record<string, string>, unknown>;
+  new (): Behavior;
   readonly protocols: readonly string[];
   readonly requireProtocol: boolean;
   readonly maxPayload: number | undefined;

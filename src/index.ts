@@ -1,4 +1,5 @@
 export {
+  Backpressure,
   Behavior,
   ReadyState,
   type BehaviorClass,

@@ -136,7 +136,8 @@ describe('verify() outcomes', () => {
   });
 
   test('async verify resolving after 300 ms → open, and this.data set in verify is visible in onOpen', async () => {
-    class Slow extends Behavior<Record<string, string>, { user: string }> {
+    class Slow extends Behavior {
+      override data = { user: '' };
       override async verify(req: http.IncomingMessage): Promise<void> {
         await sleep(300);
         this.data = { user: String(req.headers['x-user']) };

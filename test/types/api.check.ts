@@ -15,8 +15,9 @@ class Reverse extends Behavior {
     this.sendText([...text].reverse().join('.'));
   }
 }
-class Room extends Behavior<RouteParams<'/rooms/:room'>, { user: string }> {
+class Room extends Behavior<RouteParams<'/rooms/:room'>> {
   static override protocols = ['chat.v2', 'chat.v1'];
+  override data = { user: '' };
   override async verify(req: http.IncomingMessage) {
     if (!req.headers.authorization) throw new HandshakeRejection(401, 'log in');
     this.data = { user: 'ann' };
