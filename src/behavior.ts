@@ -57,7 +57,8 @@ export type ReadyState = (typeof ReadyState)[keyof typeof ReadyState];
  * }
  * ```
  *
- * `Params` types {@link Behavior.params}: `Behavior<RouteParams<'/rooms/:id'>>`.
+ * `Params` types {@link Behavior.params}: `Behavior<RouteParams<'/rooms/:id'>>`; the handler
+ * refuses (at compile time) a route table that mounts a behavior where its params are not given.
  * Per-connection state goes in {@link Behavior.data}, which a subclass declares with its type and
  * a starting value: `override data: Session | null = null`.
  *

@@ -14,14 +14,62 @@ import { type Logger, levelLogger } from './logger.js';
 import { type HandlerOptions, type ResolvedHandlerOptions, resolveOptions, routeLimits } from './options.js';
 import { Opcode } from './protocol/constants.js';
 import { type Frame, encodeFrame, encodeText, toBuffer } from './protocol/framer.js';
-import { Router, splitTarget } from './router.js';
+import { type RouteParams, Router, splitTarget } from './router.js';
 import { Counters, type HandlerStats, countsOf } from './stats.js';
 
-/** A connected client as the handler sees it: any route's behavior. */
-export type Client = Behavior<Record<string, string>, unknown>;
+/** A connected client when nothing more is known of its route: any behavior (`data` is `unknown`). */
+export type Client = Behavior;
 
-/** URL pattern → behavior class. `{ '/echo': Echo, '/rooms/:id': Room, '/files/*': Files }`. */
+/**
+ * URL pattern → behavior class: `{ '/echo': Echo, '/rooms/:id': Room, '/files/*': Files }`.
+ * Written inline in `createWebSocketHandler(…)` (or as a `const` without a type annotation), the
+ * table keeps its types: the handler knows each route's behavior. Annotated as `Routes`, it is
+ * the loose table: any pattern, any behavior.
+ */
 export type Routes = Readonly<Record<string, BehaviorClass>>;
+
+/** The instance type a behavior class makes (each member of a union of classes). */
+type InstanceOf<C> = C extends { new (): infer B extends Client } ? B : never;
+
+/**
+ * The behavior instance type of a route table's route `P` (default: of any of its routes), with
+ * that class's own `data` and `params`: `ClientOf<typeof routes, '/rooms/:room'>`.
+ */
+export type ClientOf<R extends Routes, P extends keyof R = keyof R> = InstanceOf<R[P]>;
+
+/** The route patterns of a table (any string for the loose `Routes`). */
+export type RoutePattern<R extends Routes> = keyof R & string;
+
+/** What a behavior's `params` is typed as. */
+type ParamsOf<C> = InstanceOf<C> extends { params: infer P } ? P : never;
+
+/**
+ * Shown, as a type error at the route's key, when a route's behavior reads params that its
+ * pattern does not give (`Behavior<RouteParams<'/rooms/:id'>>` mounted at `'/rooms/:room'`):
+ * `RouteParamsMismatch<'/rooms/:room', RouteParams<'/rooms/:id'>>`. Fix the pattern or the
+ * behavior's `Params` so that the behavior reads only what its pattern gives.
+ */
+export interface RouteParamsMismatch<Pattern extends string, Reads> {
+  "wsmount: this behavior's Params need params that this route's pattern does not give": {
+    pattern: Pattern;
+    gives: RouteParams<Pattern>;
+    reads: Reads;
+  };
+}
+
+/**
+ * The route table as `createWebSocketHandler` checks it: each behavior's `Params` must accept
+ * what its pattern gives (`RouteParams<pattern>`). A loose `Routes` table is not checked.
+ */
+export type CheckedRoutes<R extends Routes> = {
+  [P in keyof R]: P extends string
+    ? string extends P
+      ? R[P]
+      : RouteParams<P> extends ParamsOf<R[P]>
+        ? R[P]
+        : RouteParamsMismatch<P, ParamsOf<R[P]>>
+    : R[P];
+};
 
 export type { HandlerOptions, ResolvedHandlerOptions } from './options.js';
 
@@ -33,12 +81,16 @@ export type { HandlerOptions, ResolvedHandlerOptions } from './options.js';
 export type UpgradeServer = HttpServer | HttpsServer | Http2Server | Http2SecureServer;
 type Emitter = NodeJS.EventEmitter;
 
-/** Options for {@link WebSocketHandler.broadcast}. */
-export interface BroadcastOptions {
+/**
+ * Options for {@link WebSocketHandler.broadcast}: one route's clients (`route`, a pattern of the
+ * table) or every client, optionally filtered. `C` is the client type the filter sees: the
+ * route's behavior when `route` is given, else any of the table's.
+ */
+export interface BroadcastOptions<C extends Client = Client, P extends string | undefined = string | undefined> {
   /** Only clients of this route, named by its pattern (`'/chat'`, `'/rooms/:id'`). */
-  route?: string;
+  route?: P;
   /** Only clients for which this returns true. */
-  filter?: (client: Client) => boolean;
+  filter?(client: C): boolean;
 }
 
 /** Options for {@link WebSocketHandler.close}. */
@@ -254,18 +306,20 @@ function writeRejection(socket: Duplex, r: Rejection, timeout: number): void {
 
 /**
  * Routes WebSocket upgrades on any Node `http`/`https` server to behavior classes.
- * Create it with {@link createWebSocketHandler}.
+ * Create it with {@link createWebSocketHandler}, which infers `R`, the route table's type: the
+ * handler then knows each route's behavior (`clientsOf('/rooms/:room')` gives `Room`s, a
+ * pattern not in the table does not compile). `WebSocketHandler` alone is any handler.
  */
-export class WebSocketHandler implements ConnectionOwner {
+export class WebSocketHandler<R extends Routes = Routes> implements ConnectionOwner {
   /** Options with defaults filled in. */
-  readonly options: Readonly<ResolvedHandlerOptions>;
+  readonly options: Readonly<ResolvedHandlerOptions<ClientOf<R>>>;
   /** @internal */
   readonly log: Logger;
   /**
    * Live set of connected clients: a behavior joins just before its `onOpen` and leaves just
-   * before its `onClose`.
+   * before its `onClose`. Typed as any of the table's behaviors (narrow with `instanceof`).
    */
-  readonly clients: ReadonlySet<Client>;
+  readonly clients: ReadonlySet<ClientOf<R>>;
   /**
    * The `'upgrade'` listener, bound: `server.on('upgrade', handler.handleUpgrade)` works. An
    * unmatched path is left for other listeners and answered 404 if none takes it.
@@ -290,7 +344,8 @@ export class WebSocketHandler implements ConnectionOwner {
   private closed: (() => void) | null = null;
   private closeTimer: NodeJS.Timeout | null = null;
 
-  constructor(routes: Routes, options: HandlerOptions = {}) {
+  /** Prefer {@link createWebSocketHandler}; this is the same, checks included. */
+  constructor(routes: R & CheckedRoutes<R>, options: HandlerOptions<ClientOf<R>> = {}) {
     const o = resolveOptions(options);
     this.options = o;
     this.log = levelLogger(options.logger ?? console, options.logLevel ?? 'warn');
@@ -309,7 +364,8 @@ export class WebSocketHandler implements ConnectionOwner {
     }
     // The sweep runs ten times per shortest interval: a deadline is met within a tenth of it.
     this.tick = shortest === Infinity ? 0 : Math.max(1, Math.floor(shortest / 10));
-    this.clients = this.all;
+    // The set holds instances of the table's classes (checked above), so of ClientOf<R>.
+    this.clients = this.all as ReadonlySet<Client> as unknown as ReadonlySet<ClientOf<R>>;
     const listener: UpgradeListener = (request, socket, head) => this.upgrade(request, socket as MarkedSocket, head);
     listener[kHandler] = this;
     this.handleUpgrade = listener;
@@ -361,11 +417,15 @@ export class WebSocketHandler implements ConnectionOwner {
     return this.router.match(splitTarget(request.url ?? '/').path) !== undefined;
   }
 
-  /** Live set of one route's connected clients, by pattern (`'/rooms/:id'`). Throws for an unknown route. */
-  clientsOf(route: string): ReadonlySet<Client> {
+  /**
+   * Live set of one route's connected clients, by pattern (`'/rooms/:id'`), typed as that
+   * route's behavior. A pattern not in the table does not compile (with the loose `Routes`, it
+   * throws).
+   */
+  clientsOf<P extends keyof R & string>(route: P): ReadonlySet<ClientOf<R, P>> {
     const r = this.byRoute.get(route);
-    if (r === undefined) throw new Error(`wsmount: no route ${route}`);
-    return r.clients;
+    if (r === undefined) throw new Error(`wsmount: no route ${route}; the routes are ${this.patterns().join(', ')}`);
+    return r.clients as ReadonlySet<Client> as unknown as ReadonlySet<ClientOf<R, P>>;
   }
 
   /**
@@ -414,10 +474,13 @@ export class WebSocketHandler implements ConnectionOwner {
    * backlog would pass `maxBackpressure` is skipped, and closed with 1008 under the `'close'`
    * policy, instead of buffering without bound. Returns how many clients it was written to.
    */
-  broadcast(data: string | BinaryData, options?: BroadcastOptions): number {
+  broadcast(data: string | BinaryData, options?: BroadcastOptions<ClientOf<R>, undefined>): number;
+  broadcast<P extends RoutePattern<R>>(data: string | BinaryData, options: BroadcastOptions<ClientOf<R, P>, P> & { route: P }): number;
+  broadcast(data: string | BinaryData, options?: BroadcastOptions<Client>): number {
     const frame: Frame = typeof data === 'string' ? encodeText(data) : encodeFrame(Opcode.Binary, toBuffer(data));
-    const targets = options?.route === undefined ? this.all : this.clientsOf(options.route);
-    const filter = options?.filter;
+    const targets: ReadonlySet<Client> = options?.route === undefined ? this.all : this.clientsOf(options.route as RoutePattern<R>);
+    // The filter was typed for its route's behavior, and only that route's clients reach it.
+    const filter = options?.filter as ((client: Client) => boolean) | undefined;
     let count = 0;
     for (const client of targets) {
       const c = internals.connection(client);
@@ -789,8 +852,16 @@ export class WebSocketHandler implements ConnectionOwner {
  * ```ts
  * const sockets = createWebSocketHandler({ '/reverse': Reverse, '/rooms/:room': Room }, { maxPayload: 1 << 20 });
  * sockets.attach(server);
+ * for (const room of sockets.clientsOf('/rooms/:room')) room.data.user; // typed as Room
  * ```
+ *
+ * The handler keeps the table's types (nothing to annotate): `clientsOf()` and `broadcast`'s
+ * `route` take only its patterns, and give that route's behavior type. A behavior whose `Params`
+ * need params its pattern does not give (`RouteParams<'/rooms/:id'>` at `'/rooms/:room'`) is a
+ * compile error at that route's key. At run time it throws `TypeError` for a route that is not a
+ * `Behavior` class, a malformed pattern or an unknown option key (with the nearest valid name),
+ * and `RangeError` for an option value out of range; each message says what to write.
  */
-export function createWebSocketHandler(routes: Routes, options?: HandlerOptions): WebSocketHandler {
-  return new WebSocketHandler(routes, options);
+export function createWebSocketHandler<R extends Routes>(routes: R & CheckedRoutes<R>, options?: HandlerOptions<ClientOf<R>>): WebSocketHandler<R> {
+  return new WebSocketHandler<R>(routes, options);
 }

@@ -8,7 +8,7 @@ import type { LogLevel, Logger } from './logger.js';
 // The handler's options: their types, their defaults, and the checks that run when a handler is built.
 
 /** Options for {@link createWebSocketHandler}. Every limit has a safe default. */
-export interface HandlerOptions {
+export interface HandlerOptions<C extends Client = Client> {
   /** Allowed origins: strings (`'*'` for any), RegExps, or a function. Default: any. Refused with 403. */
   origins?: OriginPolicy;
   /** Largest message in bytes, all fragments together. Default 1 MiB (1,048,576); over it closes with 1009. */
@@ -74,16 +74,17 @@ export interface HandlerOptions {
   logger?: Partial<Logger>;
   /** How much to log (the seed's `loglevel`). Default `'warn'`. */
   logLevel?: LogLevel;
-  /** Called by the base `Behavior.onOpen` (the seed's `set_fn_new_client`). */
-  onConnect?: (client: Client) => void;
+  // Callbacks are methods so that a handler typed for its table is still a `WebSocketHandler`.
+  /** Called by the base `Behavior.onOpen` (the seed's `set_fn_new_client`), with any route's client. */
+  onConnect?(client: C): void;
   /** Called by the base `Behavior.onClose` (the seed's `set_fn_client_left`). */
-  onDisconnect?: (client: Client, code: number, reason: string) => void;
+  onDisconnect?(client: C, code: number, reason: string): void;
   /** Called by the base `Behavior.onText` / `onBinary` (the seed's `set_fn_message_received`). */
-  onMessage?: (client: Client, data: string | Buffer) => void;
+  onMessage?(client: C, data: string | Buffer): void;
 }
 
 /** The options after defaults. */
-export interface ResolvedHandlerOptions extends HandlerOptions {
+export interface ResolvedHandlerOptions<C extends Client = Client> extends HandlerOptions<C> {
   maxPayload: number;
   maxFragments: number;
   closeTimeout: number;

@@ -1,11 +1,18 @@
-/** Route params a pattern declares: `RouteParams<'/rooms/:room/*'>` is `{ room: string; '*': string }`. */
-export type RouteParams<Pattern extends string> = Pattern extends `${string}:${infer Name}/${infer Rest}`
-  ? { [K in Name]: string } & RouteParams<`/${Rest}`>
+/** The param names a pattern declares: `'/rooms/:room/*'` → `'room' | '*'`. */
+type ParamNames<Pattern extends string> = Pattern extends `${string}:${infer Name}/${infer Rest}`
+  ? Name | ParamNames<`/${Rest}`>
   : Pattern extends `${string}:${infer Name}`
-    ? { [K in Name]: string }
-    : Pattern extends `${string}*`
-      ? { '*': string }
-      : {};
+    ? Name
+    : Pattern extends `${string}/*`
+      ? '*'
+      : never;
+
+/**
+ * Route params a pattern declares: `RouteParams<'/rooms/:room/*'>` is `{ room: string; '*': string }`.
+ * Use it for a behavior's params, `class Room extends Behavior<RouteParams<'/rooms/:room'>>`:
+ * mounted at a pattern that does not give those params, the route table does not compile.
+ */
+export type RouteParams<Pattern extends string> = { [Name in ParamNames<Pattern>]: string };
 
 /** A successful match. */
 export interface RouteMatch<T> {

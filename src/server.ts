@@ -1,11 +1,11 @@
 import { Buffer } from 'node:buffer';
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { type HandlerCloseOptions, type HandlerOptions, type Routes, WebSocketHandler } from './handler.js';
+import { type CheckedRoutes, type Client, type ClientOf, type HandlerCloseOptions, type HandlerOptions, type Routes, WebSocketHandler } from './handler.js';
 import { checkOptionKeys } from './options.js';
 
 /** Options for {@link createWebSocketServer}: the handler's, plus where to listen. */
-export interface WebSocketServerOptions extends HandlerOptions {
+export interface WebSocketServerOptions<C extends Client = Client> extends HandlerOptions<C> {
   /** Port to listen on; 0 (the default) picks a free one. */
   port?: number;
   /** Host to bind. Default `'127.0.0.1'` (loopback only); use `'0.0.0.0'` or `'::'` to serve a network. */
@@ -31,10 +31,10 @@ const SERVER_TIMEOUTS = { headersTimeout: 10_000, requestTimeout: 30_000, keepAl
 /** How often Node checks headersTimeout and requestTimeout (its default is 30,000 ms). */
 const TIMEOUT_CHECK_INTERVAL = 1_000;
 
-/** A small standalone server: its own `http.Server` with a handler inside. */
-export interface WebSocketServer {
+/** A small standalone server: its own `http.Server` with a handler inside (typed for its route table `R`). */
+export interface WebSocketServer<R extends Routes = Routes> {
   /** The handler: `clients`, `broadcast`, … */
-  readonly handler: WebSocketHandler;
+  readonly handler: WebSocketHandler<R>;
   /** The underlying `http.Server`. */
   readonly server: Server;
   /** The bound port once listening, else `undefined`. */
@@ -70,8 +70,11 @@ function defaultRequest(_request: IncomingMessage, response: ServerResponse): vo
  * const server = createWebSocketServer({ '/reverse': Reverse }, { port: 9001 });
  * const port = await server.listen();
  * ```
+ *
+ * The route table keeps its types as with {@link createWebSocketHandler} (`server.handler` knows
+ * each route's behavior), and the options are checked the same way, its own keys included.
  */
-export function createWebSocketServer(routes: Routes, options: WebSocketServerOptions = {}): WebSocketServer {
+export function createWebSocketServer<R extends Routes>(routes: R & CheckedRoutes<R>, options: WebSocketServerOptions<ClientOf<R>> = {}): WebSocketServer<R> {
   checkOptionKeys(options, SERVER_KEYS, 'createWebSocketServer');
   const {
     port = 0,
@@ -82,7 +85,7 @@ export function createWebSocketServer(routes: Routes, options: WebSocketServerOp
     keepAliveTimeout = SERVER_TIMEOUTS.keepAliveTimeout,
     ...handlerOptions
   } = options;
-  const handler = new WebSocketHandler(routes, handlerOptions);
+  const handler = new WebSocketHandler<R>(routes, handlerOptions);
   // Node requires headersTimeout <= requestTimeout (0 turns requestTimeout off).
   const server = createServer(
     {
@@ -96,7 +99,7 @@ export function createWebSocketServer(routes: Routes, options: WebSocketServerOp
   handler.attach(server);
   let bound: number | undefined;
   let closing: Promise<void> | null = null;
-  const self: WebSocketServer = {
+  const self: WebSocketServer<R> = {
     handler,
     server,
     get port() {

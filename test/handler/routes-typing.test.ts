@@ -1,11 +1,17 @@
 /**
- * The route table at run time: what JavaScript callers (and loose tables) can get wrong is refused
+ * The route table at run time: what the types promise (test/types/routes.check.ts) holds when
+ * connections open, and what JavaScript callers (and loose tables) can still get wrong is refused
  * when the handler is built, with a message that names the route and what to write. A route
  * mapped to a class that is not a Behavior used to be accepted and crash the whole process at its
  * first upgrade ("Cannot write private member #rawQuery").
  */
+import type { IncomingMessage } from 'node:http';
 import { describe, expect, test } from 'vitest';
-import { Behavior, type Routes, createWebSocketHandler } from '../../src/index.js';
+import { Behavior, type RouteParams, type Routes, createWebSocketHandler } from '../../src/index.js';
+import { connect } from '../../src/testing/index.js';
+import { useFixture } from '../helpers/fixture.js';
+
+const { defer } = useFixture();
 
 class Echo extends Behavior {
   override onText(text: string): void {
@@ -108,5 +114,46 @@ describe('route patterns: every error names the route and says what to write', (
     expect(refusal({ '/rooms/:id': Echo, '/rooms/:room': Echo }).message).toBe(
       "wsmount: route '/rooms/:room' is the same route as '/rooms/:id' (parameter names do not tell routes apart): keep one of them",
     );
+  });
+});
+
+describe('the typed table at run time', () => {
+  class Room extends Behavior<RouteParams<'/rooms/:room'>> {
+    override data = { user: '' };
+    seenInVerify = '';
+    override verify(req: IncomingMessage): void {
+      this.seenInVerify = JSON.stringify(this.data); // the declared starting value, before verify sets it
+      this.data = { user: String(req.headers['x-user']) };
+    }
+  }
+  class Plain extends Behavior {}
+
+  test("clientsOf(pattern) gives the route's instances with their data and params; broadcast's filter sees them", async () => {
+    const sockets = createWebSocketHandler({ '/echo': Echo, '/rooms/:room': Room, '/plain': Plain }, { logLevel: 'silent' });
+    defer(() => sockets.close({ timeout: 300 }));
+    const ann = await connect(sockets, '/rooms/lobby', { headers: { 'x-user': 'ann' } });
+    const bob = await connect(sockets, '/rooms/kitchen', { headers: { 'x-user': 'bob' } });
+    const echo = await connect(sockets, '/echo');
+    const plain = await connect(sockets, '/plain');
+    const rooms = [...sockets.clientsOf('/rooms/:room')];
+    expect(rooms.map((c) => [c.params.room, c.data.user, c.seenInVerify]).sort()).toEqual([
+      ['kitchen', 'bob', '{"user":""}'],
+      ['lobby', 'ann', '{"user":""}'],
+    ]);
+    expect(sockets.broadcast('to ann', { route: '/rooms/:room', filter: (c) => c.data.user === 'ann' })).toBe(1);
+    expect(await ann.nextMessage()).toBe('to ann');
+    expect(sockets.broadcast('to all rooms', { route: '/rooms/:room' })).toBe(2);
+    expect(await bob.nextMessage()).toBe('to all rooms');
+    // A behavior that declares no data gets an empty object of its own (JavaScript may add keys).
+    const [p] = sockets.clientsOf('/plain');
+    expect(p?.data).toEqual({});
+    for (const c of [ann, bob, echo, plain]) await c.close();
+  });
+
+  test('a loose table (typed Routes) takes any string at compile time and throws at run time, listing the routes', () => {
+    const loose: Routes = { '/echo': Echo, '/rooms/:room': Room };
+    const sockets = createWebSocketHandler(loose);
+    expect(() => sockets.clientsOf('/room/:room')).toThrow("wsmount: no route /room/:room; the routes are /echo, /rooms/:room");
+    expect(() => sockets.broadcast('x', { route: '/rooms/lobby' })).toThrow(/no route \/rooms\/lobby; the routes are/);
   });
 });
