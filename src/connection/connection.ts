@@ -10,6 +10,7 @@ import { decodeText } from '../protocol/utf8.js';
 import type { Counters } from '../stats.js';
 import { beginBatch, flushBatch, holdForBatch, inBatch } from './batch.js';
 import { Inbound, MESSAGES_HIGH_WATER_BYTES, MESSAGES_HIGH_WATER_COUNT, MESSAGES_LOW_WATER_BYTES, MESSAGES_LOW_WATER_COUNT, type MessageStream, MessageQueue } from './inbound.js';
+import { BYTES_PER_TURN, currentTurn, queueDrainNotice, takeSyncDrain, turnNow } from './turns.js';
 import { type ConnectionLimits, type ConnectionOwner, type SendStatus, timerDelay } from './types.js';
 const kConnection: unique symbol = Symbol('wsmount.connection');
 
@@ -59,35 +60,6 @@ function onError(this: SocketWithConnection, error: Error): void {
 
 function onDrain(this: SocketWithConnection): void {
   this[kConnection]?.socketDrained();
-}
-
-/**
- * Drains told to their waiters in the same turn of the event loop, over all connections; the
- * rest wait for the check phase. A resumed stream writes about one socket buffer (16 KiB) before
- * it waits again, so a turn resumes at most about 1 MiB of sends before the loop polls for I/O.
- */
-export const SYNC_DRAINS_PER_TURN = 64;
-let syncDrainsLeft = SYNC_DRAINS_PER_TURN;
-let budgetResetDue = false;
-
-function resetDrainBudget(): void {
-  budgetResetDue = false;
-  syncDrainsLeft = SYNC_DRAINS_PER_TURN;
-}
-
-/** Whether a drain may be told at once (this turn's budget is not spent). */
-function takeSyncDrain(): boolean {
-  if (!budgetResetDue) {
-    budgetResetDue = true;
-    setImmediate(resetDrainBudget);
-  }
-  if (syncDrainsLeft === 0) return false;
-  syncDrainsLeft--;
-  return true;
-}
-
-function noticeDrain(connection: Connection): void {
-  connection.noticeDrain();
 }
 
 function closeTimedOut(connection: Connection): void {
@@ -148,10 +120,13 @@ export class Connection implements ParserSink {
   /** The behavior overrides `onRawText`: text goes there as bytes, not to `onText`. */
   private readonly rawText: boolean;
   private drainWaiters: ((drained: boolean) => void)[] | null = null;
-  /** A setImmediate will tell the drain waiters and `onDrain`. */
+  /** A drain notice is queued (turns.ts): it will tell the drain waiters and `onDrain`. */
   private drainNoticeDue = false;
-  /** The socket emitted 'drain' since `onDrain` last ran. */
-  private drainSeen = false;
+  /** The socket emitted 'drain', or a send said 'queued' for fairness, since `onDrain` last ran. */
+  private drainOwed = false;
+  /** The turn `turnBytes` counts (turns.ts), and the bytes sent in it. */
+  private turn = 0;
+  private turnBytes = 0;
 
   // Heartbeat and idle time (performance.now() milliseconds), updated by the handler's sweep.
   /** A data message went either way since the last sweep. */
@@ -236,7 +211,31 @@ export class Connection implements ParserSink {
     counters.messagesOut++;
     counters.bytesOut += length;
     this.active = true;
-    return flushed ? 'sent' : 'queued';
+    const spent = this.spendTurn(length);
+    if (!flushed) return 'queued';
+    // This connection has had its share of the turn: 'queued', and told to go on next turn.
+    if (spent) {
+      this.drainOwed = true;
+      this.scheduleDrainNotice();
+      return 'queued';
+    }
+    return 'sent';
+  }
+
+  /** Counts `length` toward this turn's bytes; true once they pass BYTES_PER_TURN. */
+  private spendTurn(length: number): boolean {
+    const turn = currentTurn();
+    if (turn !== this.turn) {
+      this.turn = turn;
+      this.turnBytes = 0;
+    }
+    this.turnBytes += length;
+    return this.turnBytes > BYTES_PER_TURN;
+  }
+
+  /** Whether this connection has sent more than its share in the turn still running. */
+  private turnSpent(): boolean {
+    return this.turn === turnNow() && this.turnBytes > BYTES_PER_TURN;
   }
 
   /** Whether writing `length` more bytes would take the backlog past `maxBackpressure`. */
@@ -300,47 +299,48 @@ export class Connection implements ParserSink {
   }
 
   /**
-   * Resolves `true` once the socket has flushed its backlog, or `false` if the connection closes
-   * first. See `socketDrained` for when: a send loop resumed by it cannot starve the event loop.
+   * Resolves `true` once the socket has flushed its backlog and this connection may send again,
+   * or `false` if the connection closes first. A send loop resumed by it cannot starve the event
+   * loop (turns.ts): past its share of a turn, a connection is told in a later one.
    */
   drained(): Promise<boolean> {
     if (this.state === ReadyState.CLOSED || this.socket.destroyed) return Promise.resolve(false);
-    if (!this.socket.writableNeedDrain && takeSyncDrain()) return Promise.resolve(true);
+    const backedUp = this.socket.writableNeedDrain;
+    if (!backedUp && !this.drainNoticeDue && !this.turnSpent() && takeSyncDrain()) return Promise.resolve(true);
     return new Promise((resolve) => {
       (this.drainWaiters ??= []).push(resolve);
-      if (!this.socket.writableNeedDrain) this.scheduleDrainNotice();
+      if (!backedUp) this.scheduleDrainNotice();
     });
   }
 
-  /**
-   * @internal The socket emitted 'drain'. When a write completes at once, Node emits it on the
-   * next tick, and a send loop resumed from there runs again before the event loop gets back to
-   * I/O: with many fast readers those chains never end and HTTP requests wait for seconds. So
-   * only {@link SYNC_DRAINS_PER_TURN} drains a turn are told at once; the rest are told from the
-   * check phase (setImmediate), after the loop has polled for I/O.
-   */
+  /** @internal The socket emitted 'drain': tell now, or from a coming check phase (turns.ts). */
   socketDrained(): void {
     if (this.heldPong !== null) this.answerHeldPing();
-    this.drainSeen = true;
-    if (!this.drainNoticeDue && takeSyncDrain()) this.noticeDrain();
+    this.drainOwed = true;
+    if (!this.drainNoticeDue && !this.turnSpent() && takeSyncDrain()) this.noticeDrain();
     else this.scheduleDrainNotice();
   }
 
-  /** Tells `drained()` waiters and `onDrain` in the next check phase (see `drained()`). */
+  /** Queues one drain notice for a coming check phase. */
   private scheduleDrainNotice(): void {
     if (this.drainNoticeDue) return;
     this.drainNoticeDue = true;
-    setImmediate(noticeDrain, this);
+    queueDrainNotice(this);
   }
 
-  /** @internal the check phase after a 'drain' (or a `drained()` call on an empty backlog). */
+  /** @internal Tells the `drained()` waiters and, after a 'drain' or a 'queued' send, `onDrain`. */
   noticeDrain(): void {
     this.drainNoticeDue = false;
+    if (this.socket.destroyed) {
+      // Gone before its 'close' was handled: nothing was drained.
+      this.settleDrain(false);
+      return;
+    }
     // Backed up again meanwhile (another send): the next 'drain' tells.
-    if (this.socket.writableNeedDrain && !this.socket.destroyed) return;
+    if (this.socket.writableNeedDrain) return;
     this.settleDrain(true);
-    if (!this.drainSeen) return;
-    this.drainSeen = false;
+    if (!this.drainOwed) return;
+    this.drainOwed = false;
     if (this.state !== ReadyState.OPEN) return;
     try {
       const result = this.behavior.onDrain();

@@ -214,3 +214,58 @@ describe('the streaming loop from the docs', () => {
     expect(maxBacklog).toBeLessThanOrEqual(CHUNK + 10);
   });
 });
+
+describe('the documented streaming loop takes turns with the rest of the event loop', () => {
+  test('a fast reader: at most 64 KiB of 16 KiB messages per turn, so the loop yields (any Node stream buffer size)', async () => {
+    const perTurn: number[] = [];
+    let done = false;
+    class Stream extends Behavior {
+      override async onOpen(): Promise<void> {
+        // A turn counter: one tick per check phase while the stream runs.
+        let turn = 0;
+        const tick = (): void => {
+          turn++;
+          if (!done) setImmediate(tick);
+        };
+        setImmediate(tick);
+        const chunk = Buffer.alloc(16 * 1024, 0x61);
+        for (let i = 0; i < 400 && this.readyState === Behavior.OPEN; i++) {
+          perTurn[turn] = (perTurn[turn] ?? 0) + 1;
+          if (this.sendBinary(chunk) === 'queued' && !(await this.drained())) break;
+        }
+        done = true;
+      }
+    }
+    const { port } = await mount({ '/s': Stream });
+    const client = await connect(port, '/s'); // reads as fast as frames come
+    await waitFor(() => done, 10_000, 'the stream');
+    client.destroy();
+    const busiest = Math.max(...perTurn.filter((n) => n !== undefined));
+    const turns = perTurn.filter((n) => n !== undefined).length;
+    // 64 KiB a turn is four 16 KiB messages, plus the one that crosses it; two ticks of ours may
+    // share one of wsmount's turns.
+    expect(busiest).toBeLessThanOrEqual(10);
+    expect(turns).toBeGreaterThanOrEqual(400 / 10);
+  });
+});
+
+describe('drained() waiting for its turn', () => {
+  test('resolves false when the connection is terminated before its turn comes', async () => {
+    let result: boolean | undefined;
+    class Waiter extends Behavior {
+      override async onText(): Promise<void> {
+        // This turn's drains told at once are used up (as by 64 other streams), so this one waits
+        // for the check phase, which comes before the socket's 'close' is handled.
+        for (let i = 0; i < 64; i++) void this.drained();
+        const waiting = this.drained();
+        this.terminate();
+        result = await waiting;
+      }
+    }
+    const { port } = await mount({ '/w': Waiter });
+    const client = await connect(port, '/w');
+    client.send(0x1, 'go');
+    await waitFor(() => result !== undefined, 2000, 'drained() to settle');
+    expect(result).toBe(false);
+  });
+});
