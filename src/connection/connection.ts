@@ -92,12 +92,15 @@ export class Connection implements ParserSink {
   inbox: MessageQueue | null = null;
   /** @internal reading is paused because queued incoming messages are over the high-water mark. */
   readPaused = false;
+  /** A pong has been written and not yet handed to the kernel (its write callback is due). */
+  private pongInFlight = false;
   /**
-   * Reading is paused because the peer sent a ping while it is not reading what we send: only the
-   * latest ping is answered (RFC 6455 §5.5.3), with this payload, once the socket drains. Until
-   * then the peer's TCP window fills instead of our memory.
+   * A ping came while a pong was in flight: only the latest is answered (RFC 6455 §5.5.3), with
+   * this payload, once that pong is out; reading is paused meanwhile, so a peer that pings and
+   * does not read fills its TCP window instead of our memory.
    */
   private heldPong: Buffer | null = null;
+  private pongWrittenBound: (() => void) | null = null;
 
   private readonly owner: ConnectionOwner;
   private readonly limits: ConnectionLimits;
@@ -315,7 +318,6 @@ export class Connection implements ParserSink {
 
   /** @internal The socket emitted 'drain': tell now, or from a coming check phase (turns.ts). */
   socketDrained(): void {
-    if (this.heldPong !== null) this.answerHeldPing();
     this.drainOwed = true;
     if (!this.drainNoticeDue && !this.turnSpent() && takeSyncDrain()) this.noticeDrain();
     else this.scheduleDrainNotice();
@@ -363,7 +365,7 @@ export class Connection implements ParserSink {
     if (this.state !== ReadyState.OPEN) return;
     this.state = ReadyState.CLOSING;
     // Read on, so the peer's close frame is seen even behind a paused queue.
-    this.readOn();
+    this.resumeReading();
     this.sendClose(payload);
     this.armCloseTimer();
   }
@@ -376,13 +378,21 @@ export class Connection implements ParserSink {
   private sendClose(payload: Buffer): void {
     if (this.closeSent) return;
     this.closeSent = true;
+    const held = this.heldPong;
+    if (held !== null) {
+      // RFC 6455 §5.5.2: a ping received before our close is still answered, ahead of it; and
+      // reading goes on, to see the peer's close frame and FIN.
+      this.heldPong = null;
+      if (this.socket.writable) this.writeControl(encodeFrame(Opcode.Pong, held));
+      if (!this.readPaused) this.socket.resume();
+    }
     if (this.socket.writable) this.writeControl(encodeFrame(Opcode.Close, payload));
   }
 
   /**
-   * Writes a control frame (at most 131 bytes). What bounds them: a pong waits while the peer is
-   * not reading (`holdPong`), a close frame goes once, heartbeat pings once per interval, and the
-   * app's `ping()` is under `maxBackpressure`.
+   * Writes a control frame (at most 131 bytes). What bounds them: one pong at a time is in the
+   * socket's queue (`writePong`), a close frame goes once, heartbeat pings once per interval, and
+   * the app's `ping()` is under `maxBackpressure`.
    */
   private writeControl(frame: Frame): boolean {
     // Control payloads (≤ 125 bytes) are always framed into one buffer.
@@ -408,7 +418,7 @@ export class Connection implements ParserSink {
       this.sendClose(encodeClosePayload(code, truncateReason(reason)));
     }
     this.state = ReadyState.CLOSING;
-    this.readOn();
+    this.resumeReading();
     this.socket.end();
     this.armCloseTimer();
   }
@@ -517,29 +527,35 @@ export class Connection implements ParserSink {
     if (this.heldPong === null) this.socket.resume();
   }
 
-  /** Closing: read whatever comes, to see the peer's close frame; pings are no longer answered. */
-  private readOn(): void {
-    const paused = this.readPaused || this.heldPong !== null;
-    this.readPaused = false;
-    this.heldPong = null;
-    if (paused) this.socket.resume();
-  }
-
   /**
-   * A ping arrived while the socket is backed up (the peer is not reading what we send): keep
-   * only its payload, the answer to the latest ping (RFC 6455 §5.5.3), and stop reading until
-   * the socket drains, so a ping flood fills the peer's TCP window instead of our memory.
+   * Answers a ping: at once, unless the socket is backed up (the peer is not keeping up with what
+   * we send) while a pong is still in its queue: then once that pong is out, so that a peer that
+   * pings and does not read finds at most one pong queued for it.
    */
-  private holdPong(data: Buffer): void {
+  private answerPing(data: Buffer): void {
+    if (!this.pongInFlight || !this.socket.writableNeedDrain) {
+      this.writePong(data);
+      return;
+    }
     if (this.heldPong === null && !this.readPaused) this.socket.pause();
     this.heldPong = Buffer.from(data);
   }
 
-  /** The socket drained: answer the latest ping, and read again unless our own queue is full. */
-  private answerHeldPing(): void {
-    const payload = this.heldPong as Buffer;
+  private writePong(payload: Buffer): void {
+    const frame = encodeFrame(Opcode.Pong, payload) as Buffer;
+    this.counters.bytesOut += frame.length;
+    this.pongInFlight = true;
+    this.socket.write(frame, (this.pongWrittenBound ??= this.pongWritten.bind(this)));
+  }
+
+  /** The pong in flight reached the kernel (or the socket is gone): answer the held ping, read again. */
+  private pongWritten(): void {
+    this.pongInFlight = false;
+    const held = this.heldPong;
+    if (held === null) return;
     this.heldPong = null;
-    if (!this.closeSent && this.socket.writable) this.writeControl(encodeFrame(Opcode.Pong, payload));
+    if (this.state === ReadyState.CLOSED || this.closeSent || !this.socket.writable) return;
+    this.writePong(held);
     if (!this.readPaused) this.socket.resume();
   }
 
@@ -633,12 +649,8 @@ export class Connection implements ParserSink {
 
   onPing(data: Buffer): void {
     if (this.limits.rateCapacity > 0 && !this.takeToken()) return;
-    // RFC 6455 §5.5.2–5.5.3: answer with a pong carrying the same payload, at once unless the
-    // peer is not reading what we send.
-    if (!this.closeSent && this.socket.writable) {
-      if (this.socket.writableNeedDrain) this.holdPong(data);
-      else this.writeControl(encodeFrame(Opcode.Pong, data));
-    }
+    // RFC 6455 §5.5.2–5.5.3: answer with a pong carrying the same payload.
+    if (!this.closeSent && this.socket.writable) this.answerPing(data);
     try {
       this.behavior.onPing(data);
     } catch (error) {
