@@ -280,14 +280,16 @@ export class Behavior<Params extends Record<string, string> = Record<string, str
     if (typeof name !== 'string' || !isToken(name)) throw new TypeError(`setResponseHeader: '${String(name)}' is not a valid header name`);
     const lower = name.toLowerCase();
     if (FIXED_101.has(lower)) throw new TypeError(`setResponseHeader: wsmount writes ${name} itself; it cannot be set`);
-    const values = typeof value === 'string' ? [value] : value;
+    const values: readonly unknown[] = typeof value === 'string' ? [value] : Array.from(value as Iterable<unknown>);
     for (const v of values) {
       if (typeof v !== 'string' || !isSafeHeaderValue(v)) {
-        throw new TypeError(`setResponseHeader: the value for ${name} holds a line break or another control character (or is not a string)`);
+        throw new TypeError(
+          `setResponseHeader: the value for ${name} must be a string of visible characters, spaces, tabs or latin1 letters (no line break, no other control character, nothing beyond U+00FF)`,
+        );
       }
     }
     const kept = (this.#responseHeaders ?? []).filter(([n]) => n.toLowerCase() !== lower);
-    for (const v of values) kept.push([name, v]);
+    for (const v of values) kept.push([name, v as string]);
     this.#responseHeaders = kept;
   }
 

@@ -9,7 +9,7 @@ import { Behavior, type BehaviorClass, type BinaryData, ReadyState, internals } 
 import { Connection, type ConnectionLimits, type ConnectionOwner, timerDelay } from './connection/index.js';
 import { type Acceptance, type Refusal, decideHandshake } from './handshake/decide.js';
 import { HandshakeRejection, type Rejection, rejection } from './handshake/rejection.js';
-import { acceptResponse, rejectionResponse } from './handshake/response.js';
+import { acceptResponse, rejectionBytes } from './handshake/response.js';
 import { type Logger, levelLogger } from './logger.js';
 import { type HandlerOptions, type ResolvedHandlerOptions, resolveOptions, routeLimits } from './options.js';
 import { Opcode } from './protocol/constants.js';
@@ -227,21 +227,14 @@ function onEarlySocketError(): void {}
  * that carried plain HTTP requests first, those are the earlier responses; only bytes written
  * after this upgrade arrived mean that someone answered it.
  */
-function guard(socket: MarkedSocket, listener: UpgradeListener): void {
+function guard(socket: MarkedSocket): void {
   if (socket[kGuarded] === true) return;
   socket[kGuarded] = true;
-  if (socket[kWrittenBefore] === undefined) {
-    // No note ran. When no other listener ran before ours, what is written now was written before
-    // the upgrade; otherwise one of them may have answered already: count every byte (never
-    // answer a socket that may be someone else's), and note the next upgrades exactly.
-    const server = socket.server;
-    if (server !== undefined && othersRanBefore(server, listener)) {
-      socket[kWrittenBefore] = 0;
-      server.prependListener('upgrade', noteUpgrade);
-    } else {
-      socket[kWrittenBefore] = socket.bytesWritten ?? 0;
-    }
-  }
+  // Without a note (the handler was mounted with server.on('upgrade', …) behind another
+  // listener), a listener before ours may have written already: its answer then counts as
+  // written before. One that answered synchronously has, in practice, also ended the socket or
+  // started reading it, which isHandled() sees.
+  socket[kWrittenBefore] ??= socket.bytesWritten ?? 0;
   socket.on('error', onEarlySocketError);
 }
 
@@ -258,12 +251,23 @@ const kNote = Symbol.for('wsmount.noteUpgrade');
 type NoteListener = ((request: IncomingMessage, socket: Duplex) => void) & { [kNote]?: true };
 
 /**
- * Put first among a server's 'upgrade' listeners when another listener comes before ours: it
- * notes the bytes written on the socket before any listener could answer, so that `guard()`'s
- * count stays exact when that listener answers synchronously.
+ * `attach()` puts this first among a server's 'upgrade' listeners when another listener comes
+ * before ours: it notes the bytes written on the socket before any listener could answer, so that
+ * `guard()`'s count stays exact when that listener answers synchronously. `detach()` removes it;
+ * if the handler's listener was removed some other way, it removes itself, and answers 404 an
+ * upgrade that no listener is left to see (Node would otherwise leave that socket hanging).
  */
-const noteUpgrade: NoteListener = (_request, socket) => {
+const noteUpgrade: NoteListener = (request, socket) => {
   const s = socket as MarkedSocket;
+  const server = s.server;
+  if (server !== undefined && !(server.listeners('upgrade') as UpgradeListener[]).some((l) => l[kHandler] !== undefined)) {
+    server.removeListener('upgrade', noteUpgrade);
+    if (server.listenerCount('upgrade') === 0) {
+      s.on('error', onEarlySocketError);
+      writeRejection(socket, rejection(404, 'NOT_FOUND', `no WebSocket route for ${splitTarget(request.url ?? '/').path}`), 2000);
+    }
+    return;
+  }
   s[kWrittenBefore] ??= s.bytesWritten ?? 0;
 };
 noteUpgrade[kNote] = true;
@@ -272,9 +276,13 @@ function isNote(listener: unknown): boolean {
   return (listener as NoteListener)[kNote] === true;
 }
 
-/** Bytes written on an upgrade socket since the upgrade arrived (queued bytes included). */
+/**
+ * Bytes written on an upgrade socket since the upgrade arrived (queued bytes included). A stream
+ * that does not count them (an in-memory Duplex) shows what waits in its buffer instead.
+ */
 function writtenSinceUpgrade(socket: MarkedSocket): number {
-  return (socket.bytesWritten ?? 0) - (socket[kWrittenBefore] ?? 0);
+  if (socket.bytesWritten === undefined) return socket.writableLength;
+  return socket.bytesWritten - (socket[kWrittenBefore] ?? 0);
 }
 
 /** Whether anyone has answered, taken or closed an upgrade socket. */
@@ -295,7 +303,7 @@ function writeRejection(socket: Duplex, r: Rejection, timeout: number): void {
     socket.destroy();
     return;
   }
-  socket.end(rejectionResponse(r));
+  socket.end(rejectionBytes(r));
   // Read and drop what the client still sends until it closes; destroy it if it lingers.
   socket.resume();
   const timer = setTimeout(() => socket.destroy(), Math.min(timeout, 2000));
@@ -538,7 +546,7 @@ export class WebSocketHandler<R extends Routes = Routes> implements ConnectionOw
   // ---- the upgrade ----------------------------------------------------------------------------
 
   private upgrade(request: IncomingMessage, socket: MarkedSocket, head: Buffer): void {
-    guard(socket, this.handleUpgrade);
+    guard(socket);
     const { path, query } = splitTarget(request.url ?? '/');
     const match = this.router.match(path);
     const owner = socket[kClaim];
@@ -568,17 +576,22 @@ export class WebSocketHandler<R extends Routes = Routes> implements ConnectionOw
     }
     internals.init(behavior, { id: nextId++, request, params: match.params, route: route.pattern, query, handler: this });
     let decision: Acceptance | Refusal;
+    // The user code decideHandshake runs: the origins function, then selectProtocol().
+    let running = 'the origins function';
     try {
       decision = decideHandshake(request, {
         protocols: cls.protocols,
         requireProtocol: cls.requireProtocol,
         origins: this.options.origins,
         accepting: this.accepting,
-        selectProtocol: (offered) => behavior.selectProtocol(offered, request),
+        selectProtocol: (offered) => {
+          running = 'selectProtocol()';
+          return behavior.selectProtocol(offered, request);
+        },
       });
     } catch (error) {
       internals.abandon(behavior);
-      this.hookRefused(socket, path, 'selectProtocol()', error);
+      this.hookRefused(socket, path, running, error);
       return;
     }
     if (!decision.ok) {
@@ -809,7 +822,8 @@ export class WebSocketHandler<R extends Routes = Routes> implements ConnectionOw
     internals.connect(behavior, connection);
     socket.removeListener('error', onEarlySocketError);
     socket.cork();
-    socket.write(acceptResponse(decision.accept, decision.protocol, internals.responseHeaders(behavior) ?? undefined));
+    // Header values may hold obs-text bytes (RFC 9110 §5.5): one byte per character.
+    socket.write(acceptResponse(decision.accept, decision.protocol, internals.responseHeaders(behavior) ?? undefined), 'latin1');
     this.counters.handshakesAccepted++;
     this.all.add(behavior);
     connection.route = route;

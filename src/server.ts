@@ -92,7 +92,8 @@ export function createWebSocketServer<R extends Routes>(routes: R & CheckedRoute
       headersTimeout: requestTimeout === 0 ? headersTimeout : Math.min(headersTimeout, requestTimeout),
       requestTimeout,
       keepAliveTimeout,
-      connectionsCheckingInterval: Math.min(TIMEOUT_CHECK_INTERVAL, headersTimeout > 0 ? headersTimeout : TIMEOUT_CHECK_INTERVAL),
+      // Checked every second, or as often as a shorter headersTimeout needs (not under 100 ms).
+      connectionsCheckingInterval: Math.max(100, Math.min(TIMEOUT_CHECK_INTERVAL, headersTimeout > 0 ? headersTimeout : TIMEOUT_CHECK_INTERVAL)),
     },
     onRequest,
   );

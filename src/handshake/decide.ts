@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { type HeaderValue, isValidKey, listHasToken, singleValue, splitList } from './tokens.js';
+import { type HeaderValue, isToken, isValidKey, listHasToken, singleValue, splitList } from './tokens.js';
 import { type Rejection, rejection } from './rejection.js';
 
 /** RFC 6455 §1.3: the GUID appended to the key before hashing. */
@@ -138,6 +138,13 @@ export function decideHandshake(request: HandshakeRequest, policy: HandshakePoli
     return refuse(rejection(403, 'ORIGIN_FORBIDDEN', `origin not allowed: ${origin ?? '(none)'}`));
   }
   const offered = splitList(h['sec-websocket-protocol']);
+  // RFC 6455 §4.1 (client requirement 10): the offered names are tokens, each once.
+  for (let i = 0; i < offered.length; i++) {
+    const name = offered[i] as string;
+    if (!isToken(name) || offered.indexOf(name) !== i) {
+      return refuse(rejection(400, 'BAD_PROTOCOL', 'Sec-WebSocket-Protocol must list distinct tokens'));
+    }
+  }
   const protocol =
     policy.selectProtocol === undefined ? chooseProtocol(policy.protocols, policy.requireProtocol, offered) : policy.selectProtocol(offered);
   if (protocol === false) {

@@ -11,6 +11,7 @@ export type RejectionCode =
   | 'BAD_KEY'
   | 'ORIGIN_FORBIDDEN'
   | 'NO_PROTOCOL'
+  | 'BAD_PROTOCOL'
   | 'NOT_FOUND'
   | 'SHUTTING_DOWN'
   | 'TOO_MANY_CONNECTIONS'

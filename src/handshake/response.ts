@@ -80,19 +80,31 @@ export function acceptResponse(
   );
 }
 
-/**
- * The complete HTTP response for a refused handshake: status line, `Connection: close`,
- * `Content-Type`, `Content-Length`, extra headers, and the reason as a plain-text body.
- */
-export function rejectionResponse(r: Rejection): string {
-  const body = `${r.message}\n`;
+function rejectionHead(r: Rejection, body: string): string {
   return (
     `HTTP/1.1 ${r.status} ${reasonPhrase(r.status)}\r\n` +
     'Connection: close\r\n' +
     'Content-Type: text/plain; charset=utf-8\r\n' +
     `Content-Length: ${Buffer.byteLength(body)}\r\n` +
     headerLines(r.headers, FIXED_REJECT) +
-    '\r\n' +
-    body
+    '\r\n'
   );
+}
+
+/**
+ * The complete HTTP response for a refused handshake, as text: status line, `Connection: close`,
+ * `Content-Type`, `Content-Length`, extra headers, and the reason as a plain-text body.
+ */
+export function rejectionResponse(r: Rejection): string {
+  const body = `${r.message}\n`;
+  return rejectionHead(r, body) + body;
+}
+
+/**
+ * The same response as the bytes to write: the head in latin1 (header values may hold obs-text
+ * bytes, RFC 9110 §5.5), the body in UTF-8 (its `Content-Length`).
+ */
+export function rejectionBytes(r: Rejection): Buffer {
+  const body = `${r.message}\n`;
+  return Buffer.concat([Buffer.from(rejectionHead(r, body), 'latin1'), Buffer.from(body, 'utf8')]);
 }

@@ -68,6 +68,7 @@ export function isToken(text: string): boolean {
  * character, nothing beyond one byte (headers are written as latin1).
  */
 export function isSafeHeaderValue(text: string): boolean {
+  // Written as latin1 (see acceptResponse's caller and rejectionBytes).
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
     if (c === 0x09) continue;

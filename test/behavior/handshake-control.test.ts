@@ -302,3 +302,67 @@ describe('hook failures name the route and the hook', () => {
     expect(calls.map((c) => c.message)).toEqual(['wsmount: verify() for /rooms/42 threw']);
   });
 });
+
+describe('review follow-ups: encodings and offers', () => {
+  test('a latin1 header value (obs-text) goes out as one byte per character, not UTF-8', async () => {
+    class Latin extends Behavior {
+      override verify(): void {
+        this.setResponseHeader('X-Place', 'café');
+      }
+    }
+    const { port } = await mount({ '/l': Latin });
+    const head = await rawHead(port, '/l'); // read as latin1
+    expect(head.split('\r\n')).toContain('X-Place: café'); // UTF-8 would read 'cafÃ©' here
+  });
+
+  test('a character beyond U+00FF is refused with a message that says what is allowed', async () => {
+    let message = '';
+    class Emoji extends Behavior {
+      override verify(): void {
+        try {
+          this.setResponseHeader('X-Mood', '👋');
+        } catch (error) {
+          message = (error as Error).message;
+        }
+      }
+    }
+    const { port } = await mount({ '/e': Emoji });
+    await rawHead(port, '/e');
+    expect(message).toMatch(/nothing beyond U\+00FF/);
+  });
+
+  test('RFC 6455 §4.1: an offer that is not a list of distinct tokens is refused with 400', async () => {
+    const offers: string[] = [];
+    class Sees extends Behavior {
+      override selectProtocol(offered: readonly string[]): string | undefined {
+        offers.push(offered.join('|'));
+        return undefined;
+      }
+    }
+    const { port } = await mount({ '/s': Sees });
+    for (const bad of ['chat, chat', 'ch\xe9', 'a b']) {
+      const answer = await rawRequest(port, upgradeRequest('/s', { 'Sec-WebSocket-Protocol': bad }));
+      expect(answer.status).toBe(400);
+      expect(answer.body).toContain('distinct tokens');
+    }
+    expect(offers).toEqual([]);
+    expect((await rawHead(port, '/s', { 'Sec-WebSocket-Protocol': 'a, b' })).startsWith('HTTP/1.1 101')).toBe(true);
+    expect(offers).toEqual(['a|b']);
+  });
+
+  test('an origins function that throws is logged as such, not as selectProtocol()', async () => {
+    const { calls, logger } = fakeLogger();
+    const { port } = await mount(
+      { '/o': Behavior },
+      {
+        logger,
+        logLevel: 'error',
+        origins: () => {
+          throw new Error('policy store down');
+        },
+      },
+    );
+    expect((await rawRequest(port, upgradeRequest('/o', { Origin: 'https://a.example' }))).status).toBe(500);
+    expect(calls.map((c) => c.message)).toEqual(['wsmount: the origins function for /o threw']);
+  });
+});

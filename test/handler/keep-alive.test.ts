@@ -15,14 +15,16 @@ import { encodeClientFrame, upgradeRequest } from '../helpers/raw.js';
 const { defer } = useFixture();
 
 /** A host app that answers GET /health with 200 and keeps the connection alive. */
-async function keepAliveHost(other: 'none' | 'before' | 'after'): Promise<{ server: http.Server; port: number; handler: WebSocketHandler }> {
+async function keepAliveHost(other: 'none' | 'before' | 'after' | 'before, mounted by hand'): Promise<{ server: http.Server; port: number; handler: WebSocketHandler }> {
   const server = http.createServer((_req, res) => {
     res.writeHead(200, { 'Content-Type': 'text/plain', 'Content-Length': 2 });
     res.end('ok');
   });
   // A foreign listener that looks at every upgrade and takes none (like Vite's HMR for other paths).
-  if (other === 'before') server.on('upgrade', () => {});
-  const handler = createWebSocketHandler({ '/echo': Echo }, { logLevel: 'silent', unclaimedTimeout: 100 }).attach(server);
+  if (other !== 'none' && other !== 'after') server.on('upgrade', () => {});
+  const handler = createWebSocketHandler({ '/echo': Echo }, { logLevel: 'silent', unclaimedTimeout: 100 });
+  if (other === 'before, mounted by hand') server.on('upgrade', handler.handleUpgrade);
+  else handler.attach(server);
   if (other === 'after') server.on('upgrade', () => {});
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   defer(() => {
@@ -70,8 +72,13 @@ function closeServer(server: http.Server): Promise<void> {
 }
 
 describe('an upgrade on a keep-alive connection that already carried an HTTP request', () => {
-  for (const foreign of ['none', 'before', 'after'] as const) {
-    const label = foreign === 'none' ? '' : ` (another upgrade listener registered ${foreign} ours)`;
+  for (const foreign of ['none', 'before', 'after', 'before, mounted by hand'] as const) {
+    const label =
+      foreign === 'none'
+        ? ''
+        : foreign === 'before, mounted by hand'
+          ? " (another upgrade listener before ours, mounted with server.on('upgrade'))"
+          : ` (another upgrade listener registered ${foreign} ours)`;
 
     test(`an unknown path gets its 404 after the earlier 200, and the socket is closed${label}`, async () => {
       const { server, port, handler } = await keepAliveHost(foreign);
@@ -103,4 +110,24 @@ describe('an upgrade on a keep-alive connection that already carried an HTTP req
       if (!socket.destroyed) await within(new Promise((resolve) => socket.once('close', resolve)), 3000, 'the client socket closing');
     });
   }
+});
+
+describe('the note listener attach() adds when another listener comes first', () => {
+  test('removed with the handler by detach(); never left alone to swallow upgrades', async () => {
+    const { server, port, handler } = await keepAliveHost('before');
+    const foreign = server.listeners('upgrade')[1] as (...args: unknown[]) => void;
+    expect(server.listenerCount('upgrade')).toBe(3); // note, foreign, ours
+    handler.detach(server);
+    expect(server.listeners('upgrade')).toEqual([foreign]);
+    handler.attach(server);
+    // Removed by hand instead of detach(), with the foreign listener gone too: the note is the only
+    // listener left. It answers the next upgrade 404 instead of leaving it hanging, and goes.
+    server.removeListener('upgrade', handler.handleUpgrade);
+    server.removeListener('upgrade', foreign);
+    expect(server.listenerCount('upgrade')).toBe(1);
+    const { read } = await healthThenUpgrade(port, '/echo');
+    const text = await within(read((t) => t.includes('HTTP/1.1 404')), 3000, 'the 404');
+    expect(text).toContain('HTTP/1.1 404');
+    expect(server.listenerCount('upgrade')).toBe(0);
+  });
 });
