@@ -6,7 +6,7 @@ import { Server as NetServer } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
 import { Behavior, type BehaviorClass, type BinaryData, ReadyState, internals } from './behavior.js';
-import { Connection, type ConnectionLimits, type ConnectionOwner, timerDelay } from './connection/index.js';
+import { Connection, type ConnectionLimits, timerDelay } from './connection/index.js';
 import { type Acceptance, type Refusal, decideHandshake } from './handshake/decide.js';
 import { HandshakeRejection, type Rejection, rejection } from './handshake/rejection.js';
 import { acceptResponse, rejectionBytes } from './handshake/response.js';
@@ -318,7 +318,9 @@ function writeRejection(socket: Duplex, r: Rejection, timeout: number): void {
  * handler then knows each route's behavior (`clientsOf('/rooms/:room')` gives `Room`s, a
  * pattern not in the table does not compile). `WebSocketHandler` alone is any handler.
  */
-export class WebSocketHandler<R extends Routes = Routes> implements ConnectionOwner {
+// Not `implements ConnectionOwner`: that interface is internal (stripped from the published
+// types); passing `this` to `new Connection()` checks the same shape.
+export class WebSocketHandler<R extends Routes = Routes> {
   /** Options with defaults filled in. */
   readonly options: Readonly<ResolvedHandlerOptions<ClientOf<R>>>;
   /** @internal */

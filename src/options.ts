@@ -257,7 +257,7 @@ function checkOptions(o: ResolvedHandlerOptions): void {
   if (o.rateLimit !== undefined && o.rateLimit !== false) checkRate('rateLimit', o.rateLimit);
 }
 
-/** A route's limits: its class's static overrides over the handler's options. */
+/** A route's limits: its class's static overrides over the handler's options. @internal */
 export function routeLimits(cls: BehaviorClass, o: ResolvedHandlerOptions, pattern: string): ConnectionLimits {
   const pingInterval = cls.pingInterval ?? o.pingInterval;
   const pongTimeout = cls.pongTimeout ?? o.pongTimeout;

@@ -14,7 +14,7 @@ import { BYTES_PER_TURN, currentTurn, queueDrainNotice, takeSyncDrain, turnNow }
 import { type ConnectionLimits, type ConnectionOwner, type SendStatus, timerDelay } from './types.js';
 const kConnection: unique symbol = Symbol('wsmount.connection');
 
-type Client = Behavior<Record<string, string>, unknown>;
+type Client = Behavior;
 
 /** The hooks a failure is reported for. */
 export type HookName = 'onOpen' | 'onText' | 'onRawText' | 'onBinary' | 'onDrain' | 'onPing' | 'onPong';
@@ -144,6 +144,7 @@ export class Connection implements ParserSink {
   private tokens: number;
   private refilledAt: number;
 
+  /** @internal */
   constructor(socket: Duplex, behavior: Client, owner: ConnectionOwner, limits: ConnectionLimits) {
     this.socket = socket;
     this.behavior = behavior;

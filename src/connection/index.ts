@@ -6,4 +6,6 @@ export {
   MESSAGES_LOW_WATER_COUNT,
   type MessageStream,
 } from './inbound.js';
-export { type BackpressurePolicy, type ConnectionLimits, type ConnectionOwner, type RateLimit, type SendStatus, timerDelay } from './types.js';
+export { type BackpressurePolicy, type RateLimit, type SendStatus, timerDelay } from './types.js';
+/** @internal */
+export type { ConnectionLimits, ConnectionOwner } from './types.js';

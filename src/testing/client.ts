@@ -130,7 +130,7 @@ export class TestClient implements AsyncIterable<TestMessage> {
   readonly #pongWaiters: PongWaiter[] = [];
 
   /**
-   * @internal Use {@link connect}. Takes over `socket` right after a successful handshake;
+   * Not for your code: use {@link connect}. Takes over `socket` right after a successful handshake;
    * `early` holds bytes that arrived with the 101 response.
    */
   constructor(socket: Duplex, early: Buffer, protocol: string | undefined, response: HandshakeResponse, options: TestClientOptions = {}) {

@@ -31,7 +31,7 @@ export class HandshakeError extends Error {
    */
   readonly body: string;
 
-  /** @internal Created by `connect()`. */
+  /** Created by `connect()`, not by your code. */
   constructor(
     code: HandshakeErrorCode,
     message: string,
@@ -63,7 +63,7 @@ export class TestClientError extends Error {
   /** For `'CLOSED'`: the close reason. */
   readonly closeReason: string | undefined;
 
-  /** @internal */
+  /** Created by the test client, not by your code. */
   constructor(code: TestClientErrorCode, message: string, closeCode?: number, closeReason?: string) {
     super(message);
     this.name = 'TestClientError';
