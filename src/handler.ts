@@ -9,13 +9,28 @@ import { Behavior, type BehaviorClass, type BinaryData, ReadyState, internals } 
 import { Connection, type ConnectionLimits, timerDelay } from './connection/index.js';
 import { type Acceptance, type Refusal, decideHandshake } from './handshake/decide.js';
 import { HandshakeRejection, type Rejection, rejection } from './handshake/rejection.js';
-import { acceptResponse, rejectionBytes } from './handshake/response.js';
+import { acceptResponse } from './handshake/response.js';
 import { type Logger, levelLogger } from './logger.js';
 import { type HandlerOptions, type ResolvedHandlerOptions, resolveOptions, routeLimits } from './options.js';
 import { Opcode } from './protocol/constants.js';
 import { type Frame, encodeFrame, encodeText, toBuffer } from './protocol/framer.js';
 import { type RouteParams, Router, splitTarget } from './router.js';
 import { Counters, type HandlerStats, countsOf } from './stats.js';
+import {
+  type MarkedSocket,
+  type UpgradeListener,
+  dropNoteIfAlone,
+  guard,
+  isForeign,
+  isHandled,
+  kClaim,
+  kHandler,
+  kUnclaimed,
+  noteBeforeOthers,
+  onEarlySocketError,
+  writeRejection,
+  writtenSinceUpgrade,
+} from './transport/http1.js';
 
 /** A connected client when nothing more is known of its route: any behavior (`data` is `unknown`). */
 export type Client = Behavior;
@@ -105,26 +120,6 @@ export interface HandlerCloseOptions {
 
 /** Bytes a client may send before its handshake completes (it should send none). */
 const EARLY_LIMIT = 64 * 1024;
-
-// Marks on shared objects use registered symbols so that two copies of wsmount coordinate.
-const kClaim = Symbol.for('wsmount.claim');
-const kUnclaimed = Symbol.for('wsmount.unclaimed');
-const kGuarded = Symbol.for('wsmount.guarded');
-const kHandler = Symbol.for('wsmount.handler');
-
-const kWrittenBefore = Symbol.for('wsmount.writtenBefore');
-
-interface MarkedSocket extends Duplex {
-  [kClaim]?: object;
-  [kUnclaimed]?: boolean;
-  [kGuarded]?: boolean;
-  /** Bytes written on the socket before this upgrade arrived (a keep-alive connection's earlier responses). */
-  [kWrittenBefore]?: number;
-  server?: NodeJS.EventEmitter;
-  bytesWritten?: number;
-}
-
-type UpgradeListener = ((req: IncomingMessage, socket: Duplex, head: Buffer) => void) & { [kHandler]?: WebSocketHandler };
 
 /** One route: its behavior class, its clients, its resolved limits. */
 interface Route {
@@ -216,100 +211,6 @@ function checkServer(target: unknown): void {
   if (typeof t.on !== 'function' || typeof t.listeners !== 'function') {
     throw new TypeError(`wsmount: attach() needs an http or https server (something that emits 'upgrade'), not this object: ${fix}`);
   }
-}
-
-/** Swallows errors on sockets we touched before anyone else listened (a reset mid-upgrade). */
-function onEarlySocketError(): void {}
-
-/**
- * The first wsmount handler to see an upgrade marks its socket: errors are swallowed until a
- * connection takes it, and the bytes already written on it are noted. On a keep-alive connection
- * that carried plain HTTP requests first, those are the earlier responses; only bytes written
- * after this upgrade arrived mean that someone answered it.
- */
-function guard(socket: MarkedSocket): void {
-  if (socket[kGuarded] === true) return;
-  socket[kGuarded] = true;
-  // Without a note (the handler was mounted with server.on('upgrade', …) behind another
-  // listener), a listener before ours may have written already: its answer then counts as
-  // written before. One that answered synchronously has, in practice, also ended the socket or
-  // started reading it, which isHandled() sees.
-  socket[kWrittenBefore] ??= socket.bytesWritten ?? 0;
-  socket.on('error', onEarlySocketError);
-}
-
-/** Whether a listener that is not wsmount's comes before `listener` on the server's 'upgrade' event. */
-function othersRanBefore(server: NodeJS.EventEmitter, listener: UpgradeListener): boolean {
-  for (const l of server.listeners('upgrade') as UpgradeListener[]) {
-    if (l === listener || isNote(l)) return false;
-    if (l[kHandler] === undefined) return true;
-  }
-  return false;
-}
-
-const kNote = Symbol.for('wsmount.noteUpgrade');
-type NoteListener = ((request: IncomingMessage, socket: Duplex) => void) & { [kNote]?: true };
-
-/**
- * `attach()` puts this first among a server's 'upgrade' listeners when another listener comes
- * before ours: it notes the bytes written on the socket before any listener could answer, so that
- * `guard()`'s count stays exact when that listener answers synchronously. `detach()` removes it;
- * if the handler's listener was removed some other way, it removes itself, and answers 404 an
- * upgrade that no listener is left to see (Node would otherwise leave that socket hanging).
- */
-const noteUpgrade: NoteListener = (request, socket) => {
-  const s = socket as MarkedSocket;
-  const server = s.server;
-  if (server !== undefined && !(server.listeners('upgrade') as UpgradeListener[]).some((l) => l[kHandler] !== undefined)) {
-    server.removeListener('upgrade', noteUpgrade);
-    if (server.listenerCount('upgrade') === 0) {
-      s.on('error', onEarlySocketError);
-      writeRejection(socket, rejection(404, 'NOT_FOUND', `no WebSocket route for ${splitTarget(request.url ?? '/').path}`), 2000);
-    }
-    return;
-  }
-  s[kWrittenBefore] ??= s.bytesWritten ?? 0;
-};
-noteUpgrade[kNote] = true;
-
-function isNote(listener: unknown): boolean {
-  return (listener as NoteListener)[kNote] === true;
-}
-
-/**
- * Bytes written on an upgrade socket since the upgrade arrived (queued bytes included). A stream
- * that does not count them (an in-memory Duplex) shows what waits in its buffer instead.
- */
-function writtenSinceUpgrade(socket: MarkedSocket): number {
-  if (socket.bytesWritten === undefined) return socket.writableLength;
-  return socket.bytesWritten - (socket[kWrittenBefore] ?? 0);
-}
-
-/** Whether anyone has answered, taken or closed an upgrade socket. */
-function isHandled(socket: MarkedSocket): boolean {
-  return (
-    socket[kClaim] !== undefined ||
-    socket.destroyed ||
-    !socket.writable ||
-    writtenSinceUpgrade(socket) > 0 ||
-    socket.listenerCount('data') > 0
-  );
-}
-
-/** Writes a complete HTTP response for a refused handshake, then closes the socket. */
-function writeRejection(socket: Duplex, r: Rejection, timeout: number): void {
-  if (socket.destroyed) return;
-  if (!socket.writable) {
-    socket.destroy();
-    return;
-  }
-  socket.end(rejectionBytes(r));
-  // Read and drop what the client still sends until it closes; destroy it if it lingers.
-  socket.resume();
-  const timer = setTimeout(() => socket.destroy(), Math.min(timeout, 2000));
-  timer.unref();
-  socket.once('close', () => clearTimeout(timer));
-  socket.once('end', () => socket.destroy());
 }
 
 /**
@@ -404,8 +305,7 @@ export class WebSocketHandler<R extends Routes = Routes> {
       }
     }
     server.on('upgrade', this.handleUpgrade);
-    const listener = this.handleUpgrade as UpgradeListener;
-    if (othersRanBefore(server, listener)) server.prependListener('upgrade', noteUpgrade);
+    noteBeforeOthers(server, this.handleUpgrade as UpgradeListener);
     this.servers.add(server);
     return this;
   }
@@ -416,8 +316,7 @@ export class WebSocketHandler<R extends Routes = Routes> {
       if (!this.servers.has(s) && typeof s?.listeners !== 'function') continue; // never attached; not a server
       s.removeListener('upgrade', this.handleUpgrade);
       this.servers.delete(s);
-      const left = s.listeners('upgrade') as UpgradeListener[];
-      if (!left.some((l) => l[kHandler] !== undefined)) for (const l of left) if (isNote(l)) s.removeListener('upgrade', l);
+      dropNoteIfAlone(s);
     }
     return this;
   }
@@ -756,7 +655,7 @@ export class WebSocketHandler<R extends Routes = Routes> {
     socket[kUnclaimed] = true;
     const server = socket.server;
     const listeners = (server?.listeners('upgrade') ?? []) as UpgradeListener[];
-    const foreign = server === undefined || listeners.some((l) => l[kHandler] === undefined && !isNote(l));
+    const foreign = server === undefined || listeners.some(isForeign);
     const answer = (): void => {
       if (socket[kClaim] === undefined && socket.writableEnded && writtenSinceUpgrade(socket) === 0) {
         this.log.info(

@@ -1,0 +1,148 @@
+/**
+ * How a WebSocket arrives over HTTP/1.1: the server's 'upgrade' event. The marks wsmount puts on
+ * an upgrade socket (so that several handlers, or two copies of wsmount, coordinate), the note of
+ * what a keep-alive connection carried before its upgrade, whether another listener has answered
+ * an upgrade, and the one function that writes a refusal.
+ */
+import type { Buffer } from 'node:buffer';
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { type Rejection, rejection } from '../handshake/rejection.js';
+import { rejectionBytes } from '../handshake/response.js';
+import { splitTarget } from '../router.js';
+
+// Marks on shared objects use registered symbols so that two copies of wsmount coordinate.
+export const kClaim: unique symbol = Symbol.for('wsmount.claim');
+export const kUnclaimed: unique symbol = Symbol.for('wsmount.unclaimed');
+const kGuarded: unique symbol = Symbol.for('wsmount.guarded');
+export const kHandler: unique symbol = Symbol.for('wsmount.handler');
+
+const kWrittenBefore: unique symbol = Symbol.for('wsmount.writtenBefore');
+
+export interface MarkedSocket extends Duplex {
+  [kClaim]?: object;
+  [kUnclaimed]?: boolean;
+  [kGuarded]?: boolean;
+  /** Bytes written on the socket before this upgrade arrived (a keep-alive connection's earlier responses). */
+  [kWrittenBefore]?: number;
+  server?: NodeJS.EventEmitter;
+  bytesWritten?: number;
+}
+
+/** What a wsmount handler's listener carries under `kHandler`: enough for another handler to compare routes. */
+export interface HandlerMark {
+  patterns(): string[];
+}
+
+/** An 'upgrade' listener; wsmount's carry their handler under `kHandler`. */
+export type UpgradeListener = ((req: IncomingMessage, socket: Duplex, head: Buffer) => void) & { [kHandler]?: HandlerMark };
+
+/** Swallows errors on sockets we touched before anyone else listened (a reset mid-upgrade). */
+export function onEarlySocketError(): void {}
+
+/**
+ * The first wsmount handler to see an upgrade marks its socket: errors are swallowed until a
+ * connection takes it, and the bytes already written on it are noted. On a keep-alive connection
+ * that carried plain HTTP requests first, those are the earlier responses; only bytes written
+ * after this upgrade arrived mean that someone answered it.
+ */
+export function guard(socket: MarkedSocket): void {
+  if (socket[kGuarded] === true) return;
+  socket[kGuarded] = true;
+  // Without a note (the handler was mounted with server.on('upgrade', …) behind another
+  // listener), a listener before ours may have written already: its answer then counts as
+  // written before. One that answered synchronously has, in practice, also ended the socket or
+  // started reading it, which isHandled() sees.
+  socket[kWrittenBefore] ??= socket.bytesWritten ?? 0;
+  socket.on('error', onEarlySocketError);
+}
+
+/** Whether a listener that is not wsmount's comes before `listener` on the server's 'upgrade' event. */
+function othersRanBefore(server: NodeJS.EventEmitter, listener: UpgradeListener): boolean {
+  for (const l of server.listeners('upgrade') as UpgradeListener[]) {
+    if (l === listener || isNote(l)) return false;
+    if (l[kHandler] === undefined) return true;
+  }
+  return false;
+}
+
+const kNote: unique symbol = Symbol.for('wsmount.noteUpgrade');
+type NoteListener = ((request: IncomingMessage, socket: Duplex) => void) & { [kNote]?: true };
+
+/**
+ * `attach()` puts this first among a server's 'upgrade' listeners when another listener comes
+ * before ours: it notes the bytes written on the socket before any listener could answer, so that
+ * `guard()`'s count stays exact when that listener answers synchronously. `detach()` removes it;
+ * if the handler's listener was removed some other way, it removes itself, and answers 404 an
+ * upgrade that no listener is left to see (Node would otherwise leave that socket hanging).
+ */
+const noteUpgrade: NoteListener = (request, socket) => {
+  const s = socket as MarkedSocket;
+  const server = s.server;
+  if (server !== undefined && !(server.listeners('upgrade') as UpgradeListener[]).some((l) => l[kHandler] !== undefined)) {
+    server.removeListener('upgrade', noteUpgrade);
+    if (server.listenerCount('upgrade') === 0) {
+      s.on('error', onEarlySocketError);
+      writeRejection(socket, rejection(404, 'NOT_FOUND', `no WebSocket route for ${splitTarget(request.url ?? '/').path}`), 2000);
+    }
+    return;
+  }
+  s[kWrittenBefore] ??= s.bytesWritten ?? 0;
+};
+noteUpgrade[kNote] = true;
+
+function isNote(listener: unknown): boolean {
+  return (listener as NoteListener)[kNote] === true;
+}
+
+/**
+ * Bytes written on an upgrade socket since the upgrade arrived (queued bytes included). A stream
+ * that does not count them (an in-memory Duplex) shows what waits in its buffer instead.
+ */
+export function writtenSinceUpgrade(socket: MarkedSocket): number {
+  if (socket.bytesWritten === undefined) return socket.writableLength;
+  return socket.bytesWritten - (socket[kWrittenBefore] ?? 0);
+}
+
+/** Whether anyone has answered, taken or closed an upgrade socket. */
+export function isHandled(socket: MarkedSocket): boolean {
+  return (
+    socket[kClaim] !== undefined ||
+    socket.destroyed ||
+    !socket.writable ||
+    writtenSinceUpgrade(socket) > 0 ||
+    socket.listenerCount('data') > 0
+  );
+}
+
+/** Writes a complete HTTP response for a refused handshake, then closes the socket. */
+export function writeRejection(socket: Duplex, r: Rejection, timeout: number): void {
+  if (socket.destroyed) return;
+  if (!socket.writable) {
+    socket.destroy();
+    return;
+  }
+  socket.end(rejectionBytes(r));
+  // Read and drop what the client still sends until it closes; destroy it if it lingers.
+  socket.resume();
+  const timer = setTimeout(() => socket.destroy(), Math.min(timeout, 2000));
+  timer.unref();
+  socket.once('close', () => clearTimeout(timer));
+  socket.once('end', () => socket.destroy());
+}
+
+/** Puts the note first on `server` when a listener that is not wsmount's comes before `listener`. */
+export function noteBeforeOthers(server: NodeJS.EventEmitter, listener: UpgradeListener): void {
+  if (othersRanBefore(server, listener)) server.prependListener('upgrade', noteUpgrade);
+}
+
+/** Removes the note from `server` once no wsmount handler listens there. */
+export function dropNoteIfAlone(server: NodeJS.EventEmitter): void {
+  const left = server.listeners('upgrade') as UpgradeListener[];
+  if (!left.some((l) => l[kHandler] !== undefined)) for (const l of left) if (isNote(l)) server.removeListener('upgrade', l);
+}
+
+/** Whether a listener belongs to neither a wsmount handler nor wsmount's note. */
+export function isForeign(listener: UpgradeListener): boolean {
+  return listener[kHandler] === undefined && !isNote(listener);
+}
