@@ -2,7 +2,7 @@ import { Buffer } from 'node:buffer';
 import { type Server, createServer } from 'node:http';
 import net from 'node:net';
 import { type Duplex, duplexPair } from 'node:stream';
-import type { WebSocketHandler } from '../handler.js';
+import type { Routes, WebSocketHandler } from '../handler.js';
 import {
   type ClientHandshake,
   type ClientHeaderValue,
@@ -14,7 +14,7 @@ import { TestClient, type TestClientOptions } from './client.js';
 import { HandshakeError } from './errors.js';
 
 /** Anything {@link connect} can reach: a `ws://` URL, a {@link listen} result, or a handler (in memory). */
-export type ConnectTarget = string | URL | { url(path?: string): string } | WebSocketHandler;
+export type ConnectTarget<R extends Routes = Routes> = string | URL | { url(path?: string): string } | WebSocketHandler<R>;
 
 /** Options for {@link connect}. */
 export interface ConnectOptions extends TestClientOptions {
@@ -244,7 +244,7 @@ function protocolsOf(options: ConnectOptions): readonly string[] {
  * A refused or broken handshake rejects with {@link HandshakeError} (its `status`, `headers` and
  * `body` say what the server answered); a network failure rejects with the socket's error.
  */
-export function connect(target: ConnectTarget, path?: string, options: ConnectOptions = {}): Promise<TestClient> {
+export function connect<R extends Routes>(target: ConnectTarget<R>, path?: string, options: ConnectOptions = {}): Promise<TestClient> {
   const protocols = protocolsOf(options);
   let socket: Duplex;
   let handshake: ClientHandshake;

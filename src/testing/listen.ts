@@ -90,9 +90,11 @@ function socketClosed(socket: Duplex): Promise<void> {
  * const client = await connect(server, '/echo');
  * ```
  */
-export async function listen(handlerOrRoutes: WebSocketHandler | Routes, options: ListenOptions = {}): Promise<Listening> {
+export async function listen<R extends Routes>(handlerOrRoutes: WebSocketHandler<R> | Routes, options: ListenOptions = {}): Promise<Listening> {
+  // Generic in R so that a handler with a typed route table is taken as it is (TypeScript 5 does
+  // not see WebSocketHandler<{ '/rooms/:room': typeof Room }> as a WebSocketHandler).
   const ownHandler = !isHandler(handlerOrRoutes);
-  const handler = isHandler(handlerOrRoutes) ? handlerOrRoutes : new WebSocketHandler(handlerOrRoutes, options.handlerOptions);
+  const handler = (isHandler(handlerOrRoutes) ? handlerOrRoutes : new WebSocketHandler(handlerOrRoutes, options.handlerOptions)) as WebSocketHandler;
   const server = options.server ?? createServer(options.onRequest ?? answerPlainRequest);
   const closeTimeout = options.closeTimeout ?? DEFAULT_CLOSE_TIMEOUT;
   const host = options.host ?? '127.0.0.1';
