@@ -50,7 +50,10 @@ type InstanceOf<C> = C extends { new (): infer B extends Client } ? B : never;
  * The behavior instance type of a route table's route `P` (default: of any of its routes), with
  * that class's own `data` and `params`: `ClientOf<typeof routes, '/rooms/:room'>`.
  */
-export type ClientOf<R extends Routes, P extends keyof R = keyof R> = InstanceOf<R[P]>;
+// The conditional on R is on purpose: TypeScript 5 measures R in `R[P]` as invariant, so a
+// handler with a typed table was not assignable to `WebSocketHandler`; behind a conditional it
+// compares the two structurally (test/package/typescript5.test.ts).
+export type ClientOf<R extends Routes, P extends keyof R = keyof R> = R extends Routes ? InstanceOf<R[P]> : never;
 
 /** The route patterns of a table (any string for the loose `Routes`). */
 export type RoutePattern<R extends Routes> = keyof R & string;

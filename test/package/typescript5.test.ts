@@ -39,7 +39,7 @@ const fetched = fetchTypeScript5();
 
 const consumer = `
 import type { IncomingMessage } from 'node:http';
-import { Backpressure, Behavior, createWebSocketHandler, type RouteParams } from 'wsmount';
+import { Backpressure, Behavior, createWebSocketHandler, createWebSocketServer, type RouteParams, type WebSocketHandler } from 'wsmount';
 import { connect, listen } from 'wsmount/testing';
 
 class Room extends Behavior<RouteParams<'/rooms/:room'>> {
@@ -70,6 +70,9 @@ export async function main(): Promise<string> {
   sockets.broadcast('hi', { route: '/rooms/:room', filter: (c) => c.data.user !== '' });
   // @ts-expect-error: not a pattern of the table
   sockets.clientsOf('/room/:room');
+  // A typed handler is a WebSocketHandler (kept in a list, passed to code that takes any handler).
+  const all: WebSocketHandler[] = [sockets, createWebSocketServer({ '/echo': Echo }).handler];
+  void all;
   await client.close();
   await other.close();
   await server.close();
