@@ -80,6 +80,8 @@ describe('control-frame floods from a peer that never reads (default options)', 
     ['pings with 125-byte payloads', encodeFrame(0x9, Buffer.alloc(125, 0x61))],
     ['empty pings', encodeFrame(0x9, '')],
     ['unsolicited pongs with 125-byte payloads', encodeFrame(0xa, Buffer.alloc(125, 0x62))],
+    // The first one closes the connection; the rest are never answered.
+    ['close frames', encodeFrame(0x8, closeBody(1000, 'bye'))],
   ];
 
   test('a backed-up peer gets a pong for the latest ping only (RFC 6455 §5.5.3), once it reads again', async () => {
