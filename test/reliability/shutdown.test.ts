@@ -140,8 +140,10 @@ describe('handler.close() under load', () => {
     const ports = clients.map((c) => c.socket.localPort);
     const runs = clients.map((c, i) => drive(c, `c${i}`));
     await waitFor(() => Busy.all.length === 4 && Busy.all.every((b) => b.log.length > 100), 5000, 'traffic both ways');
-    // A burst right before the close, so that the close frame has to queue behind a real backlog.
-    for (const b of Busy.all) for (let i = 0; i < 64; i++) b.numbered(64 << 10);
+    // A burst right before the close, so that the close frame has to queue behind a real backlog:
+    // 12 MiB per connection, more than loopback's socket buffers take at once (4 MiB sometimes
+    // all fit, and no backlog was left).
+    for (const b of Busy.all) for (let i = 0; i < 192; i++) b.numbered(64 << 10);
     const backlog = Busy.all.map((b) => b.bufferedAmount);
 
     Busy.shuttingDown = true;
