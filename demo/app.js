@@ -207,6 +207,14 @@ export async function startDemo({ port = 0, host = '127.0.0.1', log = console.lo
   }
 
   // ---- plain HTTP: the pages ("/" → index.html, "/chat" or "/chat.html" → chat.html) -------
+
+  /** The bar of links every page shows, with the current page marked (one copy, for all pages). */
+  const PAGES = [['chat.html', 'Chat'], ['headers.html', 'Headers'], ['reverse.html', 'Reverse'], ['notify.html', 'Notify'], ['listen.html', 'Listen'], ['stats.html', 'Stats']];
+  function topbar(file) {
+    const links = PAGES.map(([href, label]) => `    <a href="${href}"${href === file ? ' aria-current="page"' : ''}>${label}</a>`).join('\n');
+    return `<header class="topbar"><div class="topbar-inner">\n  <a class="brand" href="./">wsmount <span>demo</span></a>\n  <nav aria-label="Demo pages">\n${links}\n  </nav>\n</div></header>`;
+  }
+
   async function servePage(req, res) {
     const path = new URL(req.url ?? '/', 'http://localhost').pathname;
     if (path === '/stats.json') {
@@ -221,7 +229,8 @@ export async function startDemo({ port = 0, host = '127.0.0.1', log = console.lo
       return;
     }
     try {
-      const body = await readFile(new URL(file, pages));
+      let body = await readFile(new URL(file, pages));
+      if (extname(file) === '.html') body = body.toString('utf8').replace('<!-- topbar: filled in by demo/app.js -->', topbar(file));
       res.writeHead(200, { 'Content-Type': types[extname(file)] ?? 'application/octet-stream' }).end(body);
     } catch {
       res.writeHead(404, { 'Content-Type': 'text/plain' }).end('not found\n');

@@ -19,6 +19,18 @@ import { useFixture } from '../helpers/fixture.js';
 
 const { defer, handlerFor } = useFixture();
 
+/** Waits until `server` (already told to listen, by app.listen()) listens; closes it after the test. */
+async function listeningNow(server: http.Server): Promise<void> {
+  defer(
+    () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  );
+  if (!server.listening) await new Promise((resolve) => server.once('listening', resolve));
+}
+
 class Echo extends Behavior {
   override onText(text: string): void {
     this.sendText(text);
@@ -117,14 +129,7 @@ describe('attach() takes what emits upgrade', () => {
     const sockets = handlerFor({ '/echo': Echo });
     expect(() => sockets.attach(app as unknown as UpgradeServer)).toThrow(/app\.listen\(port\) returns the server/);
     const server = app.listen(0, '127.0.0.1');
-    defer(
-      () =>
-        new Promise<void>((resolve) => {
-          server.close(() => resolve());
-          server.closeAllConnections();
-        }),
-    );
-    await new Promise((resolve) => server.once('listening', resolve));
+    await listeningNow(server);
     sockets.attach(server);
     const port = (server.address() as AddressInfo).port;
     const client = await connect(`ws://127.0.0.1:${port}`, '/echo');
@@ -136,14 +141,7 @@ describe('attach() takes what emits upgrade', () => {
   test('a Koa app’s server, from app.listen()', async () => {
     const app = new Koa();
     const server = app.listen(0, '127.0.0.1');
-    defer(
-      () =>
-        new Promise<void>((resolve) => {
-          server.close(() => resolve());
-          server.closeAllConnections();
-        }),
-    );
-    await new Promise((resolve) => server.once('listening', resolve));
+    await listeningNow(server);
     const sockets = handlerFor({ '/echo': Echo }).attach(server);
     const client = await connect(`ws://127.0.0.1:${(server.address() as AddressInfo).port}`, '/echo');
     client.sendText('koa');
