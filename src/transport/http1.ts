@@ -6,6 +6,7 @@
  */
 import type { Buffer } from 'node:buffer';
 import type { IncomingMessage } from 'node:http';
+import { Server as NetServer } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { type Rejection, rejection } from '../handshake/rejection.js';
 import { rejectionBytes } from '../handshake/response.js';
@@ -145,4 +146,36 @@ export function dropNoteIfAlone(server: NodeJS.EventEmitter): void {
 /** Whether a listener belongs to neither a wsmount handler nor wsmount's note. */
 export function isForeign(listener: UpgradeListener): boolean {
   return listener[kHandler] === undefined && !isNote(listener);
+}
+
+/**
+ * Throws, naming the fix, unless `target` can emit `'upgrade'`: a `net.Server` (every http,
+ * https and http2 server is one), or another emitter that is not an app. The classic mistake is
+ * an Express or Koa app, which has `on()` and `listen()` but never emits `'upgrade'`.
+ */
+export function checkServer(target: unknown): void {
+  if (target instanceof NetServer) return;
+  const fix = 'app.listen(port) returns the server (Express, Koa), or make one with http.createServer(app)';
+  const t = target as { on?: unknown; listeners?: unknown; listen?: unknown; callback?: unknown; server?: unknown; httpServer?: unknown } | null | undefined;
+  if (typeof target === 'function') {
+    throw new TypeError(`wsmount: attach() needs the http server, not an app: it was given a function (an Express or Connect app?), which never emits 'upgrade'. ${fix}`);
+  }
+  if (typeof target !== 'object' || t === null || t === undefined) {
+    throw new TypeError(`wsmount: attach() needs an http or https server, not ${String(target)}: ${fix}`);
+  }
+  if (typeof t.callback === 'function') {
+    throw new TypeError('wsmount: attach() needs the http server, not a Koa app (it has .callback()): const server = app.listen(port), or http.createServer(app.callback())');
+  }
+  if (t.server instanceof NetServer) {
+    throw new TypeError('wsmount: attach() needs the http server, not the app that holds it: pass its .server (Fastify: sockets.attach(app.server))');
+  }
+  if (t.httpServer instanceof NetServer) {
+    throw new TypeError('wsmount: attach() needs the http server, not the object that holds it: pass its .httpServer (Vite: sockets.attach(server.httpServer))');
+  }
+  if (typeof t.listen === 'function') {
+    throw new TypeError(`wsmount: attach() needs the http server, not an object with listen() that is not one (an app?): ${fix}`);
+  }
+  if (typeof t.on !== 'function' || typeof t.listeners !== 'function') {
+    throw new TypeError(`wsmount: attach() needs an http or https server (something that emits 'upgrade'), not this object: ${fix}`);
+  }
 }
