@@ -1,0 +1,392 @@
+/**
+ * The upgrade flow, from an 'upgrade' event to an open connection or a refusal: match the route,
+ * decide the handshake, hold the connection limits (in all, per route, per IP), run the
+ * behavior's verify() (and keep what the client sends meanwhile), then answer 101 or a rejection.
+ * The handler owns one {@link Admission}; attaching to servers, the client sets and close() stay
+ * in the handler, which the flow calls back only to register an opened connection and to let a
+ * waiting close() finish.
+ */
+import { Buffer } from 'node:buffer';
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { type BehaviorClass, internals } from '../behavior.js';
+import { Connection, type ConnectionLimits, timerDelay } from '../connection/index.js';
+import type { WebSocketHandler } from '../handler.js';
+import { type Acceptance, type Refusal, decideHandshake } from '../handshake/decide.js';
+import { HandshakeRejection, type Rejection, rejection } from '../handshake/rejection.js';
+import { acceptResponse } from '../handshake/response.js';
+import type { Logger } from '../logger.js';
+import { Router, splitTarget } from '../router.js';
+import type { Client } from '../routes.js';
+import type { Counters } from '../stats.js';
+import {
+  type MarkedSocket,
+  type UpgradeListener,
+  guard,
+  isForeign,
+  isHandled,
+  kClaim,
+  kUnclaimed,
+  onEarlySocketError,
+  writeRejection,
+  writtenSinceUpgrade,
+} from './http1.js';
+
+/** Bytes a client may send before its handshake completes (it should send none). */
+const EARLY_LIMIT = 64 * 1024;
+
+/** One route: its behavior class, its clients, its resolved limits. @internal */
+export interface Route {
+  pattern: string;
+  cls: BehaviorClass;
+  clients: Set<Client>;
+  limits: ConnectionLimits;
+  maxConnections: number;
+  /** Open connections plus upgrades in `verify()`. */
+  count: number;
+}
+
+/** One upgrade between its route match and its opening (or refusal). */
+interface Upgrade {
+  request: IncomingMessage;
+  socket: Duplex;
+  head: Buffer;
+  /** The request path (no query). */
+  path: string;
+  route: Route;
+  behavior: Client;
+  decision: Acceptance;
+  /** Bytes that arrived while an async verify() ran. */
+  early: Buffer[];
+  /** Another 'upgrade' listener ended the socket while verify() ran. */
+  endedByOther: boolean;
+}
+
+let nextId = 1;
+
+/**
+ * Admits upgrades for one handler: its router, its connection counts and the upgrades waiting on
+ * verify(). It reads the handler's options, log and counters, and calls back the handler's
+ * `connectionOpened()` and `checkIdle()`; the handler is also the claim mark on an upgrade socket,
+ * the `handler` a behavior sees and the owner of each connection. @internal
+ */
+export class Admission {
+  /** The route table: path -> route. */
+  readonly router: Router<Route> = new Router<Route>();
+  /** Upgrades waiting on an async verify(), for stats() and close(). */
+  readonly pending: Set<Duplex> = new Set<Duplex>();
+  /** False once close() started: new upgrades get 503. */
+  accepting = true;
+  /** Open connections plus upgrades in `verify()`, in all and per IP. */
+  private count = 0;
+  private readonly perIp = new Map<string, number>();
+  private readonly handler: WebSocketHandler;
+  private readonly options: WebSocketHandler['options'];
+  private readonly log: Logger;
+  private readonly counters: Counters;
+
+  /** Built in the handler's constructor, once its options and log are set. */
+  constructor(handler: WebSocketHandler) {
+    this.handler = handler;
+    this.options = handler.options;
+    this.log = handler.log;
+    this.counters = handler.counters;
+  }
+
+  /**
+   * The handler's 'upgrade' listener: match the route, decide the handshake, reserve a place,
+   * run verify(), then open the connection or refuse it.
+   */
+  upgrade(request: IncomingMessage, socket: MarkedSocket, head: Buffer): void {
+    guard(socket);
+    const { path, query } = splitTarget(request.url ?? '/');
+    const match = this.router.match(path);
+    const owner = socket[kClaim];
+    if (owner !== undefined) {
+      if (owner === this.handler) {
+        this.log.error('wsmount: the same upgrade reached this handler twice; is it attached twice (attach() and server.on("upgrade"))?');
+      } else if (match !== undefined) {
+        this.log.error(`wsmount: ${path} is claimed by two wsmount handlers on one server; their routes overlap`);
+      }
+      return;
+    }
+    if (match === undefined) {
+      this.leaveForOthers(request, socket);
+      return;
+    }
+    socket[kClaim] = this.handler;
+
+    const route = match.value;
+    const cls = route.cls;
+    let behavior: Client;
+    try {
+      behavior = new cls();
+    } catch (error) {
+      this.log.error(`wsmount: constructing the behavior for ${match.pattern} threw`, error);
+      this.reject(socket, rejection(500, 'VERIFY_FAILED', 'internal error'));
+      return;
+    }
+    internals.init(behavior, { id: nextId++, request, params: match.params, route: route.pattern, query, handler: this.handler });
+    let decision: Acceptance | Refusal;
+    // The user code decideHandshake runs: the origins function, then selectProtocol().
+    let running = 'the origins function';
+    try {
+      decision = decideHandshake(request, {
+        protocols: cls.protocols,
+        requireProtocol: cls.requireProtocol,
+        origins: this.options.origins,
+        accepting: this.accepting,
+        selectProtocol: (offered) => {
+          running = 'selectProtocol()';
+          return behavior.selectProtocol(offered, request);
+        },
+      });
+    } catch (error) {
+      internals.abandon(behavior);
+      this.hookRefused(socket, path, running, error);
+      return;
+    }
+    if (!decision.ok) {
+      internals.abandon(behavior);
+      this.reject(socket, decision.rejection);
+      return;
+    }
+    behavior.protocol = decision.protocol;
+    const ip = behavior.remoteAddress;
+    const full = this.overLimit(route, ip);
+    if (full !== null) {
+      internals.abandon(behavior);
+      this.reject(socket, full);
+      return;
+    }
+    this.reserve(route, ip, 1);
+    const u: Upgrade = { request, socket, head, path, route, behavior, decision, early: [], endedByOther: false };
+
+    let verdict: boolean | void | Promise<boolean | void>;
+    try {
+      verdict = behavior.verify(request);
+    } catch (error) {
+      this.afterVerify(u, undefined, { error });
+      return;
+    }
+    if (verdict instanceof Promise || typeof (verdict as PromiseLike<unknown> | undefined)?.then === 'function') {
+      this.awaitVerify(u, verdict as Promise<boolean | void>);
+    } else {
+      this.afterVerify(u, verdict as boolean | void);
+    }
+  }
+
+  /**
+   * An async verify(): keep reading meanwhile, so a client that leaves is noticed and early bytes
+   * are kept; the upgrade counts as pending for close().
+   */
+  private awaitVerify(u: Upgrade, verdict: Promise<boolean | void>): void {
+    const socket = u.socket;
+    let earlyBytes = 0;
+    const onData = (chunk: Buffer): void => {
+      earlyBytes += chunk.length;
+      if (earlyBytes > EARLY_LIMIT) socket.destroy();
+      else u.early.push(chunk);
+    };
+    const onEnd = (): void => {
+      // Our side already ended before the peer's FIN: another 'upgrade' listener ended it.
+      u.endedByOther = socket.writableEnded;
+      socket.destroy();
+    };
+    const onClose = (): void => {
+      // The client is gone: free its place now; whatever verify() decides later is ignored.
+      if (settled) return;
+      finish();
+      this.release(u);
+      this.droppedDuringVerify(socket, u.path, u.endedByOther);
+      this.handler.checkIdle();
+    };
+    this.pending.add(socket);
+    socket.on('data', onData);
+    socket.on('end', onEnd);
+    socket.on('close', onClose);
+    let settled = false;
+    const finish = (): void => {
+      settled = true;
+      clearTimeout(timer);
+      socket.removeListener('data', onData);
+      socket.removeListener('end', onEnd);
+      socket.removeListener('close', onClose);
+      this.pending.delete(socket);
+    };
+    const settle = (result: boolean | void, failure?: { error: unknown }): void => {
+      if (settled) return;
+      finish();
+      this.afterVerify(u, result, failure);
+      this.handler.checkIdle();
+    };
+    const timedOut = (): void => {
+      if (settled) return;
+      finish();
+      this.release(u);
+      this.counters.verifyTimeouts++;
+      if (socket.destroyed || !socket.writable) {
+        socket.destroy();
+      } else {
+        this.log.warn(`wsmount: verify() for ${u.path} took longer than verifyTimeout (${this.options.verifyTimeout} ms); answered 503`);
+        this.reject(socket, rejection(503, 'VERIFY_TIMEOUT', 'the server could not decide in time', { 'Retry-After': '5' }));
+      }
+      this.handler.checkIdle();
+    };
+    const timer = setTimeout(timedOut, timerDelay(this.options.verifyTimeout));
+    timer.unref();
+    verdict.then(
+      (result) => settle(result),
+      (error: unknown) => settle(undefined, { error }),
+    );
+  }
+
+  /** verify() has decided (or thrown, as `failure`): drop, refuse, or open. */
+  private afterVerify(u: Upgrade, verdict: boolean | void, failure?: { error: unknown }): void {
+    if (!this.decide(u, verdict, failure)) this.release(u);
+  }
+
+  /** An upgrade that will never open: its behavior reads CLOSED and its place in the counts is given back. */
+  private release(u: Upgrade): void {
+    internals.abandon(u.behavior);
+    this.reserve(u.route, u.behavior.remoteAddress, -1);
+  }
+
+  /** Returns whether the connection was opened. */
+  private decide(u: Upgrade, verdict: boolean | void, failure: { error: unknown } | undefined): boolean {
+    const { socket } = u;
+    if (socket.destroyed || !socket.writable) {
+      // The client left, verify() terminated the socket, or another listener ended it.
+      this.droppedDuringVerify(socket, u.path, u.endedByOther || !socket.destroyed);
+      return false;
+    }
+    if (failure !== undefined) {
+      this.hookRefused(socket, u.path, 'verify()', failure.error);
+      return false;
+    }
+    if (verdict === false) {
+      this.reject(socket, rejection(403, 'VERIFY_REJECTED', 'forbidden'));
+      return false;
+    }
+    if (!this.accepting) {
+      this.reject(socket, rejection(503, 'SHUTTING_DOWN', 'the server is shutting down', { 'Retry-After': '5' }));
+      return false;
+    }
+    this.open(u);
+    return true;
+  }
+
+  /** The connection limit an upgrade would pass, as a rejection, or null. */
+  private overLimit(route: Route, ip: string | undefined): Rejection | null {
+    if (this.count >= this.options.maxConnections) {
+      return rejection(503, 'TOO_MANY_CONNECTIONS', `the server is at maxConnections (${this.options.maxConnections})`, { 'Retry-After': '5' });
+    }
+    if (route.count >= route.maxConnections) {
+      return rejection(503, 'TOO_MANY_CONNECTIONS', `${route.pattern} is at its maxConnections (${route.maxConnections})`, { 'Retry-After': '5' });
+    }
+    if (ip !== undefined && (this.perIp.get(ip) ?? 0) >= this.options.maxConnectionsPerIp) {
+      return rejection(429, 'TOO_MANY_CONNECTIONS', `too many connections from ${ip} (maxConnectionsPerIp ${this.options.maxConnectionsPerIp})`, { 'Retry-After': '5' });
+    }
+    return null;
+  }
+
+  /** Takes (`delta` 1) or gives back (-1) an upgrade's place in the connection counts. */
+  reserve(route: Route, ip: string | undefined, delta: 1 | -1): void {
+    this.count += delta;
+    route.count += delta;
+    if (ip === undefined || this.options.maxConnectionsPerIp === Infinity) return;
+    const n = (this.perIp.get(ip) ?? 0) + delta;
+    if (n > 0) this.perIp.set(ip, n);
+    else this.perIp.delete(ip);
+  }
+
+  /** An unmatched upgrade: leave it while another listener may take it; 404 when none does. */
+  private leaveForOthers(request: IncomingMessage, socket: MarkedSocket): void {
+    if (socket[kUnclaimed] === true) return; // another wsmount handler is already watching it
+    socket[kUnclaimed] = true;
+    const server = socket.server;
+    const listeners = (server?.listeners('upgrade') ?? []) as UpgradeListener[];
+    const foreign = server === undefined || listeners.some(isForeign);
+    const answer = (): void => {
+      if (socket[kClaim] === undefined && socket.writableEnded && writtenSinceUpgrade(socket) === 0) {
+        this.log.info(
+          `wsmount: another 'upgrade' listener ended the upgrade for ${splitTarget(request.url ?? '/').path} without answering (socket.io: destroyUpgrade: false lets wsmount answer 404)`,
+        );
+        return;
+      }
+      if (isHandled(socket)) return;
+      this.reject(socket, rejection(404, 'NOT_FOUND', `no WebSocket route for ${splitTarget(request.url ?? '/').path}`));
+    };
+    setImmediate(() => {
+      if (isHandled(socket)) return;
+      if (!foreign) {
+        answer();
+        return;
+      }
+      const timer = setTimeout(answer, timerDelay(this.options.unclaimedTimeout));
+      timer.unref();
+      socket.once('close', () => clearTimeout(timer));
+    });
+  }
+
+  /**
+   * The socket went away while verify() ran. When another 'upgrade' listener ended it (socket.io
+   * ends silent upgrade sockets after 1 s by default), say so: that is a configuration problem.
+   */
+  private droppedDuringVerify(socket: Duplex, path: string, endedByOther: boolean): void {
+    socket.destroy();
+    if (endedByOther) {
+      this.log.warn(
+        `wsmount: another 'upgrade' listener ended the socket for ${path} before verify() finished (socket.io: set destroyUpgrade: false)`,
+      );
+    } else {
+      this.log.debug(`wsmount: client left during verify() on ${path}`);
+    }
+  }
+
+  /**
+   * A hook that decides the handshake (`selectProtocol()`, `verify()`) threw: a
+   * `HandshakeRejection` answers with its status; anything else is logged with the path and
+   * answered 500.
+   */
+  private hookRefused(socket: Duplex, path: string, hook: string, error: unknown): void {
+    if (error instanceof HandshakeRejection) {
+      this.reject(socket, rejection(error.status, 'VERIFY_REJECTED', error.message, error.headers));
+      return;
+    }
+    this.log.error(`wsmount: ${hook} for ${path} threw`, error);
+    this.reject(socket, rejection(500, 'VERIFY_FAILED', 'internal error'));
+  }
+
+  private reject(socket: Duplex, r: Rejection): void {
+    this.counters.rejectedWith(r.status);
+    this.log.info(`wsmount: handshake rejected with ${r.status} (${r.code}): ${r.message}`);
+    writeRejection(socket, r, this.options.closeTimeout);
+  }
+
+  /** Answers 101 and opens the connection. */
+  private open(u: Upgrade): void {
+    const { request, socket, head, behavior, decision, route } = u;
+    const net = socket as Duplex & { setNoDelay?: (on: boolean) => void; setTimeout?: (ms: number) => void };
+    net.setNoDelay?.(true);
+    net.setTimeout?.(0);
+    const connection = new Connection(socket, behavior, this.handler, route.limits);
+    internals.connect(behavior, connection);
+    socket.removeListener('error', onEarlySocketError);
+    socket.cork();
+    // Header values may hold obs-text bytes (RFC 9110 §5.5): one byte per character.
+    socket.write(acceptResponse(decision.accept, decision.protocol, internals.responseHeaders(behavior) ?? undefined), 'latin1');
+    this.counters.handshakesAccepted++;
+    connection.route = route;
+    this.handler.connectionOpened(behavior, route);
+    try {
+      connection.track(behavior.onOpen(), 'onOpen');
+    } catch (error) {
+      connection.hookFailed(error, 'onOpen');
+    }
+    // `head` may share memory with the HTTP parser's buffer: copy it before unmasking in place.
+    connection.start(head.length > 0 ? [Buffer.from(head), ...u.early] : u.early);
+    socket.uncork();
+    this.log.debug(`wsmount: connection ${behavior.id} open on ${request.url ?? ''}`);
+  }
+}
