@@ -8,6 +8,7 @@ import { isSafeHeaderValue, isToken } from './handshake/tokens.js';
 import { decodeText } from './protocol/utf8.js';
 
 import type { BinaryData } from './protocol/framer.js';
+import type { PublishOptions } from './pubsub/topics.js';
 export type { BinaryData };
 
 /** What the handler tells a new behavior about its connection. @internal */
@@ -416,6 +417,54 @@ export class Behavior<Params extends Record<string, string> = Record<string, str
   /** Sends a string as text, anything else as binary. */
   send(data: string | BinaryData): SendStatus {
     return typeof data === 'string' ? this.sendText(data) : this.sendBinary(data);
+  }
+
+  // ---- topics ----------------------------------------------------------------------------
+
+  /**
+   * Subscribes this connection to `topic`: from now on it gets every message published to it, by
+   * any connection or `handler.publish()`, on this process and (with a `backplane`) every other.
+   * Returns `false` if it already was subscribed (subscribing twice is a no-op) or is closing.
+   * Every subscription ends by itself when the connection closes. A topic is any non-empty
+   * string of at most `MAX_TOPIC_LENGTH` (1,024) characters; anything else throws `TypeError`.
+   * Throws if called before the connection is open (in `verify()`).
+   */
+  subscribe(topic: string): boolean {
+    const c = this.#connection;
+    if (c === null) {
+      if (this.#state === ReadyState.CLOSED) return false;
+      throw new Error('subscribe() is available once the connection is open (from onOpen on), not in verify()');
+    }
+    return this.handler.pubsub.subscribe(c, topic);
+  }
+
+  /** Unsubscribes this connection from `topic`; returns `false` if it was not subscribed. */
+  unsubscribe(topic: string): boolean {
+    const c = this.#connection;
+    return c === null ? false : this.handler.pubsub.unsubscribe(c, topic);
+  }
+
+  /** Whether this connection is subscribed to `topic`. */
+  isSubscribed(topic: string): boolean {
+    return this.#connection?.topics?.has(topic) ?? false;
+  }
+
+  /** The topics this connection is subscribed to (a live, read-only view; empty once closed). */
+  get topics(): ReadonlySet<string> {
+    return this.handler.pubsub.topicsOf(this.#connection);
+  }
+
+  /**
+   * Publishes to every subscriber of `topic` on every process, except this connection unless
+   * `{ self: true }` (whether or not it is subscribed itself). A string goes as text, bytes as
+   * binary. Each local subscriber gets the same framed bytes, under its own backpressure policy;
+   * a subscriber sees one publisher's messages in the order they were published, and a
+   * connection's own `send()` and publishes stay in the order they were made. Returns how many
+   * subscribers on this process it was written to. Works in any hook, `onClose` included.
+   */
+  publish(topic: string, data: string | BinaryData, options?: PublishOptions): number {
+    const self = options?.self === true;
+    return this.handler.pubsub.publish(topic, data, self ? null : this.#connection, 'publish()');
   }
 
   /**

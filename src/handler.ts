@@ -10,6 +10,7 @@ import { type Logger, levelLogger } from './logger.js';
 import { type HandlerOptions, type ResolvedHandlerOptions, resolveOptions, routeLimits } from './options.js';
 import { Opcode } from './protocol/constants.js';
 import { type Frame, encodeFrame, encodeText, toBuffer } from './protocol/framer.js';
+import { Topics, checkTopic } from './pubsub/topics.js';
 import { splitTarget } from './router.js';
 import { type CheckedRoutes, type Client, type ClientOf, type RoutePattern, type Routes, behaviorClass } from './routes.js';
 import { Counters, type HandlerStats, countsOf } from './stats.js';
@@ -75,6 +76,8 @@ export class WebSocketHandler<R extends Routes = Routes> {
 
   /** @internal */
   readonly counters: Counters = new Counters();
+  /** @internal the topics: subscribers here, publishing, the backplane link. */
+  readonly pubsub: Topics;
   /** The upgrade flow: the router, the connection counts, the upgrades in `verify()`. */
   private readonly admission: Admission;
   private readonly all = new Set<Client>();
@@ -111,6 +114,9 @@ export class WebSocketHandler<R extends Routes = Routes> {
     this.tick = shortest === Infinity ? 0 : Math.max(1, Math.floor(shortest / 10));
     // The set holds instances of the table's classes (checked above), so of ClientOf<R>.
     this.clients = this.all as ReadonlySet<Client> as unknown as ReadonlySet<ClientOf<R>>;
+    // Last: the routes and options are valid, so a backplane is joined only by a handler that exists.
+    const onSubscription = options.onSubscription as ((client: Client, topic: string, count: number, previous: number) => void) | undefined;
+    this.pubsub = new Topics({ log: this.log, onSubscription: onSubscription?.bind(options) }, o.backplane);
     const listener: UpgradeListener = (request, socket, head) => admission.upgrade(request, socket as MarkedSocket, head);
     listener[kHandler] = this;
     this.handleUpgrade = listener;
@@ -201,6 +207,10 @@ export class WebSocketHandler<R extends Routes = Routes> {
       idleCloses: c.idleCloses,
       rateLimitCloses: c.rateLimitCloses,
       verifyTimeouts: c.verifyTimeouts,
+      topics: this.pubsub.size,
+      subscriptions: this.pubsub.subscriptions,
+      publishes: this.pubsub.published,
+      backplane: this.pubsub.stats(),
     };
   }
 
@@ -235,10 +245,36 @@ export class WebSocketHandler<R extends Routes = Routes> {
   }
 
   /**
+   * Publishes to every subscriber of `topic` (see `Behavior.subscribe()`): on this handler and,
+   * with a `backplane`, on every other process and host. A string goes as text, bytes as binary;
+   * each local subscriber gets the same framed bytes, under its own backpressure policy. For an
+   * HTTP route, a job or a timer:
+   *
+   * ```ts
+   * app.post('/announce', (req, res) => { sockets.publish('room:lobby', req.body.text); res.end(); });
+   * ```
+   *
+   * Returns how many subscribers on this process it was written to (0 for a topic nobody here
+   * has; publishing to it is cheap). Across processes, delivery is at most once: while the
+   * backplane is down, other processes miss what is published (counted in `stats().backplane`).
+   * Throws `TypeError` for a topic that is not a non-empty string of at most 1,024 characters.
+   */
+  publish(topic: string, data: string | BinaryData): number {
+    return this.pubsub.publish(topic, data, null, 'handler.publish()');
+  }
+
+  /** How many connections on this handler (this process) are subscribed to `topic`. */
+  subscriberCount(topic: string): number {
+    checkTopic(topic, 'subscriberCount()');
+    return this.pubsub.count(topic);
+  }
+
+  /**
    * Graceful shutdown: new upgrades get 503, every client gets a close frame (1001 by default)
    * behind every message already accepted by `send*()` (nothing is dropped before it), and the
    * promise resolves once every socket is gone; stragglers are destroyed after the timeout.
-   * Calling it again returns the same promise. Stays attached, to answer 503.
+   * Calling it again returns the same promise. Stays attached, to answer 503. Once every
+   * socket is gone (`onClose` hooks may still publish), it leaves the backplane.
    */
   close(options: HandlerCloseOptions = {}): Promise<void> {
     if (this.closing !== null) return this.closing;
@@ -248,7 +284,7 @@ export class WebSocketHandler<R extends Routes = Routes> {
     const timeout = options.timeout ?? this.options.closeTimeout;
     this.closing = new Promise<void>((resolve) => {
       this.closed = resolve;
-    });
+    }).then(() => this.pubsub.close());
     for (const client of this.all) internals.connection(client)?.close(code, reason);
     this.closeTimer = setTimeout(() => {
       for (const client of this.all) internals.connection(client)?.terminate();
@@ -293,6 +329,7 @@ export class WebSocketHandler<R extends Routes = Routes> {
   connectionClosed(connection: Connection, code: number): void {
     const behavior = connection.behavior;
     const route = connection.route as Route;
+    this.pubsub.dropAll(connection);
     this.all.delete(behavior);
     route.clients.delete(behavior);
     this.admission.reserve(route, behavior.remoteAddress, -1);

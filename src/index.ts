@@ -17,6 +17,21 @@ export {
 } from './connection/index.js';
 export type { HandlerStats } from './stats.js';
 export {
+  MAX_TOPIC_LENGTH,
+  clusterBackplane,
+  memoryBackplane,
+  redisBackplane,
+  setupClusterPrimary,
+  type Backplane,
+  type BackplaneLink,
+  type BackplaneNode,
+  type BackplaneStage,
+  type BackplaneStats,
+  type MemoryBackplane,
+  type PublishOptions,
+  type RedisBackplaneOptions,
+} from './pubsub/index.js';
+export {
   WebSocketHandler,
   createWebSocketHandler,
   type BroadcastOptions,

@@ -4,6 +4,7 @@ import type { BackpressurePolicy, ConnectionLimits, RateLimit } from './connecti
 import type { Client } from './handler.js';
 import type { OriginPolicy } from './handshake/decide.js';
 import type { LogLevel, Logger } from './logger.js';
+import type { Backplane } from './pubsub/backplane.js';
 
 // The handler's options: their types, their defaults, and the checks that run when a handler is built.
 
@@ -81,6 +82,19 @@ export interface HandlerOptions<C extends Client = Client> {
   onDisconnect?(client: C, code: number, reason: string): void;
   /** Called by the base `Behavior.onText` / `onBinary` (the seed's `set_fn_message_received`). */
   onMessage?(client: C, data: string | Buffer): void;
+  /**
+   * Carries topic publishes to handlers in other processes and hosts: `redisBackplane(client)`,
+   * `clusterBackplane()` under `node:cluster`, or `memoryBackplane()` for several handlers in one
+   * process. Without one, topics reach this handler's clients only. Delivery across processes is
+   * at most once (see the README's "Scaling out").
+   */
+  backplane?: Backplane;
+  /**
+   * Called when a topic's number of subscribers on this handler changes: `client` subscribed or
+   * unsubscribed (or closed, which unsubscribes it from each of its topics), `count` is the new
+   * number, `previous` the old one. For presence: `count === 0` means the last one here left.
+   */
+  onSubscription?(client: C, topic: string, count: number, previous: number): void;
 }
 
 /** The options after defaults. */
@@ -129,6 +143,8 @@ const HANDLER_KEYS = {
   onConnect: 0,
   onDisconnect: 0,
   onMessage: 0,
+  backplane: 0,
+  onSubscription: 0,
 } satisfies Record<keyof HandlerOptions, 0>;
 
 const SERVER_ONLY = 'an option of createWebSocketServer(), the standalone server; a handler you attach to your own server does not listen:';
@@ -255,6 +271,11 @@ function checkOptions(o: ResolvedHandlerOptions): void {
   positive('maxConnectionsPerIp', o.maxConnectionsPerIp, true);
   if (o.backpressure !== 'close' && o.backpressure !== 'drop') throw new RangeError(`wsmount: backpressure is 'close' or 'drop', not ${String(o.backpressure)}`);
   if (o.rateLimit !== undefined && o.rateLimit !== false) checkRate('rateLimit', o.rateLimit);
+  const backplane: unknown = o.backplane;
+  if (backplane !== undefined && typeof (backplane as { connect?: unknown } | null)?.connect !== 'function') {
+    const client = typeof (backplane as { publish?: unknown } | null)?.publish === 'function' ? ' (a Redis client? wrap it: backplane: redisBackplane(client))' : '';
+    throw new TypeError(`wsmount: backplane is a Backplane (redisBackplane(client), clusterBackplane(), memoryBackplane()), not ${backplane === null ? 'null' : typeof backplane}${client}`);
+  }
 }
 
 /** A route's limits: its class's static overrides over the handler's options. @internal */

@@ -1,3 +1,5 @@
+import type { BackplaneStats } from './pubsub/backplane.js';
+
 /**
  * A snapshot of a handler's counters, from {@link WebSocketHandler.stats}. Counters only grow;
  * subtract two snapshots for a rate.
@@ -35,6 +37,13 @@ export interface HandlerStats {
   rateLimitCloses: number;
   /** Upgrades answered 503 because `verify()` ran past `verifyTimeout`. */
   verifyTimeouts: number;
+  /** Topics with at least one subscriber on this handler, and subscriptions here in all. */
+  topics: number;
+  subscriptions: number;
+  /** `publish()` calls, by the handler or its clients (each local recipient also counts in `messagesOut`). */
+  publishes: number;
+  /** The backplane's counters (messages in and out, outages, publishes lost while down), or `null` without one. */
+  backplane: BackplaneStats | null;
 }
 
 /** The live counters behind {@link HandlerStats}: plain number fields, bumped on the hot path. @internal */

@@ -34,3 +34,14 @@ export function inBatch(): boolean {
 export function beginBatch(): void {
   batching = true;
 }
+
+/**
+ * Starts a batch that ends when the current task's microtasks run, unless one is running: a
+ * publish made outside any incoming chunk (a timer, an HTTP route, messages arriving from a
+ * backplane) is held with every other write of the same task, one write per socket.
+ */
+export function batchThisTask(): void {
+  if (batching) return;
+  batching = true;
+  queueMicrotask(flushBatch);
+}

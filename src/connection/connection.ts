@@ -86,6 +86,8 @@ export class Connection implements ParserSink {
   state: ReadyState = ReadyState.OPEN;
   /** @internal the route this connection belongs to (the handler's record). */
   route: unknown = null;
+  /** @internal the topics it is subscribed to (pubsub/topics.ts), once it has subscribed to one. */
+  topics: Set<string> | null = null;
   /** @internal */
   closeTimer: NodeJS.Timeout | null = null;
   /** @internal the active `messages()` iterator, which takes data messages instead of the hooks. */

@@ -5,7 +5,7 @@
  * checks its own keys with the handler's.
  */
 import { describe, expect, test } from 'vitest';
-import { Behavior, type HandlerOptions, createWebSocketHandler, createWebSocketServer } from '../../src/index.js';
+import { Behavior, type HandlerOptions, createWebSocketHandler, memoryBackplane, createWebSocketServer } from '../../src/index.js';
 
 class Echo extends Behavior {}
 const routes = { '/echo': Echo };
@@ -84,6 +84,8 @@ describe('unknown option keys throw TypeError, naming the nearest valid option',
       onConnect() {},
       onDisconnect() {},
       onMessage() {},
+      backplane: memoryBackplane(),
+      onSubscription() {},
     };
     expect(() => createWebSocketHandler(routes, all)).not.toThrow();
     expect(() => createWebSocketHandler(routes, {})).not.toThrow();

@@ -54,6 +54,10 @@ describe('stats()', () => {
       idleCloses: 0,
       rateLimitCloses: 0,
       verifyTimeouts: 0,
+      topics: 0,
+      subscriptions: 0,
+      publishes: 0,
+      backplane: null,
     });
   });
 

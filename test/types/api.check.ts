@@ -60,10 +60,13 @@ type Counter =
   | 'pongTimeouts'
   | 'idleCloses'
   | 'rateLimitCloses'
-  | 'verifyTimeouts';
+  | 'verifyTimeouts'
+  | 'topics'
+  | 'subscriptions'
+  | 'publishes';
 type Tally = 'connectionsByRoute' | 'handshakesRejectedByStatus' | 'closesByCode';
 export const statsShape: [
-  Equal<keyof HandlerStats, Counter | Tally>,
+  Equal<keyof HandlerStats, Counter | Tally | 'backplane'>,
   Equal<HandlerStats[Counter], number>,
   Equal<HandlerStats[Tally], Record<string, number>>,
   Equal<ReturnType<typeof sockets.stats>, HandlerStats>,

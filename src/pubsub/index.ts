@@ -1,0 +1,7 @@
+export type { Backplane, BackplaneLink, BackplaneNode, BackplaneStage, BackplaneStats } from './backplane.js';
+export { type MemoryBackplane, memoryBackplane } from './memory.js';
+export { MAX_TOPIC_LENGTH, type PublishOptions } from './topics.js';
+/** @internal */
+export { Topics, checkTopic } from './topics.js';
+export { type RedisBackplaneOptions, redisBackplane } from './redis.js';
+export { clusterBackplane, setupClusterPrimary } from './cluster.js';
