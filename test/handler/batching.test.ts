@@ -5,11 +5,11 @@
  * Counted at the recipient's server-side socket: how many times Node's stream called `_write` /
  * `_writev` on it.
  */
-import type { Duplex } from 'node:stream';
 import { expect, test } from 'vitest';
 import { Behavior } from '../../src/index.js';
 import { useFixture } from '../helpers/fixture.js';
 import { sleep, waitFor } from '../helpers/server.js';
+import { countWrites } from '../helpers/writes.js';
 import { encodeClientFrame } from '../helpers/raw.js';
 
 const { mount, connect } = useFixture();
@@ -26,24 +26,6 @@ class Speaker extends Behavior {
   }
 }
 
-/** Counts the write calls Node's stream makes on `socket` from now on. */
-function countWrites(socket: Duplex): { calls: number } {
-  const counter = { calls: 0 };
-  const s = socket as Duplex & { _write: Duplex['_write']; _writev?: Duplex['_writev'] };
-  const write = s._write.bind(s);
-  s._write = (chunk, encoding, callback) => {
-    counter.calls++;
-    write(chunk, encoding, callback);
-  };
-  const writev = s._writev?.bind(s);
-  if (writev !== undefined) {
-    s._writev = (chunks, callback) => {
-      counter.calls++;
-      writev(chunks, callback);
-    };
-  }
-  return counter;
-}
 
 test('16 messages arriving in one chunk and broadcast to two other sockets reach each of them in one write, in order', async () => {
   listeners.length = 0;

@@ -23,6 +23,7 @@ import {
 import { type TestClient, connect as connectInMemory } from '../../src/testing/index.js';
 import { useFixture } from '../helpers/fixture.js';
 import { sleep, waitFor } from '../helpers/server.js';
+import { countWrites } from '../helpers/writes.js';
 
 const { mount, connect, defer } = useFixture();
 
@@ -363,23 +364,4 @@ describe('scale in one process', () => {
 function gc(): void {
   setFlagsFromString('--expose-gc');
   (runInNewContext('gc') as () => void)();
-}
-
-/** Counts the write calls Node's stream makes on `socket` from now on. */
-function countWrites(socket: Duplex): { calls: number } {
-  const counter = { calls: 0 };
-  const s = socket as Duplex & { _write: Duplex['_write']; _writev?: Duplex['_writev'] };
-  const write = s._write.bind(s);
-  s._write = (chunk, encoding, callback) => {
-    counter.calls++;
-    write(chunk, encoding, callback);
-  };
-  const writev = s._writev?.bind(s);
-  if (writev !== undefined) {
-    s._writev = (chunks, callback) => {
-      counter.calls++;
-      writev(chunks, callback);
-    };
-  }
-  return counter;
 }
