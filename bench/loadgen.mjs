@@ -3,7 +3,9 @@
 // and every reply validated (see lib/wsclient.mjs).
 //
 // Jobs: echo (pipelined throughput), paced (fixed rate: latency and server CPU), broadcast
-// (fan-out deliveries/s), handshakes (open+close cycles/s), hold/release (idle connections).
+// (fan-out deliveries/s), handshakes (open+close cycles/s), hold/release (idle connections),
+// fanout (topics over one or two processes: deliveries/s and publish→delivery latency), say (a
+// message to every held connection).
 
 import { performance } from 'node:perf_hooks';
 import { CLK_TCK, cpuTicks, systemTicks } from './lib/proc.mjs';
@@ -382,9 +384,293 @@ async function release() {
   return { closed: clients.length, acked };
 }
 
+// ---- fanout: one publisher, subscribers on one or two server processes (topics, issue 11) ---------
+
+const DIGITS = 10;
+
+/**
+ * Subscribers split over `ports` (split[g] on ports[g]), one publisher on ports[0] whose every
+ * message the servers deliver to every subscriber, here or through Redis. Each message carries a
+ * sequence number (10 ASCII digits, then filler): every subscriber must get every message, in
+ * order, exactly once, and the payload is checked byte for byte on every 64th message.
+ *
+ * 1. Priming: single messages until one reaches every subscriber (the servers' Redis
+ *    subscriptions are then in place); gaps are allowed only here.
+ * 2. Saturation: a window of `window` messages in flight, where a message counts as delivered
+ *    when the *slowest* process's subscribers have got it on average (deliveries of that
+ *    process ÷ its subscribers), so that no process's backlog can grow without bound.
+ *    Deliveries/s counted at the subscribers over `measureMs` after `warmupMs`.
+ * 3. Drain: every subscriber has every message.
+ * 4. Latency: `rate` messages/s sent by a timer (each its own write), timed from the write to its
+ *    arrival at each subscriber (all subscribers, both processes), over `pacedMs` after
+ *    `pacedWarmupMs`.
+ */
+async function fanout(o) {
+  const { ports, split, size, window, warmupMs, measureMs, rate, pacedWarmupMs, pacedMs } = o;
+  const serverPids = o.serverPids ?? [];
+  const redisPid = o.redisPid ?? 0;
+  const groups = ports.length;
+  const total = split.reduce((a, b) => a + b, 0);
+  const filler = payloadOf(size);
+  const template = clientFrame(OP.TEXT, filler);
+  const flen = template.length;
+  const hlen = flen - size;
+  const key = template.subarray(hlen - 4, hlen);
+  const writeFrame = (buf, off, seq) => {
+    template.copy(buf, off);
+    let v = seq;
+    for (let d = DIGITS - 1; d >= 0; d--) {
+      buf[off + hlen + d] = (48 + (v % 10)) ^ key[d & 3];
+      v = Math.floor(v / 10);
+    }
+  };
+  const failure = failureChannel();
+  let sent = 0; // messages sent (the next sequence number)
+  let priming = true;
+  const deliv = new Float64Array(groups); // deliveries per process since the end of priming
+  let delivered = 0;
+  let running = false;
+  let sentBase = 0;
+  // latency phase
+  let pacedBase = Infinity;
+  let sendTimes = null;
+  let mStart = Infinity;
+  let mEnd = Infinity;
+  const samplesOf = split.map((n) => new Float64Array(Math.ceil(rate * ((pacedMs + pacedWarmupMs) / 1000 + 1)) * n + 1024));
+  const nSamples = new Int32Array(groups);
+
+  const onPayload = (cl, p, now) => {
+    let seq = 0;
+    for (let d = 0; d < DIGITS; d++) {
+      const c = p[d] - 48;
+      if (c < 0 || c > 9) {
+        failure.fail(new Error('a delivered message does not start with its sequence number'));
+        return;
+      }
+      seq = seq * 10 + c;
+    }
+    if (seq !== cl.nextSeq) {
+      if (!priming || seq < cl.nextSeq) {
+        failure.fail(new Error(`subscriber on process ${cl.group + 1} got message ${seq} after ${cl.nextSeq - 1} (lost, duplicated or reordered)`));
+        return;
+      }
+    }
+    cl.nextSeq = seq + 1;
+    if (seq >= sent) {
+      failure.fail(new Error(`subscriber got message ${seq}, which was never sent`));
+      return;
+    }
+    if ((cl.dataFrames & 63) === 0 && !p.subarray(DIGITS).equals(filler.subarray(DIGITS))) {
+      failure.fail(new Error('the payload bytes of a delivered message differ from what was published'));
+      return;
+    }
+    if (priming) return;
+    deliv[cl.group]++;
+    delivered++;
+    if (seq >= pacedBase) {
+      const t = sendTimes[seq - pacedBase];
+      if (t >= mStart && t < mEnd) {
+        const g = cl.group;
+        if (nSamples[g] < samplesOf[g].length) samplesOf[g][nSamples[g]++] = now - t;
+      }
+    }
+  };
+
+  let publisher = null;
+  const minDone = () => {
+    let m = Infinity;
+    for (let g = 0; g < groups; g++) {
+      const d = Math.floor(deliv[g] / split[g]);
+      if (d < m) m = d;
+    }
+    return m;
+  };
+  const pump = () => {
+    if (!running) return;
+    const room = window - (sent - sentBase - minDone());
+    if (room <= 0) return;
+    const buf = Buffer.allocUnsafe(room * flen);
+    for (let j = 0; j < room; j++) writeFrame(buf, j * flen, sent + j);
+    sent += room;
+    publisher.write(buf);
+  };
+
+  const all = [];
+  try {
+    for (let g = 0; g < groups; g++) {
+      const clients = await openMany(split[g], ports[g], '/sub', {
+        setup(c) {
+          c.expectOpcode = OP.TEXT;
+          c.expectLen = size;
+          c.group = g;
+          c.onPayload = onPayload;
+          c.onError = (_c, e) => failure.fail(e);
+          c.onFrames = pump;
+        },
+      });
+      all.push(...clients);
+    }
+    publisher = new Client();
+    publisher.onError = (_c, e) => failure.fail(e);
+    await publisher.connect(ports[0], '/pub');
+    all.push(publisher);
+    const subs = all.slice(0, total);
+    const everyoneHas = (n) => subs.every((c) => c.nextSeq === n);
+
+    // 1. priming
+    let primed = false;
+    for (let attempt = 0; attempt < 50 && !primed; attempt++) {
+      const buf = Buffer.allocUnsafe(flen);
+      writeFrame(buf, 0, sent);
+      sent++;
+      publisher.write(buf);
+      primed = await waitFor(() => everyoneHas(sent), 100, failure);
+    }
+    if (!primed) throw new Error('priming: no message reached every subscriber within 5 s (is every server subscribed?)');
+    priming = false;
+
+    // 2. saturation
+    sentBase = sent;
+    running = true;
+    pump();
+    await Promise.race([sleep(warmupMs), failure.failed]);
+    const a = fanoutSnapshot(serverPids, redisPid, delivered);
+    await Promise.race([sleep(measureMs), failure.failed]);
+    const b = fanoutSnapshot(serverPids, redisPid, delivered);
+    running = false;
+
+    // 3. drain
+    if (!(await waitFor(() => everyoneHas(sent), 20_000, failure))) {
+      const short = subs.filter((c) => c.nextSeq !== sent).length;
+      throw new Error(`${short} of ${total} subscribers did not get all ${sent} messages (within 20 s)`);
+    }
+    const sat = fanoutWindow(a, b);
+    if (sat.count === 0) throw new Error('no message was delivered during the measurement window');
+
+    // 4. latency at a fixed rate
+    pacedBase = sent;
+    const nPaced = Math.ceil((rate * (pacedWarmupMs + pacedMs)) / 1000) + 16;
+    sendTimes = new Float64Array(nPaced);
+    const tStart = performance.now();
+    let pacing = true;
+    let behind = 0;
+    const tick = () => {
+      if (!pacing) return;
+      const now = performance.now();
+      const due = Math.min(nPaced, Math.floor(((now - tStart) * rate) / 1000) + 1);
+      if (due - (sent - pacedBase) > 1) behind++;
+      while (sent - pacedBase < due) {
+        const buf = Buffer.allocUnsafe(flen);
+        writeFrame(buf, 0, sent);
+        sendTimes[sent - pacedBase] = performance.now();
+        sent++;
+        publisher.write(buf);
+      }
+      const next = tStart + ((sent - pacedBase) * 1000) / rate;
+      setTimeout(tick, Math.max(0, next - performance.now()));
+    };
+    tick();
+    await Promise.race([sleep(pacedWarmupMs), failure.failed]);
+    const pa = fanoutSnapshot(serverPids, redisPid, delivered);
+    mStart = pa.t;
+    await Promise.race([sleep(pacedMs), failure.failed]);
+    const pb = fanoutSnapshot(serverPids, redisPid, delivered);
+    mEnd = pb.t;
+    pacing = false;
+    if (!(await waitFor(() => everyoneHas(sent), 20_000, failure))) throw new Error('latency phase: some messages never reached every subscriber (within 20 s)');
+    const paced = fanoutWindow(pa, pb);
+    const pct = (arr, n, p) => (n === 0 ? NaN : arr[Math.min(n - 1, Math.floor((p / 100) * n))]);
+    const sorted = samplesOf.map((s, g) => s.subarray(0, nSamples[g]).sort());
+    const nAll = sorted.reduce((s, x) => s + x.length, 0);
+    const merged = new Float64Array(nAll);
+    let off = 0;
+    for (const s of sorted) {
+      merged.set(s, off);
+      off += s.length;
+    }
+    merged.sort();
+    await closeMany(all, 10_000);
+    return {
+      ...sat,
+      // The noise guard judges the worse of the two windows.
+      saturationNoisePct: sat.foreignCpuPct + sat.stealPct,
+      foreignCpuPct: Math.max(sat.foreignCpuPct, paced.foreignCpuPct),
+      stealPct: Math.max(sat.stealPct, paced.stealPct),
+      publishesPerSec: sat.count / total / sat.seconds,
+      messages: sent,
+      // the latency window
+      paced: {
+        targetRate: rate,
+        deliveriesPerSec: paced.rate,
+        expectedDeliveriesPerSec: rate * total,
+        serverCpuPct: paced.serverCpuPct,
+        redisCpuPct: paced.redisCpuPct,
+        genCpuPct: paced.genCpuPct,
+        noisePct: paced.foreignCpuPct + paced.stealPct,
+        timerLate: behind,
+        samples: nAll,
+        p50: pct(merged, nAll, 50),
+        p90: pct(merged, nAll, 90),
+        p99: pct(merged, nAll, 99),
+        max: nAll ? merged[nAll - 1] : NaN,
+        byProcess: sorted.map((s) => ({ samples: s.length, p50: pct(s, s.length, 50), p99: pct(s, s.length, 99) })),
+      },
+      p50: pct(merged, nAll, 50),
+      p99: pct(merged, nAll, 99),
+    };
+  } finally {
+    running = false;
+    for (const c of all) if (c.open && !c.closing) c.destroy();
+  }
+}
+
+function ticksOfPids(pids) {
+  let sum = 0;
+  for (const pid of pids) sum += cpuTicks(pid);
+  return sum;
+}
+
+function fanoutSnapshot(serverPids, redisPid, count) {
+  return {
+    t: performance.now(),
+    count,
+    serverTicks: ticksOfPids(serverPids),
+    redisTicks: redisPid ? cpuTicks(redisPid) : 0,
+    genTicks: cpuTicks(process.pid),
+    system: systemTicks(),
+  };
+}
+
+function fanoutWindow(a, b) {
+  const seconds = (b.t - a.t) / 1000;
+  const ticks = (x) => x / CLK_TCK;
+  const server = ticks(b.serverTicks - a.serverTicks);
+  const redis = ticks(b.redisTicks - a.redisTicks);
+  const gen = ticks(b.genTicks - a.genTicks);
+  const foreign = ticks(b.system.busy - a.system.busy) - server - redis - gen;
+  return {
+    seconds,
+    count: b.count - a.count,
+    rate: (b.count - a.count) / seconds,
+    serverCpuSec: server,
+    serverCpuPct: (100 * server) / seconds,
+    redisCpuPct: (100 * redis) / seconds,
+    genCpuPct: (100 * gen) / seconds,
+    foreignCpuPct: Math.max(0, (100 * foreign) / seconds),
+    stealPct: (100 * ticks(b.system.steal - a.system.steal)) / seconds,
+  };
+}
+
+/** Writes one text message to every held connection (the memory-per-subscription measurement). */
+async function say(o) {
+  const frame = clientFrame(OP.TEXT, Buffer.from(o.text));
+  for (const c of held) c.write(frame);
+  return { written: held.length };
+}
+
 // ---- IPC ---------------------------------------------------------------------------------------------
 
-const jobs = { echo, paced, broadcast, handshakes, hold, release };
+const jobs = { echo, paced, broadcast, handshakes, hold, release, fanout, say };
 
 process.on('message', async (job) => {
   const run = jobs[job?.kind];

@@ -7,15 +7,22 @@
 // ratios from the same run. Writes bench/results/latest.json and latest.md; with --record also
 // bench/reference/<mode>.json and .md (the committed results).
 //
-// Options: --quick, --rounds=N, --only=echo,latency,broadcast,handshakes,memory,cpu,
-//          --targets=wsmount,ws,ws+native,raw, --record, --no-taskset.
+// The fan-out scenario (issue 11: topics across processes) has its own three targets: wsmount in
+// one process, two ws servers relaying through Redis, two wsmount servers with redisBackplane;
+// it starts a redis-server pinned to the generator's cpu for the scenario.
+//
+// Options: --quick, --rounds=N, --only=echo,latency,broadcast,handshakes,memory,cpu,fanout,
+//          --targets=wsmount,ws,ws+native,raw,ws+redis,wsmount+redis, --record, --no-taskset.
+// --record with --only writes bench/reference/<scenarios>[-quick].json/.md (e.g. fanout.json),
+// so a partial run never replaces the complete full/quick reference.
 
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { CLK_TCK, cpuModel, foreignLoad, hasTaskset, killAllChildrenSync, killChild, request, spawnPinned } from './lib/proc.mjs';
+import net from 'node:net';
+import { CLK_TCK, cpuModel, foreignLoad, hasTaskset, killAllChildrenSync, killChild, request, spawnPinned, spawnPinnedCommand } from './lib/proc.mjs';
 import { bytes, geomean, kib, median, ms, ratio, si, table } from './lib/report.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -54,6 +61,11 @@ const PLAN = quick
       broadcast: { clients: [1000], size: 32, warmupMs: 250, measureMs: 600 },
       handshakes: { concurrency: 32, warmupMs: 250, measureMs: 700 },
       memory: { conns: [1000] },
+      fanout: { subscribers: 1000, size: 32, window: 32, warmupMs: 300, measureMs: 1000, rate: 50, pacedWarmupMs: 300, pacedMs: 1500 },
+      subscriptions: [
+        { conns: 1, each: 10_000 },
+        { conns: 1000, each: 10 },
+      ],
     }
   : {
       mode: 'full',
@@ -70,6 +82,11 @@ const PLAN = quick
       broadcast: { clients: [100, 1000, 5000], size: 32, warmupMs: 400, measureMs: 1200 },
       handshakes: { concurrency: 32, warmupMs: 400, measureMs: 1500 },
       memory: { conns: [1000, 5000] },
+      fanout: { subscribers: 1000, size: 32, window: 32, warmupMs: 500, measureMs: 1500, rate: 50, pacedWarmupMs: 500, pacedMs: 3000 },
+      subscriptions: [
+        { conns: 1, each: 10_000 },
+        { conns: 1000, each: 10 },
+      ],
     };
 if (option('rounds')) PLAN.rounds = Number(option('rounds'));
 
@@ -94,15 +111,38 @@ const ALL_TARGETS = [
   { name: 'ws+native', file: 'targets/ws.mjs', env: { BENCH_WS_NATIVE: '1' } },
   { name: 'raw', file: 'targets/raw.mjs', env: {}, raw: true },
 ];
-const wantedTargets = option('targets')?.split(',') ?? ALL_TARGETS.map((t) => t.name);
+
+/**
+ * The fan-out scenario's targets (issue 11): each is one or two server processes (all on the
+ * server cpu); a publisher on the first process, `split` subscribers on each. All three run
+ * while redis-server is up, so the machine is the same for each.
+ */
+const WS_PURE_JS = { WS_NO_BUFFER_UTIL: '1', WS_NO_UTF_8_VALIDATE: '1' };
+const ALL_FANOUT_TARGETS = [
+  { name: 'wsmount', label: '(a) wsmount, 1 process', file: 'targets/fanout-wsmount.mjs', procs: 1, redis: false, env: {} },
+  { name: 'ws+redis', label: '(b) ws ×2 + ioredis relay', file: 'targets/fanout-ws.mjs', procs: 2, redis: true, env: WS_PURE_JS },
+  { name: 'wsmount+redis', label: '(c) wsmount ×2 + redisBackplane', file: 'targets/fanout-wsmount.mjs', procs: 2, redis: true, env: {} },
+];
+/** Memory per subscription: wsmount's topics against a ws user's Map<topic, Set<WebSocket>>. */
+const ALL_SUBSCRIPTION_TARGETS = [
+  { name: 'wsmount', label: 'wsmount topics', file: 'targets/fanout-wsmount.mjs', env: {} },
+  { name: 'ws', label: 'ws + Map<topic, Set<ws>>', file: 'targets/fanout-ws.mjs', env: WS_PURE_JS },
+];
+
+const wantedTargets = option('targets')?.split(',') ?? [...ALL_TARGETS, ...ALL_FANOUT_TARGETS].map((t) => t.name);
 const TARGETS = ALL_TARGETS.filter((t) => wantedTargets.includes(t.name));
-const SCENARIOS = ['echo', 'latency', 'broadcast', 'handshakes', 'memory', 'cpu'];
+const FANOUT_TARGETS = ALL_FANOUT_TARGETS.filter((t) => wantedTargets.includes(t.name));
+const SUBSCRIPTION_TARGETS = ALL_SUBSCRIPTION_TARGETS.filter(
+  (t) => wantedTargets.includes(t.name) || (t.name === 'ws' && wantedTargets.includes('ws+redis')),
+);
+const SCENARIOS = ['echo', 'latency', 'broadcast', 'handshakes', 'memory', 'cpu', 'fanout'];
 const wantedScenarios = option('only')?.split(',') ?? SCENARIOS;
 for (const s of wantedScenarios) if (!SCENARIOS.includes(s)) throw new Error(`unknown scenario ${s}`);
 
 const pin = !flag('no-taskset') && hasTaskset();
 const SERVER_CPU = 0;
 const LOADGEN_CPU = 1;
+const REDIS_CPU = 1;
 
 // ---- processes --------------------------------------------------------------------------------------
 
@@ -148,6 +188,7 @@ async function startTarget(t) {
 }
 
 const alive = (child) => child !== null && child.exitCode === null && child.signalCode === null;
+const allAlive = (r) => (r.children ?? [r.child]).every(alive);
 
 let loadgen = null;
 async function ensureLoadgen() {
@@ -239,11 +280,11 @@ async function measureOnce(targets, t, kind, params, timeoutMs) {
   }
   try {
     const gen = await ensureLoadgen();
-    const result = await request(gen, { kind, port: r.port, serverPid: r.pid, raw: t.raw === true, ...params }, timeoutMs);
-    if (!alive(r.child)) return { error: 'the target exited during the measurement' };
+    const result = await request(gen, { kind, port: r.port, serverPid: r.pid, raw: t.raw === true, ...r.jobParams, ...params }, timeoutMs);
+    if (!allAlive(r)) return { error: 'the target exited during the measurement' };
     return result;
   } catch (e) {
-    if (!alive(r.child)) return { error: `the target exited during the measurement (${e.message})` };
+    if (!allAlive(r)) return { error: `the target exited during the measurement (${e.message})` };
     return { error: e.message };
   }
 }
@@ -622,6 +663,309 @@ async function scenarioMemory() {
   return rows;
 }
 
+// ---- fan-out across processes (issue 11) ---------------------------------------------------------------
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** Resolves when a Redis on `port` answers PING; false after `timeoutMs`. */
+async function redisAnswers(port, timeoutMs = 5000) {
+  const end = performance.now() + timeoutMs;
+  while (performance.now() < end) {
+    const ok = await new Promise((resolve) => {
+      const s = net.connect({ port, host: '127.0.0.1' });
+      const done = (v) => {
+        s.destroy();
+        resolve(v);
+      };
+      s.setTimeout(500, () => done(false));
+      s.on('error', () => done(false));
+      s.on('data', (d) => done(d.toString('latin1').startsWith('+PONG')));
+      s.on('connect', () => s.write('PING\r\n'));
+    });
+    if (ok) return true;
+    await sleep(50);
+  }
+  return false;
+}
+
+/** redis-server on a free loopback port, no persistence, pinned to REDIS_CPU; null if not installed. */
+async function startRedis() {
+  try {
+    execFileSync('redis-server', ['--version'], { stdio: 'ignore' });
+  } catch {
+    return { error: 'redis-server is not installed (apt-get install -y redis-server)' };
+  }
+  const port = await freePort();
+  const child = spawnPinnedCommand(REDIS_CPU, 'redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { taskset: pin });
+  if (!(await redisAnswers(port))) {
+    await killChild(child);
+    return { error: `redis-server did not answer on port ${port}` };
+  }
+  const version = execFileSync('redis-server', ['--version'], { encoding: 'utf8' }).match(/v=(\S+)/)?.[1] ?? '?';
+  return { child, port, pid: child.pid, version };
+}
+
+/** The fan-out targets (one or two processes each) of one scenario run; restarted if one died. */
+class FanoutTargets {
+  constructor(targets, redis) {
+    this.specs = targets;
+    this.redis = redis;
+    this.running = new Map();
+  }
+  async ensure(t) {
+    const r = this.running.get(t.name);
+    if (r !== undefined && allAlive(r)) return r;
+    if (r !== undefined) {
+      events.push(`fan-out ${t.name}: a process had exited; restarted`);
+      await Promise.all(r.children.map((c) => killChild(c)));
+      this.running.delete(t.name);
+    }
+    if (t.redis && this.redis.error) throw new Error(this.redis.error);
+    const env = { ...t.env, ...(t.redis ? { BENCH_REDIS_PORT: String(this.redis.port) } : {}) };
+    const started = [];
+    try {
+      for (let i = 0; i < t.procs; i++) started.push(await startTarget({ name: `${t.name} #${i + 1}`, file: t.file, env }));
+    } catch (e) {
+      await Promise.all(started.map((s) => killChild(s.child)));
+      throw e;
+    }
+    targetInfo[`fanout ${t.name}`] = started[0].info;
+    const run = {
+      child: started[0].child,
+      children: started.map((s) => s.child),
+      port: started[0].port,
+      pid: started[0].pid,
+      jobParams: { ports: started.map((s) => s.port), serverPids: started.map((s) => s.pid), redisPid: this.redis.pid ?? 0 },
+    };
+    this.running.set(t.name, run);
+    return run;
+  }
+  async startAll() {
+    for (const t of this.specs) await this.ensure(t).catch(() => {}); // a failure is reported per measurement
+  }
+  async stopAll() {
+    await Promise.all([...this.running.values()].flatMap((r) => r.children.map((c) => killChild(c))));
+    this.running.clear();
+  }
+}
+
+/** Subscribers per process: all on one, or split evenly over two (the publisher is on the first). */
+function splitOf(t, subscribers) {
+  if (t.procs === 1) return [subscribers];
+  const half = Math.floor(subscribers / 2);
+  return [half, subscribers - half];
+}
+
+async function scenarioFanout() {
+  const p = PLAN.fanout;
+  if (FANOUT_TARGETS.length === 0) return null;
+  const redis = FANOUT_TARGETS.some((t) => t.redis) ? await startRedis() : { error: 'not needed' };
+  if (redis.error && FANOUT_TARGETS.some((t) => t.redis)) console.error(`  ! fan-out: ${redis.error}`);
+  const targets = new FanoutTargets(FANOUT_TARGETS, redis);
+  let raw;
+  try {
+    await targets.startAll();
+    const config = { ...p, label: `${p.subscribers} subscribers` };
+    raw = await interleaved('fanout', [config], FANOUT_TARGETS, (c, t) =>
+      measure(targets, t, 'fanout', {
+        split: splitOf(t, c.subscribers),
+        size: c.size,
+        window: c.window,
+        warmupMs: c.warmupMs,
+        measureMs: c.measureMs,
+        rate: c.rate,
+        pacedWarmupMs: c.pacedWarmupMs,
+        pacedMs: c.pacedMs,
+      }, 180_000),
+    );
+  } finally {
+    await targets.stopAll();
+    if (redis.child) await killChild(redis.child);
+  }
+  const by = raw[0];
+  const fnames = FANOUT_TARGETS.map((t) => t.name);
+  const metric = (n, f) => summarize(by[n], f);
+  const sums = Object.fromEntries(
+    fnames.map((n) => [
+      n,
+      {
+        rate: metric(n, 'rate'),
+        serverCpuPct: metric(n, 'serverCpuPct'),
+        redisCpuPct: metric(n, 'redisCpuPct'),
+        genCpuPct: metric(n, 'genCpuPct'),
+        p50: metric(n, (s) => s.paced.p50),
+        p90: metric(n, (s) => s.paced.p90),
+        p99: metric(n, (s) => s.paced.p99),
+        max: metric(n, (s) => s.paced.max),
+        pacedRate: metric(n, (s) => s.paced.deliveriesPerSec),
+        pacedServerCpuPct: metric(n, (s) => s.paced.serverCpuPct),
+        samples: metric(n, (s) => s.paced.samples),
+        p50First: metric(n, (s) => s.paced.byProcess[0]?.p50),
+        p99First: metric(n, (s) => s.paced.byProcess[0]?.p99),
+        p50Second: metric(n, (s) => s.paced.byProcess[1]?.p50 ?? NaN),
+        p99Second: metric(n, (s) => s.paced.byProcess[1]?.p99 ?? NaN),
+      },
+    ]),
+  );
+  const hasF = (n) => fnames.includes(n);
+  const ratios = [];
+  if (hasF('wsmount+redis') && hasF('ws+redis')) ratios.push(['c/b', 'wsmount+redis', 'ws+redis']);
+  if (hasF('wsmount+redis') && hasF('wsmount')) ratios.push(['c/a', 'wsmount+redis', 'wsmount']);
+  const expected = p.rate * p.subscribers;
+  const sustained = (n) => !sums[n].pacedRate.error && sums[n].pacedRate.value >= 0.97 * expected;
+  const labelOf = (n) => FANOUT_TARGETS.find((t) => t.name === n).label;
+  const pinning = pin
+    ? `server process(es) on cpu ${SERVER_CPU} (both processes of a two-process target share it), redis-server ${redis.version ?? ''} and the generator on cpu ${LOADGEN_CPU}, for every target`
+    : 'NOT pinned';
+  print(
+    `\n## Fan-out across processes through Redis (topics, issue 11: ${p.subscribers} subscribers of one topic, one publisher sending ${bytes(p.size)} text; median of ${PLAN.rounds})\n`,
+  );
+  print(`Pinning: ${pinning}. Two-process targets: ${splitOf({ procs: 2 }, p.subscribers).join(' + ')} subscribers, the publisher on the first process.\n`);
+  print(
+    table(
+      ['target', 'deliveries/s', 'CPU servers / redis / gen', `p50 @ ${si(p.rate)} msg/s`, 'p90', 'p99', 'max', 'p50 / p99 on process 1', 'on process 2'],
+      fnames.map((n) => {
+        const s = sums[n];
+        if (s.rate.error) return [labelOf(n), 'FAILED', '', '', '', '', '', '', ''];
+        const pct = (x) => `${x.value.toFixed(0)}%`;
+        return [
+          labelOf(n) + (sustained(n) ? '' : ' (paced rate not sustained)'),
+          si(s.rate.value),
+          `${pct(s.serverCpuPct)} / ${pct(s.redisCpuPct)} / ${pct(s.genCpuPct)}`,
+          ms(s.p50.value),
+          ms(s.p90.value),
+          ms(s.p99.value),
+          ms(s.max.value),
+          `${ms(s.p50First.value)} / ${ms(s.p99First.value)}`,
+          Number.isFinite(s.p50Second.value) ? `${ms(s.p50Second.value)} / ${ms(s.p99Second.value)}` : '—',
+        ];
+      }),
+    ),
+  );
+  if (ratios.length) {
+    print('');
+    print(
+      table(
+        ['ratio', 'deliveries/s', 'p50', 'p99'],
+        ratios.map(([l, x, y]) => [`${l} (${x} / ${y})`, ratio(over(sums[x].rate, sums[y].rate)), ratio(over(sums[x].p50, sums[y].p50)), ratio(over(sums[x].p99, sums[y].p99))]),
+      ),
+    );
+  }
+  print(
+    `\nDeliveries/s: at saturation, ${p.window} messages in flight, a message counting as done when the slowest process's subscribers have it (on average); ${p.measureMs} ms after ${p.warmupMs} ms warm-up. Latency: ${si(p.rate)} messages/s (${si(expected)} deliveries/s) from a timer, each timed from its write by the publisher to its arrival at each of the ${p.subscribers} subscribers (~${si(sums[fnames[0]]?.samples?.value ?? NaN)} samples per round), ${p.pacedMs} ms. Every subscriber must get every message in order (sequence numbers), payload checked.`,
+  );
+  printErrors('fanout', [{ label: '', sums: Object.fromEntries(fnames.map((n) => [n, sums[n].rate])) }]);
+  results.scenarios.fanout = {
+    ...p,
+    pinning,
+    redis: redis.version ? `redis-server ${redis.version}` : (redis.error ?? null),
+    targets: Object.fromEntries(FANOUT_TARGETS.map((t) => [t.name, { label: t.label, processes: t.procs, split: splitOf(t, p.subscribers) }])),
+    medians: flat(sums),
+    sustained: Object.fromEntries(fnames.map((n) => [n, sustained(n)])),
+    ratios: Object.fromEntries(ratios.map(([l, x, y]) => [l, { deliveries: over(sums[x].rate, sums[y].rate), p50: over(sums[x].p50, sums[y].p50), p99: over(sums[x].p99, sums[y].p99) }])),
+    errors: Object.fromEntries(fnames.filter((n) => sums[n].rate?.error).map((n) => [n, sums[n].rate.error])),
+    samples: by,
+  };
+  return { sums, has: hasF };
+}
+
+/**
+ * Memory per subscription: a fresh target process per measurement; N connections opened and
+ * left idle, heap after GC; then each is told to subscribe to K new topics (N × K subscriptions,
+ * 10,000 topics in all), heap after GC again; (after − before) / (N × K).
+ */
+async function subscriptionsOnce(t, conns, each) {
+  let r;
+  try {
+    r = await startTarget({ name: `subscriptions ${t.name}`, file: t.file, env: t.env });
+    targetInfo[`subscriptions ${t.name}`] = r.info;
+    const gen = await ensureLoadgen();
+    await request(gen, { kind: 'hold', port: r.port, conns, path: '/topics' }, 60_000);
+    await sleep(200);
+    const before = await request(r.child, { kind: 'mem' }, 10_000);
+    if (before.clients !== conns) return { error: `the server reports ${before.clients} open connections, expected ${conns}` };
+    await request(gen, { kind: 'say', text: `sub:${each}` }, 10_000);
+    const want = conns * each;
+    const end = performance.now() + 20_000;
+    let count;
+    for (;;) {
+      count = await request(r.child, { kind: 'count' }, 10_000);
+      if (count.subscriptions === want || performance.now() > end) break;
+      await sleep(50);
+    }
+    if (count.subscriptions !== want) return { error: `${count.subscriptions} subscriptions made, expected ${want}` };
+    await sleep(100);
+    const after = await request(r.child, { kind: 'mem' }, 10_000);
+    await request(gen, { kind: 'release' }, 60_000).catch(() => {});
+    if (after.topics !== want) return { error: `${after.topics} topics, expected ${want} (one subscriber each)` };
+    const n = want;
+    return {
+      heapPerSub: (after.heapUsed - before.heapUsed) / n,
+      rssPerSub: (after.rss - before.rss) / n,
+      subscriptions: after.subscriptions,
+      topics: after.topics,
+      before,
+      after,
+    };
+  } catch (e) {
+    if (loadgen !== null) await request(loadgen, { kind: 'release' }, 60_000).catch(() => {});
+    return { error: e.message };
+  } finally {
+    if (r) await killChild(r.child);
+  }
+}
+
+async function scenarioSubscriptions() {
+  const targetsHere = SUBSCRIPTION_TARGETS;
+  if (targetsHere.length === 0) return null;
+  const configs = PLAN.subscriptions.map((c) => ({ ...c, label: `${c.conns} × ${c.each} topics` }));
+  const raw = await interleaved('subscriptions', configs, targetsHere, (c, t) => subscriptionsOnce(t, c.conns, c.each));
+  const snames = targetsHere.map((t) => t.name);
+  const rows = configs.map((c, i) => ({
+    ...c,
+    heap: Object.fromEntries(snames.map((n) => [n, summarize(raw[i][n], 'heapPerSub')])),
+    rss: Object.fromEntries(snames.map((n) => [n, summarize(raw[i][n], 'rssPerSub')])),
+    samples: raw[i],
+  }));
+  const b = (s) => cell(s, (v) => `${v.toFixed(0)} B`);
+  const both = snames.includes('wsmount') && snames.includes('ws');
+  print(
+    `\n## Memory per subscription at 10,000 topics (one process, no backplane; heap after global.gc() before and after the subscriptions, fresh process per measurement; median of ${PLAN.rounds})\n`,
+  );
+  print(
+    table(
+      ['connections × topics each', 'measure', ...targetsHere.map((t) => t.label), ...(both ? ['wsmount / ws'] : [])],
+      rows.flatMap((r) => [
+        [`${r.conns} × ${r.each}`, 'heapUsed', ...snames.map((n) => b(r.heap[n])), ...(both ? [ratio(over(r.heap.wsmount, r.heap.ws))] : [])],
+        [`${r.conns} × ${r.each}`, 'rss', ...snames.map((n) => b(r.rss[n])), ...(both ? [ratio(over(r.rss.wsmount, r.rss.ws))] : [])],
+      ]),
+    ),
+  );
+  print(
+    '\n`ws` has no topics: its column is what a ws user writes instead, a Map<topic, Set<WebSocket>> plus each socket\'s Set of topics (to leave them at close), made lazily like wsmount\'s. Topic names (`topic:0`…) are made by the server in both.',
+  );
+  printErrors('subscriptions', rows.map((r) => ({ label: r.label, sums: r.heap })));
+  results.scenarios.subscriptions = rows.map((r) => ({
+    conns: r.conns,
+    topicsEach: r.each,
+    subscriptions: r.conns * r.each,
+    medianHeapUsedPerSubscription: Object.fromEntries(snames.map((n) => [n, r.heap[n]?.value ?? null])),
+    medianRssPerSubscription: Object.fromEntries(snames.map((n) => [n, r.rss[n]?.value ?? null])),
+    errors: Object.fromEntries(snames.filter((n) => r.heap[n]?.error).map((n) => [n, r.heap[n].error])),
+    samples: r.samples,
+  }));
+  return rows;
+}
+
 function strip(config) {
   const { label, ...rest } = config;
   return rest;
@@ -703,6 +1047,30 @@ function verdicts(r) {
       `rss ${kib(row.rss.wsmount?.value)} vs ${kib(row.rss.ws?.value)}; heapUsed ${kib(row.heap.wsmount?.value)} vs ${kib(row.heap.ws?.value)} (${ratio(h)})`,
     );
   }
+  if (r.fanout) {
+    const { sums, has: hasF } = r.fanout;
+    const detail = (x, y) => `${si(sums[x].rate?.value)} vs ${si(sums[y].rate?.value)} deliveries/s; p99 ${ms(sums[x].p99?.value)} vs ${ms(sums[y].p99?.value)}`;
+    if (hasF('wsmount+redis') && hasF('ws+redis')) {
+      const x = over(sums['wsmount+redis'].rate, sums['ws+redis'].rate);
+      add('fan-out to 1,000 over 2 processes via Redis ≥ 3× ws + ioredis relay', ratio(x), Number.isFinite(x) ? x >= 3 : false, detail('wsmount+redis', 'ws+redis'));
+    }
+    if (hasF('wsmount+redis') && hasF('wsmount')) {
+      const x = over(sums['wsmount+redis'].rate, sums.wsmount.rate);
+      add('fan-out over 2 processes via Redis ≥ 0.8× wsmount in 1 process', ratio(x), Number.isFinite(x) ? x >= 0.8 : false, detail('wsmount+redis', 'wsmount'));
+    }
+  }
+  if (r.subscriptions) {
+    for (const row of r.subscriptions) {
+      const w = row.heap.wsmount;
+      if (!w) continue;
+      add(
+        `memory per subscription, ${row.conns} × ${row.each} topics (heapUsed; no target set)`,
+        cell(w, (v) => `${v.toFixed(0)} B`),
+        null,
+        row.heap.ws ? `ws + Map<topic, Set>: ${cell(row.heap.ws, (v) => `${v.toFixed(0)} B`)} (${ratio(over(w, row.heap.ws))})` : '',
+      );
+    }
+  }
   if (r.paced && has('ws') && wantedScenarios.includes('latency')) {
     const s = r.paced.sums;
     const x = over(s.wsmount.p99, s.ws.p99);
@@ -758,7 +1126,7 @@ async function main() {
     node: process.version,
     cpu: cpuModel(),
     cores: (await import('node:os')).cpus().length,
-    pinned: pin ? { server: `cpu ${SERVER_CPU}`, generator: `cpu ${LOADGEN_CPU}` } : false,
+    pinned: pin ? { server: `cpu ${SERVER_CPU}`, generator: `cpu ${LOADGEN_CPU}`, redis: `cpu ${REDIS_CPU}` } : false,
     rounds: PLAN.rounds,
     git: gitState(),
     plan: PLAN,
@@ -773,16 +1141,28 @@ async function main() {
   if (wantedScenarios.includes('broadcast')) r.broadcast = await scenarioBroadcast();
   if (wantedScenarios.includes('handshakes')) r.handshakes = await scenarioHandshakes();
   if (wantedScenarios.includes('memory')) r.memory = await scenarioMemory();
+  if (wantedScenarios.includes('fanout')) {
+    r.fanout = await scenarioFanout();
+    r.subscriptions = await scenarioSubscriptions();
+  }
 
-  print('\n## Targets (the team\'s goals, from issue 6)\n');
+  print('\n## Targets (the team\'s goals, from issues 6 and 11)\n');
   const v = verdicts(r);
   print(table(['goal', 'wsmount', 'result', 'detail'], v.map((x) => [x.goal, x.value, x.result, x.detail])));
   print('\n## Targets as run\n');
   for (const t of TARGETS) {
-    const info = targetInfo[t.name] ?? {};
+    if (targetInfo[t.name] === undefined) continue; // none of its scenarios ran
+    const info = targetInfo[t.name];
     const extra = info.native ? ` native addons loaded: ${JSON.stringify(info.native)}${info.note ? ` (${info.note})` : ''}` : '';
     const opts = info.options ? ` options: ${JSON.stringify(info.options)}` : '';
     print(`- ${t.name}: ${info.library ?? '?'} ${info.version ?? ''}${extra}${opts}`);
+  }
+  if (wantedScenarios.includes('fanout')) {
+    for (const t of FANOUT_TARGETS) {
+      const info = targetInfo[`fanout ${t.name}`] ?? {};
+      const how = info.backplane ? ` backplane: ${info.backplane}` : info.relay ? ` relay: ${info.relay}` : '';
+      print(`- fan-out ${t.label}: ${info.library ?? '?'} ${info.version ?? ''}${how}`);
+    }
   }
   print(
     `\nNoise guard: ${noise.windows} timed windows; ${noise.retried} re-measured because other processes or hypervisor steal took over ${NOISE_LIMIT}% of a core; ${noise.keptNoisy} still over it after ${MAX_ATTEMPTS} attempts (kept the quietest); ${noise.waitedSeconds.toFixed(0)} s spent waiting for a quiet machine before windows.`,
@@ -798,11 +1178,15 @@ async function main() {
   writeFileSync(join(outDir, 'latest.md'), `${output.join('\n')}\n`);
   console.error(`\nwrote bench/results/latest.json and latest.md`);
   if (flag('record')) {
+    // A partial run (--only) never replaces the complete reference of its mode: it gets a file
+    // named after its scenarios (bench/reference/fanout.json, fanout-quick.json…).
+    const partial = SCENARIOS.some((s) => !wantedScenarios.includes(s));
+    const name = partial ? `${wantedScenarios.join('+')}${quick ? '-quick' : ''}` : PLAN.mode;
     const refDir = join(here, 'reference');
     mkdirSync(refDir, { recursive: true });
-    writeFileSync(join(refDir, `${PLAN.mode}.json`), `${JSON.stringify(json, null, 2)}\n`);
-    writeFileSync(join(refDir, `${PLAN.mode}.md`), `${output.join('\n')}\n`);
-    console.error(`recorded bench/reference/${PLAN.mode}.json and .md`);
+    writeFileSync(join(refDir, `${name}.json`), `${JSON.stringify(json, null, 2)}\n`);
+    writeFileSync(join(refDir, `${name}.md`), `${output.join('\n')}\n`);
+    console.error(`recorded bench/reference/${name}.json and .md`);
   }
   return v;
 }

@@ -104,6 +104,18 @@ export function spawnPinned(cpu, nodeArgs, { env = {}, taskset = true } = {}) {
   return child;
 }
 
+/**
+ * Spawns a program that is not node (redis-server) pinned to `cpu`, without IPC; it is killed
+ * with the others on exit. `exec` again keeps the child's pid the program's own.
+ */
+export function spawnPinnedCommand(cpu, command, args, { taskset = true } = {}) {
+  const script = `exec ${taskset ? `taskset -c ${cpu} ` : ''}"$0" "$@"`;
+  const child = spawn('bash', ['-c', script, command, ...args], { stdio: ['ignore', 'ignore', 'inherit'] });
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+  return child;
+}
+
 /** Kills one child we spawned (SIGTERM, then SIGKILL after `graceMs`); resolves when it exited. */
 export function killChild(child, graceMs = 2000) {
   return new Promise((resolve) => {

@@ -7,6 +7,7 @@
 import { Buffer } from 'node:buffer';
 import { createHash } from 'node:crypto';
 import net from 'node:net';
+import { performance } from 'node:perf_hooks';
 
 export const OP = { CONT: 0x0, TEXT: 0x1, BINARY: 0x2, CLOSE: 0x8, PING: 0x9, PONG: 0xa };
 const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
@@ -109,6 +110,13 @@ export class Client {
     this.times = null;
     this.tHead = 0;
     this.tTail = 0;
+    // Jobs that read every message (the fan-out's sequence numbers): onPayload(client, bytes, now)
+    // is called per data frame with a copy of its payload, `now` being the chunk's arrival time.
+    this.onPayload = null;
+    this.payloadBuf = null;
+    this.chunkTime = 0;
+    this.nextSeq = 0;
+    this.group = 0;
   }
 
   /** TCP connect + upgrade; resolves when the 101 has been validated. */
@@ -211,6 +219,7 @@ export class Client {
     const n = chunk.length;
     let i = 0;
     let done = 0;
+    if (this.onPayload !== null) this.chunkTime = performance.now();
     while (i < n) {
       if (this.inPayload) {
         const need = this.need;
@@ -289,7 +298,11 @@ export class Client {
       if ((b0 & 0x80) === 0 || opcode === OP.CONT) return this.fail(new Error('server fragmented a message (unexpected here)')), false;
       if (opcode !== this.expectOpcode) return this.fail(new Error(`expected opcode ${this.expectOpcode}, got ${opcode}`)), false;
       if (len !== this.expectLen) return this.fail(new Error(`expected a ${this.expectLen}-byte message, got ${len} bytes`)), false;
-      if (this.expected !== null && this.dataFrames % this.checkEvery === 0) {
+      if (this.onPayload !== null) {
+        if (this.payloadBuf === null || this.payloadBuf.length !== len) this.payloadBuf = Buffer.allocUnsafe(len);
+        this.ctl = this.payloadBuf;
+        this.ctlFill = 0;
+      } else if (this.expected !== null && this.dataFrames % this.checkEvery === 0) {
         this.checking = true;
         this.checkOff = 0;
       }
@@ -309,6 +322,10 @@ export class Client {
     if (opcode === OP.TEXT || opcode === OP.BINARY) {
       this.dataFrames++;
       this.checking = false;
+      if (this.onPayload !== null) {
+        this.ctl = null;
+        this.onPayload(this, this.payloadBuf, this.chunkTime);
+      }
       return true;
     }
     const payload = this.ctl ?? Buffer.alloc(0);

@@ -7,8 +7,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
  * @param {import('node:net').Server} server an http.Server or net.Server, not yet listening
  * @param {object} info what the target wants reported (library, version, native addons…)
  * @param {() => number} clients the number of open WebSocket (or TCP) connections
+ * @param {() => object} [extra] more figures for the memory reply (the fan-out targets' subscriptions)
  */
-export function serve(server, info, clients) {
+export function serve(server, info, clients, extra) {
   if (typeof process.send !== 'function') {
     console.error('targets are started by bench/run.mjs (they need an IPC channel)');
     process.exit(2);
@@ -18,6 +19,11 @@ export function serve(server, info, clients) {
     process.exit(2);
   }
   process.on('message', async (m) => {
+    if (m?.kind === 'count') {
+      // The same figures without forcing GCs (polled while subscriptions are being made).
+      process.send({ id: m.id, ok: true, result: { clients: clients(), ...extra?.() } });
+      return;
+    }
     if (m?.kind !== 'mem') return;
     for (let i = 0; i < 4; i++) {
       globalThis.gc();
@@ -27,7 +33,15 @@ export function serve(server, info, clients) {
     process.send({
       id: m.id,
       ok: true,
-      result: { rss: u.rss, heapUsed: u.heapUsed, heapTotal: u.heapTotal, external: u.external, arrayBuffers: u.arrayBuffers, clients: clients() },
+      result: {
+        rss: u.rss,
+        heapUsed: u.heapUsed,
+        heapTotal: u.heapTotal,
+        external: u.external,
+        arrayBuffers: u.arrayBuffers,
+        clients: clients(),
+        ...extra?.(),
+      },
     });
   });
   process.on('disconnect', () => process.exit(0));
