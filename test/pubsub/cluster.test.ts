@@ -62,8 +62,8 @@ async function start(mode: string, workers: number): Promise<Primary> {
   return primary;
 }
 
-async function open(primary: Primary, index: number, room: string): Promise<Peer> {
-  const port = primary.workers[index]?.port;
+async function open(primary: Primary, index: number, room: string, second = false): Promise<Peer> {
+  const port = second ? primary.workers[index]?.port2 : primary.workers[index]?.port;
   if (port === undefined) throw new Error(`worker ${index} has no port: ${JSON.stringify(primary.workers[index])}`);
   const peer = await Peer.open(port, room);
   peers.push(peer);
@@ -160,6 +160,28 @@ describe('clusterBackplane() with real node:cluster workers', () => {
     // And when that subscriber leaves, worker 2 unsubscribes at the primary.
     d.ws.close();
     await until('back to 3 subscriptions', async () => (await relay(primary)).subscriptions === 3);
+    await stopAll(primary);
+  });
+
+  it('two handlers in one worker on one backplane reach each other without the primary, and the other workers', async () => {
+    const primary = await start('relay', 2);
+    const a = await open(primary, 0, 'a');
+    const x = await open(primary, 0, 'a', true);
+    const b = await open(primary, 1, 'a');
+    await until('2 subscriptions at the primary (one per worker)', async () => (await relay(primary)).subscriptions === 2);
+
+    a.ws.send('from a');
+    await until('x and b get it', () => x.got.length >= 1 && b.got.length >= 1);
+    x.ws.send(Buffer.from([1, 2, 3]));
+    await until('a and b get it', () => a.got.length >= 1 && b.got.length >= 2);
+    b.ws.send('from b');
+    await until('a and x get it', () => a.got.length >= 2 && x.got.length >= 2);
+    expect(x.got).toEqual(['from a', 'from b']);
+    expect(a.got).toEqual([Buffer.from([1, 2, 3]), 'from b']);
+    expect(b.got).toEqual(['from a', Buffer.from([1, 2, 3])]);
+    // Worker 0's publishes went to worker 1 only (never back to worker 0); worker 1's to worker 0 once, for both its handlers.
+    expect(await relay(primary)).toMatchObject({ messagesIn: 3, messagesOut: 3, dropped: 0 });
+    expect((await primary.worker<HandlerStats>(0, 'stats2')).backplane).toMatchObject({ messagesIn: 2, messagesOut: 1 });
     await stopAll(primary);
   });
 
