@@ -32,7 +32,7 @@ if (cluster.isWorker) {
 } else {
   const { Redis } = await import('ioredis');
   redis = new Redis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', { lazyConnect: true });
-  await redis.connect(); // redisBackplane takes a connected client; it subscribes on a duplicate
+  await redis.connect(); // fails early if Redis is not there; wsmount subscribes on a duplicate it owns
   backplane = redisBackplane(redis);
 }
 const me = { pid: process.pid, port, backplane: cluster.isWorker ? 'node:cluster' : 'Redis' };

@@ -50,7 +50,7 @@ function showProcess({ pid, port, backplane }, peerPort) {
   document.getElementById('port').textContent = port;
   document.getElementById('backplane').textContent = backplane;
   const here = document.getElementById('this-process');
-  here.textContent = `Process ${pid} :${port}`;
+  here.textContent = `This process :${port}`;
   here.href = location.pathname;
   const peer = document.getElementById('peer');
   peer.hidden = peerPort === null;
