@@ -11,7 +11,7 @@
  * libraries restore those too), one made while Redis was down, and one whose SUBSCRIBE was in
  * flight when Redis died (Redis paused with CLIENT PAUSE, then killed): node-redis drops that one
  * for good (its listener is added only on the reply), so this test fails on node-redis for a
- * backplane that trusts the library to resubscribe.
+ * backplane that trusts the library to resubscribe. Plain and sharded (SSUBSCRIBE) pub/sub.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { useRedis } from '../helpers/redis.js';
@@ -57,10 +57,10 @@ async function stats(child: Child): Promise<BackplaneStats> {
   return (await child.call<ChildStats>('stats')).backplane[0] as BackplaneStats;
 }
 
-for (const lib of ['ioredis', 'redis'] as const) {
-  describe(`Redis killed and restarted under ${lib === 'redis' ? 'node-redis' : 'ioredis'}`, () => {
+for (const [lib, sharded] of [['ioredis', false], ['redis', false], ['ioredis', true], ['redis', true]] as const) {
+  describe(`Redis killed and restarted under ${lib === 'redis' ? 'node-redis' : 'ioredis'}${sharded ? ', sharded' : ''}`, () => {
     it('no crash, local delivery throughout, subscriptions restored by the backplane, traffic resumes, the outage counted and logged once', async () => {
-      const [a, b] = await Promise.all([Child.start(build.script, { lib, redisPort: redis().port }), Child.start(build.script, { lib, redisPort: redis().port })]);
+      const [a, b] = await Promise.all([Child.start(build.script, { lib, redisPort: redis().port, sharded }), Child.start(build.script, { lib, redisPort: redis().port, sharded })]);
       children.push(a, b);
       const admin = new Admin(redis().port);
       try {
@@ -68,7 +68,7 @@ for (const lib of ['ioredis', 'redis'] as const) {
         const a1 = await open(a, 'f', 'a1');
         const a2 = await open(a, 'f', 'a2');
         const b1 = await open(b, 'f', 'b1');
-        await admin.waitNumsub({ 'wsmount:room:f': 2 });
+        await admin.waitNumsub({ 'wsmount:room:f': 2 }, sharded);
         a1.send('before from a1');
         await b1.waitFor(1);
         b1.send('before from b1');
@@ -101,7 +101,7 @@ for (const lib of ['ioredis', 'redis'] as const) {
         // Redis is back on the same port: every subscription comes back, by the backplane's doing.
         await redis().start();
         await poll(async () => (await stats(a)).connected && (await stats(b)).connected, 'both processes to be connected again', 20_000);
-        await admin.waitNumsub({ 'wsmount:room:f': 2, 'wsmount:room:late': 2, 'wsmount:room:inflight': 1 }, false, 15_000);
+        await admin.waitNumsub({ 'wsmount:room:f': 2, 'wsmount:room:late': 2, 'wsmount:room:inflight': 1 }, sharded, 15_000);
 
         // Cross-process traffic resumes, both ways, on every topic.
         b1.send('after from b1');
