@@ -17,6 +17,7 @@ export {
 } from './connection/index.js';
 export type { HandlerStats } from './stats.js';
 export {
+  CLUSTER_MESSAGE_KEY,
   MAX_TOPIC_LENGTH,
   clusterBackplane,
   memoryBackplane,
@@ -27,6 +28,10 @@ export {
   type BackplaneNode,
   type BackplaneStage,
   type BackplaneStats,
+  type ClusterBackplaneOptions,
+  type ClusterPrimary,
+  type ClusterPrimaryOptions,
+  type ClusterRelayStats,
   type MemoryBackplane,
   type PublishOptions,
   type RedisBackplaneOptions,

@@ -4,4 +4,5 @@ export { MAX_TOPIC_LENGTH, type PublishOptions } from './topics.js';
 /** @internal */
 export { Topics, checkTopic } from './topics.js';
 export { type RedisBackplaneOptions, redisBackplane } from './redis.js';
-export { clusterBackplane, setupClusterPrimary } from './cluster.js';
+export { CLUSTER_MESSAGE_KEY, type ClusterBackplaneOptions, clusterBackplane } from './cluster.js';
+export { type ClusterPrimary, type ClusterPrimaryOptions, type ClusterRelayStats, setupClusterPrimary } from './cluster-primary.js';

@@ -11,7 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { HandlerStats } from '../../src/index.js';
-import { CLUSTER_MESSAGE_KEY, type ClusterRelayStats, clusterBackplane, setupClusterPrimary } from '../../src/pubsub/cluster.js';
+import { CLUSTER_MESSAGE_KEY, type ClusterRelayStats, clusterBackplane, setupClusterPrimary } from '../../src/index.js';
 import { type ClusterBuild, Primary, alive, buildClusterApp, runAlone, until } from './fixtures/cluster-children.js';
 
 /** A WebSocket client on one worker that keeps what it receives. */
