@@ -24,9 +24,15 @@ const base = Number(process.env.PORT ?? 9011);
 const mode = process.env.BACKPLANE ?? (onPath('redis-server') ? 'redis' : 'cluster');
 if (mode !== 'redis' && mode !== 'cluster') throw new Error(`BACKPLANE is redis or cluster, not ${mode}`);
 
-/** What this script started, stopped in reverse order: { name, process, expected exit? }. */
+/** What this script started, stopped newest first: { name, process }. */
 const started = [];
 let stopping = false;
+// From the start: a Ctrl+C while redis-server is starting stops it too.
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(signal, () => stop(0));
+// Last resort (an exception in this script): nothing it started outlives it.
+process.on('exit', () => {
+  for (const { process: p } of started) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
+});
 
 try {
   const ports = base === 0 ? [await freePort(), await freePort()] : [base, base + 1];
@@ -59,15 +65,9 @@ try {
   for (const { pid, url } of ready) console.log(`  process ${pid}: ${url}`);
   console.log('Open one page on each and chat across them. Ctrl+C to stop.\n');
 } catch (error) {
-  console.error(`cluster demo: ${error instanceof Error ? error.message : error}`);
+  if (!stopping) console.error(`cluster demo: ${error instanceof Error ? error.message : error}`);
   await stop(1);
 }
-
-for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(signal, () => stop(0));
-// Last resort (an exception in this script): nothing it started outlives it.
-process.on('exit', () => {
-  for (const { process: p } of started) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
-});
 
 /** Stops what was started, the newest first, each by pid: SIGTERM, then SIGKILL after 5 s. */
 async function stop(code) {

@@ -117,13 +117,17 @@ const server = createWebSocketServer(
     backplane,
     onRequest: servePage,
     // Presence on this process: onSubscription is told each time a room's local count changes.
-    onSubscription(client, topic, count) {
-      console.log(`[pid ${me.pid} :${port}] ${topic}: ${count} here (${client.data.name} ${count > 0 ? 'in' : 'out'})`);
+    onSubscription(client, topic, count, previous) {
+      console.log(`[pid ${me.pid} :${port}] ${topic}: ${count} here (${client.data.name} ${count > previous ? 'came' : 'went'})`);
     },
   },
 );
-await server.listen();
-const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}/rooms/lobby`;
+await server.listen().catch((error) => {
+  console.error(`[pid ${me.pid}] cannot listen on ${host}:${port}: ${error.message} (PORT=… moves the ports)`);
+  process.exit(1);
+});
+const shown = host === '0.0.0.0' || host === '::' ? 'localhost' : host.includes(':') ? `[${host}]` : host;
+const url = `http://${shown}:${port}/rooms/lobby`;
 console.log(`[pid ${me.pid} :${port}] chat on ${url} (backplane: ${me.backplane})`);
 
 // ---- stopping ---------------------------------------------------------------------------------
