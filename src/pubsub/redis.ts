@@ -39,17 +39,29 @@ export interface IoRedisLike {
   readonly status: string;
   /** ioredis's options; `keyPrefix` is applied to sharded channel names. */
   readonly options?: { readonly keyPrefix?: string | undefined } | undefined;
+  /** A new client with the same options: wsmount's subscriber. */
   duplicate(): IoRedisLike;
+  /** Connects a client made with `lazyConnect` (wsmount calls it only on its own subscriber). */
   connect(): Promise<unknown>;
+  /** Closes at once (wsmount's subscriber, when it is not connected). */
   disconnect(): void;
+  /** Closes politely (wsmount's subscriber, when it is connected). */
   quit(): Promise<unknown>;
+  /** `PUBLISH`. */
   publish(channel: string, message: Buffer): Promise<unknown>;
+  /** `SUBSCRIBE`; messages come as `'messageBuffer'` events. */
   subscribe(...channels: string[]): Promise<unknown>;
+  /** `UNSUBSCRIBE`. */
   unsubscribe(...channels: string[]): Promise<unknown>;
+  /** `SPUBLISH` (Redis 7), for `sharded: true`. */
   spublish?(channel: string, message: Buffer): Promise<unknown>;
+  /** `SSUBSCRIBE` (Redis 7); messages come as `'smessageBuffer'` events. */
   ssubscribe?(...channels: string[]): Promise<unknown>;
+  /** `SUNSUBSCRIBE` (Redis 7). */
   sunsubscribe?(...channels: string[]): Promise<unknown>;
+  /** Adds an event listener (EventEmitter). */
   on(event: string, listener: Listener): unknown;
+  /** Removes an event listener (EventEmitter). */
   removeListener(event: string, listener: Listener): unknown;
 }
 
@@ -65,22 +77,33 @@ export interface NodeRedisLike {
   readonly isReady: boolean;
   /** `connect()` was called and the client was not closed since (it may be reconnecting). */
   readonly isOpen: boolean;
+  /** A new, unconnected client with the same options: wsmount's subscriber. */
   duplicate(): NodeRedisLike;
+  /** Connects (wsmount calls it only on its own subscriber). */
   connect(): Promise<unknown>;
+  /** `PUBLISH`. */
   publish(channel: string, message: Buffer): Promise<unknown>;
+  /** `SUBSCRIBE` with a listener in buffer mode (third argument `true`): messages as Buffers. */
   subscribe(channels: string[], listener: BufferListener, bufferMode: true): Promise<unknown>;
+  /** `UNSUBSCRIBE` of that listener. */
   unsubscribe(channels: string[], listener: BufferListener, bufferMode: true): Promise<unknown>;
+  /** `SPUBLISH` (Redis 7), for `sharded: true`. */
   sPublish?(channel: string, message: Buffer): Promise<unknown>;
+  /** `SSUBSCRIBE` (Redis 7), buffer mode. */
   sSubscribe?(channels: string[], listener: BufferListener, bufferMode: true): Promise<unknown>;
+  /** `SUNSUBSCRIBE` (Redis 7). */
   sUnsubscribe?(channels: string[], listener: BufferListener, bufferMode: true): Promise<unknown>;
   /** v5+: waits for pending commands, then closes. */
   close?(): Promise<unknown>;
   /** v5+: closes at once. */
   destroy?(): unknown;
-  /** v4: `quit()` and `disconnect()` are the same two. */
+  /** v4: waits for pending commands, then closes (`close()` since v5). */
   quit?(): Promise<unknown>;
+  /** v4: closes at once (`destroy()` since v5). */
   disconnect?(): Promise<unknown>;
+  /** Adds an event listener (EventEmitter). */
   on(event: string, listener: Listener): unknown;
+  /** Removes an event listener (EventEmitter). */
   removeListener(event: string, listener: Listener): unknown;
 }
 

@@ -235,5 +235,42 @@ for (const lib of ['ioredis', 'redis'] as const) {
       expect(l3.publish('t', Buffer.from('again'))).toBe(true);
       await poll(() => n3.received.length === 1, 'n3 to get its own publish back');
     });
+
+    it('subscribes on options.subscriber when given, and on close() leaves it connected with its own listeners only', async () => {
+      const a = admin();
+      const client = await userClient(lib);
+      const subscriber = await userClient(lib);
+      const before = listenerCounts(subscriber);
+      const baseline = await connections(a);
+      const backplane = redisBackplane(client, { prefix: 'own:', subscriber });
+      const node = new FakeNode('n');
+      const link = backplane.connect(node);
+      link.subscribe('t');
+      await a.waitNumsub({ 'own:t': 1 });
+      expect([...(await connections(a))].filter((id) => !baseline.has(id))).toEqual([]); // no duplicate made
+      expect(link.publish('t', ALL_BYTES)).toBe(true);
+      await poll(() => node.received.length === 1, 'the message through the given subscriber');
+      expect(node.received[0]?.equals(ALL_BYTES)).toBe(true);
+      await link.close();
+      await a.waitNumsub({ 'own:t': 0 });
+      expect(listenerCounts(subscriber)).toEqual(before);
+      expect(lib === 'ioredis' ? (subscriber as Redis).status : String((subscriber as { isReady: boolean }).isReady)).toBe(lib === 'ioredis' ? 'ready' : 'true');
+    });
   });
 }
+
+it("sharded over ioredis with a keyPrefix: ioredis prefixes shard channels (it takes them for keys), and messages still reach their topic", async () => {
+  const a = admin();
+  const client = new Redis({ host: '127.0.0.1', port: redis().port, keyPrefix: 'kp:' });
+  cleanups.push(() => client.quit().catch(() => {}));
+  const backplane = redisBackplane(client, { sharded: true, prefix: 'sp:' });
+  const node = new FakeNode('n');
+  const link = backplane.connect(node);
+  cleanups.push(() => link.close());
+  link.subscribe('t');
+  await a.waitNumsub({ 'kp:sp:t': 1 }, true);
+  await poll(() => client.status === 'ready', 'the client to be ready');
+  expect(link.publish('t', Buffer.from('prefixed'))).toBe(true);
+  await poll(() => node.received.length === 1, 'the message on the prefixed shard channel');
+  expect(node.received[0]?.toString()).toBe('prefixed');
+});
