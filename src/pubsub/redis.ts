@@ -277,7 +277,7 @@ class Session {
     this.watch(pub, 'publisher');
     if (sub !== pub) this.watch(sub, 'subscriber');
     this.undo.push(sub.listen((channel, message) => this.deliver(channel, message)));
-    if (ownsSubscriber) this.started(sub.start());
+    if (ownsSubscriber) this.call(() => sub.start() ?? Promise.resolve()).then(undefined, (error: unknown) => this.error(error, 'connect'));
     if (sub.ready()) this.resubscribe();
   }
 
@@ -289,10 +289,6 @@ class Session {
       client.on(event, onEvent);
       this.undo.push(() => void client.removeListener(event, onEvent));
     }
-  }
-
-  private started(connecting: Promise<unknown> | undefined): void {
-    connecting?.then(undefined, (error: unknown) => this.error(error, 'connect'));
   }
 
   private onState(driver: Driver, role: 'publisher' | 'subscriber', event: (typeof STATE_EVENTS)[number], arg: unknown): void {

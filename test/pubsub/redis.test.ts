@@ -236,6 +236,32 @@ for (const lib of ['ioredis', 'redis'] as const) {
       await poll(() => n3.received.length === 1, 'n3 to get its own publish back');
     });
 
+    it('a backplane joined while Redis is down reports the outage, then comes up with its topics when Redis does', async () => {
+      const client = await userClient(lib);
+      // The user's client must not crash the test process while Redis is down, before the backplane listens.
+      (client as { on(event: string, listener: () => void): unknown }).on('error', () => {});
+      await redis().kill();
+      try {
+        await poll(() => !(lib === 'ioredis' ? (client as Redis).status === 'ready' : (client as { isReady: boolean }).isReady), 'the client to see Redis gone');
+        const backplane = redisBackplane(client, { prefix: 'late:' });
+        const node = new FakeNode('n');
+        const link = backplane.connect(node);
+        cleanups.push(() => link.close());
+        link.subscribe('t');
+        expect(link.publish('t', Buffer.from('lost'))).toBe(false);
+        await poll(() => node.statuses.length === 1, 'the outage to be reported');
+        expect(node.statuses[0]?.up).toBe(false);
+        await redis().start();
+        await poll(() => node.statuses.length === 2, () => `the end of the outage (has ${JSON.stringify(node.statuses)})`, 15_000);
+        expect(node.statuses[1]?.up).toBe(true);
+        expect(link.publish('t', Buffer.from('after'))).toBe(true);
+        await poll(() => node.received.length === 1, 'the publish made after Redis came back');
+        expect(node.received[0]?.toString()).toBe('after');
+      } finally {
+        if (redis().pid === undefined) await redis().start();
+      }
+    });
+
     it('subscribes on options.subscriber when given, and on close() leaves it connected with its own listeners only', async () => {
       const a = admin();
       const client = await userClient(lib);
