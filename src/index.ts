@@ -34,6 +34,9 @@ export {
   type ClusterRelayStats,
   type MemoryBackplane,
   type PublishOptions,
+  type IoRedisLike,
+  type NodeRedisLike,
+  type RedisBackplaneClient,
   type RedisBackplaneOptions,
 } from './pubsub/index.js';
 export {
