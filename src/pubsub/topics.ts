@@ -246,7 +246,7 @@ export class Topics implements BackplaneNode {
     } else {
       const seconds = ((Date.now() - this.downSince) / 1000).toFixed(1);
       const lost = counts.droppedWhileDisconnected - this.dropsAtOutage;
-      this.owner.log.warn(`wsmount: the backplane is back after ${seconds} s; ${lost} publishes to other processes were lost meanwhile`);
+      this.owner.log.warn(`wsmount: the backplane is back after ${seconds} s; ${lost} ${lost === 1 ? 'publish' : 'publishes'} to other processes ${lost === 1 ? 'was' : 'were'} lost meanwhile`);
     }
   }
 
