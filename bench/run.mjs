@@ -61,7 +61,7 @@ const PLAN = quick
       broadcast: { clients: [1000], size: 32, warmupMs: 250, measureMs: 600 },
       handshakes: { concurrency: 32, warmupMs: 250, measureMs: 700 },
       memory: { conns: [1000] },
-      fanout: { subscribers: 1000, size: 32, window: 32, warmupMs: 300, measureMs: 1000, rate: 50, pacedWarmupMs: 300, pacedMs: 1500 },
+      fanout: { subscribers: 1000, size: 32, windows: [16, 64], warmupMs: 300, measureMs: 1000, rate: 50, pacedWarmupMs: 300, pacedMs: 1500 },
       subscriptions: [
         { conns: 1, each: 10_000 },
         { conns: 1000, each: 10 },
@@ -82,7 +82,7 @@ const PLAN = quick
       broadcast: { clients: [100, 1000, 5000], size: 32, warmupMs: 400, measureMs: 1200 },
       handshakes: { concurrency: 32, warmupMs: 400, measureMs: 1500 },
       memory: { conns: [1000, 5000] },
-      fanout: { subscribers: 1000, size: 32, window: 32, warmupMs: 500, measureMs: 1500, rate: 50, pacedWarmupMs: 500, pacedMs: 3000 },
+      fanout: { subscribers: 1000, size: 32, windows: [16, 64], warmupMs: 500, measureMs: 1500, rate: 50, pacedWarmupMs: 500, pacedMs: 3000 },
       subscriptions: [
         { conns: 1, each: 10_000 },
         { conns: 1000, each: 10 },
@@ -779,7 +779,7 @@ async function scenarioFanout() {
       measure(targets, t, 'fanout', {
         split: splitOf(t, c.subscribers),
         size: c.size,
-        window: c.window,
+        windows: c.windows,
         warmupMs: c.warmupMs,
         measureMs: c.measureMs,
         rate: c.rate,
@@ -794,14 +794,22 @@ async function scenarioFanout() {
   const by = raw[0];
   const fnames = FANOUT_TARGETS.map((t) => t.name);
   const metric = (n, f) => summarize(by[n], f);
+  const W = p.windows;
+  const at = (s, w) => s.saturation?.find((x) => x.window === w);
   const sums = Object.fromEntries(
     fnames.map((n) => [
       n,
       {
-        rate: metric(n, 'rate'),
-        serverCpuPct: metric(n, 'serverCpuPct'),
-        redisCpuPct: metric(n, 'redisCpuPct'),
-        genCpuPct: metric(n, 'genCpuPct'),
+        // deliveries/s and CPU at saturation, per window size
+        ...Object.fromEntries(
+          W.flatMap((w) => [
+            [`rate@${w}`, metric(n, (s) => at(s, w)?.rate ?? NaN)],
+            [`serverCpuPct@${w}`, metric(n, (s) => at(s, w)?.serverCpuPct ?? NaN)],
+            [`redisCpuPct@${w}`, metric(n, (s) => at(s, w)?.redisCpuPct ?? NaN)],
+            [`genCpuPct@${w}`, metric(n, (s) => at(s, w)?.genCpuPct ?? NaN)],
+            [`perChunk@${w}`, metric(n, (s) => { const m = at(s, w)?.messagesPerChunk ?? []; return m.reduce((a, b) => a + b, 0) / m.length; })],
+          ]),
+        ),
         p50: metric(n, (s) => s.paced.p50),
         p90: metric(n, (s) => s.paced.p90),
         p99: metric(n, (s) => s.paced.p99),
@@ -813,6 +821,7 @@ async function scenarioFanout() {
         p99First: metric(n, (s) => s.paced.byProcess[0]?.p99),
         p50Second: metric(n, (s) => s.paced.byProcess[1]?.p50 ?? NaN),
         p99Second: metric(n, (s) => s.paced.byProcess[1]?.p99 ?? NaN),
+        noisePct: metric(n, 'noisePct'),
       },
     ]),
   );
@@ -826,27 +835,49 @@ async function scenarioFanout() {
   const pinning = pin
     ? `server process(es) on cpu ${SERVER_CPU} (both processes of a two-process target share it), redis-server ${redis.version ?? ''} and the generator on cpu ${LOADGEN_CPU}, for every target`
     : 'NOT pinned';
+  const pct = (x) => (x && !x.error && Number.isFinite(x.value) ? `${x.value.toFixed(0)}%` : '—');
   print(
     `\n## Fan-out across processes through Redis (topics, issue 11: ${p.subscribers} subscribers of one topic, one publisher sending ${bytes(p.size)} text; median of ${PLAN.rounds})\n`,
   );
   print(`Pinning: ${pinning}. Two-process targets: ${splitOf({ procs: 2 }, p.subscribers).join(' + ')} subscribers, the publisher on the first process.\n`);
+  print(`### Deliveries/s at saturation (counted at the subscribers; messages in flight = the publisher's window)\n`);
   print(
     table(
-      ['target', 'deliveries/s', 'CPU servers / redis / gen', `p50 @ ${si(p.rate)} msg/s`, 'p90', 'p99', 'max', 'p50 / p99 on process 1', 'on process 2'],
+      ['target', 'in flight', 'deliveries/s', 'CPU servers / redis / gen', 'messages per read', ...ratios.map(([l, x, y]) => `${l} (${x} / ${y})`)],
+      W.flatMap((w) =>
+        fnames.map((n) => {
+          const s = sums[n];
+          const r = s[`rate@${w}`];
+          if (r.error) return [labelOf(n), w, 'FAILED', '', '', ...ratios.map(() => '')];
+          return [
+            labelOf(n),
+            w,
+            si(r.value),
+            `${pct(s[`serverCpuPct@${w}`])} / ${pct(s[`redisCpuPct@${w}`])} / ${pct(s[`genCpuPct@${w}`])}`,
+            Number.isFinite(s[`perChunk@${w}`].value) ? s[`perChunk@${w}`].value.toFixed(1) : '—',
+            ...ratios.map(([, x, y]) => (n === x ? ratio(over(sums[x][`rate@${w}`], sums[y][`rate@${w}`])) : '')),
+          ];
+        }),
+      ),
+    ),
+  );
+  print(`\n### Publish → delivery latency at a fixed ${si(p.rate)} messages/s (${si(expected)} deliveries/s)\n`);
+  print(
+    table(
+      ['target', 'p50', 'p90', 'p99', 'max', 'p50 / p99 on process 1', 'on process 2', 'server CPU', ...ratios.map(([l]) => `p99 ${l}`)],
       fnames.map((n) => {
         const s = sums[n];
-        if (s.rate.error) return [labelOf(n), 'FAILED', '', '', '', '', '', '', ''];
-        const pct = (x) => `${x.value.toFixed(0)}%`;
+        if (s.p50.error) return [labelOf(n), 'FAILED', '', '', '', '', '', '', ...ratios.map(() => '')];
         return [
-          labelOf(n) + (sustained(n) ? '' : ' (paced rate not sustained)'),
-          si(s.rate.value),
-          `${pct(s.serverCpuPct)} / ${pct(s.redisCpuPct)} / ${pct(s.genCpuPct)}`,
+          labelOf(n) + (sustained(n) ? '' : ' (rate not sustained)'),
           ms(s.p50.value),
           ms(s.p90.value),
           ms(s.p99.value),
           ms(s.max.value),
           `${ms(s.p50First.value)} / ${ms(s.p99First.value)}`,
           Number.isFinite(s.p50Second.value) ? `${ms(s.p50Second.value)} / ${ms(s.p99Second.value)}` : '—',
+          pct(s.pacedServerCpuPct),
+          ...ratios.map(([, x, y]) => (n === x ? ratio(over(sums[x].p99, sums[y].p99)) : '')),
         ];
       }),
     ),
@@ -855,15 +886,20 @@ async function scenarioFanout() {
     print('');
     print(
       table(
-        ['ratio', 'deliveries/s', 'p50', 'p99'],
-        ratios.map(([l, x, y]) => [`${l} (${x} / ${y})`, ratio(over(sums[x].rate, sums[y].rate)), ratio(over(sums[x].p50, sums[y].p50)), ratio(over(sums[x].p99, sums[y].p99))]),
+        ['ratio', ...W.map((w) => `deliveries/s, ${w} in flight`), 'p50', 'p99'],
+        ratios.map(([l, x, y]) => [
+          `${l} (${x} / ${y})`,
+          ...W.map((w) => ratio(over(sums[x][`rate@${w}`], sums[y][`rate@${w}`]))),
+          ratio(over(sums[x].p50, sums[y].p50)),
+          ratio(over(sums[x].p99, sums[y].p99)),
+        ]),
       ),
     );
   }
   print(
-    `\nDeliveries/s: at saturation, ${p.window} messages in flight, a message counting as done when the slowest process's subscribers have it (on average); ${p.measureMs} ms after ${p.warmupMs} ms warm-up. Latency: ${si(p.rate)} messages/s (${si(expected)} deliveries/s) from a timer, each timed from its write by the publisher to its arrival at each of the ${p.subscribers} subscribers (~${si(sums[fnames[0]]?.samples?.value ?? NaN)} samples per round), ${p.pacedMs} ms. Every subscriber must get every message in order (sequence numbers), payload checked.`,
+    `\nSaturation: the publisher keeps ${W.join(' (then ')}${W.length > 1 ? ')' : ''} messages in flight, a message counting as done when the slowest process's subscribers have it (on average), ${p.measureMs} ms after ${p.warmupMs} ms warm-up; "messages per read" is deliveries ÷ TCP chunks the subscribers read (wsmount writes a socket's pending messages at once, ws writes each message; more in flight means bigger batches). Latency: a timer sends ${si(p.rate)} messages/s, each timed from the publisher's write to its arrival at each of the ${p.subscribers} subscribers (~${si(sums[fnames[0]]?.samples?.value ?? NaN)} samples per round over ${p.pacedMs} ms); process 2 is reached through Redis. Every subscriber must get every message once and in order (sequence numbers), payload checked.`,
   );
-  printErrors('fanout', [{ label: '', sums: Object.fromEntries(fnames.map((n) => [n, sums[n].rate])) }]);
+  printErrors('fanout', [{ label: '', sums: Object.fromEntries(fnames.map((n) => [n, sums[n][`rate@${W[0]}`]])) }]);
   results.scenarios.fanout = {
     ...p,
     pinning,
@@ -871,8 +907,17 @@ async function scenarioFanout() {
     targets: Object.fromEntries(FANOUT_TARGETS.map((t) => [t.name, { label: t.label, processes: t.procs, split: splitOf(t, p.subscribers) }])),
     medians: flat(sums),
     sustained: Object.fromEntries(fnames.map((n) => [n, sustained(n)])),
-    ratios: Object.fromEntries(ratios.map(([l, x, y]) => [l, { deliveries: over(sums[x].rate, sums[y].rate), p50: over(sums[x].p50, sums[y].p50), p99: over(sums[x].p99, sums[y].p99) }])),
-    errors: Object.fromEntries(fnames.filter((n) => sums[n].rate?.error).map((n) => [n, sums[n].rate.error])),
+    ratios: Object.fromEntries(
+      ratios.map(([l, x, y]) => [
+        l,
+        {
+          ...Object.fromEntries(W.map((w) => [`deliveries@${w}`, over(sums[x][`rate@${w}`], sums[y][`rate@${w}`])])),
+          p50: over(sums[x].p50, sums[y].p50),
+          p99: over(sums[x].p99, sums[y].p99),
+        },
+      ]),
+    ),
+    errors: Object.fromEntries(fnames.filter((n) => sums[n][`rate@${W[0]}`]?.error).map((n) => [n, sums[n][`rate@${W[0]}`].error])),
     samples: by,
   };
   return { sums, has: hasF };
@@ -1049,14 +1094,17 @@ function verdicts(r) {
   }
   if (r.fanout) {
     const { sums, has: hasF } = r.fanout;
-    const detail = (x, y) => `${si(sums[x].rate?.value)} vs ${si(sums[y].rate?.value)} deliveries/s; p99 ${ms(sums[x].p99?.value)} vs ${ms(sums[y].p99?.value)}`;
-    if (hasF('wsmount+redis') && hasF('ws+redis')) {
-      const x = over(sums['wsmount+redis'].rate, sums['ws+redis'].rate);
-      add('fan-out to 1,000 over 2 processes via Redis ≥ 3× ws + ioredis relay', ratio(x), Number.isFinite(x) ? x >= 3 : false, detail('wsmount+redis', 'ws+redis'));
-    }
-    if (hasF('wsmount+redis') && hasF('wsmount')) {
-      const x = over(sums['wsmount+redis'].rate, sums.wsmount.rate);
-      add('fan-out over 2 processes via Redis ≥ 0.8× wsmount in 1 process', ratio(x), Number.isFinite(x) ? x >= 0.8 : false, detail('wsmount+redis', 'wsmount'));
+    for (const w of PLAN.fanout.windows) {
+      const rate = (n) => sums[n][`rate@${w}`];
+      const detail = (x, y) => `${si(rate(x)?.value)} vs ${si(rate(y)?.value)} deliveries/s; p99 at ${si(PLAN.fanout.rate)} msg/s ${ms(sums[x].p99?.value)} vs ${ms(sums[y].p99?.value)}`;
+      if (hasF('wsmount+redis') && hasF('ws+redis')) {
+        const x = over(rate('wsmount+redis'), rate('ws+redis'));
+        add(`fan-out to 1,000 over 2 processes via Redis ≥ 3× ws + ioredis relay (${w} in flight)`, ratio(x), Number.isFinite(x) ? x >= 3 : false, detail('wsmount+redis', 'ws+redis'));
+      }
+      if (hasF('wsmount+redis') && hasF('wsmount')) {
+        const x = over(rate('wsmount+redis'), rate('wsmount'));
+        add(`fan-out over 2 processes via Redis ≥ 0.8× wsmount in 1 process (${w} in flight)`, ratio(x), Number.isFinite(x) ? x >= 0.8 : false, detail('wsmount+redis', 'wsmount'));
+      }
     }
   }
   if (r.subscriptions) {

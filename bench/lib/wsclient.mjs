@@ -117,6 +117,7 @@ export class Client {
     this.chunkTime = 0;
     this.nextSeq = 0;
     this.group = 0;
+    this.chunks = 0; // TCP chunks read (counted for onPayload jobs: messages per chunk shows batching)
   }
 
   /** TCP connect + upgrade; resolves when the 101 has been validated. */
@@ -219,7 +220,10 @@ export class Client {
     const n = chunk.length;
     let i = 0;
     let done = 0;
-    if (this.onPayload !== null) this.chunkTime = performance.now();
+    if (this.onPayload !== null) {
+      this.chunkTime = performance.now();
+      this.chunks++;
+    }
     while (i < n) {
       if (this.inPayload) {
         const need = this.need;
