@@ -49,7 +49,7 @@ async function join(handler: Parameters<typeof connect>[0], path: string): Promi
 }
 
 describe('memoryBackplane', () => {
-  // BUG (src/pubsub/memory.ts:488 connect): a handler linked while the bus is down is never told
+  // BUG (src/pubsub/memory.ts:50 connect): a handler linked while the bus is down is never told
   // (redis.ts join() and cluster.ts join() both call node.status(false)). Its stats say
   // connected: true while every publish is dropped, no outage warning is logged, and
   // setConnected(true) later is ignored as a repeat, so the "back … N lost" line never comes.
