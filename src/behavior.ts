@@ -8,7 +8,7 @@ import { isSafeHeaderValue, isToken } from './handshake/tokens.js';
 import { decodeText } from './protocol/utf8.js';
 
 import type { BinaryData } from './protocol/framer.js';
-import type { PublishOptions } from './pubsub/topics.js';
+import { type PublishOptions, checkTopic } from './pubsub/topics.js';
 export type { BinaryData };
 
 /** What the handler tells a new behavior about its connection. @internal */
@@ -440,16 +440,18 @@ export class Behavior<Params extends Record<string, string> = Record<string, str
 
   /** Unsubscribes this connection from `topic`; returns `false` if it was not subscribed. */
   unsubscribe(topic: string): boolean {
+    checkTopic(topic, 'unsubscribe()');
     const c = this.#connection;
     return c === null ? false : this.handler.pubsub.unsubscribe(c, topic);
   }
 
   /** Whether this connection is subscribed to `topic`. */
   isSubscribed(topic: string): boolean {
+    checkTopic(topic, 'isSubscribed()');
     return this.#connection?.topics?.has(topic) ?? false;
   }
 
-  /** The topics this connection is subscribed to (a live, read-only view; empty once closed). */
+  /** The topics this connection is subscribed to now, as a new read-only set (empty once closed). */
   get topics(): ReadonlySet<string> {
     return this.handler.pubsub.topicsOf(this.#connection);
   }

@@ -122,8 +122,8 @@ class WorkerHub {
   }
 
   publish(from: Member, topic: string, message: Uint8Array): boolean {
-    if (!this.up || !process.connected) return false;
-    // Other handlers in this worker: asynchronously, in publish order, like a remote delivery.
+    // Other handlers in this worker: asynchronously, in publish order, like a remote delivery;
+    // they need no primary, so this goes on when the channel to it is gone.
     const here = this.topics.get(topic);
     if (here !== undefined && (here.size > 1 || !here.has(from))) {
       this.local.push({ from, topic, message });
@@ -132,6 +132,7 @@ class WorkerHub {
         setImmediate(this.flushLocal);
       }
     }
+    if (!this.up || !process.connected) return false;
     const size = message.byteLength + topic.length + OVERHEAD;
     const via = from.via;
     if (this.pending > 0 && this.pending + size > via.maxBackpressure) {

@@ -49,6 +49,7 @@ export function memoryBackplane(): MemoryBackplane {
     },
     connect(node: BackplaneNode): BackplaneLink {
       linked.add(node);
+      if (!up) node.status(false, 'the in-memory backplane was disconnected');
       const mine = new Set<string>();
       return {
         publish(topic, message) {

@@ -55,8 +55,6 @@ export interface TopicsOwner {
   readonly onSubscription: ((client: Behavior, topic: string, count: number, previous: number) => void) | undefined;
 }
 
-const EMPTY: ReadonlySet<string> = new Set<string>();
-
 /** A handler's topics and its backplane link. @internal */
 export class Topics implements BackplaneNode {
   /** Topic -> the connections subscribed to it here; a topic with none has no entry. */
@@ -102,9 +100,9 @@ export class Topics implements BackplaneNode {
     return this.index.size;
   }
 
-  /** A connection's topics (a live read-only view). */
+  /** A connection's topics: a copy, so that no caller can change the index behind its back. */
   topicsOf(c: Connection | null): ReadonlySet<string> {
-    return c?.topics ?? EMPTY;
+    return new Set(c?.topics);
   }
 
   /** Subscribes `c`; false if it already was (or is not open). */
@@ -156,10 +154,13 @@ export class Topics implements BackplaneNode {
   private changed(c: Connection, topic: string, count: number, previous: number): void {
     const hook = this.owner.onSubscription;
     if (hook === undefined) return;
+    const failed = (error: unknown): void => this.owner.log.error(`wsmount: onSubscription threw (topic '${topic}', connection ${c.behavior.id})`, error);
     try {
-      hook(c.behavior, topic, count, previous);
+      // An async callback (presence written to a database) may reject: logged, never unhandled.
+      const result: unknown = hook(c.behavior, topic, count, previous);
+      if (typeof (result as PromiseLike<unknown> | null)?.then === 'function') (result as PromiseLike<unknown>).then(undefined, failed);
     } catch (error) {
-      this.owner.log.error(`wsmount: onSubscription threw (topic '${topic}', connection ${c.behavior.id})`, error);
+      failed(error);
     }
   }
 
@@ -241,7 +242,7 @@ export class Topics implements BackplaneNode {
       this.dropsAtOutage = counts.droppedWhileDisconnected;
       const why = reason instanceof Error ? reason.message : reason === undefined ? '' : String(reason);
       this.owner.log.warn(
-        `wsmount: the backplane is down${why === '' ? '' : ` (${why})`}: publishes do not reach other processes until it is back (at-most-once delivery; counted in stats().backplane)`,
+        `wsmount: the backplane is down${why === '' ? '' : ` (${why})`}: messages between this process and the others are lost until it is back (at-most-once delivery; local delivery goes on; counted in stats().backplane)`,
       );
     } else {
       const seconds = ((Date.now() - this.downSince) / 1000).toFixed(1);

@@ -1,7 +1,6 @@
 /**
- * Review of issue 11 (topics and backplanes): each test names the bug it shows. Tests marked
- * `test.fails` assert the documented behaviour and fail today; they turn red (unexpectedly
- * passing) once the bug is fixed, and should then become plain tests.
+ * Review of issue 11 (topics and backplanes): each test names the bug it showed (all fixed) or
+ * the claim it checks.
  */
 import { Buffer } from 'node:buffer';
 import type { Duplex } from 'node:stream';
@@ -17,9 +16,6 @@ import { useRedis } from '../helpers/redis.js';
 import { waitFor } from '../helpers/server.js';
 import { countWrites } from '../helpers/writes.js';
 import { Admin, poll } from './fixtures/redis-peers.js';
-
-/** A known bug: fails today. REVIEW_SHOW=1 runs these as plain tests, to see how they fail. */
-const bug = process.env.REVIEW_SHOW === '1' ? test : test.fails;
 
 const fixture = useFixture();
 
@@ -49,11 +45,8 @@ async function join(handler: Parameters<typeof connect>[0], path: string): Promi
 }
 
 describe('memoryBackplane', () => {
-  // BUG (src/pubsub/memory.ts:50 connect): a handler linked while the bus is down is never told
-  // (redis.ts join() and cluster.ts join() both call node.status(false)). Its stats say
-  // connected: true while every publish is dropped, no outage warning is logged, and
-  // setConnected(true) later is ignored as a repeat, so the "back … N lost" line never comes.
-  bug('a handler linked while the in-memory bus is down reports the outage', () => {
+  // Was a bug: a handler linked while the bus was down was never told (stats said connected).
+  test('a handler linked while the in-memory bus is down reports the outage', () => {
     const bus = memoryBackplane();
     bus.setConnected(false);
     const { logger, warnings } = captureLog();
@@ -61,17 +54,15 @@ describe('memoryBackplane', () => {
     cleanups.push(() => handler.close({ timeout: 100 }));
     handler.publish('room:a', 'lost');
     expect(handler.stats().backplane?.droppedWhileDisconnected).toBe(1);
-    expect(handler.stats().backplane?.connected).toBe(false); // is true
-    expect(warnings.some((w) => /backplane is down/.test(w))).toBe(true); // none
+    expect(handler.stats().backplane?.connected).toBe(false);
+    expect(warnings.some((w) => /backplane is down/.test(w))).toBe(true);
   });
 });
 
 describe('onSubscription', () => {
-  // BUG (src/pubsub/topics.ts:159-163 changed()): the hook's return value is ignored. An async
-  // onSubscription (presence written to a database: the natural way to write it) that rejects
-  // is an unhandled rejection, which ends the process on Node >= 15; a throwing sync hook is
-  // caught and logged. Shown with a thenable: wsmount never attaches a handler to it.
-  bug('a promise returned by onSubscription gets a rejection handler (else its rejection is unhandled)', async () => {
+  // Was a bug: an async onSubscription that rejected was an unhandled rejection (the process
+  // ends on Node >= 15). Shown with a thenable: wsmount must attach a rejection handler.
+  test('a promise returned by onSubscription gets a rejection handler (else its rejection is unhandled)', async () => {
     let handled = false;
     const thenable = {
       then(_ok?: unknown, onRejected?: unknown): unknown {
@@ -100,31 +91,34 @@ describe('onSubscription', () => {
 });
 
 describe('Behavior.topics', () => {
-  // BUG (src/pubsub/topics.ts:106 topicsOf, src/behavior.ts topics getter): documented as "a live,
-  // read-only view; empty once closed", but it is the connection's internal Set, created on the
-  // first subscribe and detached (not cleared) at close: a reference taken before the first
-  // subscribe never sees it, and one taken before the close still lists every topic after it.
-  bug('topics read before the first subscribe is a live view', async () => {
-    let view: ReadonlySet<string> | null = null;
+  // Was a bug: `topics` was documented as a live view but was the index's own Set (or a shared
+  // empty one). It is now a snapshot: a new set each time, which nobody can use to change the index.
+  test('topics is a snapshot: read before the first subscribe it stays empty; read again it has the topic', async () => {
+    let before: ReadonlySet<string> | null = null;
+    let after: ReadonlySet<string> | null = null;
     class Late extends Behavior {
       override onOpen(): void {
-        view = this.topics;
+        before = this.topics;
         this.subscribe('t');
+        after = this.topics;
       }
     }
     const handler = createWebSocketHandler({ '/late': Late }, { pingInterval: 0, logLevel: 'silent' });
     cleanups.push(() => handler.close({ timeout: 100 }));
     await join(handler, '/late');
     expect(handler.subscriberCount('t')).toBe(1);
-    expect((view as ReadonlySet<string> | null)?.has('t')).toBe(true); // false: a frozen empty set
+    expect([...(before as ReadonlySet<string> | null ?? [])]).toEqual([]);
+    expect([...(after as ReadonlySet<string> | null ?? [])]).toEqual(['t']);
   });
 
-  bug('topics held from before the close is empty once closed', async () => {
+  test('topics read after the close is empty', async () => {
     let view: ReadonlySet<string> | null = null;
+    let behavior: Behavior | null = null;
     class Held extends Behavior {
       override onOpen(): void {
         this.subscribe('t');
         view = this.topics;
+        behavior = this;
       }
     }
     const handler = createWebSocketHandler({ '/held': Held }, { pingInterval: 0, logLevel: 'silent' });
@@ -132,11 +126,12 @@ describe('Behavior.topics', () => {
     const client = await join(handler, '/held');
     await client.close();
     await poll(() => handler.subscriberCount('t') === 0, 'the close');
-    expect((view as ReadonlySet<string> | null)?.size).toBe(0); // 1: still lists 't'
+    expect((view as ReadonlySet<string> | null)?.size).toBe(1); // a snapshot from before
+    expect((behavior as Behavior | null)?.topics.size).toBe(0);
   });
 
-  // The "read-only" view is the index's own Set: a cast (or plain JS) corrupts the index.
-  test('writing through topics desynchronises the index (isSubscribed true, subscriberCount 0)', async () => {
+  // Was a bug: `topics` was the index's own Set, and a cast (or plain JS) corrupted the index.
+  test('writing through a topics snapshot changes nothing (isSubscribed false, subscribe works)', async () => {
     let behavior: Idle | null = null;
     class Grab extends Behavior {
       override onOpen(): void {
@@ -149,17 +144,15 @@ describe('Behavior.topics', () => {
     await join(handler, '/grab');
     const b = behavior as unknown as Behavior;
     (b.topics as Set<string>).add('b');
-    expect(b.isSubscribed('b')).toBe(true);
+    expect(b.isSubscribed('b')).toBe(false);
     expect(handler.subscriberCount('b')).toBe(0);
-    expect(b.subscribe('b')).toBe(false); // and it can never really subscribe to 'b' now
+    expect(b.subscribe('b')).toBe(true);
   });
 });
 
 describe('README "Topics in one process"', () => {
-  // DOC MISMATCH (README line ~612: "publishes made in one turn of the event loop reach a socket
-  // in one write (as `broadcast` does, inside a hook or outside one)"): only deliver() in
-  // topics.ts calls batchThisTask(); handler.broadcast() outside a hook writes once per message
-  // (README line ~1115 says so: batching "while the chunk that triggered it is handled").
+  // The README once said publishes batch per task "as broadcast does, inside a hook or outside
+  // one"; only publishes do outside a hook (broadcast batches within an incoming chunk).
   test('20 broadcasts from a timer are 20 writes to a socket; 20 publishes are 1', async () => {
     const sockets: Duplex[] = [];
     class Sub extends Behavior {
@@ -233,14 +226,10 @@ async function anyClient(lib: 'ioredis' | 'redis'): Promise<AnyClient & RedisBac
 }
 
 describe('redisBackplane', () => {
-  // BUG (src/pubsub/redis.ts:279-281 Session.end): with options.subscriber, close() sends
-  // UNSUBSCRIBE only if the subscriber is ready at that moment. A handler closed during a Redis
-  // outage leaves its channels on the user's connection, and ioredis (autoResubscribe) and
-  // node-redis both subscribe them again on reconnect: the user's subscriber receives wsmount's
-  // traffic for every topic it ever had, forever (and its own 'message' listeners see the
-  // envelopes). The doc says wsmount "removes them on close".
+  // Was a bug: with options.subscriber, close() unsubscribed only a subscriber that was up; one
+  // closed during an outage had its channels restored by the library on reconnect, for good.
   for (const lib of ['ioredis', 'redis'] as const) {
-    bug(`${lib}: a handler closed while Redis is down leaves no subscription on options.subscriber`, { timeout: 20_000 }, async () => {
+    test(`${lib}: a handler closed while Redis is down leaves no subscription on options.subscriber`, { timeout: 20_000 }, async () => {
       const admin = new Admin(redis().port);
       cleanups.push(() => admin.close());
       const client = await anyClient(lib);
@@ -257,7 +246,7 @@ describe('redisBackplane', () => {
       }
       await poll(() => isReady(subscriber), 'the subscriber back', 15_000);
       await new Promise((resolve) => setTimeout(resolve, 300));
-      expect(await admin.numsub([`rv-leak-${lib}:t`])).toEqual([0]); // [1]: resubscribed by the library
+      await poll(async () => (await admin.numsub([`rv-leak-${lib}:t`]))[0] === 0, 'the channel to be left');
     });
 
     // Regression check (passes): a topic given up during an outage on wsmount's own subscriber is
@@ -284,11 +273,8 @@ describe('redisBackplane', () => {
     });
   }
 
-  // DOC MISMATCH (README "While either connection is down, publishes are dropped and counted";
-  // redis.ts TSDoc of redisBackplane; the outage warning "publishes do not reach other processes
-  // until it is back"): Session.publish (redis.ts:202) checks only the publisher. While only the
-  // subscriber is down, publishes go out and reach the other processes; the outage is reported
-  // and the "back" line says 0 lost. The code's behaviour is the better one; the text is wrong.
+  // The README and the outage warning once said every publish is dropped during any outage; only
+  // the publisher's state matters for that (now documented).
   test('while only the subscriber is down, publishes still go out and reach other processes', { timeout: 20_000 }, async () => {
     const client = ioClient();
     const subscriber = ioClient();
