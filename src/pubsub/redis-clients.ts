@@ -33,8 +33,6 @@ export interface IoRedisLike {
   unsubscribe(...channels: string[]): Promise<unknown>;
   /** `SPUBLISH` (Redis 7), for `sharded: true`. */
   spublish?(channel: string, message: Buffer): Promise<unknown>;
-  /** A pipeline: the publishes of one turn of the event loop go out in one write. */
-  pipeline?(): IoRedisPipelineLike;
   /** `SSUBSCRIBE` (Redis 7); messages come as `'smessageBuffer'` events. */
   ssubscribe?(...channels: string[]): Promise<unknown>;
   /** `SUNSUBSCRIBE` (Redis 7). */
@@ -43,14 +41,6 @@ export interface IoRedisLike {
   on(event: string, listener: Listener): unknown;
   /** Removes an event listener (EventEmitter). */
   removeListener(event: string, listener: Listener): unknown;
-}
-
-/** The parts of an ioredis pipeline that wsmount uses. */
-export interface IoRedisPipelineLike {
-  /** Queues a `PUBLISH`. */
-  publish(channel: string, message: Buffer): unknown;
-  /** Sends the queued commands in one write; resolves with each one's `[error, result]`. */
-  exec(): Promise<unknown>;
 }
 
 /** What node-redis hands a buffer-mode pub/sub listener. */
@@ -103,13 +93,6 @@ export interface Driver {
   /** Commands go out now (not into the library's offline queue). */
   ready(): boolean;
   publish(channel: string, message: Buffer): Promise<unknown>;
-  /**
-   * Sends several publishes in one write, when the library needs asking (an ioredis pipeline);
-   * resolves with each one's error (null where it succeeded), in order. Null when each `publish` goes out as it is
-   * (node-redis pipelines the commands of one tick by itself; sharded publishes may live on
-   * different nodes of a cluster).
-   */
-  publishMany: ((batch: readonly (readonly [channel: string, message: Buffer])[]) => Promise<readonly unknown[]>) | null;
   subscribe(channels: string[]): Promise<unknown>;
   unsubscribe(channels: string[]): Promise<unknown>;
   /** Calls `deliver` with each message's channel name and bytes; returns what stops it. */
@@ -173,15 +156,6 @@ export function ioredisDriver(c: IoRedisLike, sharded: boolean): Driver {
     client: c,
     ready: () => c.status === 'ready',
     publish: sharded ? (channel, message) => (c.spublish as NonNullable<IoRedisLike['spublish']>)(channel, message) : (channel, message) => c.publish(channel, message),
-    publishMany:
-      sharded || typeof c.pipeline !== 'function'
-        ? null
-        : async (batch) => {
-            const pipeline = (c.pipeline as () => IoRedisPipelineLike).call(c);
-            for (const [channel, message] of batch) pipeline.publish(channel, message);
-            const results = await pipeline.exec();
-            return Array.isArray(results) ? results.map((entry: unknown) => (Array.isArray(entry) ? (entry[0] ?? null) : null)) : [];
-          },
     subscribe: (channels) => (sharded ? (c.ssubscribe as NonNullable<IoRedisLike['ssubscribe']>).apply(c, channels) : c.subscribe(...channels)),
     unsubscribe: (channels) => (sharded ? (c.sunsubscribe as NonNullable<IoRedisLike['sunsubscribe']>).apply(c, channels) : c.unsubscribe(...channels)),
     listen(deliver) {
@@ -213,7 +187,6 @@ export function nodeRedisDriver(c: NodeRedisLike, sharded: boolean): Driver {
     client: c,
     ready: () => c.isReady,
     publish: sharded ? (channel, message) => (c.sPublish as NonNullable<NodeRedisLike['sPublish']>)(channel, message) : (channel, message) => c.publish(channel, message),
-    publishMany: null,
     subscribe: (channels) => sub.call(c, channels, listener, true),
     unsubscribe: (channels) => unsub.call(c, channels, listener, true),
     listen(deliver) {

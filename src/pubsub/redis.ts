@@ -207,44 +207,8 @@ class Session {
     // At most once, bounded memory: never let the library's offline queue hold a publish.
     if (this.ended || !this.pub.ready()) return false;
     const bytes = Buffer.isBuffer(message) ? message : Buffer.from(message.buffer, message.byteOffset, message.byteLength);
-    if (this.pub.publishMany === null) return this.publishNow(node, this.prefix + topic, bytes);
-    // The publishes of one task (a chunk of incoming messages, a loop in a timer) go to Redis in
-    // one write: fewer syscalls here, and Redis hands them to the other processes together, so
-    // that they reach their subscribers in bigger batches too.
-    this.outbox.push([this.prefix + topic, bytes, node]);
-    if (this.outbox.length === 1) queueMicrotask(this.flushOutbox);
-    return true;
+    return this.publishNow(node, this.prefix + topic, bytes);
   }
-
-  /** Publishes waiting for the end of the task, in order. */
-  private outbox: [channel: string, message: Buffer, node: BackplaneNode][] = [];
-
-  private readonly flushOutbox = (): void => {
-    const batch = this.outbox;
-    this.outbox = [];
-    // Accepted in this task, before any close: they go out (the publishing client is yours, and
-    // stays connected after wsmount leaves), unless it dropped meanwhile: never its offline queue.
-    if (batch.length === 0) return;
-    if (!this.pub.ready()) {
-      for (const [, , node] of batch) node.error(new Error('the Redis connection dropped before the publish was sent'), 'publish');
-      return;
-    }
-    if (batch.length === 1) {
-      const [channel, message, node] = batch[0] as [string, Buffer, BackplaneNode];
-      this.publishNow(node, channel, message);
-      return;
-    }
-    this.call(() => (this.pub.publishMany as NonNullable<Driver['publishMany']>)(batch.map(([channel, message]) => [channel, message] as const))).then(
-      (errors) => {
-        (errors as readonly unknown[]).forEach((error, i) => {
-          if (error !== null) batch[i]?.[2].error(error, 'publish');
-        });
-      },
-      (error: unknown) => {
-        for (const node of new Set(batch.map((entry) => entry[2]))) node.error(error, 'publish');
-      },
-    );
-  };
 
   private publishNow(node: BackplaneNode, channel: string, message: Buffer): boolean {
     try {
