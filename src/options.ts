@@ -272,9 +272,15 @@ function checkOptions(o: ResolvedHandlerOptions): void {
   if (o.backpressure !== 'close' && o.backpressure !== 'drop') throw new RangeError(`wsmount: backpressure is 'close' or 'drop', not ${String(o.backpressure)}`);
   if (o.rateLimit !== undefined && o.rateLimit !== false) checkRate('rateLimit', o.rateLimit);
   const backplane: unknown = o.backplane;
-  if (backplane !== undefined && typeof (backplane as { connect?: unknown } | null)?.connect !== 'function') {
-    const client = typeof (backplane as { publish?: unknown } | null)?.publish === 'function' ? ' (a Redis client? wrap it: backplane: redisBackplane(client))' : '';
-    throw new TypeError(`wsmount: backplane is a Backplane (redisBackplane(client), clusterBackplane(), memoryBackplane()), not ${backplane === null ? 'null' : typeof backplane}${client}`);
+  if (backplane === undefined) return;
+  const b = backplane as { connect?: unknown; publish?: unknown; duplicate?: unknown } | null;
+  // A Redis client has a connect() too (ioredis, node-redis): it is not a Backplane.
+  const redisClient = typeof b?.publish === 'function' && (typeof b.duplicate === 'function' || typeof b.connect !== 'function');
+  if (typeof b?.connect !== 'function' || redisClient) {
+    const hint = redisClient ? ' (this is a Redis client: wrap it, backplane: redisBackplane(client))' : '';
+    throw new TypeError(
+      `wsmount: backplane is a Backplane (redisBackplane(client), clusterBackplane(), memoryBackplane()), not ${backplane === null ? 'null' : typeof backplane === 'object' ? 'this object' : typeof backplane}${hint}`,
+    );
   }
 }
 

@@ -83,7 +83,12 @@ export class Topics implements BackplaneNode {
       return;
     }
     this.counts = { connected: true, messagesOut: 0, messagesIn: 0, droppedWhileDisconnected: 0, outages: 0, errors: 0, malformed: 0 };
-    this.link = backplane.connect(this);
+    const link: unknown = backplane.connect(this);
+    const l = link as Partial<Record<keyof BackplaneLink, unknown>> | null;
+    if (typeof l?.publish !== 'function' || typeof l.subscribe !== 'function' || typeof l.unsubscribe !== 'function' || typeof l.close !== 'function') {
+      throw new TypeError('wsmount: the backplane\'s connect() returned no BackplaneLink (an object with publish, subscribe, unsubscribe and close)');
+    }
+    this.link = link as BackplaneLink;
   }
 
   get log(): Logger {

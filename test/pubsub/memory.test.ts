@@ -168,5 +168,10 @@ describe('memoryBackplane', () => {
     const redisLike = { publish() {}, subscribe() {} };
     expect(() => createWebSocketHandler({ '/rooms/:room': Room }, { backplane: redisLike as unknown as Backplane })).toThrow(/backplane: redisBackplane\(client\)/);
     expect(() => createWebSocketHandler({ '/rooms/:room': Room }, { backplane: 'redis://x' as unknown as Backplane })).toThrow(TypeError);
+    // ioredis and node-redis clients have a connect() method too: still not a Backplane.
+    const withConnect = { connect() {}, publish() {}, duplicate() {} };
+    expect(() => createWebSocketHandler({ '/rooms/:room': Room }, { backplane: withConnect as unknown as Backplane })).toThrow(/this is a Redis client: wrap it/);
+    const linkless: Backplane = { connect: () => Promise.resolve() as unknown as BackplaneLink };
+    expect(() => createWebSocketHandler({ '/rooms/:room': Room }, { backplane: linkless })).toThrow(/connect\(\) returned no BackplaneLink/);
   });
 });
