@@ -9,18 +9,18 @@
  * current src/ is compiled into a temporary directory and a module hook (NODE_OPTIONS=--import,
  * inherited by every process the launcher starts) points 'wsmount' there: never a stale dist/.
  */
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { accessSync, constants, mkdirSync, readFileSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { accessSync, constants, mkdirSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
 import { delimiter, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { alive, compileForChildren } from '../helpers/child.js';
+import { WAIT, waitForChat } from './chat-page.js';
 import { MISSING_CHROMIUM, hasChromium, launchChromium, screenshotDir } from './chromium.js';
 
 const repo = fileURLToPath(new URL('../../', import.meta.url));
-const WAIT = { timeout: 10_000, interval: 50 };
 const MISSING_REDIS = 'the Redis variant of the cluster demo needs Debian redis-server: apt-get install -y redis-server';
 
 const hasRedis = (process.env['PATH'] ?? '').split(delimiter).some((dir) => {
@@ -37,30 +37,7 @@ const hasRedis = (process.env['PATH'] ?? '').split(delimiter).some((dir) => {
  * it; returns the NODE_OPTIONS that load the hook.
  */
 async function buildWsmount(): Promise<{ nodeOptions: string; remove(): Promise<void> }> {
-  const dir = await mkdtemp(join(tmpdir(), 'wsmount-cluster-demo-'));
-  const out = join(dir, 'out');
-  const config = {
-    extends: join(repo, 'tsconfig.json'),
-    compilerOptions: {
-      rootDir: join(repo, 'src'),
-      outDir: out,
-      declaration: false,
-      declarationMap: false,
-      isolatedDeclarations: false,
-      sourceMap: false,
-      typeRoots: [join(repo, 'node_modules', '@types')],
-    },
-    include: [join(repo, 'src')],
-  };
-  await writeFile(join(dir, 'tsconfig.json'), JSON.stringify(config));
-  const tsc = join(repo, 'node_modules', 'typescript', 'bin', 'tsc');
-  await new Promise<void>((resolve, reject) => {
-    execFile(process.execPath, [tsc, '-p', join(dir, 'tsconfig.json')], { cwd: repo, timeout: 60_000 }, (error, stdout, stderr) => {
-      if (error) reject(new Error(`tsc failed: ${error.message}\n${stdout}\n${stderr}`));
-      else resolve();
-    });
-  });
-  await writeFile(join(out, 'package.json'), '{"type":"module"}\n');
+  const { dir, out, remove } = await compileForChildren({ prefix: 'wsmount-cluster-demo-', include: ['src'], rootDir: 'src' });
   const index = pathToFileURL(join(out, 'index.js')).href;
   await writeFile(
     join(dir, 'hooks.mjs'),
@@ -71,17 +48,7 @@ async function buildWsmount(): Promise<{ nodeOptions: string; remove(): Promise<
   );
   await writeFile(join(dir, 'register.mjs'), "import { register } from 'node:module';\nregister('./hooks.mjs', import.meta.url);\n");
   const nodeOptions = `${process.env['NODE_OPTIONS'] ?? ''} --import=${pathToFileURL(join(dir, 'register.mjs')).href}`.trim();
-  return { nodeOptions, remove: () => rm(dir, { recursive: true, force: true }) };
-}
-
-/** Whether `pid` is a live process (a zombie waiting to be reaped counts as gone). */
-function isRunning(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
-  } catch {
-    return false;
-  }
+  return { nodeOptions, remove };
 }
 
 function waitForExit(child: ChildProcess, ms: number): Promise<number | string | null> {
@@ -157,26 +124,12 @@ async function stopClusterDemo(demo: ClusterDemo | undefined): Promise<number | 
   try {
     return await waitForExit(demo.main, 10_000);
   } finally {
-    for (const pid of demo.pids()) if (isRunning(pid)) process.kill(pid, 'SIGKILL');
+    for (const pid of demo.pids()) if (alive(pid)) process.kill(pid, 'SIGKILL');
   }
 }
 
 // ---- what the page shows ----------------------------------------------------------------------
 
-/** The chat's log, one line per entry: a message as "name: text", any other line as its text. */
-function chatOf(page: Page): Promise<string[]> {
-  return page.locator('#chat-log > *').evaluateAll((lines) =>
-    lines.map((line) =>
-      line.classList.contains('msg')
-        ? `${line.querySelector('.who')?.textContent}: ${line.querySelector('.text')?.textContent}`
-        : (line.textContent ?? ''),
-    ),
-  );
-}
-async function waitForChat(page: Page, line: string | RegExp): Promise<void> {
-  if (typeof line === 'string') await expect.poll(() => chatOf(page), WAIT).toContain(line);
-  else await expect.poll(async () => (await chatOf(page)).some((l) => line.test(l)), WAIT).toBe(true);
-}
 async function type(page: Page, text: string): Promise<void> {
   const input = page.locator('input[name=text]');
   await input.fill(text);
@@ -294,10 +247,10 @@ describe.runIf(hasChromium)('cluster demo in Chromium', () => {
 
       it('Ctrl+C stops every process it started (servers, redis-server), by pid, and exits 0', async () => {
         if (demo === undefined) throw new Error('no demo');
-        expect(demo.pids().every(isRunning)).toBe(true);
+        expect(demo.pids().every(alive)).toBe(true);
         expect(demo.redisPid === undefined).toBe(backplane === 'cluster');
         expect(await stopClusterDemo(demo)).toBe(0);
-        expect(demo.pids().filter(isRunning)).toEqual([]);
+        expect(demo.pids().filter(alive)).toEqual([]);
         expect(demo.output()).toMatch(/stopped\n$/);
       });
 
@@ -308,7 +261,7 @@ describe.runIf(hasChromium)('cluster demo in Chromium', () => {
           process.kill(victim?.pid ?? 0, 'SIGKILL');
           expect(await waitForExit(crashing.main, 10_000)).toBe(1);
           expect(crashing.output()).toContain(`(pid ${victim?.pid}) exited (SIGKILL): stopping the demo`);
-          expect(crashing.pids().filter(isRunning)).toEqual([]);
+          expect(crashing.pids().filter(alive)).toEqual([]);
         } finally {
           await stopClusterDemo(crashing);
         }

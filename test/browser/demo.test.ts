@@ -7,6 +7,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { HandlerStats, WebSocketHandler } from '../../src/index.js';
+import { WAIT, chatOf, waitForChat } from './chat-page.js';
 import { MISSING_CHROMIUM, hasChromium, launchChromium, screenshotDir } from './chromium.js';
 
 /** demo/app.js's public shape (it is plain JavaScript, so TypeScript does not read it). */
@@ -32,25 +33,10 @@ declare const getComputedStyle: (element: unknown) => { color: string; textAlign
 const PAGE_WIDTHS = '[document.documentElement.scrollWidth, document.documentElement.clientWidth]';
 
 const screenshots = pathToFileURL(`${screenshotDir}/`);
-const WAIT = { timeout: 10_000, interval: 50 };
 
 /** The page's log, one line per entry. */
 function logOf(page: Page): Promise<string[]> {
   return page.locator('#log > div').allTextContents();
-}
-/** The chat's log, one line per entry: a message as "name: text", any other line as its text. */
-function chatOf(page: Page): Promise<string[]> {
-  return page.locator('#chat-log > *').evaluateAll((lines) =>
-    lines.map((line) =>
-      line.classList.contains('msg')
-        ? `${line.querySelector('.who')?.textContent}: ${line.querySelector('.text')?.textContent}`
-        : (line.textContent ?? ''),
-    ),
-  );
-}
-async function waitForChat(page: Page, line: string | RegExp): Promise<void> {
-  if (typeof line === 'string') await expect.poll(() => chatOf(page), WAIT).toContain(line);
-  else await expect.poll(async () => (await chatOf(page)).some((l) => line.test(l)), WAIT).toBe(true);
 }
 /** Who the chat page lists as here: its count, then one name per person (without the avatar's letter). */
 function peopleOf(page: Page): Promise<string[]> {

@@ -6,69 +6,33 @@
  * Each test runs test/interop/ws_client.py with a URL and a scenario name; the script prints JSON
  * lines and the test asserts on them and on what the server's behaviors recorded.
  */
-import { type ChildProcessWithoutNullStreams, spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { AsyncAuth, Auth, Control, Echo, Info, Protocols, Refuse, log, resetLog } from './routes.js';
+import { PYTHON, PythonScript, type Json, hasPython } from '../helpers/python.js';
 import { type TestServer, startServer, waitFor } from '../helpers/server.js';
 
-const PYTHON = '/usr/bin/python3';
 const SCRIPT = fileURLToPath(new URL('./ws_client.py', import.meta.url));
 const MISSING = `Python interop tests need Debian's python3-websockets for ${PYTHON} (apt-get install -y python3-websockets)`;
 
-const hasPython = spawnSync(PYTHON, ['-c', 'import websockets'], { stdio: 'ignore', timeout: 10_000 }).status === 0;
-
 // ---- the Python client --------------------------------------------------------------------
 
-type Json = Record<string, unknown>;
 interface PyMessage {
   type: 'text' | 'binary';
   text?: string;
   b64?: string;
 }
 
-/** JSON with every non-ASCII character escaped, so argv survives any locale. */
-function asciiJson(value: unknown): string {
-  return JSON.stringify(value).replace(/[\u007f-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
-}
-
-class PyRun {
-  readonly child: ChildProcessWithoutNullStreams;
-  readonly lines: Json[] = [];
-  private stdout = '';
-  private stderr = '';
-  private readonly exited: Promise<number | null>;
+class PyRun extends PythonScript {
   private waiters: (() => void)[] = [];
 
   constructor(url: string, scenario: string, opts: Json) {
-    this.child = spawn(PYTHON, [SCRIPT, url, scenario, asciiJson(opts)], {
-      env: { ...process.env, PYTHONUTF8: '1', PYTHONDONTWRITEBYTECODE: '1' },
-    });
-    this.child.stdout.setEncoding('utf8');
-    this.child.stderr.setEncoding('utf8');
-    this.child.stdout.on('data', (d: string) => {
-      this.stdout += d;
-      let i: number;
-      while ((i = this.stdout.indexOf('\n')) !== -1) {
-        const line = this.stdout.slice(0, i);
-        this.stdout = this.stdout.slice(i + 1);
-        if (line.trim() !== '') this.lines.push(JSON.parse(line) as Json);
-      }
-      this.wake();
-    });
-    this.child.stderr.on('data', (d: string) => {
-      this.stderr += d;
-    });
-    this.exited = new Promise((resolve) => {
-      this.child.on('exit', (code) => {
-        resolve(code);
-        this.wake();
-      });
-    });
-    // A hung script never outlives its test.
-    const killer = setTimeout(() => this.child.kill('SIGKILL'), 25_000);
-    killer.unref();
-    this.child.on('exit', () => clearTimeout(killer));
+    super(SCRIPT, url, scenario, opts, 25_000);
+  }
+
+  protected override changed(): void {
+    this.wake();
   }
 
   private wake(): void {

@@ -9,21 +9,11 @@
 import { Buffer } from 'node:buffer';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { useRedis } from '../helpers/redis.js';
-import { type Build, Child, buildRedisChild } from './fixtures/redis-children.js';
-import { ALL_BYTES, Admin, PAYLOADS, Peer, type Received, UTF8_TEXT, poll, sameMessages } from './fixtures/redis-peers.js';
+import { Child, type ChildStats, useRedisChild } from './fixtures/redis-children.js';
+import { ALL_BYTES, Admin, PAYLOADS, Peer, type Received, UTF8_TEXT, exchangePayloads, poll, sameMessages } from './fixtures/redis-peers.js';
 
 const redis = useRedis();
-let build: Build;
-beforeAll(async () => {
-  build = await buildRedisChild();
-}, 60_000);
-afterAll(() => build?.remove());
-
-interface ChildStats {
-  backplane: ({ connected: boolean; messagesIn: number; messagesOut: number; droppedWhileDisconnected: number; outages: number; errors: number } | null)[];
-  logs: { level: string; message: string }[];
-  unhandled: string[];
-}
+const build = useRedisChild();
 
 const peers: Peer[] = [];
 afterEach(async () => {
@@ -42,7 +32,7 @@ for (const lib of ['ioredis', 'redis'] as const) {
     let admin: Admin;
 
     beforeAll(async () => {
-      [a, b] = await Promise.all([Child.start(build.script, { lib, redisPort: redis().port }), Child.start(build.script, { lib, redisPort: redis().port })]);
+      [a, b] = await Promise.all([Child.start(build().script, { lib, redisPort: redis().port }), Child.start(build().script, { lib, redisPort: redis().port })]);
       admin = new Admin(redis().port);
     });
     afterAll(async () => {
@@ -63,14 +53,7 @@ for (const lib of ['ioredis', 'redis'] as const) {
       const b1 = await open(b, '/rooms/r1', 'b1');
       await admin.waitNumsub({ 'wsmount:room:r1': 2 });
 
-      for (const m of PAYLOADS) a1.send(m);
-      await b1.waitFor(PAYLOADS.length);
-      sameMessages(b1.received, PAYLOADS, 'B received from A');
-
-      const back: Received[] = [...PAYLOADS].reverse();
-      for (const m of back) b1.send(m);
-      await a1.waitFor(back.length);
-      sameMessages(a1.received, back, 'A received from B (the sender excluded: nothing of its own)');
+      await exchangePayloads(a1, b1);
       sameMessages(b1.received, PAYLOADS, 'B got nothing of its own back');
     });
 
@@ -139,7 +122,7 @@ for (const lib of ['ioredis', 'redis'] as const) {
 describe('two handlers in one process sharing one redisBackplane', () => {
   for (const lib of ['ioredis', 'redis'] as const) {
     it(`hold one Redis subscription per topic between them, and reach each other through Redis (${lib})`, async () => {
-      const child = await Child.start(build.script, { lib, redisPort: redis().port, twoHandlers: true, prefix: 'two:' });
+      const child = await Child.start(build().script, { lib, redisPort: redis().port, twoHandlers: true, prefix: 'two:' });
       const admin = new Admin(redis().port);
       try {
         const x = await open(child, '/a/rooms/both', 'x');

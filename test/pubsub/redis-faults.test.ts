@@ -13,31 +13,13 @@
  * for good (its listener is added only on the reply), so this test fails on node-redis for a
  * backplane that trusts the library to resubscribe. Plain and sharded (SSUBSCRIBE) pub/sub.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { useRedis } from '../helpers/redis.js';
-import { type Build, Child, buildRedisChild } from './fixtures/redis-children.js';
+import { type BackplaneStats, Child, type ChildStats, useRedisChild } from './fixtures/redis-children.js';
 import { Admin, Peer, poll, sameMessages } from './fixtures/redis-peers.js';
 
 const redis = useRedis();
-let build: Build;
-beforeAll(async () => {
-  build = await buildRedisChild();
-}, 60_000);
-afterAll(() => build?.remove());
-
-interface BackplaneStats {
-  connected: boolean;
-  messagesIn: number;
-  messagesOut: number;
-  droppedWhileDisconnected: number;
-  outages: number;
-  errors: number;
-}
-interface ChildStats {
-  backplane: (BackplaneStats | null)[];
-  logs: { level: string; message: string }[];
-  unhandled: string[];
-}
+const build = useRedisChild();
 
 const peers: Peer[] = [];
 const children: Child[] = [];
@@ -60,7 +42,7 @@ async function stats(child: Child): Promise<BackplaneStats> {
 for (const [lib, sharded] of [['ioredis', false], ['redis', false], ['ioredis', true], ['redis', true]] as const) {
   describe(`Redis killed and restarted under ${lib === 'redis' ? 'node-redis' : 'ioredis'}${sharded ? ', sharded' : ''}`, () => {
     it('no crash, local delivery throughout, subscriptions restored by the backplane, traffic resumes, the outage counted and logged once', async () => {
-      const [a, b] = await Promise.all([Child.start(build.script, { lib, redisPort: redis().port, sharded }), Child.start(build.script, { lib, redisPort: redis().port, sharded })]);
+      const [a, b] = await Promise.all([Child.start(build().script, { lib, redisPort: redis().port, sharded }), Child.start(build().script, { lib, redisPort: redis().port, sharded })]);
       children.push(a, b);
       const admin = new Admin(redis().port);
       try {

@@ -6,15 +6,11 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { useRedis } from '../helpers/redis.js';
-import { type Build, Child, buildRedisChild } from './fixtures/redis-children.js';
-import { ALL_BYTES, Admin, PAYLOADS, Peer, type Received, poll, sameMessages } from './fixtures/redis-peers.js';
+import { Child, useRedisChild } from './fixtures/redis-children.js';
+import { ALL_BYTES, Admin, PAYLOADS, Peer, exchangePayloads, poll, sameMessages } from './fixtures/redis-peers.js';
 
 const redis = useRedis();
-let build: Build;
-beforeAll(async () => {
-  build = await buildRedisChild();
-}, 60_000);
-afterAll(() => build?.remove());
+const build = useRedisChild();
 
 const peers: Peer[] = [];
 afterEach(async () => {
@@ -28,7 +24,7 @@ for (const lib of ['ioredis', 'redis'] as const) {
     let admin: Admin;
     beforeAll(async () => {
       const config = { lib, redisPort: redis().port, sharded: true, prefix: 'shard:' };
-      [a, b] = await Promise.all([Child.start(build.script, config), Child.start(build.script, config)]);
+      [a, b] = await Promise.all([Child.start(build().script, config), Child.start(build().script, config)]);
       admin = new Admin(redis().port);
     });
     afterAll(async () => {
@@ -44,13 +40,7 @@ for (const lib of ['ioredis', 'redis'] as const) {
       // Sharded only: no plain subscription to the channel.
       expect(await admin.numsub(['shard:room:s1'])).toEqual([0]);
 
-      for (const m of PAYLOADS) a1.send(m);
-      await b1.waitFor(PAYLOADS.length);
-      sameMessages(b1.received, PAYLOADS, 'B received from A');
-      const back: Received[] = [...PAYLOADS].reverse();
-      for (const m of back) b1.send(m);
-      await a1.waitFor(back.length);
-      sameMessages(a1.received, back, 'A received from B');
+      const back = await exchangePayloads(a1, b1);
 
       expect(await b.call<number>('publish', { topic: 'room:s1', base64: ALL_BYTES.toString('base64') })).toBe(1);
       await a1.waitFor(back.length + 1);

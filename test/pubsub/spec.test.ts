@@ -13,7 +13,6 @@
  * A case where the implementation disagrees with the spec stays as the spec says, marked
  * `it.fails` with a `// BUG:` comment.
  */
-import { type ChildProcessWithoutNullStreams, spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -27,13 +26,12 @@ import {
   type WebSocketHandler,
   memoryBackplane,
 } from '../../src/index.js';
+import { PYTHON, PythonScript, type Json, asciiJson, hasPython } from '../helpers/python.js';
 import { RawClient, closePayload } from '../helpers/raw.js';
 import { type TestServer, sleep, startServer, waitFor } from '../helpers/server.js';
 import { countWrites } from '../helpers/writes.js';
 
-const PYTHON = '/usr/bin/python3';
 const SCRIPT = fileURLToPath(new URL('./fixtures/spec-client.py', import.meta.url));
-const hasPython = spawnSync(PYTHON, ['-c', 'import websockets'], { stdio: 'ignore', timeout: 10_000 }).status === 0;
 const KiB = 1024;
 
 // ---- cleanup: everything a test opens is closed after it ---------------------------------------
@@ -320,7 +318,6 @@ async function slowPeer(node: Node, id: string, subs: readonly string[], route =
 
 // ---- the Python client --------------------------------------------------------------------------
 
-type Json = Record<string, unknown>;
 interface PyMsg {
   type: 'text' | 'binary';
   text?: string;
@@ -329,41 +326,9 @@ interface PyMsg {
   sha256?: string;
 }
 
-/** JSON with every non-ASCII character escaped, so argv and pipes survive any locale. */
-function asciiJson(value: unknown): string {
-  return JSON.stringify(value).replace(/[\u007f-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
-}
-
-class PyPeer {
-  readonly child: ChildProcessWithoutNullStreams;
-  readonly lines: Json[] = [];
-  private stdout = '';
-  private stderr = '';
-  private readonly exited: Promise<number | null>;
-
+class PyPeer extends PythonScript {
   constructor(url: string, scenario: 'subscriber' | 'publisher', opts: Json = {}) {
-    this.child = spawn(PYTHON, [SCRIPT, url, scenario, asciiJson(opts)], {
-      env: { ...process.env, PYTHONUTF8: '1', PYTHONDONTWRITEBYTECODE: '1' },
-    });
-    this.child.stdout.setEncoding('utf8');
-    this.child.stderr.setEncoding('utf8');
-    this.child.stdout.on('data', (d: string) => {
-      this.stdout += d;
-      let i: number;
-      while ((i = this.stdout.indexOf('\n')) !== -1) {
-        const line = this.stdout.slice(0, i);
-        this.stdout = this.stdout.slice(i + 1);
-        if (line.trim() !== '') this.lines.push(JSON.parse(line) as Json);
-      }
-    });
-    this.child.stderr.on('data', (d: string) => {
-      this.stderr += d;
-    });
-    this.child.stdin.on('error', () => undefined);
-    this.exited = new Promise((resolve) => this.child.on('exit', (code) => resolve(code)));
-    const killer = setTimeout(() => this.child.kill('SIGKILL'), 28_000);
-    killer.unref();
-    this.child.on('exit', () => clearTimeout(killer));
+    super(SCRIPT, url, scenario, opts, 28_000);
     cleanups.push(() => {
       if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGKILL');
     });
