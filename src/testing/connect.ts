@@ -2,6 +2,7 @@ import { Buffer } from 'node:buffer';
 import { type Server, createServer } from 'node:http';
 import net from 'node:net';
 import { type Duplex, duplexPair } from 'node:stream';
+import tls from 'node:tls';
 import type { Routes, WebSocketHandler } from '../handler.js';
 import {
   type ClientHandshake,
@@ -11,9 +12,9 @@ import {
   readResponseHead,
 } from '../handshake/client.js';
 import { TestClient, type TestClientOptions } from './client.js';
-import { HandshakeError } from './errors.js';
+import { HandshakeError, type HandshakeErrorCode } from './errors.js';
 
-/** Anything {@link connect} can reach: a `ws://` URL, a {@link listen} result, or a handler (in memory). */
+/** Anything {@link connect} can reach: a `ws://` or `wss://` URL, a {@link listen} result, or a handler (in memory). */
 export type ConnectTarget<R extends Routes = Routes> = string | URL | { url(path?: string): string } | WebSocketHandler<R>;
 
 /** Options for {@link connect}. */
@@ -45,6 +46,30 @@ export interface ConnectOptions extends TestClientOptions {
   remoteAddress?: string;
   /** In memory only: the peer port the server sees (`behavior.remotePort`), 1–65535. Over TCP it throws a `TypeError`. */
   remotePort?: number;
+  /**
+   * `wss://` only: the certificates to trust, as PEM (a string or Buffer, or several), instead of
+   * Node's default root CAs. For a self-signed test certificate, pass that certificate itself.
+   * Elsewhere (`ws://`, in memory) it throws a `TypeError`.
+   *
+   * ```ts
+   * await using server = await listen(routes, { tls: { key, cert } });
+   * const client = await connect(server, '/chat', { ca: cert });
+   * ```
+   */
+  ca?: string | Buffer | ReadonlyArray<string | Buffer>;
+  /**
+   * `wss://` only: refuse a server whose certificate does not verify (untrusted, expired, or not
+   * for this host), with `HandshakeError` `'TLS_CERTIFICATE'` or `'TLS_HOSTNAME'`. Default `true`,
+   * as in Node's `tls`. `false` accepts any certificate: for a throwaway test certificate only.
+   * Elsewhere (`ws://`, in memory) it throws a `TypeError`.
+   */
+  rejectUnauthorized?: boolean;
+  /**
+   * `wss://` only: the server name sent in TLS SNI and checked against the certificate. Default:
+   * the URL's host when it is a name; for an IP address (`wss://127.0.0.1:…`) no SNI is sent and
+   * the certificate must list that IP. Elsewhere (`ws://`, in memory) it throws a `TypeError`.
+   */
+  servername?: string;
 }
 
 const DEFAULT_TIMEOUT = 5000;
@@ -223,6 +248,57 @@ function handshakeOn(socket: Duplex, handshake: ClientHandshake, options: Connec
   });
 }
 
+// ---- TLS (wss://) ---------------------------------------------------------------------------
+
+function hasTlsOptions(options: ConnectOptions): boolean {
+  return options.ca !== undefined || options.rejectUnauthorized !== undefined || options.servername !== undefined;
+}
+
+function tlsSocket(host: string, port: number, options: ConnectOptions): tls.TLSSocket {
+  const tlsOptions: tls.ConnectionOptions = { host, port, rejectUnauthorized: options.rejectUnauthorized ?? true };
+  const { ca, servername } = options;
+  if (ca !== undefined) tlsOptions.ca = typeof ca === 'string' || Buffer.isBuffer(ca) ? ca : [...(ca as ReadonlyArray<string | Buffer>)];
+  // RFC 6066 §3: SNI carries a host name, never an IP address.
+  const name = servername ?? (net.isIP(host) === 0 ? host : undefined);
+  if (name !== undefined) tlsOptions.servername = name;
+  return tls.connect(tlsOptions);
+}
+
+/**
+ * The TLS failures before any HTTP, as a HandshakeError that says what to do. Network errors
+ * (ECONNREFUSED, ECONNRESET…) and every other error pass through unchanged.
+ */
+function tlsFailure(error: unknown, target: string, secured: boolean): unknown {
+  if (secured) return error;
+  if (error instanceof HandshakeError) {
+    if (error.code !== 'NO_RESPONSE') return error;
+    return new HandshakeError('TLS_FAILED', `the connection to ${target} closed during the TLS handshake: is the server serving TLS (https) on that port?`);
+  }
+  if (!(error instanceof Error)) return error;
+  const code = (error as NodeJS.ErrnoException).code ?? '';
+  const detail = `${code === '' ? '' : `${code}: `}${error.message}`;
+  const fail = (failure: HandshakeErrorCode, message: string): HandshakeError => new HandshakeError(failure, message, 0, {}, '', { cause: error });
+  if (code === 'ERR_TLS_CERT_ALTNAME_INVALID') {
+    return fail(
+      'TLS_HOSTNAME',
+      `the server's TLS certificate is not valid for ${target} (${detail}): connect by a name the certificate lists, or pass that name as \`servername\``,
+    );
+  }
+  // OpenSSL's errors in the TLS handshake itself carry `library` (ERR_SSL_…, EPROTO).
+  if ('library' in error || code === 'EPROTO' || code.startsWith('ERR_SSL_')) {
+    return fail('TLS_FAILED', `the TLS handshake with ${target} failed (${detail}): is the server serving TLS (https) on that port?`);
+  }
+  // Certificate verification errors carry an X.509 code only (DEPTH_ZERO_SELF_SIGNED_CERT,
+  // CERT_HAS_EXPIRED, UNABLE_TO_VERIFY_LEAF_SIGNATURE…); system errors have a `syscall`.
+  if (!('syscall' in error) && /^[A-Z][A-Z0-9_]+$/.test(code) && !code.startsWith('ERR_')) {
+    return fail(
+      'TLS_CERTIFICATE',
+      `the server's TLS certificate is not trusted (${detail}): pass the certificate or its CA as \`ca\` (PEM), or \`rejectUnauthorized: false\` for a self-signed test certificate`,
+    );
+  }
+  return error;
+}
+
 function protocolsOf(options: ConnectOptions): readonly string[] {
   const p = options.protocols;
   return p === undefined ? [] : typeof p === 'string' ? [p] : p;
@@ -233,6 +309,11 @@ function protocolsOf(options: ConnectOptions): readonly string[] {
  *
  * - `connect('ws://127.0.0.1:8080/chat')` or `connect(server, '/chat')` with a {@link listen}
  *   result: a real TCP connection.
+ * - `connect('wss://localhost:8443/chat', undefined, { ca })`, or a {@link listen} result started
+ *   with `tls`: the same over TLS. The certificate is verified as Node's `tls` does (`ca`,
+ *   `rejectUnauthorized`, `servername`); a refused certificate rejects with
+ *   {@link HandshakeError} `'TLS_CERTIFICATE'` or `'TLS_HOSTNAME'`, a failed TLS handshake with
+ *   `'TLS_FAILED'`.
  * - `connect(handler, '/chat')` with a `WebSocketHandler`: **in memory**, no port at all. The
  *   request still goes through Node's own HTTP parser and the handler's real upgrade path (on a
  *   private, never-listening `http.Server`), and both sides run the real handshake and codec.
@@ -248,7 +329,11 @@ export function connect<R extends Routes>(target: ConnectTarget<R>, path?: strin
   const protocols = protocolsOf(options);
   let socket: Duplex;
   let handshake: ClientHandshake;
+  let secure: { socket: tls.TLSSocket; target: string } | null = null;
   try {
+    if (isHandler(target) && hasTlsOptions(options)) {
+      throw new TypeError('wsmount/testing: ca, rejectUnauthorized and servername apply to wss:// only; an in-memory connection has no TLS');
+    }
     if (isHandler(target)) {
       handshake = createClientHandshake({
         host: MEMORY_HOST,
@@ -268,10 +353,11 @@ export function connect<R extends Routes>(target: ConnectTarget<R>, path?: strin
         throw new TypeError('wsmount/testing: remoteAddress and remotePort apply to in-memory connections only (connect(handler, path, …)); over TCP the server sees the real peer');
       }
       const url = new URL(typeof target === 'string' || target instanceof URL ? target : target.url(path ?? '/'));
-      if (url.protocol === 'wss:' || url.protocol === 'https:') {
-        throw new TypeError('wsmount/testing: wss:// is not supported; connect to the plain ws:// server or in memory');
+      const overTls = url.protocol === 'wss:' || url.protocol === 'https:';
+      if (!overTls && url.protocol !== 'ws:' && url.protocol !== 'http:') throw new TypeError(`wsmount/testing: not a ws:// or wss:// URL: ${url.href}`);
+      if (!overTls && hasTlsOptions(options)) {
+        throw new TypeError(`wsmount/testing: ca, rejectUnauthorized and servername apply to wss:// only, not to ${url.protocol}// (${url.href})`);
       }
-      if (url.protocol !== 'ws:' && url.protocol !== 'http:') throw new TypeError(`wsmount/testing: not a ws:// URL: ${url.href}`);
       const requestPath = typeof target === 'string' || target instanceof URL ? joinPath(path, `${url.pathname}${url.search}`) : `${url.pathname}${url.search}`;
       handshake = createClientHandshake({
         host: url.host,
@@ -281,10 +367,24 @@ export function connect<R extends Routes>(target: ConnectTarget<R>, path?: strin
         headers: options.headers,
       });
       const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
-      socket = net.connect({ host, port: url.port === '' ? 80 : Number(url.port) });
+      if (overTls) {
+        const tlsSocketToServer = tlsSocket(host, url.port === '' ? 443 : Number(url.port), options);
+        socket = tlsSocketToServer;
+        secure = { socket: tlsSocketToServer, target: url.host };
+      } else {
+        socket = net.connect({ host, port: url.port === '' ? 80 : Number(url.port) });
+      }
     }
   } catch (error) {
     return Promise.reject(error);
   }
-  return handshakeOn(socket, handshake, options);
+  if (secure === null) return handshakeOn(socket, handshake, options);
+  const { socket: tlsConnection, target: where } = secure;
+  let secured = false;
+  tlsConnection.once('secureConnect', () => {
+    secured = true;
+  });
+  return handshakeOn(socket, handshake, options).catch((error: unknown) => {
+    throw tlsFailure(error, where, secured);
+  });
 }

@@ -3,9 +3,21 @@ import type { ClientHandshakeFailure } from '../handshake/client.js';
 /**
  * Why {@link connect} failed to open a WebSocket: the handshake failures of the client's checks
  * (RFC 6455 §4.1), plus `NO_RESPONSE` (the connection closed before a complete response),
- * `MALFORMED_RESPONSE` (not HTTP) and `TIMEOUT`.
+ * `MALFORMED_RESPONSE` (not HTTP) and `TIMEOUT`. Over `wss://`, before any HTTP:
+ * `TLS_CERTIFICATE` (the server's certificate is not trusted: self-signed, unknown CA, expired…;
+ * pass `ca`, or `rejectUnauthorized: false` for a throwaway test certificate), `TLS_HOSTNAME`
+ * (the certificate is valid but not for this host; pass `servername` or connect by the name it
+ * was issued for) and `TLS_FAILED` (the TLS handshake itself failed, e.g. the server does not
+ * speak TLS on that port). The TLS error is the `cause`.
  */
-export type HandshakeErrorCode = ClientHandshakeFailure | 'NO_RESPONSE' | 'MALFORMED_RESPONSE' | 'TIMEOUT';
+export type HandshakeErrorCode =
+  | ClientHandshakeFailure
+  | 'NO_RESPONSE'
+  | 'MALFORMED_RESPONSE'
+  | 'TIMEOUT'
+  | 'TLS_CERTIFICATE'
+  | 'TLS_HOSTNAME'
+  | 'TLS_FAILED';
 
 /**
  * `connect()` rejects with this when the server does not open a WebSocket. A refused handshake
@@ -38,8 +50,9 @@ export class HandshakeError extends Error {
     status = 0,
     headers: Readonly<Record<string, string | string[]>> = {},
     body = '',
+    options?: ErrorOptions,
   ) {
-    super(message);
+    super(message, options);
     this.name = 'HandshakeError';
     this.code = code;
     this.status = status;

@@ -1,8 +1,9 @@
 import { Buffer } from 'node:buffer';
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
-import type { Server as HttpsServer } from 'node:https';
+import { type Server as HttpsServer, type ServerOptions as HttpsServerOptions, createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
+import { Server as TlsServer } from 'node:tls';
 import { type HandlerOptions, type Routes, WebSocketHandler } from '../handler.js';
 
 /** Options for {@link listen}. */
@@ -10,9 +11,21 @@ export interface ListenOptions {
   /**
    * Attach to this server instead of creating one. If it is not listening yet, `listen()` starts
    * it on `host`:`port` and `close()` closes it; if it already listens, `close()` leaves it
-   * listening and only ends this handler's WebSockets and detaches the handler.
+   * listening and only ends this handler's WebSockets and detaches the handler. An `https`
+   * server gives `wss://` URLs.
    */
   server?: Server | HttpsServer;
+  /**
+   * Serve `wss://`: `listen()` creates an `https` server with these options (at least `key` and
+   * `cert`, PEM), and `url()` gives `wss://` URLs. Connect with the certificate as `ca` (or
+   * `rejectUnauthorized: false`). Not together with `server` (give an `https` server instead).
+   *
+   * ```ts
+   * await using server = await listen(routes, { tls: { key, cert } });
+   * const client = await connect(server, '/chat', { ca: cert });
+   * ```
+   */
+  tls?: HttpsServerOptions;
   /** Host to bind. Default `'127.0.0.1'` (loopback only). */
   host?: string;
   /** Port. Default 0: a free ephemeral port. */
@@ -30,7 +43,10 @@ export interface ListenOptions {
 
 /** A listening test server: see {@link listen}. */
 export interface Listening {
-  /** `ws://127.0.0.1:<port><path>`. `path` defaults to `/` and may carry a query. */
+  /**
+   * `ws://127.0.0.1:<port><path>`, or `wss://…` when the server is an `https` server (the `tls`
+   * option). `path` defaults to `/` and may carry a query.
+   */
   url(path?: string): string;
   /** The HTTP(S) server the handler is attached to. */
   readonly server: Server | HttpsServer;
@@ -83,7 +99,7 @@ function socketClosed(socket: Duplex): Promise<void> {
 
 /**
  * Serves a handler (or a routes table) on an ephemeral port on 127.0.0.1, for tests that want a
- * real TCP connection. Resolves once listening.
+ * real TCP connection (TLS, `wss://`, with the `tls` option). Resolves once listening.
  *
  * ```ts
  * await using server = await listen({ '/echo': Echo });
@@ -95,7 +111,12 @@ export async function listen<R extends Routes>(handlerOrRoutes: WebSocketHandler
   // not see WebSocketHandler<{ '/rooms/:room': typeof Room }> as a WebSocketHandler).
   const ownHandler = !isHandler(handlerOrRoutes);
   const handler = (isHandler(handlerOrRoutes) ? handlerOrRoutes : new WebSocketHandler(handlerOrRoutes, options.handlerOptions)) as WebSocketHandler;
-  const server = options.server ?? createServer(options.onRequest ?? answerPlainRequest);
+  if (options.server !== undefined && options.tls !== undefined) {
+    throw new TypeError('wsmount/testing: listen() takes `server` or `tls`, not both; to serve TLS on your own server, pass an https server');
+  }
+  const onRequest = options.onRequest ?? answerPlainRequest;
+  const server = options.server ?? (options.tls === undefined ? createServer(onRequest) : createHttpsServer(options.tls, onRequest));
+  const scheme = server instanceof TlsServer ? 'wss' : 'ws';
   const closeTimeout = options.closeTimeout ?? DEFAULT_CLOSE_TIMEOUT;
   const host = options.host ?? '127.0.0.1';
 
@@ -108,6 +129,8 @@ export async function listen<R extends Routes>(handlerOrRoutes: WebSocketHandler
   };
   const startListening = !server.listening;
   server.on('connection', onConnection);
+  // Over TLS the handler sees the TLS socket, not the TCP one under it: track both.
+  server.on('secureConnection', onConnection);
   const attached = !server.listeners('upgrade').includes(handler.handleUpgrade);
   if (attached) handler.attach(server);
 
@@ -115,6 +138,7 @@ export async function listen<R extends Routes>(handlerOrRoutes: WebSocketHandler
     await new Promise<void>((resolve, reject) => {
       const fail = (error: Error): void => {
         server.removeListener('connection', onConnection);
+        server.removeListener('secureConnection', onConnection);
         if (attached) handler.detach(server);
         reject(error);
       };
@@ -156,6 +180,7 @@ export async function listen<R extends Routes>(handlerOrRoutes: WebSocketHandler
     for (const socket of leftovers) socket.destroy();
     if (startListening) server.closeAllConnections();
     server.removeListener('connection', onConnection);
+    server.removeListener('secureConnection', onConnection);
     if (attached) handler.detach(server);
     // 4. The HTTP server, bounded too: close() must never hang a test run.
     await Promise.race([Promise.all([serverClosed, ...leftovers.map(socketClosed)]), delay(FINAL_GRACE)]);
@@ -165,7 +190,7 @@ export async function listen<R extends Routes>(handlerOrRoutes: WebSocketHandler
 
   const self: Listening = {
     url(path = '/') {
-      return `ws://${urlHost}:${port}${path.startsWith('/') ? path : `/${path}`}`;
+      return `${scheme}://${urlHost}:${port}${path.startsWith('/') ? path : `/${path}`}`;
     },
     server,
     handler,

@@ -261,7 +261,8 @@ describe('handshake checks (RFC 6455 §4.1)', () => {
     await expect(connect(`ws://127.0.0.1:${port}/`)).rejects.toMatchObject({ code: 'ECONNREFUSED' });
   });
 
-  test('wss:// is refused clearly', async () => {
-    await expect(connect('wss://127.0.0.1:1/')).rejects.toThrow(/wss:\/\/ is not supported/);
+  test('a scheme other than ws:// or wss:// is refused clearly; wss:// to a closed port is a network error (test/testing/wss.test.ts covers TLS)', async () => {
+    await expect(connect('ftp://127.0.0.1:1/')).rejects.toThrow(/not a ws:\/\/ or wss:\/\/ URL/);
+    await expect(connect('wss://127.0.0.1:1/')).rejects.toMatchObject({ code: 'ECONNREFUSED' });
   });
 });
