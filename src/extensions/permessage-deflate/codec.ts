@@ -5,9 +5,9 @@
  *
  * Engine ('auto'): persistent zlib streams driven synchronously through Node's private
  * `_handle.writeSync` when a startup probe shows it works ('handle'), else public one-shot
- * `*RawSync` calls with the last window of plaintext as `dictionary` ('dictionary'). Messages
- * over `maxSyncInput` compressed bytes (and inflates past `maxSyncOutput` output bytes) go to the
- * thread pool; `inflate`/`deflate` then return Promises and keep call order.
+ * `*RawSync` calls with the last window of plaintext as `dictionary` ('dictionary'). Inflates
+ * over 64 KiB compressed or 256 KiB out, and deflates over 16 KiB, go to the thread pool;
+ * `inflate`/`deflate` then return Promises and keep call order.
  */
 import { PerMessageDeflater } from './deflate.js';
 import { type CodecOptions, PerMessageInflater } from './inflate.js';
@@ -16,6 +16,7 @@ import type { PerMessageDeflateAgreement } from './negotiate.js';
 export { deflateOnce, type DeflateParams, PerMessageDeflater } from './deflate.js';
 export {
   type CodecOptions,
+  DEFAULT_MAX_SYNC_DEFLATE,
   DEFAULT_MAX_SYNC_INPUT,
   DEFAULT_MAX_SYNC_OUTPUT,
   type DeflateEngine,

@@ -5,7 +5,7 @@
  * any number of no-context-takeover connections (broadcast, publish).
  */
 import zlib from 'node:zlib';
-import { type CodecOptions, DEFAULT_MAX_SYNC_INPUT, type DeflateEngine, resolveEngine } from './inflate.js';
+import { type CodecOptions, DEFAULT_MAX_SYNC_DEFLATE, type DeflateEngine, resolveEngine } from './inflate.js';
 import type { PerMessageDeflateAgreement, WindowBits } from './negotiate.js';
 import { drive, driveAsync, type SyncStream, TRAILER, wrapSync } from './zlib-sync.js';
 
@@ -87,7 +87,7 @@ function sharedDeflater(p: ZlibParams): SyncStream | null {
  */
 export function deflateOnce(message: Buffer, params: DeflateParams, options: CodecOptions = {}): Buffer | Promise<Buffer> {
   const p = zlibParams(params);
-  if (message.length > (options.maxSyncInput ?? DEFAULT_MAX_SYNC_INPUT)) {
+  if (message.length > (options.maxSyncInput ?? DEFAULT_MAX_SYNC_DEFLATE)) {
     return deflateAsync(zlib.createDeflateRaw(p), message);
   }
   const s = resolveEngine(options.engine) === 'handle' ? sharedDeflater(p) : null;
@@ -128,7 +128,7 @@ export class PerMessageDeflater {
     };
     this.params = zlibParams(this.publicParams);
     this.options = { engine: this.engine, ...(options.maxSyncInput === undefined ? {} : { maxSyncInput: options.maxSyncInput }) };
-    this.maxSyncInput = options.maxSyncInput ?? DEFAULT_MAX_SYNC_INPUT;
+    this.maxSyncInput = options.maxSyncInput ?? DEFAULT_MAX_SYNC_DEFLATE;
   }
 
   /** Whether this deflater holds per-connection state now. */
