@@ -295,11 +295,13 @@ export class Behavior<Params extends Record<string, string> = Record<string, str
   }
 
   /**
-   * The connection is open. Default: calls the handler's `onConnect`. If it returns a promise,
-   * messages that arrive before it settles wait (in order) and reach `onText`/`onBinary` after.
+   * The connection is open. Default: calls the handler's `onConnect` (an async one is awaited as
+   * this hook's promise). If it returns a promise, messages that arrive before it settles wait
+   * (in order) and reach `onText`/`onBinary` after; a rejection is a hook failure (logged,
+   * `onError`, closed with 1011), never an unhandled rejection.
    */
   onOpen(): void | Promise<void> {
-    this.handler.options.onConnect?.(this);
+    return this.handler.options.onConnect?.(this);
   }
 
   /**
@@ -308,7 +310,7 @@ export class Behavior<Params extends Record<string, string> = Record<string, str
    * handler one at a time, in order, and reading pauses while too many wait (see `messages()`).
    */
   onText(text: string): void | Promise<void> {
-    this.handler.options.onMessage?.(this, text);
+    return this.handler.options.onMessage?.(this, text);
   }
 
   /**
@@ -324,7 +326,7 @@ export class Behavior<Params extends Record<string, string> = Record<string, str
 
   /** A binary message arrived. `bytes` is yours to keep. Default: the handler's `onMessage`. Async: as `onText`. */
   onBinary(bytes: Buffer): void | Promise<void> {
-    this.handler.options.onMessage?.(this, bytes);
+    return this.handler.options.onMessage?.(this, bytes);
   }
 
   /**
@@ -348,10 +350,14 @@ export class Behavior<Params extends Record<string, string> = Record<string, str
    * its close frame had none, 1006 if it vanished without one (or missed the heartbeat's pong),
    * or the code the server failed the connection with. Default: calls the handler's
    * `onDisconnect`. It is the last hook: when a hook's promise is still pending at the close,
-   * the messages waiting behind it are delivered first, then `onClose` runs.
+   * the messages waiting behind it are delivered first, then `onClose` runs. A rejection of an
+   * async `onDisconnect` is logged, never unhandled.
    */
   onClose(code: number, reason: string): void {
-    this.handler.options.onDisconnect?.(this, code, reason);
+    const result: unknown = this.handler.options.onDisconnect?.(this, code, reason);
+    if (typeof (result as PromiseLike<unknown> | null)?.then === 'function') {
+      (result as PromiseLike<unknown>).then(undefined, (error: unknown) => this.handler.log.error(`wsmount: onDisconnect rejected (connection ${this.id})`, error));
+    }
   }
 
   /** A protocol violation by the peer, or an exception thrown by one of this behavior's hooks. */

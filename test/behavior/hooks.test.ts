@@ -365,6 +365,52 @@ describe("the seed's handler-level callbacks through the base Behavior", () => {
     expect(handlerClientsHadIt).toBe(true);
   });
 
+  test('async callbacks: messages wait for an async onConnect; a rejecting onConnect or onMessage closes with 1011 and is logged, a rejecting onDisconnect is logged: none is an unhandled rejection', async () => {
+    const events: string[] = [];
+    let release: () => void = () => {};
+    const opened = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const { calls, logger } = fakeLogger();
+    const s = await serve(
+      { '/slow': Behavior, '/bad-connect': Behavior, '/bad-message': Behavior },
+      {
+        logger,
+        logLevel: 'debug',
+        onConnect: async (client) => {
+          if (client.route === '/bad-connect') throw new Error('connect failed');
+          if (client.route === '/slow') await opened;
+          events.push(`connect ${client.route}`);
+        },
+        onMessage: async (client, data) => {
+          if (client.route === '/bad-message') throw new Error('message failed');
+          events.push(`message ${String(data)}`);
+        },
+        onDisconnect: async (client) => {
+          events.push(`disconnect ${client.route}`);
+          throw new Error('disconnect failed');
+        },
+      },
+    );
+    const slow = await connect(s.port, '/slow');
+    slow.send(0x1, 'early');
+    await sleep(50);
+    expect(events).toEqual([]); // the message waits for onConnect's promise
+    release();
+    await waitFor(() => events.includes('message early'), 2000, 'the early message');
+    expect(events).toEqual(['connect /slow', 'message early']);
+
+    const badConnect = await connect(s.port, '/bad-connect');
+    expect((await badConnect.expectClose(2000)).code).toBe(1011);
+    const badMessage = await connect(s.port, '/bad-message');
+    badMessage.send(0x1, 'x');
+    expect((await badMessage.expectClose(2000)).code).toBe(1011);
+    await slow.close(1000);
+    await waitFor(() => calls.filter((c) => /onDisconnect rejected/.test(c.message)).length === 3, 2000, 'three rejected onDisconnect logged');
+    expect(calls.some((c) => c.level === 'error' && /onOpen threw/.test(c.message) && String(c.details[0]).includes('connect failed'))).toBe(true);
+    expect(calls.some((c) => c.level === 'error' && /onText threw/.test(c.message) && String(c.details[0]).includes('message failed'))).toBe(true);
+  });
+
   test('a subclass that overrides onText and calls super.onText still forwards; one that does not call super does not', async () => {
     const messages: [string, unknown][] = [];
     const connects: string[] = [];
