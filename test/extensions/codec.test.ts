@@ -1,3 +1,4 @@
+import { floats as prng } from '../reliability/fixtures/prng.js';
 import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
@@ -17,17 +18,6 @@ import { hasPython, PYTHON } from '../helpers/python.js';
 
 // ---- helpers ----
 
-/** mulberry32: seeded, so a failure replays. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const WORDS = ['user', 'room', 'message', 'typing', 'presence', 'id', 'ts', 'lorem', 'ipsum', 'Faust', 'Gretchen', 'über', '日本語', 'true', 'null'];
 

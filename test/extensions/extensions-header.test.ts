@@ -1,3 +1,4 @@
+import { floats as prng } from '../reliability/fixtures/prng.js';
 import { describe, expect, it } from 'vitest';
 import {
   type ExtensionOffer,
@@ -10,17 +11,6 @@ import {
 
 const offers = (v: Parameters<typeof parseExtensionOffers>[0]): readonly ExtensionOffer[] => parseExtensionOffers(v).offers;
 
-/** A small seeded PRNG (mulberry32), so a failing fuzz case can be replayed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 describe('parseExtensionOffers: RFC 6455 §9.1 grammar', () => {
   it('RFC 6455 §9.1: a missing or empty header is no offer', () => {

@@ -4,6 +4,7 @@
  * takeover unless `server_no_context_takeover`); {@link deflateOnce} compresses a message once for
  * any number of no-context-takeover connections (broadcast, publish).
  */
+import { InOrder } from './in-order.js';
 import zlib from 'node:zlib';
 import { type CodecOptions, DEFAULT_MAX_SYNC_DEFLATE, type DeflateEngine, resolveEngine } from './inflate.js';
 import type { PerMessageDeflateAgreement, WindowBits } from './negotiate.js';
@@ -112,8 +113,7 @@ export class PerMessageDeflater {
   private readonly maxSyncInput: number;
   private own: SyncStream | null = null;
   private history: Buffer | null = null;
-  private tail: Promise<Buffer> | null = null;
-  private pending = 0;
+  private readonly queue = new InOrder<Buffer>();
 
   constructor(
     agreement: Pick<PerMessageDeflateAgreement, 'serverNoContextTakeover' | 'serverMaxWindowBits'>,
@@ -138,7 +138,7 @@ export class PerMessageDeflater {
 
   /** Whether a message is being compressed on the thread pool (later calls return Promises). */
   get busy(): boolean {
-    return this.pending > 0;
+    return this.queue.busy;
   }
 
   /**
@@ -148,12 +148,7 @@ export class PerMessageDeflater {
    * order it called). The empty message compresses to a single `00` byte (§7.2.3.6).
    */
   deflate(message: Buffer): Buffer | Promise<Buffer> {
-    if (this.pending > 0) {
-      const prev = this.tail as Promise<Buffer>;
-      return this.track(prev.then(() => this.deflateNow(message)));
-    }
-    const r = this.deflateNow(message);
-    return r instanceof Promise ? this.track(r) : r;
+    return this.queue.run(() => this.deflateNow(message));
   }
 
   /**
@@ -162,7 +157,7 @@ export class PerMessageDeflater {
    * closing). Returns whether the state is gone.
    */
   release(force = false): boolean {
-    if (this.pending > 0) return false;
+    if (this.queue.busy) return false;
     if (this.takeover && !force && this.allocated) return false;
     this.own?.stream.close();
     this.own = null;
@@ -170,14 +165,6 @@ export class PerMessageDeflater {
     return true;
   }
 
-  private track(p: Promise<Buffer>): Promise<Buffer> {
-    this.pending++;
-    const done = p.finally(() => {
-      this.pending--;
-    });
-    this.tail = done;
-    return done;
-  }
 
   private deflateNow(message: Buffer): Buffer | Promise<Buffer> {
     // RFC 7692 §7.2.3.6: an empty stored block. Not from zlib: a second sync flush with no input

@@ -4,6 +4,7 @@
  * LZ77 window kept between messages unless `client_no_context_takeover` was agreed, and with the
  * message size limit enforced while inflating (zip bombs).
  */
+import { InOrder } from './in-order.js';
 import zlib from 'node:zlib';
 import type { PerMessageDeflateAgreement } from './negotiate.js';
 import { drive, driveAsync, privateSyncAvailable, type SyncStream, TRAILER, wrapSync } from './zlib-sync.js';
@@ -113,9 +114,7 @@ export class PerMessageInflater {
   private own: SyncStream | null = null;
   /** 'dictionary' engine under takeover: the last ≤ 2^windowBits bytes of inflated plaintext. */
   private history: Buffer | null = null;
-  /** The end of the queue when a message went async; later messages wait behind it. */
-  private tail: Promise<InflateResult> | null = null;
-  private pending = 0;
+  private readonly queue = new InOrder<InflateResult>();
 
   constructor(agreement: Pick<PerMessageDeflateAgreement, 'clientNoContextTakeover' | 'clientMaxWindowBits'>, options: CodecOptions = {}) {
     this.takeover = !agreement.clientNoContextTakeover;
@@ -132,7 +131,7 @@ export class PerMessageInflater {
 
   /** Whether a message is being inflated on the thread pool (later calls return Promises). */
   get busy(): boolean {
-    return this.pending > 0;
+    return this.queue.busy;
   }
 
   /**
@@ -155,12 +154,7 @@ export class PerMessageInflater {
    * appending the trailer to nothing would leave zlib inside an unfinished stored block.
    */
   inflate(payloads: readonly Buffer[], maxBytes: number): InflateResult | Promise<InflateResult> {
-    if (this.pending > 0) {
-      const prev = this.tail as Promise<InflateResult>;
-      return this.track(prev.then(() => this.inflateNow(payloads, maxBytes)));
-    }
-    const r = this.inflateNow(payloads, maxBytes);
-    return r instanceof Promise ? this.track(r) : r;
+    return this.queue.run(() => this.inflateNow(payloads, maxBytes));
   }
 
   /**
@@ -169,7 +163,7 @@ export class PerMessageInflater {
    * (no takeover). Returns whether the state is gone. Never call while {@link busy}.
    */
   release(force = false): boolean {
-    if (this.pending > 0) return false;
+    if (this.queue.busy) return false;
     if (this.takeover && !force && this.allocated) return false;
     this.own?.stream.close();
     this.own = null;
@@ -177,14 +171,6 @@ export class PerMessageInflater {
     return true;
   }
 
-  private track(p: Promise<InflateResult>): Promise<InflateResult> {
-    this.pending++;
-    const done = p.finally(() => {
-      this.pending--;
-    });
-    this.tail = done;
-    return done;
-  }
 
   private inflateNow(payloads: readonly Buffer[], maxBytes: number): InflateResult | Promise<InflateResult> {
     let size = 0;
