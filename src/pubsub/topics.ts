@@ -62,9 +62,8 @@ export class Topics implements BackplaneNode {
   private readonly owner: TopicsOwner;
   /** Subscriptions in all (a connection on three topics counts three). */
   subscriptions = 0;
-  /** `publish()` calls (handler's and behaviors'), and messages written to subscribers here. */
+  /** `publish()` calls (handler's and behaviors'). */
   published = 0;
-  delivered = 0;
   readonly id: string;
   private readonly origin: Buffer;
   private link: BackplaneLink | null = null;
@@ -212,7 +211,6 @@ export class Topics implements BackplaneNode {
       if (c === exclude || c.state !== ReadyState.OPEN) continue;
       if (c.writeFrame(frame) !== 'dropped') count++;
     }
-    this.delivered += count;
     return count;
   }
 
