@@ -6,8 +6,12 @@ import { Utf8Validator, isValidUtf8 } from './utf8.js';
 
 /** Where the parser reports what it read. One object per connection: no closures per event. */
 export interface ParserSink {
-  /** A complete message. For text, `data` is already validated UTF-8. `data` is owned by the sink. */
-  onMessage(data: Buffer, isText: boolean): void;
+  /**
+   * A complete message. `data` is owned by the sink. `compressed` is true when its first frame had
+   * RSV1 set (only possible with `allowRsv1`): `data` is then the compressed payload, not yet
+   * checked as UTF-8. Otherwise text `data` is already validated UTF-8.
+   */
+  onMessage(data: Buffer, isText: boolean, compressed: boolean): void;
   onPing(data: Buffer): void;
   onPong(data: Buffer): void;
   /** A valid close frame. `code` is 1005 when the frame carried none. The parser then stops. */
@@ -25,10 +29,10 @@ export interface ParserOptions {
   /** Most frames in one message; over it fails with 1008. */
   maxFragments: number;
   /**
-   * Let RSV1 pass the header checks on the first frame of a data message (RFC 7692 §6). Groundwork
-   * for permessage-deflate, not used yet: the parser does not decompress, checks text as UTF-8 as
-   * it arrives and does not tell the sink which messages were compressed, so compression needs
-   * those two changes before it can set this.
+   * permessage-deflate was negotiated: RSV1 may be set on the first frame of a data message
+   * (RFC 7692 §6.1) and marks the message compressed; RSV1 on a continuation or control frame
+   * still fails with 1002. The parser does not inflate: it hands the compressed payload to the
+   * sink, which inflates it and checks text as UTF-8 afterwards (RFC 7692 §6.1, §7.2.2).
    */
   allowRsv1?: boolean;
 }
@@ -77,6 +81,10 @@ export class FrameParser {
   private first: Buffer | null = null;
   private rest: Buffer[] | null = null;
   private utf8: Utf8Validator | null = null;
+  /** The open message's first frame had RSV1 set. */
+  private compressed = false;
+  /** `pause()` was called: input is kept until `resume()`. */
+  private paused = false;
 
   // A control frame whose payload spans chunks.
   private control: Buffer[] | null = null;
@@ -110,12 +118,38 @@ export class FrameParser {
     this.control = null;
   }
 
+  /**
+   * Stops handing out events after the current one, keeping unread input (more may still be
+   * pushed) until {@link resume}. For a sink that finishes a message asynchronously (inflating
+   * on the thread pool) and must see what follows it in order.
+   */
+  pause(): void {
+    this.paused = true;
+  }
+
+  /** Whether {@link pause} is in effect. */
+  get isPaused(): boolean {
+    return this.paused;
+  }
+
+  /** Undoes {@link pause} and parses the input kept meanwhile, at once. */
+  resume(): void {
+    if (!this.paused) return;
+    this.paused = false;
+    if (this.state !== STOPPED && this.buffered > 0) this.run();
+  }
+
   /** Feeds bytes from the peer. The parser takes ownership of `chunk` (it unmasks in place). */
   push(chunk: Buffer): void {
     if (this.state === STOPPED || chunk.length === 0) return;
     this.chunks.push(chunk);
     this.buffered += chunk.length;
+    if (!this.paused) this.run();
+  }
+
+  private run(): void {
     for (;;) {
+      if (this.paused) return;
       switch (this.state) {
         case HEADER:
           if (this.buffered < 2 || !this.readHeader()) return;
@@ -200,9 +234,15 @@ export class FrameParser {
     const masked = (b1 & 0x80) !== 0;
     const length = b1 & 0x7f;
 
-    // RFC 6455 §5.2: RSV bits must be 0 unless a negotiated extension defines them.
+    // RFC 6455 §5.2: RSV bits must be 0 unless a negotiated extension defines them. RFC 7692
+    // §6.1: permessage-deflate defines RSV1 on the first frame of a data message only.
     if (rsv !== 0 && !(rsv === 4 && this.allowRsv1 && opcode !== Opcode.Continuation && opcode < 8)) {
-      this.fail('WS_RESERVED_BITS', CloseCode.ProtocolError, `reserved bits set (RSV=${rsv}) with no extension negotiated`);
+      const why = !this.allowRsv1 || rsv !== 4
+        ? `reserved bits set (RSV=${rsv}) with no extension negotiated that defines them`
+        : opcode === Opcode.Continuation
+          ? 'RSV1 set on a continuation frame (RFC 7692 §6.1: only the first frame of a message)'
+          : 'RSV1 set on a control frame (RFC 7692 §6.1: control frames are never compressed)';
+      this.fail('WS_RESERVED_BITS', CloseCode.ProtocolError, why);
       return false;
     }
     if (opcode >= 8) {
@@ -243,6 +283,7 @@ export class FrameParser {
     this.fin = fin;
     this.opcode = opcode;
     this.position = 0;
+    if (opcode === Opcode.Text || opcode === Opcode.Binary) this.compressed = rsv !== 0;
     if (length === 126) {
       this.state = LENGTH16;
     } else if (length === 127) {
@@ -299,8 +340,8 @@ export class FrameParser {
       if (this.expectMasked) applyMask(piece, this.key as Buffer, this.position);
       this.position += piece.length;
       this.messageLength += piece.length;
-      // RFC 6455 §8.1: fail fast on invalid UTF-8, fragment by fragment.
-      if (this.messageOpcode === Opcode.Text && !(this.utf8 ??= new Utf8Validator()).write(piece)) {
+      // RFC 6455 §8.1: fail fast on invalid UTF-8, fragment by fragment (after inflating, when compressed).
+      if (this.messageOpcode === Opcode.Text && !this.compressed && !(this.utf8 ??= new Utf8Validator()).write(piece)) {
         this.utf8.reset();
         this.fail('WS_INVALID_UTF8', CloseCode.InvalidPayload, 'text message is not valid UTF-8');
         return false;
@@ -312,7 +353,8 @@ export class FrameParser {
     if (!this.fin) return true;
 
     const isText = this.messageOpcode === Opcode.Text;
-    if (isText && !(this.utf8 ??= new Utf8Validator()).end()) {
+    const compressed = this.compressed;
+    if (isText && !compressed && !(this.utf8 ??= new Utf8Validator()).end()) {
       this.fail('WS_INVALID_UTF8', CloseCode.InvalidPayload, 'text message ends inside a UTF-8 sequence');
       return false;
     }
@@ -324,7 +366,8 @@ export class FrameParser {
     this.messageOpcode = 0;
     this.messageLength = 0;
     this.fragments = 0;
-    this.sink.onMessage(data, isText);
+    this.compressed = false;
+    this.sink.onMessage(data, isText, compressed);
     return this.state !== STOPPED;
   }
 
