@@ -5,6 +5,7 @@ import type { Client } from './handler.js';
 import type { OriginPolicy } from './handshake/decide.js';
 import type { LogLevel, Logger } from './logger.js';
 import type { Backplane } from './pubsub/backplane.js';
+import { type DeflateConfig, type PerMessageDeflateOptions, resolvePerMessageDeflate } from './extensions/permessage-deflate/options.js';
 
 // The handler's options: their types, their defaults, and the checks that run when a handler is built.
 
@@ -14,6 +15,15 @@ export interface HandlerOptions<C extends Client = Client> {
   origins?: OriginPolicy;
   /** Largest message in bytes, all fragments together. Default 1 MiB (1,048,576); over it closes with 1009. */
   maxPayload?: number;
+  /**
+   * permessage-deflate compression (RFC 7692). `false` (default): declined, as in ws, uWS and
+   * Bun, since it trades CPU and memory for bandwidth. `true`: the preset
+   * ({@link PER_MESSAGE_DEFLATE_PRESET}: messages from 1 KiB compressed, one shared compressor,
+   * one inflate window per client that compresses). An object: the preset with your fields over
+   * it. A route's `static perMessageDeflate` overrides it. Inflated bytes count against
+   * `maxPayload` (1009 past it, decided while inflating).
+   */
+  perMessageDeflate?: boolean | PerMessageDeflateOptions;
   /** Most frames in one message. Default 1024; over it closes with 1008. */
   maxFragments?: number;
   /** Milliseconds to wait for the peer's close frame / TCP close before destroying the socket. Default 10,000. */
@@ -111,6 +121,8 @@ export interface ResolvedHandlerOptions<C extends Client = Client> extends Handl
   verifyTimeout: number;
   maxConnections: number;
   maxConnectionsPerIp: number;
+  /** `perMessageDeflate` resolved; null when compression is declined. */
+  deflate: DeflateConfig | null;
 }
 
 const DEFAULT_MAX_PAYLOAD = 1 << 20;
@@ -126,6 +138,7 @@ const DEFAULT_VERIFY_TIMEOUT = 10_000;
 const HANDLER_KEYS = {
   origins: 0,
   maxPayload: 0,
+  perMessageDeflate: 0,
   maxFragments: 0,
   closeTimeout: 0,
   maxBackpressure: 0,
@@ -238,6 +251,7 @@ export function resolveOptions(options: HandlerOptions): ResolvedHandlerOptions 
     verifyTimeout: options.verifyTimeout ?? DEFAULT_VERIFY_TIMEOUT,
     maxConnections: options.maxConnections ?? Infinity,
     maxConnectionsPerIp: options.maxConnectionsPerIp ?? Infinity,
+    deflate: resolvePerMessageDeflate(options.perMessageDeflate),
   };
   checkOptions(o);
   return o;

@@ -1,6 +1,12 @@
 import { createHash } from 'node:crypto';
 import { type HeaderValue, isToken, isValidKey, listHasToken, singleValue, splitList } from './tokens.js';
 import { type Rejection, rejection } from './rejection.js';
+import { parseExtensionOffers } from '../extensions/extensions-header.js';
+import {
+  type DeflateNegotiationConfig,
+  type PerMessageDeflateAgreement,
+  negotiatePerMessageDeflate,
+} from '../extensions/permessage-deflate/negotiate.js';
 
 /** RFC 6455 §1.3: the GUID appended to the key before hashing. */
 const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
@@ -35,6 +41,11 @@ export interface HandshakePolicy {
    * TypeError) if it returns a name the client did not offer.
    */
   selectProtocol?: ((offered: readonly string[]) => string | undefined | false) | undefined;
+  /**
+   * permessage-deflate settings when the route allows compression; `null`/absent declines every
+   * offer (no `Sec-WebSocket-Extensions` in the 101).
+   */
+  deflate?: DeflateNegotiationConfig | null | undefined;
 }
 
 /**
@@ -56,6 +67,11 @@ export interface Acceptance {
   accept: string;
   /** The chosen subprotocol, or `undefined`. */
   protocol: string | undefined;
+  /**
+   * The permessage-deflate parameters agreed (its `responseHeader` is the
+   * `Sec-WebSocket-Extensions` value to send), or null: no extension, no header.
+   */
+  deflate: PerMessageDeflateAgreement | null;
 }
 
 /** A refused one. */
@@ -154,5 +170,11 @@ export function decideHandshake(request: HandshakeRequest, policy: HandshakePoli
   if (protocol !== undefined && !offered.includes(protocol)) {
     throw new TypeError(`selectProtocol() chose '${String(protocol)}', which the client did not offer (offered: ${offered.join(', ') || 'none'})`);
   }
-  return { ok: true, accept: acceptKey(key), protocol };
+  // RFC 7692 §5: an offer the server cannot or will not accept is declined (the next one is
+  // tried); a malformed header declines too. Never a refusal: the connection goes on uncompressed.
+  const deflate =
+    policy.deflate === undefined || policy.deflate === null || h['sec-websocket-extensions'] === undefined
+      ? null
+      : negotiatePerMessageDeflate(parseExtensionOffers(h['sec-websocket-extensions']).offers, policy.deflate);
+  return { ok: true, accept: acceptKey(key), protocol, deflate };
 }

@@ -68,6 +68,7 @@ export function acceptResponse(
   accept: string,
   protocol: string | undefined,
   extraHeaders?: ExtraHeaders,
+  extensions?: string,
 ): string {
   return (
     'HTTP/1.1 101 Switching Protocols\r\n' +
@@ -75,6 +76,8 @@ export function acceptResponse(
     'Connection: Upgrade\r\n' +
     `Sec-WebSocket-Accept: ${accept}\r\n` +
     (protocol === undefined ? '' : `Sec-WebSocket-Protocol: ${protocol}\r\n`) +
+    // Never an empty value (old Safari fails on one: uWS.js #76).
+    (extensions === undefined || extensions === '' ? '' : `Sec-WebSocket-Extensions: ${extensions}\r\n`) +
     headerLines(extraHeaders, FIXED_101) +
     '\r\n'
   );

@@ -16,7 +16,9 @@ export type ProtocolErrorCode =
   | 'WS_INVALID_CLOSE_PAYLOAD'
   | 'WS_INVALID_CLOSE_CODE'
   | 'WS_MESSAGE_TOO_BIG'
-  | 'WS_TOO_MANY_FRAGMENTS';
+  | 'WS_TOO_MANY_FRAGMENTS'
+  /** permessage-deflate: a compressed message is not a valid DEFLATE stream (1007). */
+  | 'WS_INVALID_COMPRESSED_DATA';
 
 /**
  * A violation of RFC 6455 by the peer. The protocol core never throws it: it reports it as

@@ -10,6 +10,7 @@ import {
   type Refusal,
 } from '../../src/handshake/decide.js';
 import type { HeaderValue } from '../../src/handshake/tokens.js';
+import { DEFAULT_DEFLATE_NEGOTIATION } from '../../src/extensions/permessage-deflate/negotiate.js';
 
 /** The RFC 6455 §1.3 sample nonce. */
 const KEY = 'dGhlIHNhbXBsZSBub25jZQ==';
@@ -54,7 +55,7 @@ function refused(req: HandshakeRequest, policy: Partial<HandshakePolicy> = {}): 
 describe('decideHandshake: the accepted case', () => {
   it('RFC 6455 §1.3: key "dGhlIHNhbXBsZSBub25jZQ==" gives accept "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="', () => {
     expect(acceptKey(KEY)).toBe(ACCEPT);
-    expect(accepted(request())).toEqual({ ok: true, accept: ACCEPT, protocol: undefined });
+    expect(accepted(request())).toEqual({ ok: true, accept: ACCEPT, protocol: undefined, deflate: null });
   });
 
   it('RFC 6455 §4.2.2: the accept value is computed from the key without surrounding whitespace', () => {
@@ -412,5 +413,43 @@ describe('subprotocol choice (RFC 6455 §4.2.2 step 5.4)', () => {
 
   it('selectProtocol returning a name the client did not offer throws (the server must pick from the offer)', () => {
     expect(() => decide(request({ 'sec-websocket-protocol': 'x' }), { selectProtocol: () => 'z' })).toThrow(TypeError);
+  });
+});
+
+describe('decideHandshake: permessage-deflate (RFC 7692 §5) is negotiated, never refused', () => {
+  const deflate = { ...DEFAULT_DEFLATE_NEGOTIATION, serverNoContextTakeover: true };
+  const ext = (value: HeaderValue) => request({ 'sec-websocket-extensions': value });
+
+  it("Chrome's offer is accepted, with the server's unasked server_no_context_takeover", () => {
+    const d = accepted(ext('permessage-deflate; client_max_window_bits'), { deflate });
+    expect(d.deflate?.responseHeader).toBe('permessage-deflate; server_no_context_takeover');
+    expect(d.deflate?.clientMaxWindowBits).toBe(15);
+  });
+
+  it("Firefox's and Safari's bare offer is accepted, and no window parameter is echoed (§7.1.2)", () => {
+    const d = accepted(ext('permessage-deflate'), { deflate });
+    expect(d.deflate?.responseHeader).toBe('permessage-deflate; server_no_context_takeover');
+  });
+
+  it('a route without compression declines every offer: no extension, still a 101', () => {
+    expect(accepted(ext('permessage-deflate; client_max_window_bits')).deflate).toBeNull();
+    expect(accepted(ext('permessage-deflate'), { deflate: null }).deflate).toBeNull();
+  });
+
+  it('no offer, or only unknown extensions: no extension', () => {
+    expect(accepted(request(), { deflate }).deflate).toBeNull();
+    expect(accepted(ext('x-webkit-deflate-frame'), { deflate }).deflate).toBeNull();
+  });
+
+  it('a malformed header or an invalid offer declines (never 400); a later valid offer is taken', () => {
+    expect(accepted(ext('permessage-deflate; ;;; ='), { deflate }).deflate).toBeNull();
+    expect(accepted(ext('permessage-deflate; server_max_window_bits=7'), { deflate }).deflate).toBeNull();
+    const d = accepted(ext('permessage-deflate; client_no_context_takeover; client_no_context_takeover, permessage-deflate'), { deflate });
+    expect(d.deflate?.offerIndex).toBe(1);
+  });
+
+  it('repeated header lines are read as one list, in order', () => {
+    const d = accepted(ext(['permessage-deflate; server_max_window_bits=10', 'permessage-deflate']), { deflate });
+    expect(d.deflate?.responseHeader).toBe('permessage-deflate; server_no_context_takeover; server_max_window_bits=10');
   });
 });

@@ -157,7 +157,11 @@ export class PerMessageDeflater {
    * closing). Returns whether the state is gone.
    */
   release(force = false): boolean {
-    if (this.queue.busy) return false;
+    if (this.queue.busy) {
+      // A job is on the thread pool: free the state once it (and any behind it) settled.
+      if (force) this.queue.whenIdle(() => this.release(true));
+      return false;
+    }
     if (this.takeover && !force && this.allocated) return false;
     this.own?.stream.close();
     this.own = null;

@@ -8,10 +8,17 @@ export class InOrder<T> {
   /** The end of the queue once a job went async; later jobs wait behind it. */
   private tail: Promise<T> | null = null;
   private pending = 0;
+  private idle: (() => void) | null = null;
 
   /** A job is running on the thread pool (later `run`s return Promises). */
   get busy(): boolean {
     return this.pending > 0;
+  }
+
+  /** Runs `fn` once no job is pending: now, or when the last pending one settles. */
+  whenIdle(fn: () => void): void {
+    if (this.pending === 0) fn();
+    else this.idle = fn;
   }
 
   run(job: () => T | Promise<T>): T | Promise<T> {
@@ -23,7 +30,11 @@ export class InOrder<T> {
   private track(p: Promise<T>): Promise<T> {
     this.pending++;
     const done = p.finally(() => {
-      this.pending--;
+      if (--this.pending === 0 && this.idle !== null) {
+        const fn = this.idle;
+        this.idle = null;
+        fn();
+      }
     });
     this.tail = done;
     return done;

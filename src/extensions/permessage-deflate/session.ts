@@ -1,0 +1,174 @@
+/**
+ * One connection's permessage-deflate: the narrow seam the connection calls (RFC 7692 §7.2).
+ * In: a message that arrived with RSV1 set is inflated (counting its size against `maxPayload`
+ * while inflating) and, for text, checked as UTF-8 afterwards (§6.1). Out: a message at least
+ * `threshold` bytes long becomes a frame with RSV1 set; shorter ones go uncompressed, which the
+ * RFC allows between compressed ones under context takeover too (the peer's window only ever
+ * holds what was compressed).
+ *
+ * Results are synchronous up to the measured cut-offs (codec.ts) and Promises beyond them; the
+ * connection keeps each direction in order.
+ */
+import { Buffer } from 'node:buffer';
+import { CloseCode } from '../../protocol/constants.js';
+import type { ProtocolErrorCode } from '../../protocol/errors.js';
+import { type Frame, encodeFrame } from '../../protocol/framer.js';
+import { isValidUtf8 } from '../../protocol/utf8.js';
+import type { OutgoingMessage } from '../../connection/outgoing.js';
+import { type DeflateParams, PerMessageDeflater, deflateOnce } from './deflate.js';
+import { type InflateResult, PerMessageInflater } from './inflate.js';
+import type { PerMessageDeflateAgreement } from './negotiate.js';
+import type { DeflateConfig } from './options.js';
+
+/** Compression counters, bumped by every session of a handler. @internal */
+export interface DeflateCounters {
+  /** Messages received compressed, their payload bytes on the wire, and the bytes they inflated to. */
+  compressedMessagesIn: number;
+  compressedBytesIn: number;
+  inflatedBytesIn: number;
+  /** Messages sent compressed (a shared broadcast frame counts once per recipient), their bytes before and after. */
+  compressedMessagesOut: number;
+  uncompressedBytesOut: number;
+  compressedBytesOut: number;
+}
+
+/** What inflating a message gave: its bytes, or why the connection must fail. */
+export type Inflated =
+  | { readonly ok: true; readonly data: Buffer }
+  | { readonly ok: false; readonly code: ProtocolErrorCode; readonly closeCode: number; readonly message: string };
+
+/** The negotiated parameters as a behavior sees them (`this.extensions.perMessageDeflate`). */
+export interface NegotiatedPerMessageDeflate {
+  readonly serverNoContextTakeover: boolean;
+  readonly clientNoContextTakeover: boolean;
+  readonly serverMaxWindowBits: number;
+  readonly clientMaxWindowBits: number;
+  /** Messages shorter than this many bytes are sent uncompressed. */
+  readonly threshold: number;
+}
+
+export class DeflateSession {
+  readonly agreement: PerMessageDeflateAgreement;
+  readonly threshold: number;
+  private readonly inflater: PerMessageInflater;
+  private readonly deflater: PerMessageDeflater;
+  private readonly params: DeflateParams;
+  /** The key under which an {@link OutgoingMessage} caches the frame compressed once for every no-context-takeover connection with these parameters; null under context takeover. */
+  private readonly sharedKey: string | null;
+  private readonly counters: DeflateCounters;
+
+  constructor(agreement: PerMessageDeflateAgreement, config: DeflateConfig, counters: DeflateCounters) {
+    this.agreement = agreement;
+    this.threshold = config.threshold;
+    this.counters = counters;
+    this.params = { windowBits: agreement.serverMaxWindowBits, level: config.level, memLevel: config.memLevel };
+    const codec = { level: config.level, memLevel: config.memLevel };
+    this.inflater = new PerMessageInflater(agreement);
+    this.deflater = new PerMessageDeflater(agreement, codec);
+    this.sharedKey = agreement.serverNoContextTakeover
+      ? `${Math.max(9, agreement.serverMaxWindowBits)}:${config.level}:${config.memLevel}`
+      : null;
+  }
+
+  /** What a behavior sees. */
+  describe(): NegotiatedPerMessageDeflate {
+    const a = this.agreement;
+    return Object.freeze({
+      serverNoContextTakeover: a.serverNoContextTakeover,
+      clientNoContextTakeover: a.clientNoContextTakeover,
+      serverMaxWindowBits: a.serverMaxWindowBits,
+      clientMaxWindowBits: a.clientMaxWindowBits,
+      threshold: this.threshold,
+    });
+  }
+
+  // ---- in ----------------------------------------------------------------------------------
+
+  /**
+   * Inflates a message that arrived with RSV1 set. `maxBytes` bounds the inflated size (the
+   * route's `maxPayload`): past it the result is a 1009 failure, decided while inflating.
+   */
+  inflate(payload: Buffer, isText: boolean, maxBytes: number): Inflated | Promise<Inflated> {
+    const c = this.counters;
+    c.compressedMessagesIn++;
+    c.compressedBytesIn += payload.length;
+    const r = this.inflater.inflate([payload], maxBytes);
+    return r instanceof Promise ? r.then((v) => this.inflated(v, isText)) : this.inflated(r, isText);
+  }
+
+  private inflated(r: InflateResult, isText: boolean): Inflated {
+    if (r.kind === 'too-big') {
+      return { ok: false, code: 'WS_MESSAGE_TOO_BIG', closeCode: CloseCode.MessageTooBig, message: `message inflates to over maxPayload (${r.limit} bytes)` };
+    }
+    if (r.kind === 'invalid') {
+      // RFC 7692 §7.2.2 names no code; the data is not consistent with the message (RFC 6455 §7.4.1).
+      return { ok: false, code: 'WS_INVALID_COMPRESSED_DATA', closeCode: CloseCode.InvalidPayload, message: `compressed message does not inflate (${r.reason})` };
+    }
+    this.counters.inflatedBytesIn += r.data.length;
+    // RFC 7692 §6.1 with RFC 6455 §8.1: a compressed text message is checked once inflated.
+    if (isText && !isValidUtf8(r.data)) {
+      return { ok: false, code: 'WS_INVALID_UTF8', closeCode: CloseCode.InvalidPayload, message: 'text message is not valid UTF-8 (after inflating)' };
+    }
+    return { ok: true, data: r.data };
+  }
+
+  // ---- out ---------------------------------------------------------------------------------
+
+  /** Whether a message of `length` bytes is compressed. */
+  compresses(length: number): boolean {
+    return length >= this.threshold;
+  }
+
+  /** The compressed frame (RSV1 set) for one message of this connection. Call only when {@link compresses}. */
+  frame(opcode: number, payload: Buffer): Frame | Promise<Frame> {
+    const r = this.deflater.deflate(payload);
+    return r instanceof Promise ? r.then((c) => this.framed(opcode, payload.length, c)) : this.framed(opcode, payload.length, r);
+  }
+
+  /**
+   * The compressed frame for a message going to many connections: shared by every
+   * no-context-takeover connection with the same parameters (compressed once), this
+   * connection's own under context takeover. Call only when {@link compresses}.
+   */
+  frameShared(message: OutgoingMessage): Frame | Promise<Frame> {
+    const key = this.sharedKey;
+    if (key === null) return this.frame(message.opcode, message.payload);
+    const params = this.params;
+    const shared = message.compressedFor(key, (payload) => {
+      const r = deflateOnce(payload, params);
+      return r instanceof Promise ? r.then((c) => compressedFrame(message.opcode, c)) : compressedFrame(message.opcode, r);
+    });
+    const length = message.payload.length;
+    if (shared instanceof Promise) return shared.then((f) => this.count(length, f));
+    return this.count(length, shared);
+  }
+
+  private framed(opcode: number, length: number, compressed: Buffer): Frame {
+    return this.count(length, compressedFrame(opcode, compressed));
+  }
+
+  private count(length: number, frame: Frame): Frame {
+    const c = this.counters;
+    c.compressedMessagesOut++;
+    c.uncompressedBytesOut += length;
+    c.compressedBytesOut += payloadLength(frame);
+    return frame;
+  }
+
+  /** The connection is gone: give the zlib state back. */
+  close(): void {
+    this.inflater.release(true);
+    this.deflater.release(true);
+  }
+}
+
+/** The payload length of a frame (its length minus the header; server frames are unmasked). */
+function payloadLength(frame: Frame): number {
+  if (!Buffer.isBuffer(frame)) return frame[1].length;
+  const n = (frame[1] as number) & 0x7f;
+  return frame.length - (n === 127 ? 10 : n === 126 ? 4 : 2);
+}
+
+function compressedFrame(opcode: number, compressed: Buffer): Frame {
+  return encodeFrame(opcode, compressed, { rsv1: true });
+}
