@@ -11,7 +11,8 @@ import {
   createClientHandshake,
   readResponseHead,
 } from '../handshake/client.js';
-import { TestClient, type TestClientOptions } from './client.js';
+import { TestClient } from './client.js';
+import type { TestClientOptions } from './types.js';
 import { HandshakeError, type HandshakeErrorCode } from './errors.js';
 
 /** Anything {@link connect} can reach: a `ws://` or `wss://` URL, a {@link listen} result, or a handler (in memory). */

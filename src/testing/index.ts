@@ -15,15 +15,15 @@
  */
 export { connect, type ConnectOptions, type ConnectTarget } from './connect.js';
 export { listen, type Listening, type ListenOptions } from './listen.js';
-export {
-  TestClient,
-  type CloseInfo,
-  type HandshakeResponse,
-  type RawFrameSpec,
-  type TestBinary,
-  type TestClientOptions,
-  type TestClientState,
-  type TestMessage,
-} from './client.js';
+export { TestClient } from './client.js';
+export type {
+  CloseInfo,
+  HandshakeResponse,
+  RawFrameSpec,
+  TestBinary,
+  TestClientOptions,
+  TestClientState,
+  TestMessage,
+} from './types.js';
 export { HandshakeError, TestClientError, type HandshakeErrorCode, type TestClientErrorCode } from './errors.js';
 export type { ClientHeaderValue } from '../handshake/client.js';

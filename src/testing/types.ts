@@ -1,0 +1,59 @@
+/**
+ * The test client's public data types: what it sends and receives, its options, and how a
+ * connection ended. The client itself is in client.ts.
+ */
+import type { BinaryData } from '../protocol/framer.js';
+
+/** Bytes a test client can send: Buffers, typed arrays, DataViews and ArrayBuffers. */
+export type TestBinary = BinaryData;
+
+/** How a connection ended: the close code and reason (1006 and `''` when it dropped). */
+export interface CloseInfo {
+  /** The peer's close code (1005 for an empty close frame), the code we failed with, or 1006. */
+  code: number;
+  /** The close reason. */
+  reason: string;
+}
+
+/** The HTTP response that opened the WebSocket. */
+export interface HandshakeResponse {
+  /** Always 101. */
+  status: number;
+  /** Response headers by lower-case name; a repeated header is an array. */
+  headers: Readonly<Record<string, string | string[]>>;
+}
+
+/** A frame for {@link TestClient.sendFrame}: anything at all, valid or not. */
+export interface RawFrameSpec {
+  /** The 4-bit opcode (0–15, invalid ones included). */
+  opcode: number;
+  /** Final fragment. Default `true`. */
+  fin?: boolean;
+  /** RSV bits as a 3-bit number (RSV1 = 4, RSV2 = 2, RSV3 = 1). Default 0. */
+  rsv?: number;
+  /** Mask the frame (clients must, RFC 6455 §5.3): `true` (default), `false`, or a 4-byte key. */
+  mask?: boolean | Uint8Array;
+  /** The payload; a string is UTF-8. Default empty. No length limit, for control frames too. */
+  payload?: string | TestBinary;
+}
+
+/** Client behavior after the handshake. */
+export interface TestClientOptions {
+  /** Default timeout of {@link TestClient.nextMessage} and {@link TestClient.ping}, ms. Default 5,000. */
+  messageTimeout?: number;
+  /**
+   * Milliseconds to wait for the server to finish the closing handshake and close the TCP
+   * connection before the client destroys its socket. Default 2,000.
+   */
+  closeTimeout?: number;
+  /** Largest message the client accepts, bytes; over it the client fails the connection with 1009. Default 64 MiB. */
+  maxPayload?: number;
+  /** Answer pings with pongs. Default `true`; `false` lets a test check a server's heartbeat. */
+  autoPong?: boolean;
+}
+
+/** A received message: text as a string, binary as a Buffer. */
+export type TestMessage = string | Buffer;
+
+/** A test client's state, as the browser's `readyState` would say it. */
+export type TestClientState = 'open' | 'closing' | 'closed';
