@@ -6,12 +6,8 @@ import type { ProtocolError } from '../protocol/errors.js';
 import { FrameParser, type ParserSink } from '../protocol/parser.js';
 import { decodeText } from '../protocol/utf8.js';
 import { TestClientError } from './errors.js';
+import { Inbox, closedError } from './inbox.js';
 import type { CloseInfo, HandshakeResponse, RawFrameSpec, TestBinary, TestClientOptions, TestClientState, TestMessage } from './types.js';
-
-interface Waiter {
-  message(data: TestMessage): void;
-  closed(info: CloseInfo): void;
-}
 
 interface PongWaiter {
   payload: Buffer;
@@ -28,10 +24,6 @@ const DEFAULT_MAX_PAYLOAD = 64 * 1024 * 1024;
 function bytesOf(data: string | TestBinary | undefined): Buffer {
   if (data === undefined) return EMPTY;
   return typeof data === 'string' ? Buffer.from(data, 'utf8') : toBuffer(data);
-}
-
-function describe(info: CloseInfo): string {
-  return info.reason === '' ? `${info.code}` : `${info.code} ${JSON.stringify(info.reason)}`;
 }
 
 /**
@@ -72,8 +64,7 @@ export class TestClient implements AsyncIterable<TestMessage> {
   #info: CloseInfo | null = null;
   #resolveClosed!: (info: CloseInfo) => void;
   #closeTimer: NodeJS.Timeout | null = null;
-  readonly #queue: TestMessage[] = [];
-  readonly #waiters: Waiter[] = [];
+  readonly #inbox = new Inbox<TestMessage>();
   readonly #pongWaiters: PongWaiter[] = [];
 
   /**
@@ -118,7 +109,7 @@ export class TestClient implements AsyncIterable<TestMessage> {
 
   /** Messages received and not yet taken by `nextMessage()` or iteration. */
   get buffered(): number {
-    return this.#queue.length;
+    return this.#inbox.size;
   }
 
   // ---- sending --------------------------------------------------------------------------------
@@ -226,27 +217,7 @@ export class TestClient implements AsyncIterable<TestMessage> {
    * connection closes with no message left.
    */
   nextMessage(options: { timeout?: number } = {}): Promise<TestMessage> {
-    const queued = this.#queue.shift();
-    if (queued !== undefined) return Promise.resolve(queued);
-    if (this.#info !== null) return Promise.reject(this.#closedError('a message', this.#info));
-    const timeout = options.timeout ?? this.#messageTimeout;
-    return new Promise<TestMessage>((resolve, reject) => {
-      const waiter: Waiter = {
-        message: (data) => {
-          clearTimeout(timer);
-          resolve(data);
-        },
-        closed: (info) => {
-          clearTimeout(timer);
-          reject(this.#closedError('a message', info));
-        },
-      };
-      const timer = setTimeout(() => {
-        this.#removeWaiter(waiter);
-        reject(new TestClientError('TIMEOUT', `no message within ${timeout} ms`));
-      }, timeout);
-      this.#waiters.push(waiter);
-    });
+    return this.#inbox.next(options.timeout ?? this.#messageTimeout);
   }
 
   /**
@@ -255,20 +226,7 @@ export class TestClient implements AsyncIterable<TestMessage> {
    * early (`break`) does not close the connection.
    */
   [Symbol.asyncIterator](): AsyncIterator<TestMessage> {
-    return {
-      next: (): Promise<IteratorResult<TestMessage>> => {
-        const queued = this.#queue.shift();
-        if (queued !== undefined) return Promise.resolve({ done: false, value: queued });
-        if (this.#info !== null) return Promise.resolve({ done: true, value: undefined });
-        return new Promise((resolve) => {
-          this.#waiters.push({
-            message: (value) => resolve({ done: false, value }),
-            closed: () => resolve({ done: true, value: undefined }),
-          });
-        });
-      },
-      return: (): Promise<IteratorResult<TestMessage>> => Promise.resolve({ done: true, value: undefined }),
-    };
+    return this.#inbox.iterator((m) => m);
   }
 
   /** `await using client = await connect(…)`: closes (1000) at the end of the scope. */
@@ -298,13 +256,7 @@ export class TestClient implements AsyncIterable<TestMessage> {
   }
 
   #closedError(what: string, info?: CloseInfo): TestClientError {
-    const i = info ?? this.#info ?? { code: this.#closeCode, reason: this.#closeReason };
-    return new TestClientError('CLOSED', `the connection closed (${describe(i)}) before ${what} arrived`, i.code, i.reason);
-  }
-
-  #removeWaiter(waiter: Waiter): void {
-    const i = this.#waiters.indexOf(waiter);
-    if (i !== -1) this.#waiters.splice(i, 1);
+    return closedError(what, info ?? this.#info ?? { code: this.#closeCode, reason: this.#closeReason });
   }
 
   #removePongWaiter(waiter: PongWaiter): void {
@@ -319,9 +271,7 @@ export class TestClient implements AsyncIterable<TestMessage> {
   }
 
   #onMessage(data: TestMessage): void {
-    const waiter = this.#waiters.shift();
-    if (waiter !== undefined) waiter.message(data);
-    else this.#queue.push(data);
+    this.#inbox.push(data);
   }
 
   #onPing(data: Buffer): void {
@@ -381,7 +331,7 @@ export class TestClient implements AsyncIterable<TestMessage> {
     this.#closeTimer = null;
     const info: CloseInfo = { code: this.#closeCode, reason: this.#closeReason };
     this.#info = info;
-    for (const waiter of this.#waiters.splice(0)) waiter.closed(info);
+    this.#inbox.close(info);
     for (const waiter of this.#pongWaiters.splice(0)) {
       clearTimeout(waiter.timer);
       waiter.reject(this.#closedError('the pong', info));
