@@ -1,7 +1,7 @@
 import type { Buffer } from 'node:buffer';
 import { ReadyState } from '../behavior.js';
 import { decodeText } from '../protocol/utf8.js';
-import type { Connection } from './connection.js';
+import type { Dispatcher } from './dispatch.js';
 
 
 /**
@@ -73,7 +73,7 @@ export class Inbound {
  * the connection's `inbox`; the connection pauses the socket above the high-water mark.
  */
 export class MessageQueue implements MessageStream {
-  private readonly connection: Connection | null;
+  private readonly connection: Dispatcher | null;
   /** @internal */
   readonly inbound: Inbound = new Inbound();
   private waiters: ((result: IteratorResult<string | Buffer, undefined>) => void)[] = [];
@@ -82,7 +82,7 @@ export class MessageQueue implements MessageStream {
   /** `return()` was called: `done` at once. */
   private released = false;
 
-  constructor(connection: Connection | null) {
+  constructor(connection: Dispatcher | null) {
     this.connection = connection;
     if (connection === null) this.ended = true;
   }

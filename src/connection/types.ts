@@ -26,6 +26,9 @@ export interface RateLimit {
   interval: number;
 }
 
+/** The hooks a failure is reported for. */
+export type HookName = 'onOpen' | 'onText' | 'onRawText' | 'onBinary' | 'onDrain' | 'onPing' | 'onPong';
+
 /** What a connection needs from the handler that owns it. @internal */
 export interface ConnectionOwner {
   readonly log: Logger;

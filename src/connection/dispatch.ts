@@ -1,0 +1,197 @@
+import type { Buffer } from 'node:buffer';
+import { Behavior, ReadyState } from '../behavior.js';
+import { CloseCode } from '../protocol/constants.js';
+import { decodeText } from '../protocol/utf8.js';
+import { Inbound, MESSAGES_HIGH_WATER_BYTES, MESSAGES_HIGH_WATER_COUNT, MESSAGES_LOW_WATER_BYTES, MESSAGES_LOW_WATER_COUNT, type MessageStream, MessageQueue } from './inbound.js';
+import { Sender } from './sender.js';
+import type { HookName } from './types.js';
+
+const baseOnRawText = Behavior.prototype.onRawText;
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return typeof (value as PromiseLike<unknown> | null)?.then === 'function';
+}
+
+/**
+ * Where incoming data messages go (a layer of `Connection`, see connection.ts): to the
+ * `messages()` iterator, to the hooks one at a time while a hook's promise is pending (the
+ * others wait in a backlog, and reading pauses above the high-water mark), and what a hook
+ * failure does. `onClose` runs once the last pending hook has settled.
+ */
+export abstract class Dispatcher extends Sender {
+  /** @internal the active `messages()` iterator, which takes data messages instead of the hooks. */
+  inbox: MessageQueue | null = null;
+  /** @internal A promise returned by `onOpen`, `onText` or `onBinary` has not settled yet: later messages wait in `backlog`. */
+  protected busy = false;
+  private backlog: Inbound | null = null;
+  /** @internal The socket closed while `busy`: `onClose` runs once the last hook settles. */
+  protected closePending = false;
+  /** A hook failed: the connection is closing with 1011 and no more data messages are delivered. */
+  private hookBroken = false;
+  private hookDoneBound: (() => void) | null = null;
+  private hookRejectedBound: ((error: unknown) => void) | null = null;
+  private drainRejectedBound: ((error: unknown) => void) | null = null;
+  /** The hook whose promise is pending while `busy`. */
+  private pendingHook: HookName = 'onOpen';
+  /** The behavior overrides `onRawText`: text goes there as bytes, not to `onText`. */
+  private readonly rawText: boolean = this.behavior.onRawText !== baseOnRawText;
+
+  // ---- receiving ------------------------------------------------------------------------------
+
+  /**
+   * Starts `Behavior.messages()`: see there. Throws if an iterator is already active. After the
+   * connection closed, returns an iterator that is already done. Messages waiting behind a
+   * pending hook move into the iterator, in order.
+   */
+  messages(): MessageStream {
+    if (this.inbox !== null && !this.inbox.finished) {
+      throw new Error(
+        `messages() is already active on connection ${this.behavior.id}: only one iterator at a time (break out of the first one to release it)`,
+      );
+    }
+    if (this.state === ReadyState.CLOSED && (this.backlog === null || this.backlog.length === 0)) {
+      this.inbox = null;
+      return new MessageQueue(null);
+    }
+    const queue = new MessageQueue(this);
+    this.inbox = queue;
+    const backlog = this.backlog;
+    if (backlog !== null) {
+      while (backlog.length > 0) {
+        const data = backlog.shift();
+        queue.inbound.push(data, backlog.lastText);
+      }
+    }
+    if (this.state === ReadyState.CLOSED) queue.end();
+    return queue;
+  }
+
+  /** @internal queued incoming messages grew: pause reading above the high-water mark. */
+  queueGrew(): void {
+    if (this.readPaused || this.state !== ReadyState.OPEN) return;
+    if (this.waitingCount() >= MESSAGES_HIGH_WATER_COUNT || this.waitingBytes() >= MESSAGES_HIGH_WATER_BYTES) {
+      this.readPaused = true;
+      this.socket.pause();
+    }
+  }
+
+  /** @internal queued incoming messages shrank: resume reading below the low-water mark. */
+  queueShrank(): void {
+    if (this.readPaused && this.waitingCount() <= MESSAGES_LOW_WATER_COUNT && this.waitingBytes() <= MESSAGES_LOW_WATER_BYTES) {
+      this.resumeReading();
+    }
+  }
+
+  /** Messages waiting for the `messages()` iterator or behind a pending hook. */
+  private waitingCount(): number {
+    return (this.inbox?.inbound.length ?? 0) + (this.backlog?.length ?? 0);
+  }
+
+  /** Their payload bytes. */
+  private waitingBytes(): number {
+    return (this.inbox?.inbound.bytes ?? 0) + (this.backlog?.bytes ?? 0);
+  }
+
+  /** @internal */
+  protected resumeReading(): void {
+    if (!this.readPaused) return;
+    this.readPaused = false;
+    if (this.heldPong === null) this.socket.resume();
+  }
+
+  /** @internal hands a data message to the iterator, the backlog, or the hook. */
+  dispatch(data: Buffer, isText: boolean): void {
+    if (this.hookBroken) return;
+    const inbox = this.inbox;
+    if (inbox !== null) {
+      inbox.push(data, isText);
+    } else if (this.busy) {
+      (this.backlog ??= new Inbound()).push(data, isText);
+      this.queueGrew();
+    } else {
+      this.deliver(data, isText);
+    }
+  }
+
+  private deliver(data: Buffer, isText: boolean): void {
+    const b = this.behavior;
+    const hook: HookName = isText ? (this.rawText ? 'onRawText' : 'onText') : 'onBinary';
+    try {
+      this.track(isText ? (this.rawText ? b.onRawText(data) : b.onText(decodeText(data))) : b.onBinary(data), hook);
+    } catch (error) {
+      this.hookFailed(error, hook);
+    }
+  }
+
+  /**
+   * @internal A hook that orders later messages (`onOpen`, `onText`, `onRawText`, `onBinary`)
+   * returned `result`: while it is a pending promise, messages wait in the backlog.
+   */
+  track(result: unknown, hook: HookName): void {
+    if (result === undefined || !isThenable(result)) return;
+    this.busy = true;
+    this.pendingHook = hook;
+    result.then(
+      (this.hookDoneBound ??= this.hookDone.bind(this)),
+      (this.hookRejectedBound ??= this.hookRejected.bind(this)),
+    );
+  }
+
+  /** The pending hook settled: deliver what waited, in order, until one is pending again. */
+  private hookDone(): void {
+    this.busy = false;
+    const backlog = this.backlog;
+    if (backlog !== null && backlog.length > 0) {
+      const s = this.socket;
+      const corked = s.writable;
+      if (corked) s.cork();
+      while (backlog.length > 0 && !this.busy) {
+        const data = backlog.shift();
+        const isText = backlog.lastText;
+        if (this.inbox !== null) this.inbox.push(data, isText);
+        else this.deliver(data, isText);
+      }
+      if (corked) s.uncork();
+      this.queueShrank();
+    }
+    if (!this.busy && this.closePending) this.reportClose();
+  }
+
+  private hookRejected(error: unknown): void {
+    this.busy = false;
+    this.hookFailed(error, this.pendingHook);
+    if (this.closePending) this.reportClose();
+  }
+
+  /** @internal Runs `onClose` (connection.ts). */
+  protected abstract reportClose(): void;
+
+  // ---- hook failures --------------------------------------------------------------------------
+
+  /** Catches a rejected promise returned by `onDrain`, the hook that does not order messages. */
+  watch(result: unknown): void {
+    if (isThenable(result)) result.then(undefined, (this.drainRejectedBound ??= (error: unknown) => this.hookFailed(error, 'onDrain')));
+  }
+
+  /**
+   * A hook threw: log it, tell `onError`, close with 1011, and drop the messages still waiting
+   * for the hooks and any that arrive while closing. One bad handler never takes the process down.
+   */
+  hookFailed(error: unknown, hook: HookName): void {
+    const err = error instanceof Error ? error : new Error(String(error));
+    const b = this.behavior;
+    this.owner.log.error(`wsmount: ${b.route} ${hook} threw (connection ${b.id}; closing it with 1011)`, err);
+    try {
+      b.onError(err);
+    } catch (hookError) {
+      this.owner.log.error(`wsmount: ${b.route} onError threw (connection ${b.id})`, hookError);
+    }
+    this.hookBroken = true;
+    if (this.backlog !== null && this.backlog.length > 0) {
+      this.owner.log.debug(`wsmount: dropping ${this.backlog.length} messages that waited for connection ${this.behavior.id}'s failed hook`);
+      this.backlog.clear();
+      this.queueShrank();
+    }
+    if (this.state === ReadyState.OPEN) this.close(CloseCode.InternalError, 'internal error');
+  }
+}

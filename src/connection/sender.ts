@@ -1,0 +1,314 @@
+import { Buffer } from 'node:buffer';
+import type { Duplex } from 'node:stream';
+import { type Behavior, type BinaryData, ReadyState } from '../behavior.js';
+import { CloseCode, MAX_CONTROL_PAYLOAD, Opcode } from '../protocol/constants.js';
+import { type Frame, encodeFrame, encodeText, frameLength, toBuffer } from '../protocol/framer.js';
+import type { Counters } from '../stats.js';
+import { holdForBatch } from './batch.js';
+import { BYTES_PER_TURN, currentTurn, queueDrainNotice, takeSyncDrain, turnNow } from './turns.js';
+import type { ConnectionLimits, ConnectionOwner, HookName, SendStatus } from './types.js';
+
+type Client = Behavior;
+
+/** @internal */
+export const EMPTY: Buffer = Buffer.alloc(0);
+
+/**
+ * The sending side of a connection (the base of `Connection`, see connection.ts): data frames
+ * under the route's backpressure policy, each connection's share of a turn (turns.ts), the
+ * `drained()` waiters and `onDrain` notices, and the control frames we write — pings, pongs
+ * (at most one queued at a time) and the close frame. A base class rather than an object of its
+ * own, so a send costs no extra hop and a connection no extra allocation.
+ */
+export abstract class Sender {
+  readonly socket: Duplex;
+  readonly behavior: Client;
+  /** @internal the handler's counters. */
+  readonly counters: Counters;
+  state: ReadyState = ReadyState.OPEN;
+  /** @internal reading is paused because queued incoming messages are over the high-water mark. */
+  readPaused = false;
+  /** @internal */
+  protected readonly owner: ConnectionOwner;
+  /** @internal */
+  protected readonly limits: ConnectionLimits;
+  /** @internal */
+  protected closeSent = false;
+  /** @internal A data message went either way since the last heartbeat sweep. */
+  protected active = false;
+  /** A pong has been written and not yet handed to the kernel (its write callback is due). */
+  private pongInFlight = false;
+  /**
+   * @internal A ping came while a pong was in flight: only the latest is answered (RFC 6455
+   * §5.5.3), with this payload, once that pong is out; reading is paused meanwhile, so a peer that
+   * pings and does not read fills its TCP window instead of our memory.
+   */
+  protected heldPong: Buffer | null = null;
+  private pongWrittenBound: (() => void) | null = null;
+  private drainWaiters: ((drained: boolean) => void)[] | null = null;
+  /** A drain notice is queued (turns.ts): it will tell the drain waiters and `onDrain`. */
+  private drainNoticeDue = false;
+  /** The socket emitted 'drain', or a send said 'queued' for fairness, since `onDrain` last ran. */
+  private drainOwed = false;
+  /** The turn `turnBytes` counts (turns.ts), and the bytes sent in it. */
+  private turn = 0;
+  private turnBytes = 0;
+
+  /** @internal */
+  constructor(socket: Duplex, behavior: Client, owner: ConnectionOwner, limits: ConnectionLimits) {
+    this.socket = socket;
+    this.behavior = behavior;
+    this.owner = owner;
+    this.counters = owner.counters;
+    this.limits = limits;
+  }
+
+  /** Starts the closing handshake (RFC 6455 §7.1.2). Throws RangeError on a code that may not be sent. */
+  abstract close(code: number, reason: string): void;
+
+  /** A hook threw: log it, tell `onError`, close with 1011 (dispatch.ts). */
+  abstract hookFailed(error: unknown, hook: HookName): void;
+
+  /** Catches a rejected promise returned by `onDrain` (dispatch.ts). */
+  abstract watch(result: unknown): void;
+
+  /**
+   * Bytes accepted by `send*()` and not yet handed to the kernel. wsmount keeps no queue of its
+   * own (every accepted frame goes straight to the socket), so this is the socket's
+   * `writableLength`, corked bytes included.
+   */
+  get bufferedAmount(): number {
+    return this.socket.writableLength;
+  }
+
+  // ---- sending ------------------------------------------------------------------------------
+
+  /** Writes an already framed data message, under the route's backpressure policy. */
+  writeFrame(frame: Frame): SendStatus {
+    if (this.state !== ReadyState.OPEN) return 'dropped';
+    const s = this.socket;
+    const length = frameLength(frame);
+    if (this.wouldPassLimit(length)) return this.overBackpressure(length);
+    holdForBatch(s);
+    let flushed: boolean;
+    if (Buffer.isBuffer(frame)) {
+      flushed = s.write(frame);
+    } else {
+      s.cork();
+      s.write(frame[0]);
+      flushed = s.write(frame[1]);
+      s.uncork();
+    }
+    const counters = this.counters;
+    counters.messagesOut++;
+    counters.bytesOut += length;
+    this.active = true;
+    const spent = this.spendTurn(length);
+    if (!flushed) return 'queued';
+    // This connection has had its share of the turn: 'queued', and told to go on next turn.
+    if (spent) {
+      this.drainOwed = true;
+      this.scheduleDrainNotice();
+      return 'queued';
+    }
+    return 'sent';
+  }
+
+  /** Counts `length` toward this turn's bytes; true once they pass BYTES_PER_TURN. */
+  private spendTurn(length: number): boolean {
+    const turn = currentTurn();
+    if (turn !== this.turn) {
+      this.turn = turn;
+      this.turnBytes = 0;
+    }
+    this.turnBytes += length;
+    return this.turnBytes > BYTES_PER_TURN;
+  }
+
+  /** Whether this connection has sent more than its share in the turn still running. */
+  private turnSpent(): boolean {
+    return this.turn === turnNow() && this.turnBytes > BYTES_PER_TURN;
+  }
+
+  /** Whether writing `length` more bytes would take the backlog past `maxBackpressure`. */
+  private wouldPassLimit(length: number): boolean {
+    const s = this.socket;
+    // A message larger than the limit still goes out on an empty backlog.
+    return s.writableLength > 0 && s.writableLength + length > this.limits.maxBackpressure && this.stillOver(length);
+  }
+
+  /**
+   * Inside a hook the socket is corked, so a burst counts as backlog before any byte reached the
+   * kernel. Hand the corked bytes to the kernel (uncork, then cork again as deep) before deciding
+   * the peer is slow.
+   */
+  private stillOver(length: number): boolean {
+    const s = this.socket;
+    const depth = s.writableCorked;
+    if (depth > 0) {
+      for (let i = 0; i < depth; i++) s.uncork();
+      for (let i = 0; i < depth; i++) s.cork();
+    }
+    return s.writableLength > 0 && s.writableLength + length > this.limits.maxBackpressure;
+  }
+
+  private overBackpressure(length: number): SendStatus {
+    this.counters.backpressureDrops++;
+    if (this.limits.dropOnBackpressure) {
+      this.owner.log.debug(
+        `wsmount: dropped a ${length}-byte message to connection ${this.behavior.id}: ${this.bufferedAmount} bytes are waiting (maxBackpressure ${this.limits.maxBackpressure})`,
+      );
+      return 'dropped';
+    }
+    this.counters.backpressureCloses++;
+    this.owner.log.warn(
+      `wsmount: closing slow consumer ${this.behavior.id} with 1008: ${this.bufferedAmount} bytes are waiting and a ${length}-byte message would pass maxBackpressure ${this.limits.maxBackpressure}`,
+    );
+    this.close(CloseCode.PolicyViolation, 'slow consumer');
+    return 'dropped';
+  }
+
+  sendText(text: string): SendStatus {
+    if (this.state !== ReadyState.OPEN) return 'dropped';
+    return this.writeFrame(encodeText(text));
+  }
+
+  sendBinary(data: BinaryData): SendStatus {
+    if (this.state !== ReadyState.OPEN) return 'dropped';
+    return this.writeFrame(encodeFrame(Opcode.Binary, toBuffer(data)));
+  }
+
+  ping(data?: string | BinaryData): SendStatus {
+    const payload = data === undefined ? EMPTY : typeof data === 'string' ? Buffer.from(data) : toBuffer(data);
+    // RFC 6455 §5.5: control frames carry at most 125 bytes.
+    if (payload.length > MAX_CONTROL_PAYLOAD) throw new RangeError('a ping payload is at most 125 bytes');
+    if (this.state !== ReadyState.OPEN) return 'dropped';
+    // Pings sent by the app count toward the backlog like data: a ping loop to a peer that does
+    // not read is bounded by maxBackpressure and its policy.
+    const frame = encodeFrame(Opcode.Ping, payload) as Buffer;
+    if (this.wouldPassLimit(frame.length)) return this.overBackpressure(frame.length);
+    return this.writeControl(frame) ? 'sent' : 'queued';
+  }
+
+  // ---- drain ----------------------------------------------------------------------------------
+
+  /**
+   * Resolves `true` once the socket has flushed its backlog and this connection may send again,
+   * or `false` if the connection closes first. A send loop resumed by it cannot starve the event
+   * loop (turns.ts): past its share of a turn, a connection is told in a later one.
+   */
+  drained(): Promise<boolean> {
+    if (this.state === ReadyState.CLOSED || this.socket.destroyed) return Promise.resolve(false);
+    const backedUp = this.socket.writableNeedDrain;
+    if (!backedUp && !this.drainNoticeDue && !this.turnSpent() && takeSyncDrain()) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      (this.drainWaiters ??= []).push(resolve);
+      if (!backedUp) this.scheduleDrainNotice();
+    });
+  }
+
+  /** @internal The socket emitted 'drain': tell now, or from a coming check phase (turns.ts). */
+  socketDrained(): void {
+    this.drainOwed = true;
+    if (!this.drainNoticeDue && !this.turnSpent() && takeSyncDrain()) this.noticeDrain();
+    else this.scheduleDrainNotice();
+  }
+
+  /** Queues one drain notice for a coming check phase. */
+  private scheduleDrainNotice(): void {
+    if (this.drainNoticeDue) return;
+    this.drainNoticeDue = true;
+    queueDrainNotice(this);
+  }
+
+  /** @internal Tells the `drained()` waiters and, after a 'drain' or a 'queued' send, `onDrain`. */
+  noticeDrain(): void {
+    this.drainNoticeDue = false;
+    if (this.socket.destroyed) {
+      // Gone before its 'close' was handled: nothing was drained.
+      this.settleDrain(false);
+      return;
+    }
+    // Backed up again meanwhile (another send): the next 'drain' tells.
+    if (this.socket.writableNeedDrain) return;
+    this.settleDrain(true);
+    if (!this.drainOwed) return;
+    this.drainOwed = false;
+    if (this.state !== ReadyState.OPEN) return;
+    try {
+      const result = this.behavior.onDrain();
+      if (result !== undefined) this.watch(result);
+    } catch (error) {
+      this.hookFailed(error, 'onDrain');
+    }
+  }
+
+  /** @internal */
+  protected settleDrain(drained: boolean): void {
+    const waiters = this.drainWaiters;
+    if (waiters === null) return;
+    this.drainWaiters = null;
+    for (const resolve of waiters) resolve(drained);
+  }
+
+  // ---- control frames -------------------------------------------------------------------------
+
+  /** @internal */
+  protected sendClose(payload: Buffer): void {
+    if (this.closeSent) return;
+    this.closeSent = true;
+    const held = this.heldPong;
+    if (held !== null) {
+      // RFC 6455 §5.5.2: a ping received before our close is still answered, ahead of it; and
+      // reading goes on, to see the peer's close frame and FIN.
+      this.heldPong = null;
+      if (this.socket.writable) this.writeControl(encodeFrame(Opcode.Pong, held));
+      if (!this.readPaused) this.socket.resume();
+    }
+    if (this.socket.writable) this.writeControl(encodeFrame(Opcode.Close, payload));
+  }
+
+  /**
+   * @internal Writes a control frame (at most 131 bytes). What bounds them: one pong at a time is
+   * in the socket's queue (`writePong`), a close frame goes once, heartbeat pings once per
+   * interval, and the app's `ping()` is under `maxBackpressure`.
+   */
+  protected writeControl(frame: Frame): boolean {
+    // Control payloads (≤ 125 bytes) are always framed into one buffer.
+    const bytes = frame as Buffer;
+    this.counters.bytesOut += bytes.length;
+    return this.socket.write(bytes);
+  }
+
+  /**
+   * @internal Answers a ping: at once, unless the socket is backed up (the peer is not keeping up
+   * with what we send) while a pong is still in its queue: then once that pong is out, so that a
+   * peer that pings and does not read finds at most one pong queued for it.
+   */
+  protected answerPing(data: Buffer): void {
+    if (!this.pongInFlight || !this.socket.writableNeedDrain) {
+      this.writePong(data);
+      return;
+    }
+    if (this.heldPong === null && !this.readPaused) this.socket.pause();
+    this.heldPong = Buffer.from(data);
+  }
+
+  private writePong(payload: Buffer): void {
+    const frame = encodeFrame(Opcode.Pong, payload) as Buffer;
+    this.counters.bytesOut += frame.length;
+    this.pongInFlight = true;
+    this.socket.write(frame, (this.pongWrittenBound ??= this.pongWritten.bind(this)));
+  }
+
+  /** The pong in flight reached the kernel (or the socket is gone): answer the held ping, read again. */
+  private pongWritten(): void {
+    this.pongInFlight = false;
+    const held = this.heldPong;
+    if (held === null) return;
+    this.heldPong = null;
+    if (this.state === ReadyState.CLOSED || this.closeSent || !this.socket.writable) return;
+    this.writePong(held);
+    if (!this.readPaused) this.socket.resume();
+  }
+}
