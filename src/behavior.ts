@@ -9,45 +9,11 @@ import { decodeText } from './protocol/utf8.js';
 
 import type { BinaryData } from './protocol/framer.js';
 import { type PublishOptions, checkTopic } from './pubsub/topics.js';
+import { type BehaviorClass, ReadyState, setInternals } from './behavior-types.js';
 export type { BinaryData };
-
-/** What the handler tells a new behavior about its connection. @internal */
-export interface BehaviorInit {
-  id: number;
-  request: IncomingMessage;
-  params: Record<string, string>;
-  route: string;
-  query: string;
-  handler: WebSocketHandler;
-}
-
-type AnyBehavior = Behavior;
-
-/** Access to a behavior's private slots for the handler and connection. @internal */
-export interface BehaviorInternals {
-  init(b: AnyBehavior, init: BehaviorInit): void;
-  connect(b: AnyBehavior, connection: Connection): void;
-  connection(b: AnyBehavior): Connection | null;
-  /** Headers `verify()` asked for on the 101, as name/value pairs, or null. */
-  responseHeaders(b: AnyBehavior): readonly (readonly [string, string])[] | null;
-  abandon(b: AnyBehavior): void;
-}
-
-/** @internal Set by Behavior's static block; not exported from the package. */
-// eslint-disable-next-line import/no-mutable-exports
-export let internals: BehaviorInternals;
-
-/**
- * The backpressure policies by name, for a route's static: `static override backpressure =
- * Backpressure.Drop` keeps its literal type, where a bare `'drop'` is widened to `string` by
- * TypeScript and refused (or write `'drop' as const`).
- */
-export const Backpressure = { Close: 'close', Drop: 'drop' } as const;
-
-/** `readyState` values, as in the browser's `WebSocket`. */
-export const ReadyState = { CONNECTING: 0, OPEN: 1, CLOSING: 2, CLOSED: 3 } as const;
-/** A `readyState` value. */
-export type ReadyState = (typeof ReadyState)[keyof typeof ReadyState];
+export { Backpressure, type BehaviorClass, ReadyState } from './behavior-types.js';
+/** @internal */
+export { internals } from './behavior-types.js';
 
 /**
  * One instance per WebSocket connection: extend it and override the hooks.
@@ -162,7 +128,7 @@ export class Behavior<Params extends Record<string, string> = Record<string, str
   #responseHeaders: [string, string][] | null = null;
 
   static {
-    internals = {
+    setInternals({
       init(b, init) {
         b.id = init.id;
         b.request = init.request;
@@ -185,7 +151,7 @@ export class Behavior<Params extends Record<string, string> = Record<string, str
       responseHeaders(b) {
         return b.#responseHeaders;
       },
-    };
+    });
   }
 
   /** The upgrade request's headers (lower-case names). */
@@ -508,20 +474,4 @@ export class Behavior<Params extends Record<string, string> = Record<string, str
     if (c !== null) c.terminate();
     else this.request.socket.destroy();
   }
-}
-
-/** A class that can serve a route: `Behavior` or a subclass of it. */
-export interface BehaviorClass {
-  new (): Behavior;
-  readonly protocols: readonly string[];
-  readonly requireProtocol: boolean;
-  readonly maxPayload: number | undefined;
-  readonly maxFragments: number | undefined;
-  readonly maxBackpressure: number | undefined;
-  readonly backpressure: BackpressurePolicy | undefined;
-  readonly pingInterval: number | undefined;
-  readonly pongTimeout: number | undefined;
-  readonly idleTimeout: number | undefined;
-  readonly maxConnections: number | undefined;
-  readonly rateLimit: RateLimit | false | undefined;
 }
