@@ -1,6 +1,10 @@
 import { Buffer } from 'node:buffer';
 import { randomBytes } from 'node:crypto';
 import { acceptKey } from './decide.js';
+import {
+  checkPerMessageDeflateResponse,
+  type PerMessageDeflateAcceptance,
+} from '../extensions/permessage-deflate/client-negotiate.js';
 import { type HeaderValue, isSafeHeaderValue, isToken, listHasToken, singleValue, splitList } from './tokens.js';
 
 /**
@@ -30,6 +34,12 @@ export interface ClientHandshakeOptions {
   headers?: Readonly<Record<string, ClientHeaderValue>> | undefined;
   /** The `Sec-WebSocket-Key`; default 16 random bytes, base64. */
   key?: string | undefined;
+  /**
+   * The `Sec-WebSocket-Extensions` offer (RFC 6455 §9.1): one or more permessage-deflate offers,
+   * the only extension whose response {@link checkHandshakeResponse} can accept. Without it (or
+   * when `headers` replaces or removes the header) any extension in the response fails.
+   */
+  extensions?: string | undefined;
 }
 
 /** A client request, ready to write, and what checking its response needs. */
@@ -40,6 +50,8 @@ export interface ClientHandshake {
   key: string | undefined;
   /** The subprotocols offered. */
   protocols: readonly string[];
+  /** The extension offer sent, as given in {@link ClientHandshakeOptions.extensions}; `undefined` when none. */
+  extensions: string | undefined;
 }
 
 /** Largest response head the reader accepts. */
@@ -75,6 +87,7 @@ export function createClientHandshake(options: ClientHandshakeOptions): ClientHa
   set('Sec-WebSocket-Version', '13');
   if (options.origin !== undefined) set('Origin', options.origin);
   if (protocols.length > 0) set('Sec-WebSocket-Protocol', protocols.join(', '));
+  if (options.extensions !== undefined) set('Sec-WebSocket-Extensions', options.extensions);
   const extra = options.headers ?? {};
   for (const name of Object.keys(extra)) {
     if (!isToken(name)) throw new TypeError(`invalid header name ${JSON.stringify(name)}`);
@@ -90,7 +103,10 @@ export function createClientHandshake(options: ClientHandshakeOptions): ClientHa
   }
   request += '\r\n';
   const key = headers.get('sec-websocket-key')?.[1];
-  return { request, key: typeof key === 'string' ? key : undefined, protocols };
+  // An offer replaced or removed through `headers` is not one this client can honor.
+  const offer = headers.get('sec-websocket-extensions')?.[1];
+  const extensions = options.extensions !== undefined && offer === options.extensions ? offer : undefined;
+  return { request, key: typeof key === 'string' ? key : undefined, protocols, extensions };
 }
 
 /** A parsed HTTP response head. */
@@ -185,13 +201,22 @@ export type ClientHandshakeFailure =
 
 /** The verdict of {@link checkHandshakeResponse}. */
 export type ClientHandshakeResult =
-  | { ok: true; protocol: string | undefined }
+  | {
+      ok: true;
+      protocol: string | undefined;
+      /** The response's `Sec-WebSocket-Extensions` (lines joined with `, `), or `undefined` when it has none. */
+      extensions: string | undefined;
+      /** The permessage-deflate parameters the server accepted, or `null`: no compression. */
+      perMessageDeflate: PerMessageDeflateAcceptance | null;
+    }
   | { ok: false; failure: ClientHandshakeFailure; message: string };
 
 /**
  * Checks a response head against the request (RFC 6455 §4.1, the client's checks 1–6): status
  * 101, `Upgrade: websocket`, `Connection: upgrade`, `Sec-WebSocket-Accept` matching the key, a
- * subprotocol only if it is one we offered, and no extension (we offer none).
+ * subprotocol only if it is one we offered, and an extension only if we offered it: then it must
+ * be one permessage-deflate element that fits the offer as RFC 7692 §5 and §7.1 require
+ * (`BAD_EXTENSION` with the rule broken otherwise; see {@link checkPerMessageDeflateResponse}).
  */
 export function checkHandshakeResponse(head: ResponseHead, handshake: ClientHandshake): ClientHandshakeResult {
   const fail = (failure: ClientHandshakeFailure, message: string): ClientHandshakeResult => ({ ok: false, failure, message });
@@ -212,8 +237,13 @@ export function checkHandshakeResponse(head: ResponseHead, handshake: ClientHand
       return fail('BAD_PROTOCOL', `the server chose subprotocol ${JSON.stringify(chosen.join(', '))}, which was not offered`);
     }
   }
-  if (splitList(h['sec-websocket-extensions']).length > 0) {
+  const extensionsHeader = h['sec-websocket-extensions'];
+  if (splitList(extensionsHeader).length === 0) return { ok: true, protocol, extensions: undefined, perMessageDeflate: null };
+  const extensions = typeof extensionsHeader === 'string' ? extensionsHeader : (extensionsHeader as readonly string[]).join(', ');
+  if (handshake.extensions === undefined) {
     return fail('BAD_EXTENSION', 'the server chose an extension that was not offered');
   }
-  return { ok: true, protocol };
+  const checked = checkPerMessageDeflateResponse(extensionsHeader, handshake.extensions);
+  if (!checked.ok) return fail('BAD_EXTENSION', `Sec-WebSocket-Extensions ${JSON.stringify(extensions)}: ${checked.message}`);
+  return { ok: true, protocol, extensions, perMessageDeflate: checked.acceptance };
 }

@@ -2,12 +2,31 @@ import { Buffer } from 'node:buffer';
 import type { Duplex } from 'node:stream';
 import { encodeClosePayload, encodeFrame, encodeText, type Frame, toBuffer } from '../protocol/framer.js';
 import { CloseCode, MAX_CONTROL_PAYLOAD, Opcode } from '../protocol/constants.js';
-import type { ProtocolError } from '../protocol/errors.js';
+import { ProtocolError } from '../protocol/errors.js';
 import { FrameParser, type ParserSink } from '../protocol/parser.js';
 import { decodeText } from '../protocol/utf8.js';
+import type { AcceptedPerMessageDeflate, ClientDeflate } from './deflate.js';
 import { TestClientError } from './errors.js';
 import { Inbox, closedError } from './inbox.js';
-import type { CloseInfo, HandshakeResponse, RawFrameSpec, TestBinary, TestClientOptions, TestClientState, TestMessage } from './types.js';
+import type {
+  CloseInfo,
+  HandshakeResponse,
+  MessageInfo,
+  RawFrameSpec,
+  TestBinary,
+  TestClientOptions,
+  TestClientState,
+  TestMessage,
+} from './types.js';
+import { OrderedWriter } from './writer.js';
+
+/** What the handshake agreed besides the subprotocol: passed by `connect()`. */
+export interface NegotiatedExtensions {
+  /** The response's `Sec-WebSocket-Extensions` value, or `undefined`. */
+  readonly extensions: string | undefined;
+  /** The permessage-deflate codec when the server accepted it, else `null`. */
+  readonly deflate: ClientDeflate | null;
+}
 
 interface PongWaiter {
   payload: Buffer;
@@ -20,6 +39,16 @@ const EMPTY = Buffer.alloc(0);
 const DEFAULT_MESSAGE_TIMEOUT = 5000;
 const DEFAULT_CLOSE_TIMEOUT = 2000;
 const DEFAULT_MAX_PAYLOAD = 64 * 1024 * 1024;
+const NO_EXTENSIONS: NegotiatedExtensions = Object.freeze({ extensions: undefined, deflate: null });
+
+/**
+ * How far a compressed payload may exceed `maxPayload` before the parser refuses it unread:
+ * deflate may expand incompressible data (fixed Huffman codes take up to 9 bits a byte), and the
+ * limit that matters is on the inflated message, enforced while inflating.
+ */
+function compressedLimit(maxPayload: number): number {
+  return maxPayload + Math.ceil(maxPayload / 8) + 1024;
+}
 
 function bytesOf(data: string | TestBinary | undefined): Buffer {
   if (data === undefined) return EMPTY;
@@ -33,6 +62,9 @@ function bytesOf(data: string | TestBinary | undefined): Buffer {
  * ({@link TestClient.sendFrame}, {@link TestClient.sendRaw}) to test how a server copes with bad
  * input. A server that breaks the protocol makes the client fail the connection with the right
  * close code (1002, 1007, 1009…), reported by {@link TestClient.closed}.
+ *
+ * With `connect(…, { perMessageDeflate })` it offers permessage-deflate (RFC 7692), checks the
+ * server's answer strictly, then inflates what arrives compressed and compresses what it sends.
  *
  * Get one from {@link connect}.
  */
@@ -51,9 +83,26 @@ export class TestClient implements AsyncIterable<TestMessage> {
   readonly pings: Buffer[] = [];
   /** The protocol error that made this client fail the connection, if one did. */
   protocolError: ProtocolError | undefined = undefined;
+  /** The server's `Sec-WebSocket-Extensions` response header as sent (lines joined with `, `), or `undefined`. */
+  readonly extensions: string | undefined;
+  /**
+   * The permessage-deflate parameters the server accepted (RFC 7692 §7.1), or `null` when it
+   * declined or none was offered. The raw header is {@link TestClient.extensions}.
+   */
+  readonly perMessageDeflate: AcceptedPerMessageDeflate | null;
 
   readonly #socket: Duplex;
+  readonly #writer: OrderedWriter;
   readonly #parser: FrameParser;
+  readonly #deflate: ClientDeflate | null;
+  readonly #maxPayload: number;
+  /** A compressed message is being inflated on the thread pool; the parser is paused meanwhile. */
+  #inflating = false;
+  /** The socket ended or closed while inflating: handled once the parser has read what came before. */
+  #deferredEnd = false;
+  #deferredClose = false;
+  #compressedIn = 0;
+  #compressedOut = 0;
   readonly #messageTimeout: number;
   readonly #closeTimeout: number;
   readonly #autoPong: boolean;
@@ -64,17 +113,29 @@ export class TestClient implements AsyncIterable<TestMessage> {
   #info: CloseInfo | null = null;
   #resolveClosed!: (info: CloseInfo) => void;
   #closeTimer: NodeJS.Timeout | null = null;
-  readonly #inbox = new Inbox<TestMessage>();
+  readonly #inbox = new Inbox<MessageInfo>();
   readonly #pongWaiters: PongWaiter[] = [];
 
   /**
    * Not for your code: use {@link connect}. Takes over `socket` right after a successful handshake;
    * `early` holds bytes that arrived with the 101 response.
    */
-  constructor(socket: Duplex, early: Buffer, protocol: string | undefined, response: HandshakeResponse, options: TestClientOptions = {}) {
+  constructor(
+    socket: Duplex,
+    early: Buffer,
+    protocol: string | undefined,
+    response: HandshakeResponse,
+    options: TestClientOptions = {},
+    negotiated: NegotiatedExtensions = NO_EXTENSIONS,
+  ) {
     this.#socket = socket;
+    this.#writer = new OrderedWriter(socket, () => socket.destroy());
     this.protocol = protocol;
     this.response = response;
+    this.extensions = negotiated.extensions;
+    this.#deflate = negotiated.deflate;
+    this.perMessageDeflate = negotiated.deflate === null ? null : negotiated.deflate.accepted;
+    this.#maxPayload = options.maxPayload ?? DEFAULT_MAX_PAYLOAD;
     this.#messageTimeout = options.messageTimeout ?? DEFAULT_MESSAGE_TIMEOUT;
     this.#closeTimeout = options.closeTimeout ?? DEFAULT_CLOSE_TIMEOUT;
     this.#autoPong = options.autoPong ?? true;
@@ -82,17 +143,19 @@ export class TestClient implements AsyncIterable<TestMessage> {
       this.#resolveClosed = resolve;
     });
     const sink: ParserSink = {
-      onMessage: (data, isText) => this.#onMessage(isText ? decodeText(data) : data),
+      onMessage: (data, isText, compressed) => this.#onData(data, isText, compressed),
       onPing: (data) => this.#onPing(data),
       onPong: (data) => this.#onPong(data),
       onCloseFrame: (code, reason) => this.#onCloseFrame(code, reason),
       onProtocolError: (error) => this.#onProtocolError(error),
     };
-    // RFC 6455 §5.1: a client must reject masked frames from the server.
+    // RFC 6455 §5.1: a client must reject masked frames from the server. RFC 7692 §6.1: RSV1
+    // marks a compressed message once permessage-deflate is agreed.
     this.#parser = new FrameParser(sink, {
       expectMasked: false,
-      maxPayload: options.maxPayload ?? DEFAULT_MAX_PAYLOAD,
+      maxPayload: this.#deflate === null ? this.#maxPayload : compressedLimit(this.#maxPayload),
       maxFragments: Number.MAX_SAFE_INTEGER,
+      allowRsv1: this.#deflate !== null,
     });
     socket.on('data', (chunk: Buffer) => this.#parser.push(chunk));
     socket.on('end', () => this.#onEnd());
@@ -105,6 +168,16 @@ export class TestClient implements AsyncIterable<TestMessage> {
   /** `'open'`, `'closing'` (a close frame was sent or received) or `'closed'` (the socket is gone). */
   get state(): TestClientState {
     return this.#state;
+  }
+
+  /** Messages received compressed (RSV1 set, RFC 7692 §6): proof that the server compressed. */
+  get compressedIn(): number {
+    return this.#compressedIn;
+  }
+
+  /** Messages sent compressed: those at least `perMessageDeflate.threshold` bytes long, once agreed. */
+  get compressedOut(): number {
+    return this.#compressedOut;
   }
 
   /** Messages received and not yet taken by `nextMessage()` or iteration. */
@@ -122,16 +195,23 @@ export class TestClient implements AsyncIterable<TestMessage> {
     return typeof data === 'string' ? this.sendText(data) : this.sendBinary(data);
   }
 
-  /** Sends a text message (masked). `false` if the connection is closing or closed. */
+  /**
+   * Sends a text message (masked; compressed when permessage-deflate was agreed and it is at least
+   * `threshold` bytes). `false` if the connection is closing or closed.
+   */
   sendText(text: string): boolean {
     if (!this.#canSend()) return false;
-    return this.#write(encodeText(text, { mask: true }));
+    if (this.#deflate === null) return this.#write(encodeText(text, { mask: true }));
+    return this.#sendData(Opcode.Text, Buffer.from(text, 'utf8'));
   }
 
-  /** Sends a binary message (masked). `false` if the connection is closing or closed. */
+  /**
+   * Sends a binary message (masked; compressed when permessage-deflate was agreed and it is at
+   * least `threshold` bytes). `false` if the connection is closing or closed.
+   */
   sendBinary(data: TestBinary): boolean {
     if (!this.#canSend()) return false;
-    return this.#write(encodeFrame(Opcode.Binary, bytesOf(data), { mask: true }));
+    return this.#sendData(Opcode.Binary, bytesOf(data));
   }
 
   /**
@@ -201,11 +281,12 @@ export class TestClient implements AsyncIterable<TestMessage> {
     return this.#write(encodeFrame(frame.opcode & 0x0f, payload, { fin, rsv: frame.rsv ?? 0, mask: frame.mask ?? true }));
   }
 
-  /** Writes bytes to the socket as they are (half frames, garbage). `false` if it is no longer writable. */
+  /**
+   * Writes bytes to the socket as they are (half frames, garbage), after any message still being
+   * compressed. `false` if it is no longer writable.
+   */
   sendRaw(bytes: string | TestBinary): boolean {
-    if (!this.#socket.writable) return false;
-    this.#socket.write(bytesOf(bytes));
-    return true;
+    return this.#write(bytesOf(bytes));
   }
 
   // ---- receiving ------------------------------------------------------------------------------
@@ -217,6 +298,15 @@ export class TestClient implements AsyncIterable<TestMessage> {
    * connection closes with no message left.
    */
   nextMessage(options: { timeout?: number } = {}): Promise<TestMessage> {
+    return this.nextMessageInfo(options).then((m) => m.data);
+  }
+
+  /**
+   * Like {@link TestClient.nextMessage}, with how the message arrived: `{ data, compressed }`,
+   * `compressed` being true when it came with RSV1 set (permessage-deflate). The two share one
+   * queue: each message is taken once, by either.
+   */
+  nextMessageInfo(options: { timeout?: number } = {}): Promise<MessageInfo> {
     return this.#inbox.next(options.timeout ?? this.#messageTimeout);
   }
 
@@ -226,7 +316,7 @@ export class TestClient implements AsyncIterable<TestMessage> {
    * early (`break`) does not close the connection.
    */
   [Symbol.asyncIterator](): AsyncIterator<TestMessage> {
-    return this.#inbox.iterator((m) => m);
+    return this.#inbox.iterator((m) => m.data);
   }
 
   /** `await using client = await connect(…)`: closes (1000) at the end of the scope. */
@@ -241,18 +331,17 @@ export class TestClient implements AsyncIterable<TestMessage> {
     return this.#state === 'open' && !this.#closeSent && this.#socket.writable;
   }
 
-  #write(frame: Frame): boolean {
-    const s = this.#socket;
-    if (!s.writable) return false;
-    if (Buffer.isBuffer(frame)) {
-      s.write(frame);
-    } else {
-      s.cork();
-      s.write(frame[0]);
-      s.write(frame[1]);
-      s.uncork();
-    }
-    return true;
+  /** Every frame goes out through here, in call order, behind any message still being compressed. */
+  #write(frame: Frame | Promise<Frame>): boolean {
+    return this.#writer.write(frame);
+  }
+
+  /** A data message: compressed from `threshold` bytes once permessage-deflate is agreed (RFC 7692 §7.2.1). */
+  #sendData(opcode: typeof Opcode.Text | typeof Opcode.Binary, payload: Buffer): boolean {
+    const deflate = this.#deflate;
+    if (deflate === null || !deflate.compresses(payload.length)) return this.#write(encodeFrame(opcode, payload, { mask: true }));
+    this.#compressedOut++;
+    return this.#write(deflate.frame(opcode, payload));
   }
 
   #closedError(what: string, info?: CloseInfo): TestClientError {
@@ -270,8 +359,45 @@ export class TestClient implements AsyncIterable<TestMessage> {
     this.#closeTimer.unref();
   }
 
-  #onMessage(data: TestMessage): void {
-    this.#inbox.push(data);
+  #onData(data: Buffer, isText: boolean, compressed: boolean): void {
+    const deflate = this.#deflate;
+    if (!compressed || deflate === null) {
+      // With deflate agreed the parser's limit has room for compressed payloads; this one is not.
+      if (data.length > this.#maxPayload) {
+        this.#fail(new ProtocolError('WS_MESSAGE_TOO_BIG', CloseCode.MessageTooBig, `message over maxPayload (${this.#maxPayload} bytes)`));
+        return;
+      }
+      this.#inbox.push({ data: isText ? decodeText(data) : data, compressed: false });
+      return;
+    }
+    this.#compressedIn++;
+    const r = deflate.inflate(data, isText, this.#maxPayload);
+    if (!(r instanceof Promise)) {
+      this.#inflated(r, isText);
+      return;
+    }
+    // On the thread pool: what follows waits in the parser, so messages stay in order.
+    this.#parser.pause();
+    this.#inflating = true;
+    r.catch((error: unknown) => new ProtocolError('WS_INVALID_COMPRESSED_DATA', CloseCode.InvalidPayload, `inflating failed: ${String(error)}`)).then((v) => {
+      this.#inflating = false;
+      this.#inflated(v, isText);
+      this.#parser.resume(); // may start another inflate
+      if (this.#inflating) return;
+      if (this.#deferredEnd) this.#onEnd();
+      if (this.#deferredClose) this.#onSocketClose();
+    });
+  }
+
+  #inflated(result: Buffer | ProtocolError, isText: boolean): void {
+    if (result instanceof ProtocolError) this.#fail(result);
+    else this.#inbox.push({ data: isText ? decodeText(result) : result, compressed: true });
+  }
+
+  /** A violation found after the parser (inflating, sizes): the parser stops, the connection fails. */
+  #fail(error: ProtocolError): void {
+    this.#parser.stop();
+    this.#onProtocolError(error);
   }
 
   #onPing(data: Buffer): void {
@@ -298,7 +424,7 @@ export class TestClient implements AsyncIterable<TestMessage> {
     }
     this.#state = 'closing';
     // RFC 6455 §7.1.1: the server should close TCP first; end our half and wait for it a while.
-    this.#socket.end();
+    this.#writer.end();
     this.#armCloseTimer();
   }
 
@@ -312,21 +438,31 @@ export class TestClient implements AsyncIterable<TestMessage> {
       this.#write(encodeFrame(Opcode.Close, encodeClosePayload(error.closeCode, this.#closeReason), { mask: true }));
     }
     this.#state = 'closing';
-    this.#socket.end();
+    this.#writer.end();
     this.#armCloseTimer();
   }
 
   #onEnd(): void {
+    if (this.#inflating) {
+      this.#deferredEnd = true; // the parser still holds what arrived before the end
+      return;
+    }
+    this.#deferredEnd = false;
     this.#parser.stop();
     if (this.#state === 'open') this.#state = 'closing';
-    this.#socket.end();
+    this.#writer.end();
     this.#armCloseTimer();
   }
 
   #onSocketClose(): void {
     if (this.#info !== null) return;
+    if (this.#inflating) {
+      this.#deferredClose = true;
+      return;
+    }
     this.#state = 'closed';
     this.#parser.stop();
+    this.#deflate?.close();
     if (this.#closeTimer !== null) clearTimeout(this.#closeTimer);
     this.#closeTimer = null;
     const info: CloseInfo = { code: this.#closeCode, reason: this.#closeReason };

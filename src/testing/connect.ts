@@ -12,6 +12,7 @@ import {
   readResponseHead,
 } from '../handshake/client.js';
 import { TestClient } from './client.js';
+import { ClientDeflate, type ResolvedTestDeflate, type TestPerMessageDeflateOptions, resolveTestDeflate } from './deflate.js';
 import type { TestClientOptions } from './types.js';
 import { HandshakeError, type HandshakeErrorCode } from './errors.js';
 
@@ -27,6 +28,27 @@ export interface ConnectOptions extends TestClientOptions {
   headers?: Readonly<Record<string, ClientHeaderValue>>;
   /** Subprotocols to offer, in preference order. The server's choice is `client.protocol`. */
   protocols?: string | readonly string[];
+  /**
+   * Offer permessage-deflate compression (RFC 7692). `false` (default): no offer. `true`: offer
+   * as Chrome does (`permessage-deflate; client_max_window_bits`). An object shapes the offer
+   * (`serverNoContextTakeover`, `clientNoContextTakeover`, `serverMaxWindowBits`,
+   * `clientMaxWindowBits`, or an exact `offer` string) and what the client compresses
+   * (`threshold`, default 0: every message, as browsers do; `level`).
+   *
+   * The response is checked strictly (RFC 7692 §5, §7.1): an extension that was not offered, a
+   * second element, an unknown or repeated parameter, a bad window value, a missing
+   * `server_no_context_takeover` that was offered, a window larger than offered, or an unoffered
+   * `client_max_window_bits` rejects with `HandshakeError` `'BAD_EXTENSION'`, saying which rule.
+   * After that `client.perMessageDeflate` says what was agreed (`null` when the server declined),
+   * compressed messages are inflated (`client.compressedIn` counts them) and messages from
+   * `threshold` bytes up are sent compressed (`client.compressedOut`).
+   *
+   * ```ts
+   * const client = await connect(server, '/feed', { perMessageDeflate: { serverNoContextTakeover: true } });
+   * expect(client.perMessageDeflate?.serverNoContextTakeover).toBe(true);
+   * ```
+   */
+  perMessageDeflate?: boolean | TestPerMessageDeflateOptions;
   /** The `Origin` header (browsers always send one; other clients usually don't). */
   origin?: string;
   /** Milliseconds for the whole opening handshake. Default 5,000; then `HandshakeError` `'TIMEOUT'`. */
@@ -154,7 +176,7 @@ function withoutFinalLineBreak(body: string): string {
 
 // ---- the handshake over any Duplex -----------------------------------------------------------
 
-function handshakeOn(socket: Duplex, handshake: ClientHandshake, options: ConnectOptions): Promise<TestClient> {
+function handshakeOn(socket: Duplex, handshake: ClientHandshake, options: ConnectOptions, deflate: ResolvedTestDeflate | null): Promise<TestClient> {
   const timeout = options.timeout ?? DEFAULT_TIMEOUT;
   return new Promise<TestClient>((resolve, reject) => {
     let received: Buffer = Buffer.alloc(0);
@@ -222,7 +244,13 @@ function handshakeOn(socket: Duplex, handshake: ClientHandshake, options: Connec
       cleanup();
       // Frames may follow the 101 in the same chunk: hand them to the client.
       const early = Buffer.from(received.subarray(head.length));
-      resolve(new TestClient(socket, early, verdict.protocol, { status: head.status, headers: head.headers }, options));
+      const codec = verdict.perMessageDeflate === null || deflate === null ? null : new ClientDeflate(verdict.perMessageDeflate, deflate);
+      resolve(
+        new TestClient(socket, early, verdict.protocol, { status: head.status, headers: head.headers }, options, {
+          extensions: verdict.extensions,
+          deflate: codec,
+        }),
+      );
     };
     const onEnd = (): void => {
       if (rejected !== null) finishRejection();
@@ -300,6 +328,19 @@ function tlsFailure(error: unknown, target: string, secured: boolean): unknown {
   return error;
 }
 
+/** Checks `perMessageDeflate`; its offer and a `Sec-WebSocket-Extensions` in `headers` would contradict each other. */
+function deflateOf(options: ConnectOptions): ResolvedTestDeflate | null {
+  const deflate = resolveTestDeflate(options.perMessageDeflate);
+  if (deflate !== null && options.headers !== undefined) {
+    for (const name of Object.keys(options.headers)) {
+      if (name.toLowerCase() === 'sec-websocket-extensions') {
+        throw new TypeError(`wsmount/testing: give the extension offer as perMessageDeflate.offer, not as headers[${JSON.stringify(name)}], when perMessageDeflate is set`);
+      }
+    }
+  }
+  return deflate;
+}
+
 function protocolsOf(options: ConnectOptions): readonly string[] {
   const p = options.protocols;
   return p === undefined ? [] : typeof p === 'string' ? [p] : p;
@@ -331,7 +372,9 @@ export function connect<R extends Routes>(target: ConnectTarget<R>, path?: strin
   let socket: Duplex;
   let handshake: ClientHandshake;
   let secure: { socket: tls.TLSSocket; target: string } | null = null;
+  let deflate: ResolvedTestDeflate | null;
   try {
+    deflate = deflateOf(options);
     if (isHandler(target) && hasTlsOptions(options)) {
       throw new TypeError('wsmount/testing: ca, rejectUnauthorized and servername apply to wss:// only; an in-memory connection has no TLS');
     }
@@ -342,6 +385,7 @@ export function connect<R extends Routes>(target: ConnectTarget<R>, path?: strin
         protocols,
         origin: options.origin,
         headers: options.headers,
+        extensions: deflate?.offer,
       });
       const peer = memoryPeer(options);
       const server = memoryServer(target);
@@ -366,6 +410,7 @@ export function connect<R extends Routes>(target: ConnectTarget<R>, path?: strin
         protocols,
         origin: options.origin,
         headers: options.headers,
+        extensions: deflate?.offer,
       });
       const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
       if (overTls) {
@@ -379,13 +424,13 @@ export function connect<R extends Routes>(target: ConnectTarget<R>, path?: strin
   } catch (error) {
     return Promise.reject(error);
   }
-  if (secure === null) return handshakeOn(socket, handshake, options);
+  if (secure === null) return handshakeOn(socket, handshake, options, deflate);
   const { socket: tlsConnection, target: where } = secure;
   let secured = false;
   tlsConnection.once('secureConnect', () => {
     secured = true;
   });
-  return handshakeOn(socket, handshake, options).catch((error: unknown) => {
+  return handshakeOn(socket, handshake, options, deflate).catch((error: unknown) => {
     throw tlsFailure(error, where, secured);
   });
 }

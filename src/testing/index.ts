@@ -16,9 +16,11 @@
 export { connect, type ConnectOptions, type ConnectTarget } from './connect.js';
 export { listen, type Listening, type ListenOptions } from './listen.js';
 export { TestClient } from './client.js';
+export type { AcceptedPerMessageDeflate, TestPerMessageDeflateOptions, TestWindowBits } from './deflate.js';
 export type {
   CloseInfo,
   HandshakeResponse,
+  MessageInfo,
   RawFrameSpec,
   TestBinary,
   TestClientOptions,

@@ -46,7 +46,10 @@ export interface TestClientOptions {
    * connection before the client destroys its socket. Default 2,000.
    */
   closeTimeout?: number;
-  /** Largest message the client accepts, bytes; over it the client fails the connection with 1009. Default 64 MiB. */
+  /**
+   * Largest message the client accepts, bytes; over it the client fails the connection with 1009.
+   * Default 64 MiB. A compressed message counts its inflated size, checked while inflating.
+   */
   maxPayload?: number;
   /** Answer pings with pongs. Default `true`; `false` lets a test check a server's heartbeat. */
   autoPong?: boolean;
@@ -57,3 +60,11 @@ export type TestMessage = string | Buffer;
 
 /** A test client's state, as the browser's `readyState` would say it. */
 export type TestClientState = 'open' | 'closing' | 'closed';
+
+/** A received message and how it arrived ({@link TestClient.nextMessageInfo}). */
+export interface MessageInfo {
+  /** The message: text as a string, binary as a Buffer. */
+  data: TestMessage;
+  /** It arrived compressed: permessage-deflate, RSV1 set on its first frame (RFC 7692 §6). */
+  compressed: boolean;
+}

@@ -203,8 +203,8 @@ describe('client handshake, I/O-free (RFC 6455 §4.1)', () => {
   test('checkHandshakeResponse: accept key, protocol offered, no extensions', () => {
     const hs = createClientHandshake({ host: 'h', path: '/', protocols: ['chat'] });
     const ok = { status: 101, statusText: '', length: 0, headers: { upgrade: 'WebSocket', connection: 'upgrade', 'sec-websocket-accept': acceptKey(hs.key as string) } };
-    expect(checkHandshakeResponse(ok, hs)).toEqual({ ok: true, protocol: undefined });
-    expect(checkHandshakeResponse({ ...ok, headers: { ...ok.headers, 'sec-websocket-protocol': 'chat' } }, hs)).toEqual({ ok: true, protocol: 'chat' });
+    expect(checkHandshakeResponse(ok, hs)).toEqual({ ok: true, protocol: undefined, extensions: undefined, perMessageDeflate: null });
+    expect(checkHandshakeResponse({ ...ok, headers: { ...ok.headers, 'sec-websocket-protocol': 'chat' } }, hs)).toMatchObject({ ok: true, protocol: 'chat' });
     expect(checkHandshakeResponse({ ...ok, headers: { ...ok.headers, 'sec-websocket-protocol': 'other' } }, hs)).toMatchObject({ ok: false, failure: 'BAD_PROTOCOL' });
     expect(checkHandshakeResponse({ ...ok, headers: { ...ok.headers, 'sec-websocket-accept': 'x' } }, hs)).toMatchObject({ ok: false, failure: 'BAD_ACCEPT' });
     expect(checkHandshakeResponse({ ...ok, headers: { ...ok.headers, connection: 'close' } }, hs)).toMatchObject({ ok: false, failure: 'BAD_CONNECTION' });
