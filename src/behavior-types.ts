@@ -8,6 +8,14 @@ import type { IncomingMessage } from 'node:http';
 import type { Behavior } from './behavior.js';
 import type { BackpressurePolicy, Connection, RateLimit } from './connection/index.js';
 import type { WebSocketHandler } from './handler.js';
+import type { PerMessageDeflateOptions } from './extensions/permessage-deflate/options.js';
+import type { NegotiatedPerMessageDeflate } from './extensions/permessage-deflate/session.js';
+
+/** The WebSocket extensions a connection agreed in its handshake (`this.extensions`). */
+export interface NegotiatedExtensions {
+  /** permessage-deflate's parameters (RFC 7692), or null: the connection is not compressed. */
+  readonly perMessageDeflate: NegotiatedPerMessageDeflate | null;
+}
 
 /** What the handler tells a new behavior about its connection. @internal */
 export interface BehaviorInit {
@@ -66,4 +74,5 @@ export interface BehaviorClass {
   readonly idleTimeout: number | undefined;
   readonly maxConnections: number | undefined;
   readonly rateLimit: RateLimit | false | undefined;
+  readonly perMessageDeflate: boolean | PerMessageDeflateOptions | undefined;
 }

@@ -9,9 +9,12 @@ import { decodeText } from './protocol/utf8.js';
 
 import type { BinaryData } from './protocol/framer.js';
 import { type PublishOptions, checkTopic } from './pubsub/topics.js';
-import { type BehaviorClass, ReadyState, setInternals } from './behavior-types.js';
+import { type BehaviorClass, type NegotiatedExtensions, ReadyState, setInternals } from './behavior-types.js';
+import type { PerMessageDeflateOptions } from './extensions/permessage-deflate/options.js';
 export type { BinaryData };
-export { Backpressure, type BehaviorClass, ReadyState } from './behavior-types.js';
+export { Backpressure, type BehaviorClass, type NegotiatedExtensions, ReadyState } from './behavior-types.js';
+
+const NO_EXTENSIONS: NegotiatedExtensions = Object.freeze({ perMessageDeflate: null });
 /** @internal */
 export { internals } from './behavior-types.js';
 
@@ -82,6 +85,12 @@ export class Behavior<Params extends Record<string, string> = Record<string, str
    * undefined'".
    */
   static rateLimit: RateLimit | false | undefined = undefined;
+  /**
+   * Per-route override of the handler's `perMessageDeflate`: `static override perMessageDeflate =
+   * true` (or an object of settings) compresses this route only; `false` turns compression off
+   * here. What a connection agreed is in {@link Behavior.extensions}.
+   */
+  static perMessageDeflate: boolean | PerMessageDeflateOptions | undefined = undefined;
 
   /** Unique integer id for this connection (unique in the process). */
   id = 0;
@@ -93,6 +102,16 @@ export class Behavior<Params extends Record<string, string> = Record<string, str
   route = '';
   /** The negotiated subprotocol, or `undefined`. */
   protocol: string | undefined = undefined;
+  /**
+   * The extensions agreed in the handshake: `this.extensions.perMessageDeflate` holds the
+   * permessage-deflate parameters (window sizes, context takeover, threshold), or is null when
+   * the connection is not compressed (the route or handler does not enable it, or the client
+   * did not offer it).
+   */
+  get extensions(): NegotiatedExtensions {
+    const d = this.#connection?.deflate;
+    return d === undefined || d === null ? NO_EXTENSIONS : d.extensions;
+  }
   /**
    * Your per-connection state. Declare it in your subclass with its type and a starting value,
    * then set it where you like (`verify()`, `onOpen()`, any hook):

@@ -7,9 +7,10 @@ import type { Duplex } from 'node:stream';
 import { type BinaryData, ReadyState, internals } from './behavior.js';
 import { type Connection, timerDelay } from './connection/index.js';
 import { type Logger, levelLogger } from './logger.js';
-import { type HandlerOptions, type ResolvedHandlerOptions, resolveOptions, routeLimits } from './options.js';
+import { type HandlerOptions, type ResolvedHandlerOptions, resolveOptions, routeDeflate, routeLimits } from './options.js';
 import { Opcode } from './protocol/constants.js';
-import { type Frame, encodeFrame, encodeText, toBuffer } from './protocol/framer.js';
+import { encodeFrame, encodeText, toBuffer } from './protocol/framer.js';
+import { OutgoingMessage } from './connection/outgoing.js';
 import { Topics, checkTopic } from './pubsub/topics.js';
 import { splitTarget } from './router.js';
 import { type CheckedRoutes, type Client, type ClientOf, type RoutePattern, type Routes, behaviorClass } from './routes.js';
@@ -104,7 +105,8 @@ export class WebSocketHandler<R extends Routes = Routes> {
     for (const pattern of Object.keys(routes)) {
       const cls = behaviorClass(pattern, routes[pattern]);
       const limits = routeLimits(cls, o, pattern);
-      const route: Route = { pattern, cls, clients: new Set(), limits, maxConnections: cls.maxConnections ?? Infinity, count: 0 };
+      const deflate = routeDeflate(cls, o, pattern);
+      const route: Route = { pattern, cls, clients: new Set(), limits, deflate, maxConnections: cls.maxConnections ?? Infinity, count: 0 };
       admission.router.add(pattern, route);
       this.byRoute.set(pattern, route);
       if (limits.pingInterval > 0) shortest = Math.min(shortest, limits.pingInterval, limits.pongTimeout);
@@ -211,6 +213,15 @@ export class WebSocketHandler<R extends Routes = Routes> {
       subscriptions: this.pubsub.subscriptions,
       publishes: this.pubsub.published,
       backplane: this.pubsub.stats(),
+      compression: {
+        connections: c.compressedConnections,
+        messagesIn: c.compressedMessagesIn,
+        compressedBytesIn: c.compressedBytesIn,
+        inflatedBytesIn: c.inflatedBytesIn,
+        messagesOut: c.compressedMessagesOut,
+        uncompressedBytesOut: c.uncompressedBytesOut,
+        compressedBytesOut: c.compressedBytesOut,
+      },
     };
   }
 
@@ -230,7 +241,7 @@ export class WebSocketHandler<R extends Routes = Routes> {
   broadcast(data: string | BinaryData, options?: BroadcastOptions<ClientOf<R>, undefined>): number;
   broadcast<P extends RoutePattern<R>>(data: string | BinaryData, options: BroadcastOptions<ClientOf<R, P>, P> & { route: P }): number;
   broadcast(data: string | BinaryData, options?: BroadcastOptions<Client>): number {
-    const frame: Frame = typeof data === 'string' ? encodeText(data) : encodeFrame(Opcode.Binary, toBuffer(data));
+    const message = typeof data === 'string' ? new OutgoingMessage(Opcode.Text, encodeText(data)) : new OutgoingMessage(Opcode.Binary, encodeFrame(Opcode.Binary, toBuffer(data)));
     const targets: ReadonlySet<Client> = options?.route === undefined ? this.all : this.clientsOf(options.route as RoutePattern<R>);
     // The filter was typed for its route's behavior, and only that route's clients reach it.
     const filter = options?.filter as ((client: Client) => boolean) | undefined;
@@ -239,7 +250,7 @@ export class WebSocketHandler<R extends Routes = Routes> {
       const c = internals.connection(client);
       if (c === null || c.state !== ReadyState.OPEN) continue;
       if (filter !== undefined && !filter(client)) continue;
-      if (c.writeFrame(frame) !== 'dropped') count++;
+      if (c.writeMessage(message) !== 'dropped') count++;
     }
     return count;
   }

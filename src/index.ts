@@ -4,7 +4,15 @@ export {
   ReadyState,
   type BehaviorClass,
   type BinaryData,
+  type NegotiatedExtensions,
 } from './behavior.js';
+export {
+  PER_MESSAGE_DEFLATE_PRESET,
+  type DeflateConfig,
+  type PerMessageDeflateOptions,
+} from './extensions/permessage-deflate/options.js';
+export type { DeflateNegotiationConfig, WindowBits } from './extensions/permessage-deflate/negotiate.js';
+export type { NegotiatedPerMessageDeflate } from './extensions/permessage-deflate/session.js';
 export {
   MESSAGES_HIGH_WATER_BYTES,
   MESSAGES_HIGH_WATER_COUNT,
@@ -15,7 +23,7 @@ export {
   type RateLimit,
   type SendStatus,
 } from './connection/index.js';
-export type { HandlerStats } from './stats.js';
+export type { CompressionStats, HandlerStats } from './stats.js';
 export {
   CLUSTER_MESSAGE_KEY,
   MAX_TOPIC_LENGTH,

@@ -330,3 +330,15 @@ export function routeLimits(cls: BehaviorClass, o: ResolvedHandlerOptions, patte
     rateRefill: rate === undefined ? 0 : rate.messages / rate.interval,
   };
 }
+
+/**
+ * A route's compression: its class's `static perMessageDeflate` when set, else the handler's
+ * `perMessageDeflate`. Throws like the handler option, naming the route. @internal
+ */
+export function routeDeflate(
+  cls: { readonly perMessageDeflate?: boolean | PerMessageDeflateOptions | undefined },
+  o: ResolvedHandlerOptions,
+  pattern: string,
+): DeflateConfig | null {
+  return cls.perMessageDeflate === undefined ? o.deflate : resolvePerMessageDeflate(cls.perMessageDeflate, `${pattern}: static `);
+}

@@ -1,4 +1,26 @@
 import type { BackplaneStats } from './pubsub/backplane.js';
+import type { DeflateCounters } from './extensions/permessage-deflate/session.js';
+
+/**
+ * permessage-deflate's counters (all 0 while no connection compresses). The ratio of
+ * `compressedBytesOut` to `uncompressedBytesOut` is what compression saved on the way out.
+ */
+export interface CompressionStats {
+  /** Open connections that negotiated permessage-deflate. */
+  connections: number;
+  /** Messages that arrived compressed, their payload bytes on the wire, and the bytes they inflated to. */
+  messagesIn: number;
+  compressedBytesIn: number;
+  inflatedBytesIn: number;
+  /**
+   * Messages sent compressed (a broadcast counts once per recipient, though it is compressed
+   * once), their payload bytes before compression, and after. Messages under `threshold` are
+   * sent as they are and count in neither.
+   */
+  messagesOut: number;
+  uncompressedBytesOut: number;
+  compressedBytesOut: number;
+}
 
 /**
  * A snapshot of a handler's counters, from {@link WebSocketHandler.stats}. Counters only grow;
@@ -44,11 +66,20 @@ export interface HandlerStats {
   publishes: number;
   /** The backplane's counters (messages in and out, outages, publishes lost while down), or `null` without one. */
   backplane: BackplaneStats | null;
+  /** permessage-deflate: connections using it, and bytes before and after compression each way. */
+  compression: CompressionStats;
 }
 
 /** The live counters behind {@link HandlerStats}: plain number fields, bumped on the hot path. @internal */
-export class Counters {
+export class Counters implements DeflateCounters {
   handshakesAccepted = 0;
+  compressedConnections = 0;
+  compressedMessagesIn = 0;
+  compressedBytesIn = 0;
+  inflatedBytesIn = 0;
+  compressedMessagesOut = 0;
+  uncompressedBytesOut = 0;
+  compressedBytesOut = 0;
   messagesIn = 0;
   messagesOut = 0;
   bytesIn = 0;

@@ -3,7 +3,8 @@ import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
 import { type Behavior, ReadyState } from '../behavior.js';
 import { CloseCode, Opcode } from '../protocol/constants.js';
-import type { ProtocolError } from '../protocol/errors.js';
+import { ProtocolError } from '../protocol/errors.js';
+import type { DeflateSession, Inflated } from '../extensions/permessage-deflate/session.js';
 import { encodeClosePayload, encodeFrame } from '../protocol/framer.js';
 import { FrameParser, type ParserSink } from '../protocol/parser.js';
 import { beginBatch, flushBatch, inBatch } from './batch.js';
@@ -92,13 +93,16 @@ export class Connection extends Dispatcher implements ParserSink {
   private refilledAt: number;
 
   /** @internal */
-  constructor(socket: Duplex, behavior: Client, owner: ConnectionOwner, limits: ConnectionLimits) {
-    super(socket, behavior, owner, limits);
+  constructor(socket: Duplex, behavior: Client, owner: ConnectionOwner, limits: ConnectionLimits, deflate: DeflateSession | null = null) {
+    super(socket, behavior, owner, limits, deflate);
     this.parser = new FrameParser(this, {
       expectMasked: true,
       maxPayload: limits.maxPayload,
       maxFragments: limits.maxFragments,
+      // RFC 7692 §6: RSV1 means "compressed" only once permessage-deflate is agreed.
+      allowRsv1: deflate !== null,
     });
+    if (deflate !== null) this.counters.compressedConnections++;
     const now = performance.now();
     this.lastActive = now;
     this.lastPing = now;
@@ -155,6 +159,8 @@ export class Connection extends Dispatcher implements ParserSink {
   fail(code: number, reason: string): void {
     if (this.state === ReadyState.CLOSED) return;
     this.parser.stop();
+    // Failing: what still waits to be compressed is not sent (RFC 6455 §7.1.7).
+    this.dropOrdered();
     if (!this.closeSent) {
       this.closeCode = code;
       this.closeReason = reason;
@@ -210,12 +216,58 @@ export class Connection extends Dispatcher implements ParserSink {
 
   // ---- receiving ------------------------------------------------------------------------------
 
-  onMessage(data: Buffer, isText: boolean): void {
+  onMessage(data: Buffer, isText: boolean, compressed = false): void {
     if (this.state === ReadyState.CLOSED) return;
+    if (compressed) {
+      this.inflate(data, isText);
+      return;
+    }
     this.counters.messagesIn++;
     this.active = true;
     if (this.limits.rateCapacity > 0 && !this.takeToken()) return;
     this.dispatch(data, isText);
+  }
+
+  /**
+   * A message that arrived compressed (RSV1, RFC 7692 §6.1): inflated at once when small, else
+   * on the thread pool while the parser and the socket wait, so that what follows it (messages,
+   * pings, the close frame) is handled after it, in order.
+   */
+  private inflate(data: Buffer, isText: boolean): void {
+    const result = (this.deflate as DeflateSession).inflate(data, isText, this.limits.maxPayload);
+    if (!(result instanceof Promise)) {
+      this.inflated(result, isText);
+      return;
+    }
+    this.inflating = true;
+    this.parser.pause();
+    this.socket.pause();
+    result.then(
+      (r) => this.inflatedLater(r, isText),
+      (error: unknown) => this.inflatedLater({ ok: false, code: 'WS_INVALID_COMPRESSED_DATA', closeCode: CloseCode.InternalError, message: String(error) }, isText),
+    );
+  }
+
+  private inflated(r: Inflated, isText: boolean): void {
+    if (r.ok) this.onMessage(r.data, isText, false);
+    else this.onProtocolError(new ProtocolError(r.code, r.closeCode, r.message));
+  }
+
+  /** The thread pool finished a message: deliver it, then read on (in one batch, as for a chunk). */
+  private inflatedLater(r: Inflated, isText: boolean): void {
+    this.inflating = false;
+    if (this.state === ReadyState.CLOSED || this.parser.stopped) return;
+    const s = this.socket;
+    s.cork();
+    beginBatch();
+    try {
+      this.inflated(r, isText);
+      this.parser.resume();
+    } finally {
+      flushBatch();
+    }
+    s.uncork();
+    if (this.mayRead() && !this.parser.stopped) s.resume();
   }
 
   /** Takes a token from the rate limit's bucket, or fails the connection with 1008. */
@@ -261,6 +313,9 @@ export class Connection extends Dispatcher implements ParserSink {
   onCloseFrame(code: number, reason: string): void {
     this.closeCode = code;
     this.closeReason = reason;
+    // The peer is done: messages still being compressed are not sent (RFC 6455 §5.5.1 lets us
+    // finish the current one; we close now, since TCP ends right after).
+    this.dropOrdered();
     // RFC 6455 §5.5.1: echo the status code (and reason); an empty close gets an empty close.
     if (!this.closeSent) this.sendClose(code === CloseCode.NoStatus ? EMPTY : encodeClosePayload(code, reason));
     this.state = ReadyState.CLOSING;
@@ -308,6 +363,11 @@ export class Connection extends Dispatcher implements ParserSink {
     this.readPaused = false;
     this.heldPong = null;
     this.settleDrain(false);
+    if (this.deflate !== null) {
+      this.dropOrdered();
+      this.deflate.close();
+      this.counters.compressedConnections--;
+    }
     // The messages() iterator hands out what it holds, then ends; it stays the inbox (a second
     // messages() still throws) until released.
     this.inbox?.end();

@@ -96,7 +96,7 @@ export abstract class Dispatcher extends Sender {
   protected resumeReading(): void {
     if (!this.readPaused) return;
     this.readPaused = false;
-    if (this.heldPong === null) this.socket.resume();
+    if (this.mayRead()) this.socket.resume();
   }
 
   /** @internal hands a data message to the iterator, the backlog, or the hook. */

@@ -4,7 +4,10 @@ import { type Behavior, type BinaryData, ReadyState } from '../behavior.js';
 import { CloseCode, MAX_CONTROL_PAYLOAD, Opcode } from '../protocol/constants.js';
 import { type Frame, encodeFrame, encodeText, frameLength, toBuffer } from '../protocol/framer.js';
 import type { Counters } from '../stats.js';
+import type { DeflateSession } from '../extensions/permessage-deflate/session.js';
 import { holdForBatch } from './batch.js';
+import { OrderedOutput } from './ordered.js';
+import type { OutgoingMessage } from './outgoing.js';
 import { BYTES_PER_TURN, currentTurn, queueDrainNotice, takeSyncDrain, turnNow } from './turns.js';
 import type { ConnectionLimits, ConnectionOwner, HookName, SendStatus } from './types.js';
 
@@ -36,6 +39,14 @@ export abstract class Sender {
   protected closeSent = false;
   /** @internal A data message went either way since the last heartbeat sweep. */
   protected active = false;
+  /** @internal permessage-deflate, when negotiated (the seam: extensions/permessage-deflate/session.ts). */
+  readonly deflate: DeflateSession | null;
+  /** @internal data frames waiting behind one being compressed on the thread pool (ordered.ts). */
+  protected ordered: OrderedOutput | null = null;
+  /** @internal our close frame, held until the frames in `ordered` are written (RFC 6455 §5.5.1: no data after it). */
+  protected closeHeld: Buffer | null = null;
+  /** @internal a received message is being inflated on the thread pool: reading waits for it. */
+  protected inflating = false;
   /** A pong has been written and not yet handed to the kernel (its write callback is due). */
   private pongInFlight = false;
   /**
@@ -55,12 +66,13 @@ export abstract class Sender {
   private turnBytes = 0;
 
   /** @internal */
-  constructor(socket: Duplex, behavior: Client, owner: ConnectionOwner, limits: ConnectionLimits) {
+  constructor(socket: Duplex, behavior: Client, owner: ConnectionOwner, limits: ConnectionLimits, deflate: DeflateSession | null) {
     this.socket = socket;
     this.behavior = behavior;
     this.owner = owner;
     this.counters = owner.counters;
     this.limits = limits;
+    this.deflate = deflate;
   }
 
   /** Starts the closing handshake (RFC 6455 §7.1.2). Throws RangeError on a code that may not be sent. */
@@ -72,13 +84,22 @@ export abstract class Sender {
   /** Catches a rejected promise returned by `onDrain` (dispatch.ts). */
   abstract watch(result: unknown): void;
 
+  /** Fails the connection (RFC 6455 §7.1.7) with `code` (connection.ts). */
+  abstract fail(code: number, reason: string): void;
+
+  /** Whether the socket may be resumed: no reason to keep it paused is left. @internal */
+  protected mayRead(): boolean {
+    return !this.readPaused && this.heldPong === null && !this.inflating;
+  }
+
   /**
-   * Bytes accepted by `send*()` and not yet handed to the kernel. wsmount keeps no queue of its
-   * own (every accepted frame goes straight to the socket), so this is the socket's
-   * `writableLength`, corked bytes included.
+   * Bytes accepted by `send*()` and not yet handed to the kernel: the socket's `writableLength`
+   * (corked bytes included), plus, with compression, messages still being compressed on the
+   * thread pool (counted uncompressed) and what waits behind them.
    */
   get bufferedAmount(): number {
-    return this.socket.writableLength;
+    const ordered = this.ordered;
+    return ordered === null ? this.socket.writableLength : this.socket.writableLength + ordered.bytes;
   }
 
   // ---- sending ------------------------------------------------------------------------------
@@ -170,12 +191,111 @@ export abstract class Sender {
 
   sendText(text: string): SendStatus {
     if (this.state !== ReadyState.OPEN) return 'dropped';
-    return this.writeFrame(encodeText(text));
+    const d = this.deflate;
+    // At most 3 bytes per UTF-16 unit: a string this short is under the threshold whatever it holds.
+    if (d !== null && text.length * 3 >= d.threshold) {
+      const bytes = Buffer.from(text, 'utf8');
+      if (d.compresses(bytes.length)) return this.writeCompressed(d.frame(Opcode.Text, bytes), bytes.length);
+      return this.writeData(encodeFrame(Opcode.Text, bytes));
+    }
+    return this.writeData(encodeText(text));
   }
 
   sendBinary(data: BinaryData): SendStatus {
     if (this.state !== ReadyState.OPEN) return 'dropped';
-    return this.writeFrame(encodeFrame(Opcode.Binary, toBuffer(data)));
+    const bytes = toBuffer(data);
+    const d = this.deflate;
+    if (d !== null && d.compresses(bytes.length)) return this.writeCompressed(d.frame(Opcode.Binary, bytes), bytes.length);
+    return this.writeData(encodeFrame(Opcode.Binary, bytes));
+  }
+
+  /**
+   * @internal Writes a message going to many connections (broadcast, publish): the frame shared
+   * by all, or with compression the one compressed once for every connection that resets its
+   * context (session.ts), or this connection's own.
+   */
+  writeMessage(message: OutgoingMessage): SendStatus {
+    if (this.state !== ReadyState.OPEN) return 'dropped';
+    const d = this.deflate;
+    if (d !== null && d.compresses(message.length)) return this.writeCompressed(d.frameShared(message), message.length);
+    return this.ordered === null ? this.writeFrame(message.frame) : this.enqueue(message.frame, message.length);
+  }
+
+  /** An uncompressed data frame: straight out, or behind the frames still being compressed. */
+  private writeData(frame: Frame): SendStatus {
+    return this.ordered === null ? this.writeFrame(frame) : this.enqueue(frame, frameLength(frame));
+  }
+
+  /** A compressed frame, or the promise of one (a large message on the thread pool). */
+  private writeCompressed(frame: Frame | Promise<Frame>, length: number): SendStatus {
+    if (this.ordered === null && !(frame instanceof Promise)) return this.writeFrame(frame);
+    return this.enqueue(frame, length);
+  }
+
+  /**
+   * Queues a frame behind those being compressed (ordered.ts), under the backpressure policy:
+   * what waits there counts toward `maxBackpressure` (uncompressed) like the socket's backlog.
+   */
+  private enqueue(frame: Frame | Promise<Frame>, length: number): SendStatus {
+    const s = this.socket;
+    const queued = this.ordered === null ? 0 : this.ordered.bytes;
+    const over = queued > 0 ? queued + s.writableLength + length > this.limits.maxBackpressure : this.wouldPassLimit(length);
+    if (over) {
+      if (frame instanceof Promise) frame.catch(ignore);
+      return this.overBackpressure(length);
+    }
+    (this.ordered ??= new OrderedOutput(this)).push(frame, length);
+    this.active = true;
+    return s.writableNeedDrain ? 'queued' : 'sent';
+  }
+
+  /** @internal A frame from the ordered queue, accepted when it was sent: written now, in order. */
+  writeAccepted(frame: Frame): void {
+    const s = this.socket;
+    if (this.state === ReadyState.CLOSED || (this.closeSent && this.closeHeld === null) || !s.writable) return;
+    const length = frameLength(frame);
+    if (Buffer.isBuffer(frame)) {
+      s.write(frame);
+    } else {
+      s.cork();
+      s.write(frame[0]);
+      s.write(frame[1]);
+      s.uncork();
+    }
+    const counters = this.counters;
+    counters.messagesOut++;
+    counters.bytesOut += length;
+  }
+
+  /** @internal The ordered queue emptied: frames go straight out again; a held close frame goes now. */
+  orderedEmpty(): void {
+    this.ordered = null;
+    const held = this.closeHeld;
+    if (held === null) return;
+    this.closeHeld = null;
+    if (this.socket.writable) this.writeControl(encodeFrame(Opcode.Close, held));
+  }
+
+  /** @internal Compressing failed: nothing after it can be sent in order. */
+  orderedFailed(error: unknown): void {
+    if (this.state === ReadyState.CLOSED) return;
+    this.owner.log.error(`wsmount: compressing a message for connection ${this.behavior.id} failed; closing it with 1011`, error);
+    this.dropOrdered();
+    this.fail(CloseCode.InternalError, 'internal error');
+  }
+
+  /**
+   * @internal Forgets the frames waiting to be compressed (the connection is failing, the peer
+   * closed, or the socket is gone); a close frame held behind them goes now, if it still can.
+   */
+  protected dropOrdered(): void {
+    const ordered = this.ordered;
+    if (ordered === null) return;
+    ordered.clear();
+    this.ordered = null;
+    const held = this.closeHeld;
+    this.closeHeld = null;
+    if (held !== null && this.state !== ReadyState.CLOSED && this.socket.writable) this.writeControl(encodeFrame(Opcode.Close, held));
   }
 
   ping(data?: string | BinaryData): SendStatus {
@@ -263,7 +383,12 @@ export abstract class Sender {
       // reading goes on, to see the peer's close frame and FIN.
       this.heldPong = null;
       if (this.socket.writable) this.writeControl(encodeFrame(Opcode.Pong, held));
-      if (!this.readPaused) this.socket.resume();
+      if (this.mayRead()) this.socket.resume();
+    }
+    // Messages sent before close() that are still being compressed go first (ordered.ts).
+    if (this.ordered !== null && this.ordered.length > 0) {
+      this.closeHeld = payload;
+      return;
     }
     if (this.socket.writable) this.writeControl(encodeFrame(Opcode.Close, payload));
   }
@@ -290,7 +415,7 @@ export abstract class Sender {
       this.writePong(data);
       return;
     }
-    if (this.heldPong === null && !this.readPaused) this.socket.pause();
+    if (this.mayRead()) this.socket.pause();
     this.heldPong = Buffer.from(data);
   }
 
@@ -309,6 +434,8 @@ export abstract class Sender {
     this.heldPong = null;
     if (this.state === ReadyState.CLOSED || this.closeSent || !this.socket.writable) return;
     this.writePong(held);
-    if (!this.readPaused) this.socket.resume();
+    if (this.mayRead()) this.socket.resume();
   }
 }
+
+function ignore(): void {}

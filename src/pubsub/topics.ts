@@ -11,7 +11,8 @@ import type { Connection } from '../connection/connection.js';
 import { batchThisTask } from '../connection/batch.js';
 import type { Logger } from '../logger.js';
 import { Opcode } from '../protocol/constants.js';
-import { type Frame, encodeFrame, encodeText, toBuffer } from '../protocol/framer.js';
+import { encodeFrame, encodeText, toBuffer } from '../protocol/framer.js';
+import { OutgoingMessage } from '../connection/outgoing.js';
 import type { Backplane, BackplaneLink, BackplaneNode, BackplaneStage, BackplaneStats } from './backplane.js';
 import { decodeEnvelope, encodeEnvelope } from './envelope.js';
 
@@ -181,11 +182,13 @@ export class Topics implements BackplaneNode {
     const link = this.link;
     if (link === null) {
       if (!local) return 0;
-      return this.deliver(set, typeof data === 'string' ? encodeText(data) : encodeFrame(Opcode.Binary, toBuffer(data)), exclude);
+      const message = typeof data === 'string' ? new OutgoingMessage(Opcode.Text, encodeText(data)) : new OutgoingMessage(Opcode.Binary, encodeFrame(Opcode.Binary, toBuffer(data)));
+      return this.deliver(set, message, exclude);
     }
     // Text is encoded once, into the envelope; the local frame takes its payload from there.
     const { envelope, payloadStart } = encodeEnvelope(this.origin, topic, typeof data === 'string' ? data : toBuffer(data));
-    const written = local ? this.deliver(set, encodeFrame(typeof data === 'string' ? Opcode.Text : Opcode.Binary, envelope.subarray(payloadStart)), exclude) : 0;
+    const opcode = typeof data === 'string' ? Opcode.Text : Opcode.Binary;
+    const written = local ? this.deliver(set, new OutgoingMessage(opcode, encodeFrame(opcode, envelope.subarray(payloadStart))), exclude) : 0;
     this.send(link, topic, envelope);
     return written;
   }
@@ -203,13 +206,13 @@ export class Topics implements BackplaneNode {
     else counts.droppedWhileDisconnected++;
   }
 
-  /** Writes one framed message to each open subscriber but `exclude`. */
-  private deliver(set: Set<Connection>, frame: Frame, exclude: Connection | null): number {
+  /** Writes one framed message (compressed once per parameter set where that is valid) to each open subscriber but `exclude`. */
+  private deliver(set: Set<Connection>, message: OutgoingMessage, exclude: Connection | null): number {
     batchThisTask();
     let count = 0;
     for (const c of set) {
       if (c === exclude || c.state !== ReadyState.OPEN) continue;
-      if (c.writeFrame(frame) !== 'dropped') count++;
+      if (c.writeMessage(message) !== 'dropped') count++;
     }
     return count;
   }
@@ -232,7 +235,8 @@ export class Topics implements BackplaneNode {
     counts.messagesIn++;
     const set = this.index.get(envelope.topic);
     if (set === undefined) return; // the last subscriber left while it was on its way
-    this.deliver(set, encodeFrame(envelope.binary ? Opcode.Binary : Opcode.Text, envelope.payload), null);
+    const opcode = envelope.binary ? Opcode.Binary : Opcode.Text;
+    this.deliver(set, new OutgoingMessage(opcode, encodeFrame(opcode, envelope.payload)), null);
   }
 
   status(up: boolean, reason?: unknown): void {

@@ -16,6 +16,8 @@ import { type Acceptance, type Refusal, decideHandshake } from '../handshake/dec
 import { HandshakeRejection, type Rejection, rejection } from '../handshake/rejection.js';
 import { acceptResponse } from '../handshake/response.js';
 import type { Logger } from '../logger.js';
+import type { DeflateConfig } from '../extensions/permessage-deflate/options.js';
+import { DeflateSession } from '../extensions/permessage-deflate/session.js';
 import { Router, splitTarget } from '../router.js';
 import type { Client } from '../routes.js';
 import type { Counters } from '../stats.js';
@@ -41,6 +43,8 @@ export interface Route {
   cls: BehaviorClass;
   clients: Set<Client>;
   limits: ConnectionLimits;
+  /** Compression: the route's static or the handler's `perMessageDeflate`, resolved; null = declined. */
+  deflate: DeflateConfig | null;
   maxConnections: number;
   /** Open connections plus upgrades in `verify()`. */
   count: number;
@@ -136,6 +140,7 @@ export class Admission {
         requireProtocol: cls.requireProtocol,
         origins: this.options.origins,
         accepting: this.accepting,
+        deflate: route.deflate?.negotiation ?? null,
         selectProtocol: (offered) => {
           running = 'selectProtocol()';
           return behavior.selectProtocol(offered, request);
@@ -370,12 +375,16 @@ export class Admission {
     const net = socket as Duplex & { setNoDelay?: (on: boolean) => void; setTimeout?: (ms: number) => void };
     net.setNoDelay?.(true);
     net.setTimeout?.(0);
-    const connection = new Connection(socket, behavior, this.handler, route.limits);
+    const deflate = decision.deflate === null || route.deflate === null ? null : new DeflateSession(decision.deflate, route.deflate, this.counters);
+    const connection = new Connection(socket, behavior, this.handler, route.limits, deflate);
     internals.connect(behavior, connection);
     socket.removeListener('error', onEarlySocketError);
     socket.cork();
     // Header values may hold obs-text bytes (RFC 9110 §5.5): one byte per character.
-    socket.write(acceptResponse(decision.accept, decision.protocol, internals.responseHeaders(behavior) ?? undefined), 'latin1');
+    socket.write(
+      acceptResponse(decision.accept, decision.protocol, internals.responseHeaders(behavior) ?? undefined, decision.deflate?.responseHeader),
+      'latin1',
+    );
     this.counters.handshakesAccepted++;
     connection.route = route;
     this.handler.connectionOpened(behavior, route);

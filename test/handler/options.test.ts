@@ -67,6 +67,7 @@ describe('unknown option keys throw TypeError, naming the nearest valid option',
     const all: Required<HandlerOptions> = {
       origins: '*',
       maxPayload: 1,
+      perMessageDeflate: { threshold: 0, level: 1 },
       maxFragments: 1,
       closeTimeout: 1,
       maxBackpressure: 1,

@@ -99,7 +99,8 @@ describe('FrameParser under fuzzing (RFC 6455 §5, §7.4, §8.1)', () => {
 
   test.runIf(CASES >= 5000)('the fuzz reaches every protocol error the parser can report', () => {
     expect(totals.cases).toBe(SEEDS.length * CASES);
-    const all = Object.keys(CLOSE_CODE_OF) as ProtocolErrorCode[];
+    // WS_INVALID_COMPRESSED_DATA is the inflater's (after the parser), not the parser's.
+    const all = (Object.keys(CLOSE_CODE_OF) as ProtocolErrorCode[]).filter((code) => code !== 'WS_INVALID_COMPRESSED_DATA');
     expect(all.filter((code) => !totals.errorCodes.has(code))).toEqual([]);
   });
 });

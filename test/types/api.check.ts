@@ -66,7 +66,7 @@ type Counter =
   | 'publishes';
 type Tally = 'connectionsByRoute' | 'handshakesRejectedByStatus' | 'closesByCode';
 export const statsShape: [
-  Equal<keyof HandlerStats, Counter | Tally | 'backplane'>,
+  Equal<keyof HandlerStats, Counter | Tally | 'backplane' | 'compression'>,
   Equal<HandlerStats[Counter], number>,
   Equal<HandlerStats[Tally], Record<string, number>>,
   Equal<ReturnType<typeof sockets.stats>, HandlerStats>,

@@ -43,7 +43,7 @@ export interface PerMessageDeflateOptions {
   memLevel?: number;
 }
 
-/** A resolved `perMessageDeflate` setting. @internal */
+/** A resolved `perMessageDeflate` setting (in `ResolvedHandlerOptions.deflate`). */
 export interface DeflateConfig {
   readonly negotiation: DeflateNegotiationConfig;
   readonly threshold: number;

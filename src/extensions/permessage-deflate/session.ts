@@ -20,7 +20,7 @@ import { type InflateResult, PerMessageInflater } from './inflate.js';
 import type { PerMessageDeflateAgreement } from './negotiate.js';
 import type { DeflateConfig } from './options.js';
 
-/** Compression counters, bumped by every session of a handler. @internal */
+/** Compression counters, bumped by every session of a handler. */
 export interface DeflateCounters {
   /** Messages received compressed, their payload bytes on the wire, and the bytes they inflated to. */
   compressedMessagesIn: number;
@@ -70,7 +70,14 @@ export class DeflateSession {
       : null;
   }
 
-  /** What a behavior sees. */
+  private described: { readonly perMessageDeflate: NegotiatedPerMessageDeflate } | null = null;
+
+  /** What a behavior sees as `this.extensions` (made once, on first use). */
+  get extensions(): { readonly perMessageDeflate: NegotiatedPerMessageDeflate } {
+    return (this.described ??= Object.freeze({ perMessageDeflate: this.describe() }));
+  }
+
+  /** The negotiated parameters. */
   describe(): NegotiatedPerMessageDeflate {
     const a = this.agreement;
     return Object.freeze({
