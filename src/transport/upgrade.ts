@@ -396,6 +396,8 @@ export class Admission {
     // `head` may share memory with the HTTP parser's buffer: copy it before unmasking in place.
     connection.start(head.length > 0 ? [Buffer.from(head), ...u.early] : u.early);
     socket.uncork();
-    this.log.debug(`wsmount: connection ${behavior.id} open on ${request.url ?? ''}`);
+    this.log.debug(
+      `wsmount: connection ${behavior.id} open on ${request.url ?? ''}${decision.deflate === null ? '' : ` (${decision.deflate.responseHeader})`}`,
+    );
   }
 }
