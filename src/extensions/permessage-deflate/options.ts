@@ -37,7 +37,13 @@ export interface PerMessageDeflateOptions {
    * gets no compression (RFC 7692 §7.1.2.2).
    */
   clientMaxWindowBits?: WindowBits;
-  /** zlib compression level 0–9 (0 stores, 9 is the slowest and smallest). Default 6, zlib's default. */
+  /**
+   * zlib compression level 0–9 (0 stores, 9 is the slowest and smallest). Default 1 (zlib's
+   * fastest): measured here on JSON-like text it is 3–6× faster than zlib's default 6 for
+   * 8–64 KiB messages, for output ~5–10% larger (ratio 0.145 vs 0.132 at 16 KiB). Messages are
+   * compressed on the event loop up to 64 KiB at level ≤ 1 and up to 16 KiB above it; longer
+   * ones on the thread pool.
+   */
   level?: number;
   /** zlib memLevel 1–9 (memory for the compressor's hash table). Default 8, zlib's default. */
   memLevel?: number;
@@ -58,7 +64,7 @@ export const PER_MESSAGE_DEFLATE_PRESET: Readonly<Required<PerMessageDeflateOpti
   clientNoContextTakeover: false,
   serverMaxWindowBits: 15,
   clientMaxWindowBits: 15,
-  level: 6,
+  level: 1,
   memLevel: 8,
 });
 
