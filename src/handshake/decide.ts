@@ -172,9 +172,31 @@ export function decideHandshake(request: HandshakeRequest, policy: HandshakePoli
   }
   // RFC 7692 §5: an offer the server cannot or will not accept is declined (the next one is
   // tried); a malformed header declines too. Never a refusal: the connection goes on uncompressed.
-  const deflate =
-    policy.deflate === undefined || policy.deflate === null || h['sec-websocket-extensions'] === undefined
-      ? null
-      : negotiatePerMessageDeflate(parseExtensionOffers(h['sec-websocket-extensions']).offers, policy.deflate);
+  let deflate: PerMessageDeflateAgreement | null = null;
+  const config = policy.deflate;
+  if (config !== undefined && config !== null && h['sec-websocket-extensions'] !== undefined) {
+    deflate = negotiatePerMessageDeflate(parseExtensionOffers(h['sec-websocket-extensions']).offers, config);
+    // Safari 15.0–15.3 mishandle a client_no_context_takeover they did not ask for (uWS #1347):
+    // they get no compression rather than a broken one.
+    if (deflate !== null && config.clientNoContextTakeover && isSafari15Early(singleValue(h['user-agent']))) {
+      const asked = negotiatePerMessageDeflate(parseExtensionOffers(h['sec-websocket-extensions']).offers, { ...config, clientNoContextTakeover: false });
+      if (asked === null || !asked.clientNoContextTakeover) deflate = null;
+    }
+  }
   return { ok: true, accept: acceptKey(key), protocol, deflate };
+}
+
+/**
+ * Whether a User-Agent is Safari 15.0–15.3 (`… Version/15.N[.x] … Safari/…`, not Chrome), whose
+ * permessage-deflate breaks when the server imposes client_no_context_takeover (uWS #1347 lists
+ * 15.0, 15.2 and 15.3 as broken, 15.4 as fixed). No regex over the header: two index lookups.
+ */
+export function isSafari15Early(ua: string | undefined): boolean {
+  if (ua === undefined) return false;
+  const at = ua.indexOf('Version/15.');
+  if (at < 0 || ua.indexOf('Safari/') < 0 || ua.indexOf('Chrome/') >= 0) return false;
+  const minor = ua.charCodeAt(at + 11);
+  const after = ua.charCodeAt(at + 12);
+  const isDigit = (c: number): boolean => c >= 0x30 && c <= 0x39;
+  return minor >= 0x30 && minor <= 0x33 && !isDigit(after);
 }

@@ -448,6 +448,20 @@ describe('decideHandshake: permessage-deflate (RFC 7692 §5) is negotiated, neve
     expect(d.deflate?.offerIndex).toBe(1);
   });
 
+  it('Safari 15.0-15.3 get no compression where the server would impose client_no_context_takeover (uWS #1347); 15.4 and Chrome do', () => {
+    const forced = { ...deflate, clientNoContextTakeover: true };
+    const safari = (v: string) =>
+      request({ 'sec-websocket-extensions': 'permessage-deflate', 'user-agent': `Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/${v} Safari/605.1.15` });
+    expect(accepted(safari('15.3'), { deflate: forced }).deflate).toBeNull();
+    expect(accepted(safari('15.0'), { deflate: forced }).deflate).toBeNull();
+    expect(accepted(safari('15.4'), { deflate: forced }).deflate?.clientNoContextTakeover).toBe(true);
+    expect(accepted(safari('15.10'), { deflate: forced }).deflate).not.toBeNull();
+    expect(accepted(safari('15.3'), { deflate }).deflate).not.toBeNull(); // nothing imposed: fine
+    // Safari asking for it itself is not the broken case.
+    const asking = request({ 'sec-websocket-extensions': 'permessage-deflate; client_no_context_takeover', 'user-agent': 'Version/15.2 Safari/605.1.15' });
+    expect(accepted(asking, { deflate: forced }).deflate?.clientNoContextTakeover).toBe(true);
+  });
+
   it('repeated header lines are read as one list, in order', () => {
     const d = accepted(ext(['permessage-deflate; server_max_window_bits=10', 'permessage-deflate']), { deflate });
     expect(d.deflate?.responseHeader).toBe('permessage-deflate; server_no_context_takeover; server_max_window_bits=10');

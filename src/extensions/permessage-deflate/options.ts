@@ -26,7 +26,8 @@ export interface PerMessageDeflateOptions {
   /**
    * Ask every client to reset its context after every message, so the server keeps no inflate
    * window per connection. Default `false`: Safari 15.0–15.3 implement it wrongly, and browsers
-   * compress better with their window kept. A client that offers it gets it either way.
+   * compress better with their window kept. A client that offers it gets it either way. When set,
+   * Safari 15.0–15.3 (by User-Agent) get no compression instead of a broken one.
    */
   clientNoContextTakeover?: boolean;
   /** The largest LZ77 window (8–15, as log2 bytes) the server compresses with. Default 15. */
