@@ -201,9 +201,10 @@ export class Behavior<Params extends Record<string, string> = Record<string, str
   }
 
   /**
-   * Bytes accepted by `send*()` but not yet handed to the kernel. wsmount keeps no queue of its
-   * own, so this is exactly the socket's `writableLength`. A send that would take it past
-   * `maxBackpressure` is dropped (and, under the default `'close'` policy, closes with 1008).
+   * Bytes accepted by `send*()` but not yet handed to the kernel: the socket's `writableLength`,
+   * plus, with compression, messages still being compressed on the thread pool and those waiting
+   * behind them (counted uncompressed). A send that would take it past `maxBackpressure` is
+   * dropped (and, under the default `'close'` policy, closes with 1008).
    */
   get bufferedAmount(): number {
     return this.#connection?.bufferedAmount ?? 0;

@@ -77,6 +77,8 @@ export class Connection extends Dispatcher implements ParserSink {
   topics: Set<string> | null = null;
   /** @internal */
   closeTimer: NodeJS.Timeout | null = null;
+  /** The peer's FIN arrived while a message was inflating: handled once it and what follows are. */
+  private endPending = false;
   /** What `onClose` will report; 1006 until a close frame arrives or we fail the connection. */
   private closeCode: number = CloseCode.Abnormal;
   private closeReason = '';
@@ -253,21 +255,33 @@ export class Connection extends Dispatcher implements ParserSink {
     else this.onProtocolError(new ProtocolError(r.code, r.closeCode, r.message));
   }
 
-  /** The thread pool finished a message: deliver it, then read on (in one batch, as for a chunk). */
+  /**
+   * The thread pool finished a message: deliver it, then what the parser kept meanwhile (in one
+   * batch, as for a chunk), then read on — also after a failure, to see the peer's close reply.
+   */
   private inflatedLater(r: Inflated, isText: boolean): void {
     this.inflating = false;
-    if (this.state === ReadyState.CLOSED || this.parser.stopped) return;
+    if (this.state === ReadyState.CLOSED) return;
     const s = this.socket;
-    s.cork();
-    beginBatch();
-    try {
-      this.inflated(r, isText);
-      this.parser.resume();
-    } finally {
-      flushBatch();
+    if (!this.parser.stopped) {
+      s.cork();
+      beginBatch();
+      try {
+        this.inflated(r, isText);
+        this.parser.resume();
+      } finally {
+        flushBatch();
+      }
+      s.uncork();
     }
-    s.uncork();
-    if (this.mayRead() && !this.parser.stopped) s.resume();
+    if (this.inflating) return; // the next message went to the thread pool: it resumes reading
+    if (this.endPending) {
+      // The peer's FIN came while the parser still held its last frames: handled now, after them.
+      this.endPending = false;
+      this.peerEnded();
+      return;
+    }
+    if (this.mayRead()) s.resume();
   }
 
   /** Takes a token from the rate limit's bucket, or fails the connection with 1008. */
@@ -289,7 +303,8 @@ export class Connection extends Dispatcher implements ParserSink {
   onPing(data: Buffer): void {
     if (this.limits.rateCapacity > 0 && !this.takeToken()) return;
     // RFC 6455 §5.5.2–5.5.3: answer with a pong carrying the same payload.
-    if (!this.closeSent && this.socket.writable) this.answerPing(data);
+    // A close frame held behind messages being compressed is not sent yet: pings are still answered.
+    if ((!this.closeSent || this.closeHeld !== null) && this.socket.writable) this.answerPing(data);
     try {
       this.behavior.onPing(data);
     } catch (error) {
@@ -313,14 +328,14 @@ export class Connection extends Dispatcher implements ParserSink {
   onCloseFrame(code: number, reason: string): void {
     this.closeCode = code;
     this.closeReason = reason;
-    // The peer is done: messages still being compressed are not sent (RFC 6455 §5.5.1 lets us
-    // finish the current one; we close now, since TCP ends right after).
-    this.dropOrdered();
     // RFC 6455 §5.5.1: echo the status code (and reason); an empty close gets an empty close.
+    // Replies already accepted and still being compressed go first (§5.5.1 lets us finish what
+    // we were sending); the close timer bounds the wait.
     if (!this.closeSent) this.sendClose(code === CloseCode.NoStatus ? EMPTY : encodeClosePayload(code, reason));
     this.state = ReadyState.CLOSING;
-    // RFC 6455 §7.1.1: the server closes the TCP connection first.
-    this.socket.end();
+    // RFC 6455 §7.1.1: the server closes the TCP connection first (after our close frame).
+    if (this.closeHeld !== null) this.endHeld = true;
+    else this.socket.end();
     this.armCloseTimer();
   }
 
@@ -338,6 +353,12 @@ export class Connection extends Dispatcher implements ParserSink {
 
   /** @internal the peer half-closed TCP. */
   peerEnded(): void {
+    if (this.inflating) {
+      // The parser holds the frames after a message still inflating (the socket's buffer is
+      // empty, so 'end' came although it is paused): they are handled first (inflatedLater).
+      this.endPending = true;
+      return;
+    }
     this.parser.stop();
     if (this.state === ReadyState.OPEN) this.state = ReadyState.CLOSING;
     this.socket.end();

@@ -45,6 +45,8 @@ export abstract class Sender {
   protected ordered: OrderedOutput | null = null;
   /** @internal our close frame, held until the frames in `ordered` are written (RFC 6455 §5.5.1: no data after it). */
   protected closeHeld: Buffer | null = null;
+  /** @internal the TCP end (after the peer's close) waits for `closeHeld` to be written. */
+  protected endHeld = false;
   /** @internal a received message is being inflated on the thread pool: reading waits for it. */
   protected inflating = false;
   /** A pong has been written and not yet handed to the kernel (its write callback is due). */
@@ -107,9 +109,14 @@ export abstract class Sender {
   /** Writes an already framed data message, under the route's backpressure policy. */
   writeFrame(frame: Frame): SendStatus {
     if (this.state !== ReadyState.OPEN) return 'dropped';
-    const s = this.socket;
     const length = frameLength(frame);
     if (this.wouldPassLimit(length)) return this.overBackpressure(length);
+    return this.writeNow(frame, length);
+  }
+
+  /** Writes a data frame that passed the backpressure check. */
+  private writeNow(frame: Frame, length: number): SendStatus {
+    const s = this.socket;
     holdForBatch(s);
     let flushed: boolean;
     if (Buffer.isBuffer(frame)) {
@@ -195,8 +202,11 @@ export abstract class Sender {
     // At most 3 bytes per UTF-16 unit: a string this short is under the threshold whatever it holds.
     if (d !== null && text.length * 3 >= d.threshold) {
       const bytes = Buffer.from(text, 'utf8');
-      if (d.compresses(bytes.length)) return this.writeCompressed(d.frame(Opcode.Text, bytes), bytes.length);
-      return this.writeData(encodeFrame(Opcode.Text, bytes));
+      if (!d.compresses(bytes.length)) return this.writeData(encodeFrame(Opcode.Text, bytes));
+      // Checked before compressing: a message dropped after it entered a context-takeover
+      // compressor's window would corrupt every later one (the peer never sees it).
+      if (this.overLimit(bytes.length)) return this.overBackpressure(bytes.length);
+      return this.writeCompressed(d.frame(Opcode.Text, bytes), bytes.length);
     }
     return this.writeData(encodeText(text));
   }
@@ -205,8 +215,9 @@ export abstract class Sender {
     if (this.state !== ReadyState.OPEN) return 'dropped';
     const bytes = toBuffer(data);
     const d = this.deflate;
-    if (d !== null && d.compresses(bytes.length)) return this.writeCompressed(d.frame(Opcode.Binary, bytes), bytes.length);
-    return this.writeData(encodeFrame(Opcode.Binary, bytes));
+    if (d === null || !d.compresses(bytes.length)) return this.writeData(encodeFrame(Opcode.Binary, bytes));
+    if (this.overLimit(bytes.length)) return this.overBackpressure(bytes.length);
+    return this.writeCompressed(d.frame(Opcode.Binary, bytes), bytes.length);
   }
 
   /**
@@ -217,36 +228,45 @@ export abstract class Sender {
   writeMessage(message: OutgoingMessage): SendStatus {
     if (this.state !== ReadyState.OPEN) return 'dropped';
     const d = this.deflate;
-    if (d !== null && d.compresses(message.length)) return this.writeCompressed(d.frameShared(message), message.length);
-    return this.ordered === null ? this.writeFrame(message.frame) : this.enqueue(message.frame, message.length);
+    if (d === null || !d.compresses(message.length)) return this.writeData(message.frame);
+    if (this.overLimit(message.length)) return this.overBackpressure(message.length);
+    return this.writeCompressed(d.frameShared(message), message.length);
   }
 
   /** An uncompressed data frame: straight out, or behind the frames still being compressed. */
   private writeData(frame: Frame): SendStatus {
-    return this.ordered === null ? this.writeFrame(frame) : this.enqueue(frame, frameLength(frame));
+    if (this.ordered === null) return this.writeFrame(frame);
+    const length = frameLength(frame);
+    if (this.overLimit(length)) return this.overBackpressure(length);
+    return this.enqueue(frame, length);
   }
 
-  /** A compressed frame, or the promise of one (a large message on the thread pool). */
+  /** A compressed frame, or the promise of one (a large message on the thread pool); the backpressure check was done. */
   private writeCompressed(frame: Frame | Promise<Frame>, length: number): SendStatus {
-    if (this.ordered === null && !(frame instanceof Promise)) return this.writeFrame(frame);
+    if (this.ordered === null && !(frame instanceof Promise)) return this.writeNow(frame, frameLength(frame));
     return this.enqueue(frame, length);
   }
 
   /**
-   * Queues a frame behind those being compressed (ordered.ts), under the backpressure policy:
-   * what waits there counts toward `maxBackpressure` (uncompressed) like the socket's backlog.
+   * Whether `length` more bytes would take the backlog past `maxBackpressure`: the socket's, plus
+   * what waits behind a message being compressed on the thread pool (counted uncompressed).
+   */
+  private overLimit(length: number): boolean {
+    const queued = this.ordered === null ? 0 : this.ordered.bytes;
+    if (queued === 0) return this.wouldPassLimit(length);
+    return queued + this.socket.writableLength + length > this.limits.maxBackpressure;
+  }
+
+  /**
+   * Queues a frame behind those being compressed (ordered.ts). The message is not with the
+   * socket yet: 'queued', and `onDrain`/`drained()` tell when the queue has gone out.
    */
   private enqueue(frame: Frame | Promise<Frame>, length: number): SendStatus {
-    const s = this.socket;
-    const queued = this.ordered === null ? 0 : this.ordered.bytes;
-    const over = queued > 0 ? queued + s.writableLength + length > this.limits.maxBackpressure : this.wouldPassLimit(length);
-    if (over) {
-      if (frame instanceof Promise) frame.catch(ignore);
-      return this.overBackpressure(length);
-    }
     (this.ordered ??= new OrderedOutput(this)).push(frame, length);
     this.active = true;
-    return s.writableNeedDrain ? 'queued' : 'sent';
+    if (this.ordered === null) return this.socket.writableNeedDrain ? 'queued' : 'sent'; // written at once
+    this.drainOwed = true;
+    return 'queued';
   }
 
   /** @internal A frame from the ordered queue, accepted when it was sent: written now, in order. */
@@ -267,13 +287,31 @@ export abstract class Sender {
     counters.bytesOut += length;
   }
 
-  /** @internal The ordered queue emptied: frames go straight out again; a held close frame goes now. */
+  /**
+   * @internal The ordered queue emptied: frames go straight out again; a held close frame goes
+   * now (and the TCP end held behind it); the drain waiters and `onDrain` hear of it.
+   */
   orderedEmpty(): void {
     this.ordered = null;
+    if (this.closeHeld !== null) {
+      this.writeHeldClose();
+      return;
+    }
+    if (this.drainWaiters !== null || this.drainOwed) {
+      if (!this.socket.writableNeedDrain) this.scheduleDrainNotice();
+    }
+  }
+
+  /** Writes the close frame held behind the ordered queue, then the TCP end held behind it. */
+  private writeHeldClose(): void {
     const held = this.closeHeld;
-    if (held === null) return;
     this.closeHeld = null;
-    if (this.socket.writable) this.writeControl(encodeFrame(Opcode.Close, held));
+    if (held === null || this.state === ReadyState.CLOSED || !this.socket.writable) return;
+    this.writeControl(encodeFrame(Opcode.Close, held));
+    if (this.endHeld) {
+      this.endHeld = false;
+      this.socket.end();
+    }
   }
 
   /** @internal Compressing failed: nothing after it can be sent in order. */
@@ -293,9 +331,7 @@ export abstract class Sender {
     if (ordered === null) return;
     ordered.clear();
     this.ordered = null;
-    const held = this.closeHeld;
-    this.closeHeld = null;
-    if (held !== null && this.state !== ReadyState.CLOSED && this.socket.writable) this.writeControl(encodeFrame(Opcode.Close, held));
+    this.writeHeldClose();
   }
 
   ping(data?: string | BinaryData): SendStatus {
@@ -319,7 +355,7 @@ export abstract class Sender {
    */
   drained(): Promise<boolean> {
     if (this.state === ReadyState.CLOSED || this.socket.destroyed) return Promise.resolve(false);
-    const backedUp = this.socket.writableNeedDrain;
+    const backedUp = this.socket.writableNeedDrain || this.ordered !== null;
     if (!backedUp && !this.drainNoticeDue && !this.turnSpent() && takeSyncDrain()) return Promise.resolve(true);
     return new Promise((resolve) => {
       (this.drainWaiters ??= []).push(resolve);
@@ -349,8 +385,8 @@ export abstract class Sender {
       this.settleDrain(false);
       return;
     }
-    // Backed up again meanwhile (another send): the next 'drain' tells.
-    if (this.socket.writableNeedDrain) return;
+    // Backed up again meanwhile (another send): the next 'drain' (or the ordered queue emptying) tells.
+    if (this.socket.writableNeedDrain || this.ordered !== null) return;
     this.settleDrain(true);
     if (!this.drainOwed) return;
     this.drainOwed = false;
@@ -437,5 +473,3 @@ export abstract class Sender {
     if (this.mayRead()) this.socket.resume();
   }
 }
-
-function ignore(): void {}

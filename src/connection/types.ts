@@ -3,10 +3,10 @@ import type { Counters } from '../stats.js';
 import type { Connection } from './connection.js';
 
 /**
- * What a send did: `'sent'` handed to the socket with no backlog, `'queued'` accepted and handed
- * to the socket but the socket is backed up (see `bufferedAmount`; `onDrain` / `drained()` tell
- * when it is not), `'dropped'` not sent: the connection is not open, or the backlog is over
- * `maxBackpressure`.
+ * What a send did: `'sent'` handed to the socket with no backlog, `'queued'` accepted but the
+ * socket is backed up, or (with compression) the message waits behind one being compressed on
+ * the thread pool (see `bufferedAmount`; `onDrain` / `drained()` tell when it is not),
+ * `'dropped'` not sent: the connection is not open, or the backlog is over `maxBackpressure`.
  */
 export type SendStatus = 'sent' | 'queued' | 'dropped';
 

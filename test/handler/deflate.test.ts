@@ -26,7 +26,7 @@ class Plain extends Echo {
   static override perMessageDeflate = false;
 }
 class Small extends Echo {
-  static override perMessageDeflate = { clientMaxWindowBits: 10 as const, threshold: 0 };
+  static override perMessageDeflate = { clientMaxWindowBits: 10, threshold: 0 };
 }
 
 let server: TestServer | undefined;

@@ -89,7 +89,9 @@ function sharedDeflater(p: ZlibParams): SyncStream | null {
 export function deflateOnce(message: Buffer, params: DeflateParams, options: CodecOptions = {}): Buffer | Promise<Buffer> {
   const p = zlibParams(params);
   if (message.length > (options.maxSyncInput ?? DEFAULT_MAX_SYNC_DEFLATE)) {
-    return deflateAsync(zlib.createDeflateRaw(p), message);
+    const stream = zlib.createDeflateRaw(p);
+    // One-shot: its native state (~256 KiB at window 15) goes now, not at garbage collection.
+    return deflateAsync(stream, message).finally(() => stream.close());
   }
   const s = resolveEngine(options.engine) === 'handle' ? sharedDeflater(p) : null;
   if (s === null) return strip(zlib.deflateRawSync(message, { ...p, finishFlush: SYNC_FLUSH }));

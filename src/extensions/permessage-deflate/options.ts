@@ -4,6 +4,11 @@
  */
 import { type DeflateNegotiationConfig, resolveDeflateNegotiationConfig, type WindowBits } from './negotiate.js';
 
+type Preset = Required<Omit<PerMessageDeflateOptions, 'serverMaxWindowBits' | 'clientMaxWindowBits'>> & {
+  readonly serverMaxWindowBits: WindowBits;
+  readonly clientMaxWindowBits: WindowBits;
+};
+
 /**
  * permessage-deflate (RFC 7692) settings. Every field is optional; a missing one takes the value
  * of the `true` preset ({@link PER_MESSAGE_DEFLATE_PRESET}).
@@ -30,14 +35,18 @@ export interface PerMessageDeflateOptions {
    * Safari 15.0–15.3 (by User-Agent) get no compression instead of a broken one.
    */
   clientNoContextTakeover?: boolean;
-  /** The largest LZ77 window (8–15, as log2 bytes) the server compresses with. Default 15. */
-  serverMaxWindowBits?: WindowBits;
+  /**
+   * The largest LZ77 window (an integer 8–15, as log2 bytes) the server compresses with. Default
+   * 15. (A `number`, so that `static override perMessageDeflate = { serverMaxWindowBits: 10 }`
+   * compiles without `as const`; checked when the handler is built.)
+   */
+  serverMaxWindowBits?: number;
   /**
    * The largest window (8–15) a client may compress with. Default 15. Below 15 it is a hard
    * limit: a client that cannot be told it (Firefox and Safari offer no `client_max_window_bits`)
    * gets no compression (RFC 7692 §7.1.2.2).
    */
-  clientMaxWindowBits?: WindowBits;
+  clientMaxWindowBits?: number;
   /**
    * zlib compression level 0–9 (0 stores, 9 is the slowest and smallest). Default 1 (zlib's
    * fastest): measured here on JSON-like text it is 3–6× faster than zlib's default 6 for
@@ -59,7 +68,7 @@ export interface DeflateConfig {
 }
 
 /** What `perMessageDeflate: true` means. */
-export const PER_MESSAGE_DEFLATE_PRESET: Readonly<Required<PerMessageDeflateOptions>> = Object.freeze({
+export const PER_MESSAGE_DEFLATE_PRESET: Readonly<Preset> = Object.freeze({
   threshold: 1024,
   serverNoContextTakeover: true,
   clientNoContextTakeover: false,
@@ -100,8 +109,9 @@ export function resolvePerMessageDeflate(value: boolean | PerMessageDeflateOptio
     negotiation = resolveDeflateNegotiationConfig({
       serverNoContextTakeover: o.serverNoContextTakeover ?? p.serverNoContextTakeover,
       clientNoContextTakeover: o.clientNoContextTakeover ?? p.clientNoContextTakeover,
-      serverMaxWindowBits: o.serverMaxWindowBits ?? p.serverMaxWindowBits,
-      clientMaxWindowBits: o.clientMaxWindowBits ?? p.clientMaxWindowBits,
+      // Checked there: an integer 8..15, else a RangeError naming the field.
+      serverMaxWindowBits: (o.serverMaxWindowBits ?? p.serverMaxWindowBits) as WindowBits,
+      clientMaxWindowBits: (o.clientMaxWindowBits ?? p.clientMaxWindowBits) as WindowBits,
     });
   } catch (error) {
     const e = error as Error;
