@@ -114,6 +114,12 @@ export class PerMessageInflater {
   private own: SyncStream | null = null;
   /** 'dictionary' engine under takeover: the last ≤ 2^windowBits bytes of inflated plaintext. */
   private history: Buffer | null = null;
+  /**
+   * 'handle' engine: the peer ended its DEFLATE stream (BFINAL, RFC 7692 §7.2.3.4); the next
+   * stream starts from this message's plaintext (its last 2^windowBits bytes) as the window, so
+   * a back-reference within it decodes and one past it fails (1007), never decodes wrong.
+   */
+  private seed: Buffer | null = null;
   private readonly queue = new InOrder<InflateResult>();
 
   constructor(agreement: Pick<PerMessageDeflateAgreement, 'clientNoContextTakeover' | 'clientMaxWindowBits'>, options: CodecOptions = {}) {
@@ -126,7 +132,7 @@ export class PerMessageInflater {
 
   /** Whether this inflater holds per-connection state now. */
   get allocated(): boolean {
-    return this.own !== null || this.history !== null;
+    return this.own !== null || this.history !== null || this.seed !== null;
   }
 
   /** Whether a message is being inflated on the thread pool (later calls return Promises). */
@@ -172,6 +178,7 @@ export class PerMessageInflater {
     this.own?.stream.close();
     this.own = null;
     this.history = null;
+    this.seed = null;
     return true;
   }
 
@@ -189,7 +196,9 @@ export class PerMessageInflater {
   /** 'handle' engine, context takeover: this connection's persistent stream. */
   private inflateOwn(inputs: Buffer[], size: number, maxBytes: number): InflateResult | Promise<InflateResult> {
     if (this.own === null) {
-      const s = wrapSync(zlib.createInflateRaw({ windowBits: this.windowBits }));
+      const seed = this.seed;
+      this.seed = null;
+      const s = wrapSync(zlib.createInflateRaw(seed === null ? { windowBits: this.windowBits } : { windowBits: this.windowBits, dictionary: seed }));
       if (s === null) throw new Error('permessage-deflate: the private zlib handle vanished');
       this.own = s;
     }
@@ -206,6 +215,7 @@ export class PerMessageInflater {
       });
       if (r.status === 'error') return this.fail(s.error ?? 'invalid deflate data');
       if (r.status === 'done') return { kind: 'ok', data: join(pieces, produced) };
+      if (r.status === 'end') return this.ended(join(pieces, produced));
       if (produced > maxBytes) return this.tooBig(maxBytes);
       // Past the synchronous budget: the rest goes to the thread pool on the same stream.
       index = r.index;
@@ -216,7 +226,8 @@ export class PerMessageInflater {
     return driveAsync(s.stream, rest, maxBytes - produced, (c) => pieces.push(c)).then((r) => {
       if (r.status === 'limit') return this.tooBig(maxBytes);
       if (r.status === 'error') return this.fail(r.error ?? 'invalid deflate data');
-      return { kind: 'ok', data: join(pieces, produced + r.produced) };
+      const data = join(pieces, produced + r.produced);
+      return r.status === 'end' ? this.ended(data) : { kind: 'ok', data };
     });
   }
 
@@ -294,6 +305,15 @@ export class PerMessageInflater {
     this.history = next;
   }
 
+  /** The message ended its DEFLATE stream: a new stream, seeded with the window, takes the next one. */
+  private ended(data: Buffer): InflateResult {
+    this.own?.stream.close();
+    this.own = null;
+    const window = 1 << this.windowBits;
+    this.seed = data.length === 0 ? null : Buffer.from(data.length > window ? data.subarray(data.length - window) : data);
+    return { kind: 'ok', data };
+  }
+
   private tooBig(maxBytes: number): InflateResult {
     this.drop();
     return { kind: 'too-big', limit: maxBytes };
@@ -309,5 +329,6 @@ export class PerMessageInflater {
     if (this.own !== null && !this.own.stream.destroyed) this.own.stream.destroy();
     this.own = null;
     this.history = null;
+    this.seed = null;
   }
 }

@@ -62,9 +62,11 @@ export interface DriveResult {
   /**
    * 'done': every input consumed and all output taken; 'limit': output passed `limit` before
    * that (input remains at `index`/`offset`, and `produced` counts what was emitted);
-   * 'error': zlib reported bad data (see {@link SyncStream.error}; the stream is dead).
+   * 'error': zlib reported bad data (see {@link SyncStream.error}; the stream is dead); 'end':
+   * an inflate stream reached its final block (BFINAL, RFC 7692 §7.2.3.4) and takes no more
+   * input: the output so far is the whole message, and the stream must be replaced.
    */
-  status: 'done' | 'limit' | 'error';
+  status: 'done' | 'limit' | 'error' | 'end';
   produced: number;
   index: number;
   offset: number;
@@ -109,8 +111,12 @@ export function drive(
         onOutput(SCRATCH.subarray(0, have));
       }
       if (produced > limit) return { status: 'limit', produced, index, offset: inOff };
-      // Output space left over means zlib took all the input it could use (node processChunkSync).
-      if (outLeft !== 0) break;
+      // Output space left over means zlib took all the input it could use (node processChunkSync);
+      // input left over as well means it will take no more: the end of the DEFLATE stream.
+      if (outLeft !== 0) {
+        if (inLeft > 0) return { status: 'end', produced, index, offset: inOff };
+        break;
+      }
     }
   }
   return { status: 'done', produced, index, offset: 0 };
@@ -148,7 +154,7 @@ export function driveAsync(
   inputs: readonly Uint8Array[],
   limit: number,
   onOutput: (chunk: Buffer) => void,
-): Promise<{ status: 'done' | 'limit' | 'error'; produced: number; error?: string }> {
+): Promise<{ status: 'done' | 'limit' | 'error' | 'end'; produced: number; error?: string }> {
   if (asyncRunning < MAX_ASYNC_JOBS) {
     asyncRunning++;
     return driveNow(stream, inputs, limit, onOutput).finally(releaseSlot);
@@ -163,7 +169,7 @@ function driveNow(
   inputs: readonly Uint8Array[],
   limit: number,
   onOutput: (chunk: Buffer) => void,
-): Promise<{ status: 'done' | 'limit' | 'error'; produced: number; error?: string }> {
+): Promise<{ status: 'done' | 'limit' | 'error' | 'end'; produced: number; error?: string }> {
   return new Promise((resolve) => {
     if (stream.destroyed) {
       resolve({ status: 'error', produced: 0, error: 'the zlib stream was closed' });
@@ -171,7 +177,7 @@ function driveNow(
     }
     let produced = 0;
     let settled = false;
-    const finish = (status: 'done' | 'limit' | 'error', error?: string): void => {
+    const finish = (status: 'done' | 'limit' | 'error' | 'end', error?: string): void => {
       if (settled) return;
       settled = true;
       stream.off('data', onData);
@@ -191,8 +197,15 @@ function driveNow(
     const onError = (err: Error): void => finish('error', err.message);
     stream.on('data', onData);
     stream.on('error', onError);
-    for (const input of inputs) if (input.length > 0) stream.write(input);
-    stream.flush(zlib.constants.Z_SYNC_FLUSH, () => finish('done'));
+    // zlib stops taking input at the end of a DEFLATE stream (BFINAL): fewer bytes written than given.
+    const before = stream.bytesWritten;
+    let given = 0;
+    for (const input of inputs) {
+      if (input.length === 0) continue;
+      given += input.length;
+      stream.write(input);
+    }
+    stream.flush(zlib.constants.Z_SYNC_FLUSH, () => finish(stream.bytesWritten - before < given ? 'end' : 'done'));
   });
 }
 
