@@ -7,6 +7,7 @@ import type { Counters } from '../stats.js';
 import type { DeflateSession } from '../extensions/permessage-deflate/session.js';
 import { holdForBatch } from './batch.js';
 import { OrderedOutput } from './ordered.js';
+import { writeFrameTo } from './write.js';
 import type { OutgoingMessage } from './outgoing.js';
 import { BYTES_PER_TURN, currentTurn, queueDrainNotice, takeSyncDrain, turnNow } from './turns.js';
 import type { ConnectionLimits, ConnectionOwner, HookName, SendStatus } from './types.js';
@@ -118,15 +119,7 @@ export abstract class Sender {
   private writeNow(frame: Frame, length: number): SendStatus {
     const s = this.socket;
     holdForBatch(s);
-    let flushed: boolean;
-    if (Buffer.isBuffer(frame)) {
-      flushed = s.write(frame);
-    } else {
-      s.cork();
-      s.write(frame[0]);
-      flushed = s.write(frame[1]);
-      s.uncork();
-    }
+    const flushed = writeFrameTo(s, frame);
     const counters = this.counters;
     counters.messagesOut++;
     counters.bytesOut += length;
@@ -273,18 +266,10 @@ export abstract class Sender {
   writeAccepted(frame: Frame): void {
     const s = this.socket;
     if (this.state === ReadyState.CLOSED || (this.closeSent && this.closeHeld === null) || !s.writable) return;
-    const length = frameLength(frame);
-    if (Buffer.isBuffer(frame)) {
-      s.write(frame);
-    } else {
-      s.cork();
-      s.write(frame[0]);
-      s.write(frame[1]);
-      s.uncork();
-    }
+    writeFrameTo(s, frame);
     const counters = this.counters;
     counters.messagesOut++;
-    counters.bytesOut += length;
+    counters.bytesOut += frameLength(frame);
   }
 
   /**

@@ -1,6 +1,6 @@
-import { Buffer } from 'node:buffer';
 import type { Duplex } from 'node:stream';
 import type { Frame } from '../protocol/framer.js';
+import { writeFrameTo } from '../connection/write.js';
 
 /** Ends the socket once everything before it is written. */
 const END: unique symbol = Symbol('end');
@@ -80,13 +80,6 @@ export class OrderedWriter {
   #writeNow(frame: Frame): void {
     const s = this.#socket;
     if (!s.writable) return;
-    if (Buffer.isBuffer(frame)) {
-      s.write(frame);
-    } else {
-      s.cork();
-      s.write(frame[0]);
-      s.write(frame[1]);
-      s.uncork();
-    }
+    writeFrameTo(s, frame);
   }
 }

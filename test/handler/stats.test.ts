@@ -58,6 +58,15 @@ describe('stats()', () => {
       subscriptions: 0,
       publishes: 0,
       backplane: null,
+      compression: {
+        connections: 0,
+        messagesIn: 0,
+        compressedBytesIn: 0,
+        inflatedBytesIn: 0,
+        messagesOut: 0,
+        uncompressedBytesOut: 0,
+        compressedBytesOut: 0,
+      },
     });
   });
 
