@@ -11,7 +11,11 @@
 // one process, two ws servers relaying through Redis, two wsmount servers with redisBackplane;
 // it starts a redis-server pinned to the generator's cpu for the scenario.
 //
-// Options: --quick, --rounds=N, --only=echo,latency,broadcast,handshakes,memory,cpu,fanout,
+// The permessage-deflate scenario (issue 12: `deflate`) has its own two targets, wsmount and ws
+// with `perMessageDeflate: true` (targets/deflate-*.mjs); the generator's clients offer
+// permessage-deflate like a browser and send compressed messages (lib/deflate-jobs.mjs).
+//
+// Options: --quick, --rounds=N, --only=echo,latency,broadcast,handshakes,memory,cpu,fanout,deflate,
 //          --targets=wsmount,ws,ws+native,raw,ws+redis,wsmount+redis, --record, --no-taskset.
 // --record with --only writes bench/reference/<scenarios>[-quick].json/.md (e.g. fanout.json),
 // so a partial run never replaces the complete full/quick reference.
@@ -66,6 +70,14 @@ const PLAN = quick
         { conns: 1, each: 10_000 },
         { conns: 1000, each: 10 },
       ],
+      deflate: {
+        echo: [
+          { conns: 16, size: 1 * KiB, window: 16, warmupMs: 300, measureMs: 800 },
+          { conns: 16, size: 64 * KiB, window: 2, warmupMs: 500, measureMs: 1200 },
+        ],
+        broadcast: { clients: 1000, sizes: [16 * KiB], window: 16, warmupMs: 300, measureMs: 1000 },
+        memory: { conns: [1000], size: 1 * KiB },
+      },
     }
   : {
       mode: 'full',
@@ -87,6 +99,14 @@ const PLAN = quick
         { conns: 1, each: 10_000 },
         { conns: 1000, each: 10 },
       ],
+      deflate: {
+        echo: [
+          { conns: 16, size: 1 * KiB, window: 16, warmupMs: 500, measureMs: 1500 },
+          { conns: 16, size: 64 * KiB, window: 2, warmupMs: 800, measureMs: 2000 },
+        ],
+        broadcast: { clients: 1000, sizes: [4 * KiB, 16 * KiB], window: 16, warmupMs: 500, measureMs: 1500 },
+        memory: { conns: [1000, 10_000], size: 1 * KiB },
+      },
     };
 if (option('rounds')) PLAN.rounds = Number(option('rounds'));
 
@@ -135,7 +155,16 @@ const FANOUT_TARGETS = ALL_FANOUT_TARGETS.filter((t) => wantedTargets.includes(t
 const SUBSCRIPTION_TARGETS = ALL_SUBSCRIPTION_TARGETS.filter(
   (t) => wantedTargets.includes(t.name) || (t.name === 'ws' && wantedTargets.includes('ws+redis')),
 );
-const SCENARIOS = ['echo', 'latency', 'broadcast', 'handshakes', 'memory', 'cpu', 'fanout'];
+/**
+ * The permessage-deflate scenario's targets (issue 12): wsmount and ws (pure JS, as the ws
+ * target), both with `perMessageDeflate: true`; clients offer it like a browser.
+ */
+const ALL_DEFLATE_TARGETS = [
+  { name: 'wsmount', infoKey: 'deflate wsmount', file: 'targets/deflate-wsmount.mjs', env: {} },
+  { name: 'ws', infoKey: 'deflate ws', file: 'targets/deflate-ws.mjs', env: WS_PURE_JS },
+];
+const DEFLATE_TARGETS = ALL_DEFLATE_TARGETS.filter((t) => wantedTargets.includes(t.name));
+const SCENARIOS = ['echo', 'latency', 'broadcast', 'handshakes', 'memory', 'cpu', 'fanout', 'deflate'];
 const wantedScenarios = option('only')?.split(',') ?? SCENARIOS;
 for (const s of wantedScenarios) if (!SCENARIOS.includes(s)) throw new Error(`unknown scenario ${s}`);
 
@@ -216,7 +245,7 @@ class TargetSet {
     if (r !== undefined && alive(r.child)) return r;
     if (r !== undefined) events.push(`${t.name} had exited (${r.child.exitCode ?? r.child.signalCode}); restarted`);
     const started = await startTarget(t);
-    targetInfo[t.name] = started.info;
+    targetInfo[t.infoKey ?? t.name] = started.info;
     this.running.set(t.name, started);
     return started;
   }
@@ -1011,6 +1040,227 @@ async function scenarioSubscriptions() {
   return rows;
 }
 
+// ---- permessage-deflate (issue 12) ------------------------------------------------------------------
+
+/**
+ * Memory per compressed connection: a fresh target process per measurement; N connections that
+ * negotiated permessage-deflate are opened and left idle (mem after GC: "idle"), then each sends
+ * one compressed 1 KiB message and gets its compressed echo (mem after GC: "active", the zlib
+ * state each server keeps per connection exists by then). Per connection = (mem − mem of the
+ * same process before any connection) ÷ N.
+ */
+async function deflateMemoryOnce(t, conns, size) {
+  let r;
+  try {
+    r = await startTarget(t);
+    targetInfo[t.infoKey] = r.info;
+    await sleep(200);
+    const before = await request(r.child, { kind: 'mem' }, 10_000);
+    const gen = await ensureLoadgen();
+    const hold = await request(gen, { kind: 'deflateHold', port: r.port, conns, size }, 180_000);
+    await sleep(300);
+    const idle = await request(r.child, { kind: 'mem' }, 30_000);
+    if (idle.clients !== conns) return { error: `the server reports ${idle.clients} open connections, expected ${conns}` };
+    const act = await request(gen, { kind: 'deflateActivate', timeoutMs: 120_000 }, 180_000);
+    await sleep(300);
+    const active = await request(r.child, { kind: 'mem' }, 30_000);
+    await request(gen, { kind: 'deflateRelease' }, 120_000).catch(() => {});
+    const per = (m, k) => (m[k] - before[k]) / conns;
+    return {
+      rssIdle: per(idle, 'rss'),
+      rssActive: per(active, 'rss'),
+      heapIdle: per(idle, 'heapUsed'),
+      heapActive: per(active, 'heapUsed'),
+      externalIdle: per(idle, 'external'),
+      externalActive: per(active, 'external'),
+      agreement: hold.agreement,
+      serverRatio: act.serverRatio,
+      before,
+      idle,
+      active,
+    };
+  } catch (e) {
+    if (loadgen !== null) await request(loadgen, { kind: 'deflateRelease' }, 120_000).catch(() => {});
+    return { error: e.message };
+  } finally {
+    if (r) await killChild(r.child);
+  }
+}
+
+async function scenarioDeflate() {
+  const p = PLAN.deflate;
+  const T = DEFLATE_TARGETS;
+  if (T.length === 0) return null;
+  const dn = T.map((t) => t.name);
+  const both = dn.includes('wsmount') && dn.includes('ws');
+  const rc = (x, y) => (both ? [ratio(over(x, y))] : []);
+  const rcHead = both ? ['wsmount / ws'] : [];
+  const agreements = {};
+  const noteAgreement = (samples) => {
+    for (const n of dn) for (const s of samples[n] ?? []) if (s.agreement) agreements[n] = s.agreement;
+  };
+  const pct = (v) => (Number.isFinite(v) ? `${(100 * v).toFixed(0)}%` : '—');
+  const out = {};
+
+  // echo
+  const echoConfigs = p.echo.map((c) => ({ ...c, label: `${c.conns} conns ${bytes(c.size)} compressed text` }));
+  const targets = new TargetSet(T);
+  await targets.startAll();
+  let echoRaw;
+  let bcRaw;
+  const bcConfigs = p.broadcast.sizes.map((size) => ({ clients: p.broadcast.clients, size, window: p.broadcast.window, label: `${p.broadcast.clients} clients ${bytes(size)} compressed` }));
+  try {
+    echoRaw = await interleaved('deflate echo', echoConfigs, T, (c, t) =>
+      measure(targets, t, 'deflateEcho', { conns: c.conns, size: c.size, window: c.window, warmupMs: c.warmupMs, measureMs: c.measureMs }),
+    );
+    bcRaw = await interleaved('deflate broadcast', bcConfigs, T, (c, t) =>
+      measure(targets, t, 'deflateBroadcast', { clients: c.clients, size: c.size, window: c.window, warmupMs: p.broadcast.warmupMs, measureMs: p.broadcast.measureMs }),
+    );
+  } finally {
+    await targets.stopAll();
+  }
+  const echoRows = echoConfigs.map((c, i) => {
+    noteAgreement(echoRaw[i]);
+    return {
+      ...c,
+      sums: Object.fromEntries(dn.map((n) => [n, summarize(echoRaw[i][n], 'rate')])),
+      wire: Object.fromEntries(dn.map((n) => [n, summarize(echoRaw[i][n], 'serverRatio')])),
+      clientRatio: summarize(echoRaw[i][dn[0]], 'clientRatio'),
+      samples: echoRaw[i],
+    };
+  });
+  const bcRows = bcConfigs.map((c, i) => {
+    noteAgreement(bcRaw[i]);
+    return {
+      ...c,
+      sums: Object.fromEntries(dn.map((n) => [n, summarize(bcRaw[i][n], 'rate')])),
+      wire: Object.fromEntries(dn.map((n) => [n, summarize(bcRaw[i][n], 'serverRatio')])),
+      clientRatio: summarize(bcRaw[i][dn[0]], 'clientRatio'),
+      samples: bcRaw[i],
+    };
+  });
+
+  print(`\n## permessage-deflate (issue 12: both servers with perMessageDeflate: true; clients offer it like a browser and compress what they send; median of ${PLAN.rounds})\n`);
+  print(`Negotiated (the server's answer to \`${'permessage-deflate; client_max_window_bits'}\`): ${dn.map((n) => `${n}: \`${agreements[n] ?? '?'}\``).join('; ')}.\n`);
+  print(`### Compressed echo throughput (messages/s echoed; seeded JSON-like text, every message compressed both ways)\n`);
+  print(
+    table(
+      ['conns', 'size', 'in flight / conn', ...dn, ...rcHead, ...dn.map((n) => `CPU server / gen (${n})`), ...dn.map((n) => `wire/plain out (${n})`), 'wire/plain in'],
+      echoRows.map((r) => [
+        r.conns,
+        bytes(r.size),
+        r.window,
+        ...dn.map((n) => cell(r.sums[n], si)),
+        ...rc(r.sums.wsmount, r.sums.ws),
+        ...dn.map((n) => cpuCell(r.samples[n])),
+        ...dn.map((n) => cell(r.wire[n], pct)),
+        r.clientRatio ? cell(r.clientRatio, pct) : '—',
+      ]),
+    ),
+  );
+  printErrors('deflate echo', echoRows.map((r) => ({ label: r.label, sums: r.sums })));
+
+  print(`\n### Compressed broadcast (deliveries/s counted at the clients; one client sends compressed text, the server sends it to all ${p.broadcast.clients}, every delivery compressed)\n`);
+  print(
+    table(
+      ['clients', 'size', 'in flight', ...dn, ...rcHead, ...dn.map((n) => `CPU server / gen (${n})`), ...dn.map((n) => `wire/plain out (${n})`)],
+      bcRows.map((r) => [
+        r.clients,
+        bytes(r.size),
+        r.window,
+        ...dn.map((n) => cell(r.sums[n], si)),
+        ...rc(r.sums.wsmount, r.sums.ws),
+        ...dn.map((n) => cpuCell(r.samples[n])),
+        ...dn.map((n) => cell(r.wire[n], pct)),
+      ]),
+    ),
+  );
+  printErrors('deflate broadcast', bcRows.map((r) => ({ label: r.label, sums: r.sums })));
+  // A figure measured with the generator's core (nearly) full is what the generator could take,
+  // a lower bound for the server: say so next to the table.
+  const genBound = [];
+  for (const [what, rows] of [['echo', echoRows], ['broadcast', bcRows]]) {
+    for (const r of rows) {
+      for (const n of dn) {
+        const g = summarize(r.samples[n], 'genCpuPct');
+        if (g && !g.error && g.value >= 85) genBound.push(`${what} ${bytes(r.size)} ${n} (generator at ${g.value.toFixed(0)}%)`);
+      }
+    }
+  }
+  if (genBound.length) print(`\nGenerator near saturation, so these figures are lower bounds for the server: ${genBound.join('; ')}.`);
+
+  // memory
+  const memConfigs = p.memory.conns.map((conns) => ({ conns, size: p.memory.size, label: `${conns} compressed connections` }));
+  const memRaw = await interleaved('deflate memory', memConfigs, T, (c, t) => deflateMemoryOnce(t, c.conns, c.size));
+  const memRows = memConfigs.map((c, i) => {
+    const m = (k) => Object.fromEntries(dn.map((n) => [n, summarize(memRaw[i][n], k)]));
+    return { ...c, rssIdle: m('rssIdle'), rssActive: m('rssActive'), heapIdle: m('heapIdle'), heapActive: m('heapActive'), externalIdle: m('externalIdle'), externalActive: m('externalActive'), samples: memRaw[i] };
+  });
+  print(
+    `\n### Memory per compressed connection (after global.gc(), fresh process per measurement, (after − before any connection) ÷ N; idle = negotiated, nothing sent; active = each sent and got back one compressed ${bytes(p.memory.size)} message; median of ${PLAN.rounds})\n`,
+  );
+  print(
+    table(
+      ['connections', 'state', 'measure', ...dn, ...rcHead],
+      memRows.flatMap((r) =>
+        ['Idle', 'Active'].flatMap((st) =>
+          [
+            ['rss', `rss${st}`],
+            ['heapUsed', `heap${st}`],
+            ['external', `external${st}`],
+          ].map(([label, k]) => [r.conns, st.toLowerCase(), label, ...dn.map((n) => cell(r[k][n], kib)), ...rc(r[k].wsmount, r[k].ws)]),
+        ),
+      ),
+    ),
+  );
+  print(
+    '\n`external` is memory outside the JS heap that Node accounts for (Buffers, and zlib\'s own allocations, which Node reports to V8); `rss` is what the process really holds (zlib state, socket buffers, heap growth).',
+  );
+  printErrors('deflate memory', memRows.map((r) => ({ label: r.label, sums: r.rssActive })));
+
+  out.echo = echoRows;
+  out.broadcast = bcRows;
+  out.memory = memRows;
+  out.agreements = agreements;
+  out.names = dn;
+  const val = (x) => x?.value ?? null;
+  results.scenarios.deflate = {
+    plan: p,
+    agreements,
+    echo: echoRows.map((r) => ({
+      conns: r.conns,
+      size: r.size,
+      window: r.window,
+      medianRate: Object.fromEntries(dn.map((n) => [n, val(r.sums[n])])),
+      ratio: both ? over(r.sums.wsmount, r.sums.ws) : null,
+      serverWireRatio: Object.fromEntries(dn.map((n) => [n, val(r.wire[n])])),
+      clientWireRatio: val(r.clientRatio),
+      errors: Object.fromEntries(dn.filter((n) => r.sums[n]?.error).map((n) => [n, r.sums[n].error])),
+      samples: r.samples,
+    })),
+    broadcast: bcRows.map((r) => ({
+      clients: r.clients,
+      size: r.size,
+      broadcastsInFlight: r.window,
+      medianDeliveriesPerSec: Object.fromEntries(dn.map((n) => [n, val(r.sums[n])])),
+      ratio: both ? over(r.sums.wsmount, r.sums.ws) : null,
+      serverWireRatio: Object.fromEntries(dn.map((n) => [n, val(r.wire[n])])),
+      errors: Object.fromEntries(dn.filter((n) => r.sums[n]?.error).map((n) => [n, r.sums[n].error])),
+      samples: r.samples,
+    })),
+    memory: memRows.map((r) => ({
+      conns: r.conns,
+      messageSize: r.size,
+      ...Object.fromEntries(
+        ['rssIdle', 'rssActive', 'heapIdle', 'heapActive', 'externalIdle', 'externalActive'].map((k) => [`median${k[0].toUpperCase()}${k.slice(1)}PerConn`, Object.fromEntries(dn.map((n) => [n, val(r[k][n])]))]),
+      ),
+      errors: Object.fromEntries(dn.filter((n) => r.rssActive[n]?.error).map((n) => [n, r.rssActive[n].error])),
+      samples: r.samples,
+    })),
+  };
+  return out;
+}
+
 function strip(config) {
   const { label, ...rest } = config;
   return rest;
@@ -1119,6 +1369,28 @@ function verdicts(r) {
       );
     }
   }
+  if (r.deflate && r.deflate.names.includes('wsmount') && r.deflate.names.includes('ws')) {
+    const d = r.deflate;
+    for (const row of d.memory) {
+      for (const st of ['Idle', 'Active']) {
+        const x = over(row[`rss${st}`].wsmount, row[`rss${st}`].ws);
+        add(
+          `memory per ${st.toLowerCase()} compressed connection ≤ 0.5× ws (rss, ${row.conns} conns)`,
+          ratio(x),
+          Number.isFinite(x) ? x <= 0.5 : false,
+          `rss ${kib(row[`rss${st}`].wsmount?.value)} vs ${kib(row[`rss${st}`].ws?.value)}; heapUsed ${kib(row[`heap${st}`].wsmount?.value)} vs ${kib(row[`heap${st}`].ws?.value)}; external ${kib(row[`external${st}`].wsmount?.value)} vs ${kib(row[`external${st}`].ws?.value)}`,
+        );
+      }
+    }
+    for (const row of d.echo) {
+      const x = over(row.sums.wsmount, row.sums.ws);
+      add(`compressed echo ${bytes(row.size)} msg/s ≥ 1.5× ws (${row.conns} conns)`, ratio(x), Number.isFinite(x) ? x >= 1.5 : false, `${si(row.sums.wsmount?.value)} vs ${si(row.sums.ws?.value)} msg/s`);
+    }
+    for (const row of d.broadcast) {
+      const x = over(row.sums.wsmount, row.sums.ws);
+      add(`compressed broadcast ${bytes(row.size)} to ${row.clients} ≥ 5× ws`, ratio(x), Number.isFinite(x) ? x >= 5 : false, `${si(row.sums.wsmount?.value)} vs ${si(row.sums.ws?.value)} deliveries/s`);
+    }
+  }
   if (r.paced && has('ws') && wantedScenarios.includes('latency')) {
     const s = r.paced.sums;
     const x = over(s.wsmount.p99, s.ws.p99);
@@ -1193,8 +1465,9 @@ async function main() {
     r.fanout = await scenarioFanout();
     r.subscriptions = await scenarioSubscriptions();
   }
+  if (wantedScenarios.includes('deflate')) r.deflate = await scenarioDeflate();
 
-  print('\n## Targets (the team\'s goals, from issues 6 and 11)\n');
+  print('\n## Targets (the team\'s goals, from issues 6, 11 and 12)\n');
   const v = verdicts(r);
   print(table(['goal', 'wsmount', 'result', 'detail'], v.map((x) => [x.goal, x.value, x.result, x.detail])));
   print('\n## Targets as run\n');
@@ -1210,6 +1483,14 @@ async function main() {
       const info = targetInfo[`fanout ${t.name}`] ?? {};
       const how = info.backplane ? ` backplane: ${info.backplane}` : info.relay ? ` relay: ${info.relay}` : '';
       print(`- fan-out ${t.label}: ${info.library ?? '?'} ${info.version ?? ''}${how}`);
+    }
+  }
+  if (wantedScenarios.includes('deflate')) {
+    for (const t of DEFLATE_TARGETS) {
+      const info = targetInfo[t.infoKey];
+      if (info === undefined) continue;
+      const opts = info.options ? ` options: ${JSON.stringify(info.options)}` : '';
+      print(`- permessage-deflate ${t.name}: ${info.library ?? '?'} ${info.version ?? ''} perMessageDeflate: ${info.perMessageDeflate}${opts}`);
     }
   }
   print(

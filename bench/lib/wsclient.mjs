@@ -75,9 +75,13 @@ export class Client {
   /**
    * @param {object} o
    * @param {boolean} [o.allowMasked] the target is a raw TCP echo: frames come back masked.
+   * @param {string} [o.extensions] a Sec-WebSocket-Extensions offer (the permessage-deflate
+   *   scenario); the server's answer is kept in `extensionsAnswer` (null when it sent none).
    */
   constructor(o = {}) {
     this.allowMasked = o.allowMasked === true;
+    this.extensionsOffer = o.extensions ?? null;
+    this.extensionsAnswer = null;
     this.socket = null;
     this.open = false;
     this.failed = null;
@@ -157,6 +161,10 @@ export class Client {
           finish(new Error('handshake: missing or wrong Sec-WebSocket-Accept'));
           return;
         }
+        if (this.extensionsOffer !== null) {
+          const ext = /\r\nsec-websocket-extensions:[ \t]*([^\r\n]*)/i.exec(text);
+          this.extensionsAnswer = ext === null ? null : ext[1].trim();
+        }
         this.open = true;
         socket.on('data', (c) => this.data(c));
         finish(null);
@@ -175,7 +183,9 @@ export class Client {
       });
       socket.write(
         `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
-          `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+          `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n` +
+          (this.extensionsOffer !== null ? `Sec-WebSocket-Extensions: ${this.extensionsOffer}\r\n` : '') +
+          '\r\n',
       );
     });
   }
@@ -347,15 +357,18 @@ export class Client {
   }
 }
 
-/** Opens `n` clients with at most `concurrency` handshakes in flight. */
-export async function openMany(n, port, path, { concurrency = 200, allowMasked = false, setup } = {}) {
+/**
+ * Opens `n` clients with at most `concurrency` handshakes in flight. `make()` builds each client
+ * (default: a plain Client).
+ */
+export async function openMany(n, port, path, { concurrency = 200, allowMasked = false, setup, make } = {}) {
   const clients = new Array(n);
   let next = 0;
   let error = null;
   const worker = async () => {
     while (next < n && error === null) {
       const index = next++;
-      const c = new Client({ allowMasked });
+      const c = make ? make() : new Client({ allowMasked });
       if (setup) setup(c);
       try {
         await c.connect(port, path);
