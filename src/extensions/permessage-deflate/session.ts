@@ -47,29 +47,55 @@ export interface NegotiatedPerMessageDeflate {
   readonly threshold: number;
 }
 
+/** What every connection with the same settings and server window shares: made once. */
+interface Plan {
+  readonly params: DeflateParams;
+  /** The key under which an {@link OutgoingMessage} caches the frame compressed once for every no-context-takeover connection with these parameters. */
+  readonly key: string;
+  readonly codec: { readonly level: number; readonly memLevel: number; readonly maxSyncInput: number };
+}
+
+const plans = new WeakMap<DeflateConfig, Map<number, Plan>>();
+
+function planFor(config: DeflateConfig, windowBits: number): Plan {
+  let byWindow = plans.get(config);
+  if (byWindow === undefined) plans.set(config, (byWindow = new Map()));
+  let plan = byWindow.get(windowBits);
+  if (plan === undefined) {
+    plan = {
+      params: { windowBits: windowBits as DeflateParams['windowBits'], level: config.level, memLevel: config.memLevel },
+      key: `${Math.max(9, windowBits)}:${config.level}:${config.memLevel}`,
+      codec: { level: config.level, memLevel: config.memLevel, maxSyncInput: maxSyncDeflate(config.level) },
+    };
+    byWindow.set(windowBits, plan);
+  }
+  return plan;
+}
+
+/**
+ * One connection's compression. Light until used: an idle compressed connection holds this
+ * object and references to shared ones; the inflater is made on the first compressed message
+ * received, and a compressor of its own only under server context takeover, on the first send.
+ */
 export class DeflateSession {
   readonly agreement: PerMessageDeflateAgreement;
-  readonly threshold: number;
-  private readonly inflater: PerMessageInflater;
-  private readonly deflater: PerMessageDeflater;
-  private readonly params: DeflateParams;
-  /** The key under which an {@link OutgoingMessage} caches the frame compressed once for every no-context-takeover connection with these parameters; null under context takeover. */
-  private readonly sharedKey: string | null;
+  private readonly config: DeflateConfig;
+  private readonly plan: Plan;
   private readonly counters: DeflateCounters;
-  private readonly sharedOptions: { readonly maxSyncInput: number };
+  private inflater: PerMessageInflater | null = null;
+  /** Under server context takeover only: this connection's compressor. */
+  private deflater: PerMessageDeflater | null = null;
 
   constructor(agreement: PerMessageDeflateAgreement, config: DeflateConfig, counters: DeflateCounters) {
     this.agreement = agreement;
-    this.threshold = config.threshold;
+    this.config = config;
     this.counters = counters;
-    this.params = { windowBits: agreement.serverMaxWindowBits, level: config.level, memLevel: config.memLevel };
-    const codec = { level: config.level, memLevel: config.memLevel, maxSyncInput: maxSyncDeflate(config.level) };
-    this.sharedOptions = { maxSyncInput: codec.maxSyncInput };
-    this.inflater = new PerMessageInflater(agreement);
-    this.deflater = new PerMessageDeflater(agreement, codec);
-    this.sharedKey = agreement.serverNoContextTakeover
-      ? `${Math.max(9, agreement.serverMaxWindowBits)}:${config.level}:${config.memLevel}`
-      : null;
+    this.plan = planFor(config, agreement.serverMaxWindowBits);
+  }
+
+  /** Messages shorter than this many bytes are sent uncompressed. */
+  get threshold(): number {
+    return this.config.threshold;
   }
 
   private described: { readonly perMessageDeflate: NegotiatedPerMessageDeflate } | null = null;
@@ -101,7 +127,7 @@ export class DeflateSession {
     const c = this.counters;
     c.compressedMessagesIn++;
     c.compressedBytesIn += payload.length;
-    const r = this.inflater.inflate([payload], maxBytes);
+    const r = (this.inflater ??= new PerMessageInflater(this.agreement)).inflate([payload], maxBytes);
     return r instanceof Promise ? r.then((v) => this.inflated(v, isText)) : this.inflated(r, isText);
   }
 
@@ -130,7 +156,11 @@ export class DeflateSession {
 
   /** The compressed frame (RSV1 set) for one message of this connection. Call only when {@link compresses}. */
   frame(opcode: number, payload: Buffer): Frame | Promise<Frame> {
-    const r = this.deflater.deflate(payload);
+    const r = this.agreement.serverNoContextTakeover
+      ? payload.length === 0
+        ? EMPTY_MESSAGE // RFC 7692 §7.2.3.6
+        : deflateOnce(payload, this.plan.params, this.plan.codec)
+      : (this.deflater ??= new PerMessageDeflater(this.agreement, this.plan.codec)).deflate(payload);
     return r instanceof Promise ? r.then((c) => this.framed(opcode, payload.length, c)) : this.framed(opcode, payload.length, r);
   }
 
@@ -140,11 +170,10 @@ export class DeflateSession {
    * connection's own under context takeover. Call only when {@link compresses}.
    */
   frameShared(message: OutgoingMessage): Frame | Promise<Frame> {
-    const key = this.sharedKey;
-    if (key === null) return this.frame(message.opcode, message.payload);
-    const params = this.params;
-    const shared = message.compressedFor(key, (payload) => {
-      const r = deflateOnce(payload, params, this.sharedOptions);
+    if (!this.agreement.serverNoContextTakeover || message.length === 0) return this.frame(message.opcode, message.payload);
+    const plan = this.plan;
+    const shared = message.compressedFor(plan.key, (payload) => {
+      const r = deflateOnce(payload, plan.params, plan.codec);
       return r instanceof Promise ? r.then((c) => compressedFrame(message.opcode, c)) : compressedFrame(message.opcode, r);
     });
     const length = message.payload.length;
@@ -166,8 +195,8 @@ export class DeflateSession {
 
   /** The connection is gone: give the zlib state back. */
   close(): void {
-    this.inflater.release(true);
-    this.deflater.release(true);
+    this.inflater?.release(true);
+    this.deflater?.release(true);
   }
 }
 
@@ -187,6 +216,9 @@ function payloadLength(frame: Frame): number {
   const n = (frame[1] as number) & 0x7f;
   return frame.length - (n === 127 ? 10 : n === 126 ? 4 : 2);
 }
+
+/** The empty message compressed: an empty stored block with its trailer stripped (RFC 7692 §7.2.3.6). */
+const EMPTY_MESSAGE: Buffer = Buffer.from([0x00]);
 
 function compressedFrame(opcode: number, compressed: Buffer): Frame {
   return encodeFrame(opcode, compressed, { rsv1: true });
