@@ -177,6 +177,14 @@ const CONFIGS: Config[] = [
     agreed: { serverNoContextTakeover: false, clientNoContextTakeover: false, serverMaxWindowBits: 15, clientMaxWindowBits: 15, threshold: 0 },
   },
   {
+    // The server keeps its context and sends messages under 1 KiB plain between compressed ones:
+    // Chromium's inflater must leave its window alone for those (RFC 7692 §7.2.3; crbug 687378).
+    name: 'perMessageDeflate: { serverNoContextTakeover: false } (threshold 1024: plain between compressed)',
+    option: { serverNoContextTakeover: false },
+    response: 'permessage-deflate',
+    agreed: { serverNoContextTakeover: false, clientNoContextTakeover: false, serverMaxWindowBits: 15, clientMaxWindowBits: 15, threshold: 1024 },
+  },
+  {
     name: 'perMessageDeflate: false',
     option: false,
     response: '',
