@@ -3,108 +3,39 @@
  * today (regression guards next to deflate-review.test.ts). Real sockets; the `ws` client or a raw client with node:zlib on the client side.
  */
 import { Buffer } from 'node:buffer';
-import { randomBytes } from 'node:crypto';
-import zlib from 'node:zlib';
 import { afterEach, describe, expect, test } from 'vitest';
-import WebSocket from 'ws';
 import { Behavior } from '../../src/index.js';
-import { RawClient } from '../helpers/raw.js';
-import { type TestServer, startServer, waitFor } from '../helpers/server.js';
+import { closePayload, encodeClientFrame } from '../helpers/raw.js';
+import { waitFor } from '../helpers/server.js';
+import { compress, compressedFrame } from '../reliability/deflate-helpers.js';
+import { ReviewEnv, inLog, jsonish, poorlyCompressible, recorderClosed } from './deflate-shared.js';
 
-let server: TestServer | undefined;
-const sockets: { close(): void; terminate?(): void; destroy?(): void }[] = [];
-afterEach(async () => {
-  for (const s of sockets.splice(0)) (s.terminate ?? s.destroy ?? s.close).call(s);
-  await server?.close();
-  server = undefined;
-});
-
-function openWs(url: string, options: WebSocket.ClientOptions = {}): Promise<WebSocket> {
-  const ws = new WebSocket(url, { perMessageDeflate: true, ...options });
-  sockets.push(ws);
-  return new Promise((resolve, reject) => {
-    ws.once('open', () => resolve(ws));
-    ws.once('error', reject);
-  });
-}
-
-/** JSON-like text of about `n` bytes that compresses well. */
-function jsonish(n: number, seed = 0): string {
-  let s = '';
-  for (let i = 0; s.length < n; i++) s += `{"id":${i + seed},"name":"user-${(i * 7919) % 1000}","ok":true},`;
-  return s.slice(0, n);
-}
+const env = new ReviewEnv();
+afterEach(() => env.cleanup());
 
 // ---------------------------------------------------------------------------------------------
 // 4. Inbound: what follows a message inflated on the thread pool (parser and socket paused).
 // ---------------------------------------------------------------------------------------------
 
-const inLog: { events: string[] } = { events: [] };
-
-class Recorder extends Behavior {
-  static override perMessageDeflate = true;
-  override onText(text: string): void {
-    inLog.events.push(`text:${text.length}`);
-  }
-  override onClose(code: number): void {
-    inLog.events.push(`close:${code}`);
-  }
-  override onError(error: Error): void {
-    inLog.events.push(`error:${(error as Error & { code?: string }).code ?? error.message}`);
-  }
-}
-
-/** A compressed text frame (RSV1) for `text`, as a no-context-takeover client makes it. */
-function compressedFrame(text: string): Buffer {
-  const c = zlib.deflateRawSync(Buffer.from(text), { finishFlush: zlib.constants.Z_SYNC_FLUSH });
-  return c.subarray(0, c.length - 4);
-}
-
-function frameBytes(opcode: number, payload: Buffer, rsv = 0): Buffer {
-  const n = payload.length;
-  const head = n < 126 ? Buffer.from([0x80 | (rsv << 4) | opcode, 0x80 | n]) : n < 65536 ? Buffer.from([0x80 | (rsv << 4) | opcode, 0x80 | 126, n >> 8, n & 0xff]) : (() => {
-    const h = Buffer.alloc(10);
-    h[0] = 0x80 | (rsv << 4) | opcode;
-    h[1] = 0x80 | 127;
-    h.writeBigUInt64BE(BigInt(n), 2);
-    return h;
-  })();
-  const key = randomBytes(4);
-  const body = Buffer.from(payload);
-  for (let i = 0; i < n; i++) body[i] = (body[i] as number) ^ (key[i % 4] as number);
-  return Buffer.concat([head, key, body]);
-}
-
-/** Random-ish text whose compressed form is over the 64 KiB synchronous cut-off. */
-function poorlyCompressible(n: number): string {
-  return randomBytes(Math.ceil(n / 2)).toString('hex').slice(0, n);
-}
-
 describe('inbound: frames behind a message inflated on the thread pool', () => {
   test('a close frame in the same write is handled after the message', async () => {
-    inLog.events = [];
-    server = await startServer({ '/rec': Recorder });
-    const c = await RawClient.connect(server.port, '/rec', { 'Sec-WebSocket-Extensions': 'permessage-deflate; client_no_context_takeover' });
-    sockets.push(c);
+    const c = await env.recorder();
     const text = poorlyCompressible(200 * 1024);
-    c.sendRaw(Buffer.concat([frameBytes(1, compressedFrame(text), 4), frameBytes(8, Buffer.from([0x03, 0xe8]))]));
+    c.sendRaw(Buffer.concat([compressedFrame(1, compress(text)), encodeClientFrame(8, closePayload(1000))]));
     const closed = await c.expectClose(5000);
     expect(closed.code).toBe(1000);
-    await waitFor(() => inLog.events.some((e) => e.startsWith('close')), 3000, 'onClose');
+    await recorderClosed(3000);
     expect(inLog.events).toEqual([`text:${text.length}`, 'close:1000']);
   });
 
   test('a protocol error in the same write is reported after the message', async () => {
-    inLog.events = [];
-    server = await startServer({ '/rec': Recorder });
-    const c = await RawClient.connect(server.port, '/rec', { 'Sec-WebSocket-Extensions': 'permessage-deflate; client_no_context_takeover' });
-    sockets.push(c);
+    const c = await env.recorder();
     const text = poorlyCompressible(200 * 1024);
     // RSV1 on a ping: 1002 (RFC 7692 §6.1).
-    c.sendRaw(Buffer.concat([frameBytes(1, compressedFrame(text), 4), frameBytes(9, Buffer.alloc(0), 4)]));
+    c.sendRaw(Buffer.concat([compressedFrame(1, compress(text)), encodeClientFrame(9, Buffer.alloc(0), { rsv: 4 })]));
     const closed = await c.expectClose(5000);
     expect(closed.code).toBe(1002);
-    await waitFor(() => inLog.events.some((e) => e.startsWith('close')), 3000, 'onClose');
+    await recorderClosed(3000);
     expect(inLog.events[0]).toBe(`text:${text.length}`);
   });
 
@@ -139,8 +70,8 @@ class MixedTakeover extends Mixed {
 describe('send order across paths', () => {
   for (const [name, cls] of [['no context takeover', Mixed], ['context takeover', MixedTakeover]] as const) {
     test(`${name}: messages arrive intact, in send order, before the close`, async () => {
-      server = await startServer({ '/m': cls });
-      const ws = await openWs(server.url('/m'));
+      const server = await env.start({ '/m': cls });
+      const ws = await env.openWs(server.url('/m'));
       const got: string[] = [];
       let error: unknown = null;
       const closed = new Promise<number>((resolve) => ws.on('close', (code) => resolve(code)));
@@ -174,8 +105,8 @@ class EmptyTakeover extends Empty {
 describe('the empty message', () => {
   for (const [name, cls] of [['no context takeover', Empty], ['context takeover', EmptyTakeover]] as const) {
     test(`${name}: empty messages compress and decode`, async () => {
-      server = await startServer({ '/e': cls });
-      const ws = await openWs(server.url('/e'));
+      const server = await env.start({ '/e': cls });
+      const ws = await env.openWs(server.url('/e'));
       const got: string[] = [];
       let error: unknown = null;
       ws.on('message', (d) => got.push(String(d)));
@@ -216,8 +147,8 @@ class SlowIterator extends Behavior {
 
 describe('inbound across the thread-pool cut-off', () => {
   test('context takeover both ways: large (async) and small (sync) messages interleaved echo intact', async () => {
-    server = await startServer({ '/e': EchoAll });
-    const ws = await openWs(server.url('/e'));
+    const server = await env.start({ '/e': EchoAll });
+    const ws = await env.openWs(server.url('/e'));
     const sent = [jsonish(300 * 1024, 1), jsonish(2000, 2), jsonish(400 * 1024, 1), jsonish(3000, 2), 'tiny', jsonish(70 * 1024, 3), jsonish(2000, 3)];
     const got: string[] = [];
     let error: unknown = null;
@@ -230,8 +161,8 @@ describe('inbound across the thread-pool cut-off', () => {
   });
 
   test('messages() with a slow consumer: 40 messages inflated on the thread pool arrive in order', async () => {
-    server = await startServer({ '/s': SlowIterator });
-    const ws = await openWs(server.url('/s'));
+    const server = await env.start({ '/s': SlowIterator });
+    const ws = await env.openWs(server.url('/s'));
     const sent: string[] = [];
     for (let i = 0; i < 40; i++) sent.push(`${i}:${poorlyCompressible(80 * 1024 + i)}`);
     let reply = '';
@@ -248,9 +179,9 @@ describe('inbound across the thread-pool cut-off', () => {
     class Take extends Behavior {
       static override perMessageDeflate = { serverNoContextTakeover: false };
     }
-    server = await startServer({ '/a': NoTake, '/b': Take });
-    const a = await openWs(server.url('/a'));
-    const b = await openWs(server.url('/b'));
+    const server = await env.start({ '/a': NoTake, '/b': Take });
+    const a = await env.openWs(server.url('/a'));
+    const b = await env.openWs(server.url('/b'));
     const got: { a: string[]; b: string[] } = { a: [], b: [] };
     let error: unknown = null;
     a.on('message', (d) => got.a.push(String(d)));

@@ -6,35 +6,17 @@ import { Buffer } from 'node:buffer';
 import { randomBytes } from 'node:crypto';
 import zlib from 'node:zlib';
 import { afterEach, describe, expect, test, vi } from 'vitest';
-import WebSocket from 'ws';
 import { Backpressure, Behavior } from '../../src/index.js';
-import { RawClient } from '../helpers/raw.js';
-import { type TestServer, sleep, startServer, waitFor } from '../helpers/server.js';
+import { closePayload, encodeClientFrame } from '../helpers/raw.js';
+import { sleep, waitFor } from '../helpers/server.js';
+import { compress, compressedFrame } from '../reliability/deflate-helpers.js';
+import { ReviewEnv, inLog, jsonish, poorlyCompressible, recorderClosed } from './deflate-shared.js';
 
-let server: TestServer | undefined;
-const sockets: { close(): void; terminate?(): void; destroy?(): void }[] = [];
+const env = new ReviewEnv();
 afterEach(async () => {
-  for (const s of sockets.splice(0)) (s.terminate ?? s.destroy ?? s.close).call(s);
-  await server?.close();
-  server = undefined;
+  await env.cleanup();
   vi.restoreAllMocks();
 });
-
-function openWs(url: string, options: WebSocket.ClientOptions = {}): Promise<WebSocket> {
-  const ws = new WebSocket(url, { perMessageDeflate: true, ...options });
-  sockets.push(ws);
-  return new Promise((resolve, reject) => {
-    ws.once('open', () => resolve(ws));
-    ws.once('error', reject);
-  });
-}
-
-/** JSON-like text of about `n` bytes that compresses well. */
-function jsonish(n: number, seed = 0): string {
-  let s = '';
-  for (let i = 0; s.length < n; i++) s += `{"id":${i + seed},"name":"user-${(i * 7919) % 1000}","ok":true},`;
-  return s.slice(0, n);
-}
 
 // ---------------------------------------------------------------------------------------------
 // 1. A compressed message dropped by the backpressure policy still went through the
@@ -64,9 +46,9 @@ class DropTakeover extends Behavior {
 
 describe('context takeover vs the drop backpressure policy', () => {
   test('a compressed message dropped for backpressure does not corrupt the later ones', async () => {
-    server = await startServer({ '/drop': DropTakeover });
+    const server = await env.start({ '/drop': DropTakeover });
     dropLog.secret = `secret:${randomBytes(1500).toString('hex')}`;
-    const ws = await openWs(server.url('/drop'));
+    const ws = await env.openWs(server.url('/drop'));
     const got: string[] = [];
     let error: unknown = null;
     let closeCode = 0;
@@ -87,10 +69,10 @@ describe('context takeover vs the drop backpressure policy', () => {
   });
 
   test('stats().compression does not count a compressed message that was dropped', async () => {
-    server = await startServer({ '/drop': DropTakeover });
+    const server = await env.start({ '/drop': DropTakeover });
     dropLog.secret = `secret:${randomBytes(1500).toString('hex')}`;
     dropLog.status = '';
-    const ws = await openWs(server.url('/drop'));
+    const ws = await env.openWs(server.url('/drop'));
     (ws as unknown as { _socket: import('node:net').Socket })._socket.pause();
     ws.send('fill');
     await waitFor(() => dropLog.status !== '', 10_000, 'the fill');
@@ -130,8 +112,8 @@ describe('the documented send loop with compression', () => {
   test('control: without compression, 64 x 128 KiB reach a fast reader', async () => {
     loopLog.statuses = [];
     loopLog.done = false;
-    server = await startServer({ '/loop': SendLoopPlain });
-    const ws = await openWs(server.url('/loop'));
+    const server = await env.start({ '/loop': SendLoopPlain });
+    const ws = await env.openWs(server.url('/loop'));
     let n = 0;
     ws.on('message', () => n++);
     await waitFor(() => n === 64, 20_000, '64 messages');
@@ -141,8 +123,8 @@ describe('the documented send loop with compression', () => {
   test('with the preset, 64 x 128 KiB compressible text reach a fast reader (no 1008)', async () => {
     loopLog.statuses = [];
     loopLog.done = false;
-    server = await startServer({ '/loop': SendLoop });
-    const ws = await openWs(server.url('/loop'));
+    const server = await env.start({ '/loop': SendLoop });
+    const ws = await env.openWs(server.url('/loop'));
     let n = 0;
     let closeCode = 0;
     ws.on('message', () => n++);
@@ -168,8 +150,8 @@ class Echo extends Behavior {
 
 describe('zlib handles', () => {
   test('the one-shot deflate stream for a large message is closed once the message is out', async () => {
-    server = await startServer({ '/echo': Echo });
-    const ws = await openWs(server.url('/echo'));
+    const server = await env.start({ '/echo': Echo });
+    const ws = await env.openWs(server.url('/echo'));
     const created: zlib.DeflateRaw[] = [];
     const original = zlib.createDeflateRaw;
     vi.spyOn(zlib, 'createDeflateRaw').mockImplementation((options) => {
@@ -194,56 +176,12 @@ describe('zlib handles', () => {
 // 4. Inbound: what follows a message inflated on the thread pool (parser and socket paused).
 // ---------------------------------------------------------------------------------------------
 
-const inLog: { events: string[] } = { events: [] };
-
-class Recorder extends Behavior {
-  static override perMessageDeflate = true;
-  override onText(text: string): void {
-    inLog.events.push(`text:${text.length}`);
-  }
-  override onClose(code: number): void {
-    inLog.events.push(`close:${code}`);
-  }
-  override onError(error: Error): void {
-    inLog.events.push(`error:${(error as Error & { code?: string }).code ?? error.message}`);
-  }
-}
-
-/** A compressed text frame (RSV1) for `text`, as a no-context-takeover client makes it. */
-function compressedFrame(text: string): Buffer {
-  const c = zlib.deflateRawSync(Buffer.from(text), { finishFlush: zlib.constants.Z_SYNC_FLUSH });
-  return c.subarray(0, c.length - 4);
-}
-
-function frameBytes(opcode: number, payload: Buffer, rsv = 0): Buffer {
-  const n = payload.length;
-  const head = n < 126 ? Buffer.from([0x80 | (rsv << 4) | opcode, 0x80 | n]) : n < 65536 ? Buffer.from([0x80 | (rsv << 4) | opcode, 0x80 | 126, n >> 8, n & 0xff]) : (() => {
-    const h = Buffer.alloc(10);
-    h[0] = 0x80 | (rsv << 4) | opcode;
-    h[1] = 0x80 | 127;
-    h.writeBigUInt64BE(BigInt(n), 2);
-    return h;
-  })();
-  const key = randomBytes(4);
-  const body = Buffer.from(payload);
-  for (let i = 0; i < n; i++) body[i] = (body[i] as number) ^ (key[i % 4] as number);
-  return Buffer.concat([head, key, body]);
-}
-
-/** Random-ish text whose compressed form is over the 64 KiB synchronous cut-off. */
-function poorlyCompressible(n: number): string {
-  return randomBytes(Math.ceil(n / 2)).toString('hex').slice(0, n);
-}
-
 describe('inbound: frames behind a message inflated on the thread pool', () => {
   test('a TCP FIN right after the message does not lose it', async () => {
-    inLog.events = [];
-    server = await startServer({ '/rec': Recorder });
-    const c = await RawClient.connect(server.port, '/rec', { 'Sec-WebSocket-Extensions': 'permessage-deflate; client_no_context_takeover' });
-    sockets.push(c);
+    const c = await env.recorder();
     const text = poorlyCompressible(200 * 1024);
-    c.socket.end(frameBytes(1, compressedFrame(text), 4));
-    await waitFor(() => inLog.events.some((e) => e.startsWith('close')), 5000, 'onClose');
+    c.socket.end(compressedFrame(1, compress(text)));
+    await recorderClosed(5000);
     expect(inLog.events[0]).toBe(`text:${text.length}`);
   });
 });
@@ -251,13 +189,10 @@ describe('inbound: frames behind a message inflated on the thread pool', () => {
 
 describe('inbound: a FIN behind a message inflated on the thread pool', () => {
   test('message, close frame and FIN in one go: the message and the 1000 both arrive', async () => {
-    inLog.events = [];
-    server = await startServer({ '/rec': Recorder });
-    const c = await RawClient.connect(server.port, '/rec', { 'Sec-WebSocket-Extensions': 'permessage-deflate; client_no_context_takeover' });
-    sockets.push(c);
+    const c = await env.recorder();
     const text = poorlyCompressible(200 * 1024);
-    c.socket.end(Buffer.concat([frameBytes(1, compressedFrame(text), 4), frameBytes(8, Buffer.from([0x03, 0xe8]))]));
-    await waitFor(() => inLog.events.some((e) => e.startsWith('close')), 5000, 'onClose');
+    c.socket.end(Buffer.concat([compressedFrame(1, compress(text)), encodeClientFrame(8, closePayload(1000))]));
+    await recorderClosed(5000);
     expect(inLog.events).toEqual([`text:${text.length}`, 'close:1000']);
   });
 });
@@ -280,10 +215,9 @@ class BigReplyPlain extends BigReply {
 describe("the peer's close behind a request", () => {
   for (const [name, cls] of [['uncompressed (control)', BigReplyPlain], ['compressed', BigReply]] as const) {
     test(`${name}: the reply to a request sent just before the close frame arrives`, async () => {
-      server = await startServer({ '/r': cls });
-      const c = await RawClient.connect(server.port, '/r', { 'Sec-WebSocket-Extensions': 'permessage-deflate' });
-      sockets.push(c);
-      c.sendRaw(Buffer.concat([frameBytes(1, Buffer.from('get')), frameBytes(8, Buffer.from([0x03, 0xe8]))]));
+      const server = await env.start({ '/r': cls });
+      const c = await env.connectRaw(server.port, '/r', 'permessage-deflate');
+      c.sendRaw(Buffer.concat([encodeClientFrame(1, Buffer.from('get')), encodeClientFrame(8, closePayload(1000))]));
       const closed = await c.expectClose(5000);
       expect(closed.code).toBe(1000);
       expect(closed.before.length).toBe(1);
@@ -298,23 +232,20 @@ describe("the peer's close behind a request", () => {
 
 describe('failing after an inflate on the thread pool', () => {
   for (const [name, payload, code] of [
-    ['control, invalid UTF-8 inflated synchronously (1007)', zlib.deflateRawSync(Buffer.alloc(100, 0xff), { finishFlush: zlib.constants.Z_SYNC_FLUSH }), 1007],
-    ['zip bomb (1009)', zlib.deflateRawSync(Buffer.alloc(4 << 20), { finishFlush: zlib.constants.Z_SYNC_FLUSH }), 1009],
-    ['invalid UTF-8 (1007)', zlib.deflateRawSync(Buffer.alloc(300 * 1024, 0xff), { finishFlush: zlib.constants.Z_SYNC_FLUSH }), 1007],
+    ['control, invalid UTF-8 inflated synchronously (1007)', compress(Buffer.alloc(100, 0xff)), 1007],
+    ['zip bomb (1009)', compress(Buffer.alloc(4 << 20)), 1009],
+    ['invalid UTF-8 (1007)', compress(Buffer.alloc(300 * 1024, 0xff)), 1007],
   ] as const) {
     test(`${name}: the peer's close reply is read and the connection ends promptly`, async () => {
-      inLog.events = [];
-      server = await startServer({ '/rec': Recorder }, { closeTimeout: 3000 });
-      const c = await RawClient.connect(server.port, '/rec', { 'Sec-WebSocket-Extensions': 'permessage-deflate; client_no_context_takeover' });
-      sockets.push(c);
-      c.sendRaw(frameBytes(1, payload.subarray(0, payload.length - 4), 4));
+      const c = await env.recorder({ closeTimeout: 3000 });
+      c.sendRaw(compressedFrame(1, payload));
       const f = await c.nextFrame(5000);
       expect(f.opcode).toBe(8);
       expect(f.payload.readUInt16BE(0)).toBe(code);
       const t0 = Date.now();
       // A well-behaved peer answers the close frame (and keeps its side of TCP open).
       c.send(8, f.payload.subarray(0, 2));
-      await waitFor(() => inLog.events.some((e) => e.startsWith('close')), 5000, 'onClose');
+      await recorderClosed(5000);
       expect(Date.now() - t0).toBeLessThan(1000);
     });
   }
