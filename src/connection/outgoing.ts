@@ -19,7 +19,7 @@ export class OutgoingMessage {
   constructor(opcode: number, frame: Frame) {
     this.opcode = opcode;
     this.frame = frame;
-    this.length = Buffer.isBuffer(frame) ? frame.length - headerLength(frame) : frame[1].length;
+    this.length = payloadLengthOf(frame);
   }
 
   /** The payload bytes (a view into the frame, no copy). */
@@ -38,6 +38,11 @@ export class OutgoingMessage {
     }
     return frame;
   }
+}
+
+/** The payload length of an unmasked frame (a server's), from its bytes. */
+export function payloadLengthOf(frame: Frame): number {
+  return Buffer.isBuffer(frame) ? frame.length - headerLength(frame) : frame[1].length;
 }
 
 /** The header length of an unmasked frame held in one buffer (RFC 6455 §5.2). */

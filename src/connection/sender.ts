@@ -255,9 +255,9 @@ export abstract class Sender {
    * socket yet: 'queued', and `onDrain`/`drained()` tell when the queue has gone out.
    */
   private enqueue(frame: Frame | Promise<Frame>, length: number): SendStatus {
+    // Only called with a frame ahead still being compressed, or this one being compressed: it waits.
     (this.ordered ??= new OrderedOutput(this)).push(frame, length);
     this.active = true;
-    if (this.ordered === null) return this.socket.writableNeedDrain ? 'queued' : 'sent'; // written at once
     this.drainOwed = true;
     return 'queued';
   }

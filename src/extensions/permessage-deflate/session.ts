@@ -14,7 +14,7 @@ import { CloseCode } from '../../protocol/constants.js';
 import type { ProtocolErrorCode } from '../../protocol/errors.js';
 import { type Frame, encodeFrame } from '../../protocol/framer.js';
 import { isValidUtf8 } from '../../protocol/utf8.js';
-import type { OutgoingMessage } from '../../connection/outgoing.js';
+import { type OutgoingMessage, payloadLengthOf } from '../../connection/outgoing.js';
 import { type DeflateParams, PerMessageDeflater, deflateOnce } from './deflate.js';
 import { DEFAULT_MAX_SYNC_DEFLATE, type InflateResult, PerMessageInflater } from './inflate.js';
 import type { PerMessageDeflateAgreement } from './negotiate.js';
@@ -189,7 +189,7 @@ export class DeflateSession {
     const c = this.counters;
     c.compressedMessagesOut++;
     c.uncompressedBytesOut += length;
-    c.compressedBytesOut += payloadLength(frame);
+    c.compressedBytesOut += payloadLengthOf(frame);
     return frame;
   }
 
@@ -208,13 +208,6 @@ export class DeflateSession {
  */
 function maxSyncDeflate(level: number): number {
   return level <= 1 ? 64 * 1024 : DEFAULT_MAX_SYNC_DEFLATE;
-}
-
-/** The payload length of a frame (its length minus the header; server frames are unmasked). */
-function payloadLength(frame: Frame): number {
-  if (!Buffer.isBuffer(frame)) return frame[1].length;
-  const n = (frame[1] as number) & 0x7f;
-  return frame.length - (n === 127 ? 10 : n === 126 ? 4 : 2);
 }
 
 /** The empty message compressed: an empty stored block with its trailer stripped (RFC 7692 §7.2.3.6). */
