@@ -135,14 +135,27 @@ export class Connection extends Dispatcher implements ParserSink {
   // ---- closing --------------------------------------------------------------------------------
 
   /** Starts the closing handshake (RFC 6455 §7.1.2). Throws RangeError on a code that may not be sent. */
-  close(code: number, reason: string): void {
+  close(code: number | undefined, reason: string): void {
+    // No code: a close frame with no payload (the peer sees 1005), as ws's `close()` sends.
     const payload = encodeClosePayload(code, reason);
     if (this.state !== ReadyState.OPEN) return;
     this.state = ReadyState.CLOSING;
-    // Read on, so the peer's close frame is seen even behind a paused queue.
+    // Read on, so the peer's close frame is seen even behind a paused queue or an app's pause().
     this.resumeReading();
+    if (this.userPaused) this.pauseReading(false);
     this.sendClose(payload);
     this.armCloseTimer();
+  }
+
+  /**
+   * @internal The app stops (`true`) or starts again (`false`) reading this socket: the ws face's
+   * `pause()`/`resume()`. Messages already parsed from the chunk in hand are still delivered.
+   */
+  pauseReading(paused: boolean): void {
+    if (this.state === ReadyState.CLOSED || this.userPaused === paused) return;
+    this.userPaused = paused;
+    if (paused) this.socket.pause();
+    else if (this.mayRead()) this.socket.resume();
   }
 
   /** Destroys the socket with no closing handshake. */
@@ -195,9 +208,9 @@ export class Connection extends Dispatcher implements ParserSink {
       return;
     }
     if (limits.pingInterval <= 0) return;
-    if (this.readPaused) {
-      // We stopped reading (a slow consumer of ours): the pong could not be seen. Not the peer's
-      // fault. (Reading paused behind a held pong is: the heartbeat goes on.)
+    if (this.readPaused || this.userPaused) {
+      // We stopped reading (a slow consumer of ours, or the app's pause()): the pong could not be
+      // seen. Not the peer's fault. (Reading paused behind a held pong is: the heartbeat goes on.)
       this.awaitingPong = false;
       this.lastPing = now;
       return;

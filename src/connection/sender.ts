@@ -32,6 +32,8 @@ export abstract class Sender {
   state: ReadyState = ReadyState.OPEN;
   /** @internal reading is paused because queued incoming messages are over the high-water mark. */
   readPaused = false;
+  /** @internal The app paused reading (the ws face's `pause()`), until `resume()` or the close. */
+  userPaused = false;
   /** @internal */
   protected readonly owner: ConnectionOwner;
   /** @internal */
@@ -79,7 +81,7 @@ export abstract class Sender {
   }
 
   /** Starts the closing handshake (RFC 6455 §7.1.2). Throws RangeError on a code that may not be sent. */
-  abstract close(code: number, reason: string): void;
+  abstract close(code: number | undefined, reason: string): void;
 
   /** A hook threw: log it, tell `onError`, close with 1011 (dispatch.ts). */
   abstract hookFailed(error: unknown, hook: HookName): void;
@@ -92,7 +94,7 @@ export abstract class Sender {
 
   /** Whether the socket may be resumed: no reason to keep it paused is left. @internal */
   protected mayRead(): boolean {
-    return !this.readPaused && this.heldPong === null && !this.inflating;
+    return !this.readPaused && !this.userPaused && this.heldPong === null && !this.inflating;
   }
 
   /**
@@ -205,12 +207,19 @@ export abstract class Sender {
   }
 
   sendBinary(data: BinaryData): SendStatus {
+    return this.sendBytes(toBuffer(data), Opcode.Binary);
+  }
+
+  /**
+   * @internal Sends `bytes` as one message of `opcode`: binary, or text whose bytes the caller has
+   * checked to be UTF-8 (the ws face's `send(buffer, { binary: false })`, compat/socket.ts).
+   */
+  sendBytes(bytes: Buffer, opcode: typeof Opcode.Text | typeof Opcode.Binary): SendStatus {
     if (this.state !== ReadyState.OPEN) return 'dropped';
-    const bytes = toBuffer(data);
     const d = this.deflate;
-    if (d === null || !d.compresses(bytes.length)) return this.writeData(encodeFrame(Opcode.Binary, bytes));
+    if (d === null || !d.compresses(bytes.length)) return this.writeData(encodeFrame(opcode, bytes));
     if (this.overLimit(bytes.length)) return this.overBackpressure(bytes.length);
-    return this.writeCompressed(d.frame(Opcode.Binary, bytes), bytes.length);
+    return this.writeCompressed(d.frame(opcode, bytes), bytes.length);
   }
 
   /**
@@ -320,13 +329,22 @@ export abstract class Sender {
   }
 
   ping(data?: string | BinaryData): SendStatus {
+    return this.sendControl(Opcode.Ping, data);
+  }
+
+  /** @internal An unsolicited pong (RFC 6455 §5.5.3), for the ws face's `pong()`. */
+  pong(data?: string | BinaryData): SendStatus {
+    return this.sendControl(Opcode.Pong, data);
+  }
+
+  private sendControl(opcode: typeof Opcode.Ping | typeof Opcode.Pong, data: string | BinaryData | undefined): SendStatus {
     const payload = data === undefined ? EMPTY : typeof data === 'string' ? Buffer.from(data) : toBuffer(data);
     // RFC 6455 §5.5: control frames carry at most 125 bytes.
-    if (payload.length > MAX_CONTROL_PAYLOAD) throw new RangeError('a ping payload is at most 125 bytes');
+    if (payload.length > MAX_CONTROL_PAYLOAD) throw new RangeError(`a ${opcode === Opcode.Ping ? 'ping' : 'pong'} payload is at most 125 bytes`);
     if (this.state !== ReadyState.OPEN) return 'dropped';
     // Pings sent by the app count toward the backlog like data: a ping loop to a peer that does
     // not read is bounded by maxBackpressure and its policy.
-    const frame = encodeFrame(Opcode.Ping, payload) as Buffer;
+    const frame = encodeFrame(opcode, payload) as Buffer;
     if (this.wouldPassLimit(frame.length)) return this.overBackpressure(frame.length);
     return this.writeControl(frame) ? 'sent' : 'queued';
   }

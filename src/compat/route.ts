@@ -1,0 +1,166 @@
+/**
+ * `wsRoute()`: puts a ws-style `WebSocketServer` (server.ts) on a route of the routes table, next
+ * to Behavior routes. It makes a Behavior class whose instances forward wsmount's hooks to a
+ * ws-style `WebSocket` (socket.ts), so routing, `origins`, limits, heartbeat, stats and the
+ * handler's `close()` apply to the libraries built on ws as they do to every route.
+ */
+import { Buffer } from 'node:buffer';
+import type { IncomingMessage } from 'node:http';
+import { Behavior, type BehaviorClass, internals } from '../behavior.js';
+import type { BackpressurePolicy, RateLimit } from '../connection/index.js';
+import type { PerMessageDeflateOptions } from '../extensions/permessage-deflate/options.js';
+import { HandshakeRejection } from '../handshake/rejection.js';
+import { WebSocketServer, type VerifyClientInfo, type WsPerMessageDeflateOptions } from './server.js';
+import { WebSocket } from './socket.js';
+
+/**
+ * A ws route's own limits, as a Behavior route's statics (each defaults to the handler's).
+ * `maxPayload` and `perMessageDeflate` given to the `WebSocketServer` count too; these win.
+ */
+export interface WsRouteOptions {
+  maxPayload?: number | undefined;
+  maxFragments?: number | undefined;
+  maxBackpressure?: number | undefined;
+  backpressure?: BackpressurePolicy | undefined;
+  pingInterval?: number | undefined;
+  pongTimeout?: number | undefined;
+  idleTimeout?: number | undefined;
+  maxConnections?: number | undefined;
+  rateLimit?: RateLimit | false | undefined;
+  perMessageDeflate?: boolean | PerMessageDeflateOptions | undefined;
+}
+
+/** The Behavior class `wsRoute` makes: `wss` is the server its connections go to. */
+export interface WsRouteClass extends BehaviorClass {
+  new (): WsConnection;
+  /** The server this route's connections are handed to. */
+  readonly wss: WebSocketServer;
+}
+
+/**
+ * Mounts a ws-style server on a route: `{ '/graphql': wsRoute((wss) => useServer({ schema }, wss)),
+ * '/chat': Chat }`. Pass a `WebSocketServer` you made (to keep what a library's setup returns:
+ * `const trpc = applyWSSHandler({ wss, router })`), or a function that gets a new one. The
+ * function runs once, now. The server's `'connection'` listeners get `(socket, request)` for each
+ * connection the route accepts.
+ *
+ * @param target - the server, or a function that sets one up.
+ * @param options - this route's limits (`maxPayload`, `pingInterval`…), as Behavior statics.
+ */
+export function wsRoute(target: WebSocketServer | ((wss: WebSocketServer) => unknown), options: WsRouteOptions = {}): WsRouteClass {
+  let wss: WebSocketServer;
+  if (target instanceof WebSocketServer) wss = target;
+  else if (typeof target === 'function') {
+    wss = new WebSocketServer({ noServer: true });
+    target(wss);
+  } else {
+    throw new TypeError("wsmount/ws: wsRoute() takes a WebSocketServer from 'wsmount/ws', or a function (wss) => { … } that sets one up");
+  }
+  const route = class extends WsConnection {
+    static readonly wss: WebSocketServer = wss;
+  };
+  const statics: Record<string, unknown> = {};
+  const o = wss.options;
+  if (o.maxPayload !== undefined) statics['maxPayload'] = o.maxPayload;
+  if (o.perMessageDeflate !== undefined) statics['perMessageDeflate'] = fromWsDeflate(o.perMessageDeflate);
+  for (const [key, value] of Object.entries(options)) {
+    if (value !== undefined) statics[key] = value;
+  }
+  for (const [key, value] of Object.entries(statics)) Object.defineProperty(route, key, { value, enumerable: true });
+  return route;
+}
+
+/** ws's permessage-deflate options in wsmount's terms (its `zlibDeflateOptions` level and memLevel, and the rest by name). */
+function fromWsDeflate(value: boolean | WsPerMessageDeflateOptions): boolean | PerMessageDeflateOptions {
+  if (typeof value === 'boolean') return value;
+  const out: Record<string, unknown> = {};
+  for (const key of ['serverNoContextTakeover', 'clientNoContextTakeover', 'serverMaxWindowBits', 'clientMaxWindowBits', 'threshold'] as const) {
+    if (value[key] !== undefined) out[key] = value[key];
+  }
+  const z = value.zlibDeflateOptions;
+  if (z?.level !== undefined) out['level'] = z.level;
+  if (z?.memLevel !== undefined) out['memLevel'] = z.memLevel;
+  return out as PerMessageDeflateOptions;
+}
+
+/**
+ * A connection on a ws route: wsmount's hooks, forwarded to the ws-style `socket`. The
+ * handler-level `onConnect`/`onMessage`/`onDisconnect` callbacks are not called for it: its
+ * server's events are its hooks.
+ */
+export class WsConnection extends Behavior {
+  /** The ws-style socket handed to the server's `'connection'` listeners (set when it opens). */
+  socket: WebSocket | null = null;
+
+  #wss(): WebSocketServer {
+    return (this.constructor as WsRouteClass).wss;
+  }
+
+  /** ws's choice: `options.handleProtocols(offered, request)`, else the first offered. */
+  override selectProtocol(offered: readonly string[], request: IncomingMessage): string | undefined | false {
+    const choose = this.#wss().options.handleProtocols;
+    if (choose === undefined) return offered[0];
+    const chosen = choose(new Set(offered), request);
+    return chosen === false ? undefined : chosen;
+  }
+
+  /** 503 once the server is closed; else its `verifyClient`, if any (refusing with 401, or its code). */
+  override verify(request: IncomingMessage): void | Promise<void> {
+    const wss = this.#wss();
+    if (!wss.accepting) throw new HandshakeRejection(503, 'the WebSocketServer on this route is closed');
+    const check = wss.options.verifyClient;
+    if (check === undefined) return;
+    const info: VerifyClientInfo = {
+      origin: String(request.headers.origin ?? request.headers['sec-websocket-origin'] ?? ''),
+      secure: (request.socket as { encrypted?: boolean }).encrypted === true,
+      req: request,
+    };
+    if (check.length < 2) {
+      if (!(check as (info: VerifyClientInfo) => boolean)(info)) throw new HandshakeRejection(401);
+      return;
+    }
+    return new Promise<void>((resolve, reject) => {
+      check(info, (result, code = 401, message, headers) => {
+        if (result) resolve();
+        else reject(new HandshakeRejection(code, message, headers));
+      });
+    });
+  }
+
+  override onOpen(): void {
+    const connection = internals.connection(this);
+    if (connection === null) return;
+    const socket = new WebSocket(this, connection);
+    this.socket = socket;
+    this.#wss().connected(socket, this.request);
+  }
+
+  override onRawText(bytes: Buffer): void {
+    this.socket?.received(bytes, false);
+  }
+
+  override onBinary(bytes: Buffer): void {
+    this.socket?.received(bytes, true);
+  }
+
+  override onPing(data: Buffer): void {
+    this.socket?.emit('ping', data);
+  }
+
+  override onPong(data: Buffer): void {
+    this.socket?.emit('pong', data);
+  }
+
+  /** ws emits `'error'` on the socket; here only to a listener (none: wsmount has logged it). */
+  override onError(error: Error): void {
+    const socket = this.socket;
+    if (socket !== null && socket.listenerCount('error') > 0) socket.emit('error', error);
+  }
+
+  override onClose(code: number, reason: string): void {
+    const socket = this.socket;
+    if (socket === null) return;
+    this.#wss().disconnected(socket);
+    socket.emit('close', code, Buffer.from(reason));
+  }
+}
