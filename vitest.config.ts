@@ -5,6 +5,7 @@ export default defineConfig({
   // Examples and demos import 'wsmount' as users do; in tests that means the source, never a stale dist/.
   resolve: {
     alias: [
+      { find: /^wsmount\/ws$/, replacement: fileURLToPath(new URL('./src/compat/index.ts', import.meta.url)) },
       { find: /^wsmount\/testing$/, replacement: fileURLToPath(new URL('./src/testing/index.ts', import.meta.url)) },
       { find: /^wsmount$/, replacement: fileURLToPath(new URL('./src/index.ts', import.meta.url)) },
     ],
