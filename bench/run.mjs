@@ -70,6 +70,15 @@ const PLAN = quick
         { conns: 1, each: 10_000 },
         { conns: 1000, each: 10 },
       ],
+      compat: {
+        warmupMs: 250,
+        measureMs: 600,
+        configs: [
+          { conns: 16, size: 32, text: true },
+          { conns: 16, size: 32, text: false },
+          { conns: 16, size: 64 * KiB, text: false },
+        ],
+      },
       deflate: {
         echo: [
           { conns: 16, size: 1 * KiB, window: 16, warmupMs: 300, measureMs: 800 },
@@ -99,6 +108,11 @@ const PLAN = quick
         { conns: 1, each: 10_000 },
         { conns: 1000, each: 10 },
       ],
+      compat: {
+        warmupMs: 300,
+        measureMs: 800,
+        configs: [32, 1 * KiB, 64 * KiB, 1 * MiB].flatMap((size) => [true, false].map((text) => ({ conns: 16, size, text }))),
+      },
       deflate: {
         echo: [
           { conns: 16, size: 1 * KiB, window: 16, warmupMs: 500, measureMs: 1500 },
@@ -164,7 +178,17 @@ const ALL_DEFLATE_TARGETS = [
   { name: 'ws', infoKey: 'deflate ws', file: 'targets/deflate-ws.mjs', env: WS_PURE_JS },
 ];
 const DEFLATE_TARGETS = ALL_DEFLATE_TARGETS.filter((t) => wantedTargets.includes(t.name));
-const SCENARIOS = ['echo', 'latency', 'broadcast', 'handshakes', 'memory', 'cpu', 'fanout', 'deflate'];
+/**
+ * The ws face's scenario (issue 13: `compat`): ws's own echo code on wsmount/ws (wsRoute), against
+ * the same echo as a Behavior route (the wsmount target) and against ws itself (pure JS).
+ */
+const ALL_COMPAT_TARGETS = [
+  { name: 'wsmount/ws', file: 'targets/wsface.mjs', env: {} },
+  { name: 'wsmount', file: 'targets/wsmount.mjs', env: {} },
+  { name: 'ws', file: 'targets/ws.mjs', env: { WS_NO_BUFFER_UTIL: '1', WS_NO_UTF_8_VALIDATE: '1' } },
+];
+const COMPAT_TARGETS = ALL_COMPAT_TARGETS.filter((t) => option('targets') === undefined || wantedTargets.includes(t.name));
+const SCENARIOS = ['echo', 'latency', 'broadcast', 'handshakes', 'memory', 'cpu', 'fanout', 'deflate', 'compat'];
 const wantedScenarios = option('only')?.split(',') ?? SCENARIOS;
 for (const s of wantedScenarios) if (!SCENARIOS.includes(s)) throw new Error(`unknown scenario ${s}`);
 
@@ -1087,6 +1111,52 @@ async function deflateMemoryOnce(t, conns, size) {
   }
 }
 
+/**
+ * Echo through the ws face (issue 13): ws's echo listener on wsmount/ws, the Behavior echo, and ws
+ * itself, interleaved in one run; the generator and its checks are the echo scenario's.
+ */
+async function scenarioCompat() {
+  const p = PLAN.compat;
+  const T = COMPAT_TARGETS;
+  if (T.length === 0) return null;
+  const cn = T.map((t) => t.name);
+  const configs = p.configs.map((c) => ({ ...c, window: echoWindow(c.conns, c.size), label: `${c.conns} conns ${bytes(c.size)} ${c.text ? 'text' : 'binary'}` }));
+  const targets = new TargetSet(T);
+  await targets.startAll();
+  let raw;
+  try {
+    raw = await interleaved('compat echo', configs, T, (c, t) =>
+      measure(targets, t, 'echo', { conns: c.conns, size: c.size, text: c.text, window: c.window, warmupMs: p.warmupMs, measureMs: p.measureMs }),
+    );
+  } finally {
+    await targets.stopAll();
+  }
+  const rows = configs.map((c, i) => ({ ...c, sums: Object.fromEntries(cn.map((n) => [n, summarize(raw[i][n], 'rate')])), samples: raw[i] }));
+  const pairs = [
+    ['wsmount/ws ÷ ws', 'wsmount/ws', 'ws'],
+    ['wsmount/ws ÷ Behavior', 'wsmount/ws', 'wsmount'],
+  ].filter(([, a, b]) => cn.includes(a) && cn.includes(b));
+  print(`\n## The ws face: echo throughput (messages/s echoed, median of ${PLAN.rounds}; ws's echo code on wsmount/ws, a Behavior route, ws itself)\n`);
+  print(
+    table(
+      ['conns', 'size', 'type', 'window', ...cn, ...pairs.map((x) => x[0])],
+      rows.map((r) => [r.conns, bytes(r.size), r.text ? 'text' : 'binary', r.window, ...cn.map((n) => cell(r.sums[n], si)), ...pairs.map(([, a, b]) => ratio(over(r.sums[a], r.sums[b])))]),
+    ),
+  );
+  printErrors('compat', rows.map((r) => ({ label: r.label, sums: r.sums })));
+  results.scenarios.compat = rows.map((r) => ({
+    conns: r.conns,
+    size: r.size,
+    type: r.text ? 'text' : 'binary',
+    window: r.window,
+    medianRate: Object.fromEntries(cn.map((n) => [n, r.sums[n]?.value ?? null])),
+    errors: Object.fromEntries(cn.filter((n) => r.sums[n]?.error).map((n) => [n, r.sums[n].error])),
+    ratios: Object.fromEntries(pairs.map(([label, a, b]) => [label, over(r.sums[a], r.sums[b])])),
+    samples: r.samples,
+  }));
+  return rows;
+}
+
 async function scenarioDeflate() {
   const p = PLAN.deflate;
   const T = DEFLATE_TARGETS;
@@ -1391,6 +1461,30 @@ function verdicts(r) {
       add(`compressed broadcast ${bytes(row.size)} to ${row.clients} ≥ 5× ws`, ratio(x), Number.isFinite(x) ? x >= 5 : false, `${si(row.sums.wsmount?.value)} vs ${si(row.sums.ws?.value)} deliveries/s`);
     }
   }
+  if (r.compat) {
+    const face = 'wsmount/ws';
+    const rows = r.compat.filter((row) => row.sums[face] && row.sums.ws);
+    const small = rows.filter((row) => row.size === 32);
+    if (small.length > 0) {
+      const xs = small.map((row) => over(row.sums[face], row.sums.ws));
+      add(
+        'ws face echo 32 B msg/s ≥ 2× ws',
+        ratio(Math.min(...xs)),
+        xs.every((x) => Number.isFinite(x) && x >= 2),
+        small.map((row) => `${row.text ? 'text' : 'binary'} ${si(row.sums[face].value)} vs ${si(row.sums.ws.value)}`).join('; '),
+      );
+    }
+    if (rows.length > 0) {
+      const xs = rows.map((row) => over(row.sums[face], row.sums.ws));
+      const worst = rows[xs.indexOf(Math.min(...xs))];
+      add(
+        'ws face echo never slower than ws (every size)',
+        ratio(Math.min(...xs)),
+        xs.every((x) => Number.isFinite(x) && x >= 1),
+        `${xs.filter((x) => x >= 1).length}/${xs.length} configurations; slowest: ${bytes(worst.size)} ${worst.text ? 'text' : 'binary'}`,
+      );
+    }
+  }
   if (r.paced && has('ws') && wantedScenarios.includes('latency')) {
     const s = r.paced.sums;
     const x = over(s.wsmount.p99, s.ws.p99);
@@ -1466,8 +1560,9 @@ async function main() {
     r.subscriptions = await scenarioSubscriptions();
   }
   if (wantedScenarios.includes('deflate')) r.deflate = await scenarioDeflate();
+  if (wantedScenarios.includes('compat')) r.compat = await scenarioCompat();
 
-  print('\n## Targets (the team\'s goals, from issues 6, 11 and 12)\n');
+  print('\n## Targets (the team\'s goals, from issues 6, 11, 12 and 13)\n');
   const v = verdicts(r);
   print(table(['goal', 'wsmount', 'result', 'detail'], v.map((x) => [x.goal, x.value, x.result, x.detail])));
   print('\n## Targets as run\n');
@@ -1484,6 +1579,10 @@ async function main() {
       const how = info.backplane ? ` backplane: ${info.backplane}` : info.relay ? ` relay: ${info.relay}` : '';
       print(`- fan-out ${t.label}: ${info.library ?? '?'} ${info.version ?? ''}${how}`);
     }
+  }
+  if (wantedScenarios.includes('compat') && targetInfo['wsmount/ws'] !== undefined) {
+    const info = targetInfo['wsmount/ws'];
+    print(`- wsmount/ws (the ws face): ${info.library ?? '?'} ${info.version ?? ''}${info.options ? ` options: ${JSON.stringify(info.options)}` : ''}`);
   }
   if (wantedScenarios.includes('deflate')) {
     for (const t of DEFLATE_TARGETS) {
