@@ -6,6 +6,7 @@ export { WebSocket, type BinaryType, type ControlCallback, type EventHandler, ty
 export {
   WebSocketServer,
   type AddressInfo,
+  type VerifyClient,
   type VerifyClientInfo,
   type WebSocketServerOptions,
   type WsPerMessageDeflateOptions,

@@ -70,6 +70,8 @@ export function wsRoute(target: WebSocketServer | ((wss: WebSocketServer) => unk
   return route;
 }
 
+function ignore(): void {}
+
 /** ws's permessage-deflate options in wsmount's terms (its `zlibDeflateOptions` level and memLevel, and the rest by name). */
 function fromWsDeflate(value: boolean | WsPerMessageDeflateOptions): boolean | PerMessageDeflateOptions {
   if (typeof value === 'boolean') return value;
@@ -116,7 +118,7 @@ export class WsConnection extends Behavior {
       req: request,
     };
     if (check.length < 2) {
-      if (!(check as (info: VerifyClientInfo) => boolean)(info)) throw new HandshakeRejection(401);
+      if (!check(info, ignore)) throw new HandshakeRejection(401);
       return;
     }
     return new Promise<void>((resolve, reject) => {

@@ -31,6 +31,16 @@ export interface VerifyClientInfo {
 }
 
 /**
+ * ws's `verifyClient`, in either of its forms: `(info) => boolean`, or `(info, callback) => void`
+ * calling `callback(result, code = 401, message, headers)`. The form is told by the function's
+ * declared parameter count, as ws does.
+ */
+export type VerifyClient = (
+  info: VerifyClientInfo,
+  callback: (result: boolean, code?: number, message?: string, headers?: Record<string, string>) => void,
+) => boolean | void;
+
+/**
  * `new WebSocketServer(options)`'s options: the subset of ws's `ServerOptions` that means
  * something here. `port`, `host`, `server` and `backlog` are refused (this server never listens:
  * mount it with `wsRoute`); `noServer` is accepted and changes nothing.
@@ -52,10 +62,7 @@ export interface WebSocketServerOptions {
    * Accepts or refuses a client before the 101: synchronous (return a boolean) or with a
    * callback `(result, code = 401, message, headers)`. Runs after wsmount's `origins` check.
    */
-  verifyClient?:
-    | ((info: VerifyClientInfo) => boolean)
-    | ((info: VerifyClientInfo, callback: (result: boolean, code?: number, message?: string, headers?: Record<string, string>) => void) => void)
-    | undefined;
+  verifyClient?: VerifyClient | undefined;
 }
 
 /** What `address()` would report; always `null` here (this server does not listen). */
