@@ -27,8 +27,11 @@ import {
 /** What a `message` event's `data` is: a `Buffer` (text always), or by `binaryType` for binary. */
 export type RawData = Buffer | ArrayBuffer | Buffer[];
 
-/** What `send()` takes: a string goes as text, anything else as binary (unless `options.binary` says). */
-export type SendData = string | number | Buffer | ArrayBuffer | ArrayBufferView | SharedArrayBuffer;
+/**
+ * What `send()` takes: a string goes as text, anything else as binary (unless `options.binary`
+ * says). An array of Buffers (what `'fragments'` hands out) is sent joined, as one message.
+ */
+export type SendData = string | number | Buffer | ArrayBuffer | ArrayBufferView | SharedArrayBuffer | readonly Buffer[];
 
 /** `send()`'s options, as ws's. `mask` and `compress` are accepted and ignored (see README). */
 export interface SendOptions {
@@ -323,11 +326,19 @@ export interface WebSocket {
 }
 
 /** A Buffer view of what `send()` took as bytes, without copying. */
-function bytesOf(data: Buffer | ArrayBuffer | ArrayBufferView | SharedArrayBuffer): Buffer {
+function bytesOf(data: Exclude<SendData, string | number>): Buffer {
   if (Buffer.isBuffer(data)) return data;
+  if (Array.isArray(data)) return joined(data);
   if (ArrayBuffer.isView(data)) return Buffer.from(data.buffer, data.byteOffset, data.byteLength);
   if (data instanceof ArrayBuffer || (typeof SharedArrayBuffer === 'function' && data instanceof SharedArrayBuffer)) return Buffer.from(data);
   throw new TypeError(`wsmount/ws: send() takes a string, a number, a Buffer, an ArrayBuffer or a typed array, not ${describe(data)}`);
+}
+
+function joined(parts: readonly unknown[]): Buffer {
+  for (const part of parts) {
+    if (!Buffer.isBuffer(part)) throw new TypeError(`wsmount/ws: send() takes an array of Buffers (a message's fragments), not one holding ${describe(part)}`);
+  }
+  return Buffer.concat(parts as readonly Buffer[]);
 }
 
 function describe(value: unknown): string {

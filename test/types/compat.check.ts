@@ -57,7 +57,7 @@ wss.on('connection', (client, request) => {
     const b: boolean = isBinary;
     void d;
     void b;
-    client.send(data as Buffer, { binary: isBinary });
+    client.send(data, { binary: isBinary }); // RawData, as ws code writes it
   });
   client.on('close', (code, reason) => {
     const c: number = code;
