@@ -488,7 +488,10 @@ export class Behavior<Params extends Record<string, string> = Record<string, str
     this.#connection?.close(code ?? 1000, reason ?? '');
   }
 
-  /** Destroys the socket at once, with no closing handshake (`onClose` sees 1006). */
+  /**
+   * Destroys the socket at once, with no closing handshake (`onClose` sees 1006). What was sent
+   * just before (in the same hook) still leaves; `readyState` is CLOSING until `onClose`.
+   */
   terminate(): void {
     const c = this.#connection;
     if (c !== null) c.terminate();

@@ -70,12 +70,18 @@ export interface EventListenerOptions {
 
 type Listener = EventListenerLike<never>;
 
+// Symbol keys, not a `listener` property: Node's emitter reads `.listener` as a once-wrapper's
+// target (listeners(), removeListener()), which would hide our wrappers from us and let
+// `removeListener(type, f)` remove what `addEventListener(type, f)` added (ws keeps them apart).
+const kListener = Symbol('wsmount.listener');
+const kAttribute = Symbol('wsmount.attribute');
+
 /** A wrapper registered on the emitter, and what it wraps. */
 interface Wrapper {
   (this: EventEmitter, ...args: unknown[]): void;
-  listener: Listener;
+  [kListener]: Listener;
   /** Registered by an `on<type>` attribute rather than by `addEventListener`. */
-  attribute: boolean;
+  [kAttribute]: boolean;
 }
 
 const TYPES: ReadonlySet<string> = new Set(['open', 'message', 'close', 'error']);
@@ -110,21 +116,21 @@ function wrap(type: string, listener: Listener, attribute: boolean): Wrapper {
   const wrapper = function (this: EventEmitter, ...args: unknown[]): void {
     call(listener, this, eventOf(type, this, args));
   } as Wrapper;
-  wrapper.listener = listener;
-  wrapper.attribute = attribute;
+  wrapper[kListener] = listener;
+  wrapper[kAttribute] = attribute;
   return wrapper;
 }
 
 function wrappers(target: EventEmitter, type: string): Wrapper[] {
   // listeners(), not rawListeners(): a `once` registration shows as our wrapper itself.
-  return (target.listeners(type) as unknown[]).filter((l): l is Wrapper => typeof (l as Partial<Wrapper>).attribute === 'boolean');
+  return (target.listeners(type) as unknown[]).filter((l): l is Wrapper => typeof (l as Partial<Wrapper>)[kAttribute] === 'boolean');
 }
 
 /** `addEventListener`: a listener added twice for one type is called once (as in the DOM and ws). */
 export function addEventListener(target: EventEmitter, type: string, listener: unknown, options?: EventListenerOptions): void {
   if (!TYPES.has(type) || !isListener(listener)) return;
   for (const w of wrappers(target, type)) {
-    if (w.listener === listener && !w.attribute) return;
+    if (w[kListener] === listener && !w[kAttribute]) return;
   }
   const wrapper = wrap(type, listener, false);
   if (options?.once === true) target.once(type, wrapper);
@@ -134,7 +140,7 @@ export function addEventListener(target: EventEmitter, type: string, listener: u
 /** `removeEventListener`: removes what `addEventListener` added (not the `on<type>` attribute's). */
 export function removeEventListener(target: EventEmitter, type: string, listener: unknown): void {
   for (const w of wrappers(target, type)) {
-    if (w.listener === listener && !w.attribute) {
+    if (w[kListener] === listener && !w[kAttribute]) {
       target.removeListener(type, w);
       return;
     }
@@ -143,14 +149,14 @@ export function removeEventListener(target: EventEmitter, type: string, listener
 
 /** Reads an `on<type>` attribute: its function, or null. */
 export function getAttribute(target: EventEmitter, type: string): Listener | null {
-  for (const w of wrappers(target, type)) if (w.attribute) return w.listener;
+  for (const w of wrappers(target, type)) if (w[kAttribute]) return w[kListener];
   return null;
 }
 
 /** Sets an `on<type>` attribute: replaces the previous one; anything but a function clears it. */
 export function setAttribute(target: EventEmitter, type: string, listener: unknown): void {
   for (const w of wrappers(target, type)) {
-    if (w.attribute) target.removeListener(type, w);
+    if (w[kAttribute]) target.removeListener(type, w);
   }
   if (typeof listener === 'function') target.on(type, wrap(type, listener as Listener, true));
 }

@@ -101,7 +101,8 @@ export class WsConnection extends Behavior {
   /** ws's choice: `options.handleProtocols(offered, request)`, else the first offered. */
   override selectProtocol(offered: readonly string[], request: IncomingMessage): string | undefined | false {
     const choose = this.#wss().options.handleProtocols;
-    if (choose === undefined) return offered[0];
+    // ws asks handleProtocols only when the client offered something.
+    if (choose === undefined || offered.length === 0) return offered[0];
     const chosen = choose(new Set(offered), request);
     return chosen === false ? undefined : chosen;
   }

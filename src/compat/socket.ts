@@ -49,8 +49,8 @@ export interface SendOptions {
 export type SendCallback = (error?: Error) => void;
 
 /**
- * `ping()`/`pong()`'s callback. Typed as in `@types/ws` (an `Error` argument), though, as in ws,
- * it is called with no argument when the frame was written.
+ * `ping()`/`pong()`'s callback. Typed as in `@types/ws` (an `Error` argument), though it is
+ * called with no argument when the frame was written (ws passes `null`).
  */
 export type ControlCallback = (error: Error) => void;
 
@@ -240,7 +240,10 @@ export class WebSocket extends EventEmitter {
     c.close(code, text);
   }
 
-  /** Destroys the socket at once, with no closing handshake (`'close'` sees 1006). */
+  /**
+   * Destroys the socket at once, with no closing handshake (`'close'` sees 1006); `readyState` is
+   * CLOSING until then. What was sent just before still leaves, as with ws.
+   */
   terminate(): void {
     if (this.#connection.state !== 3) this.#connection.terminate();
   }
@@ -259,7 +262,7 @@ export class WebSocket extends EventEmitter {
   }
 
   #control(ping: boolean, data: SendData | ControlCallback | undefined, mask: boolean | ControlCallback | undefined, cb: ControlCallback | undefined): void {
-    // Called with no argument on success, as ws does, whatever @types/ws says.
+    // Called with no argument on success (ws passes null), whatever @types/ws says.
     let callback = cb as SendCallback | undefined;
     let payload = data;
     if (typeof payload === 'function') {

@@ -158,9 +158,17 @@ export class Connection extends Dispatcher implements ParserSink {
     else if (this.mayRead()) this.socket.resume();
   }
 
-  /** Destroys the socket with no closing handshake. */
+  /**
+   * Destroys the socket with no closing handshake. Writes held for batching (batch.ts: the 101,
+   * replies made in this chunk or task) are released first, so what was sent just before still
+   * leaves, as it would unbatched. The state is CLOSING until the socket's close is handled.
+   */
   terminate(): void {
-    this.socket.destroy();
+    if (this.state === ReadyState.CLOSED) return;
+    const s = this.socket;
+    while (s.writableCorked > 0) s.uncork();
+    this.state = ReadyState.CLOSING;
+    s.destroy();
   }
 
   private armCloseTimer(): void {
