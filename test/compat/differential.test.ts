@@ -246,7 +246,7 @@ describe('send', () => {
     expectSame(logs);
   });
 
-  it('send callback while open: when it is called and with what; send() returns undefined', async () => {
+  it('send callback while open: when it is called and with what; send() returns undefined [documented: called with no argument; ws passes null]', async () => {
     const logs = await differential({
       server(wss, log) {
         wss.on('connection', (ws) => {
@@ -265,7 +265,16 @@ describe('send', () => {
         await side.client.until('close');
       },
     });
-    expectSame(logs);
+    // README "What differs from ws", send(): "On success the callbacks of send, ping and pong get
+    // no argument (ws passes null)." Each callback once, ws's with (null), the face's with ().
+    const callbacks: unknown[] = ['callback a', 'callback b', 'callback c'];
+    for (const label of callbacks) {
+      expect(logs.ws.server.filter((e) => e[0] === label)).toEqual([[label, 1, null]]);
+      expect(logs.wsmount.server.filter((e) => e[0] === label)).toEqual([[label, 0]]);
+    }
+    // Everything else, and where the callbacks come in the log, must be the same.
+    const asWs = (e: Entry): Entry => (callbacks.includes(e[0]) ? [e[0], 1, null] : e);
+    expect({ server: logs.wsmount.server.map(asWs), client: logs.wsmount.client }).toEqual(logs.ws);
   });
 
   it('send, ping and pong callbacks after close(): the error and its message, called later', async () => {
@@ -486,7 +495,8 @@ describe('close', () => {
     ['1000 with a 124-byte Buffer reason', (ws) => ws.close(1000, Buffer.alloc(124, 0x61))],
   ];
   for (const [what, bad] of badCloses) {
-    it(`close(${what}): the thrown type, the state after, then a valid close`, async () => {
+    const documented = what === '1000.5' ? ' [documented: the face throws TypeError; ws truncates the code to 1000 and closes]' : '';
+    it(`close(${what}): the thrown type, the state after, then a valid close${documented}`, async () => {
       const logs = await differential({
         server(wss, log) {
           wss.on('connection', (ws) => {
@@ -507,7 +517,31 @@ describe('close', () => {
           await readUntilClose(side, raw);
         },
       });
-      expectSame(logs);
+      if (what !== '1000.5') {
+        expectSame(logs);
+        return;
+      }
+      // README "What differs from ws": "close(code) with a code that is not an integer (1000.5)
+      // throws a TypeError, as for every other code that may not be sent (ws truncates it)."
+      // ws closes with 1000 (the send and the second close then do nothing); the face throws and
+      // stays open, so the send and the valid close go out, as after any other refused code.
+      const handshake = ['101', 101, 'string:"(none)"', 'string:"(none)"'];
+      expect(logs.ws.server).toEqual([
+        ['no throw', 2],
+        ['after a valid close', 2],
+      ]);
+      expect(logs.ws.client).toEqual([handshake, ['frame', 'close', true, 0, 1000, ''], ['tcp-closed', true]]);
+      expect(logs.wsmount.server).toEqual([
+        ['threw', 'Error<TypeError>'],
+        ['readyState after the throw', 1],
+        ['after a valid close', 2],
+      ]);
+      expect(logs.wsmount.client).toEqual([
+        handshake,
+        ['frame', 'text', true, 0, 'Buffer:"still open?"'],
+        ['frame', 'close', true, 0, 1000, 'x'.repeat(123)],
+        ['tcp-closed', true],
+      ]);
     });
   }
 
@@ -773,7 +807,7 @@ describe('ping and pong', () => {
     expectSame(logs);
   });
 
-  it('ping()/pong() callbacks while open: when they are called and with what', async () => {
+  it('ping()/pong() callbacks while open: when they are called and with what [documented: called with no argument; ws passes null]', async () => {
     const logs = await differential({
       server(wss, log) {
         wss.on('connection', (ws) => {
@@ -796,7 +830,14 @@ describe('ping and pong', () => {
         await side.client.until('close');
       },
     });
-    expectSame(logs);
+    // README "What differs from ws", send(): "On success the callbacks of send, ping and pong get
+    // no argument (ws passes null)." Each of the four callbacks once, ws's with (null), the face's with ().
+    const calls = ['ping(data, undefined, cb)', 'ping(cb)', 'ping(data, cb)', 'pong(data, undefined, cb)'].map((what) => d(what));
+    expect(logs.ws.server.filter((e) => e[0] === 'callback')).toEqual(calls.map((what) => ['callback', what, 1, null]));
+    expect(logs.wsmount.server.filter((e) => e[0] === 'callback')).toEqual(calls.map((what) => ['callback', what, 0]));
+    // Everything else, and where the callbacks come in the log, must be the same.
+    const asWs = (e: Entry): Entry => (e[0] === 'callback' ? [e[0], e[1], 1, null] : e);
+    expect({ server: logs.wsmount.server.map(asWs), client: logs.wsmount.client }).toEqual(logs.ws);
   });
 
   it('the exact ping and pong frames (raw client), and the server answering a client ping', async () => {
@@ -948,7 +989,7 @@ describe('subprotocols and extensions', () => {
     expectSame(logs);
   });
 
-  it('perMessageDeflate: true: what the 101 agrees with a raw client offering permessage-deflate', async () => {
+  it("perMessageDeflate: true: what the 101 agrees with a raw client offering permessage-deflate [documented: wsmount's preset, the 101 adds server_no_context_takeover]", async () => {
     const logs = await differential({
       options: { perMessageDeflate: true },
       server(wss, log) {
@@ -962,7 +1003,13 @@ describe('subprotocols and extensions', () => {
         await readUntilClose(side, raw);
       },
     });
-    expectSame(logs);
+    // README "What differs from ws": "perMessageDeflate: true means wsmount's preset (one
+    // compressor shared by all connections, reset per message: the 101 says
+    // server_no_context_takeover); ws keeps a compressor per connection."
+    expect(logs.ws.client[0]).toEqual(['101', 101, 'string:"(none)"', 'string:"permessage-deflate"']);
+    expect(logs.wsmount.client[0]).toEqual(['101', 101, 'string:"(none)"', 'string:"permessage-deflate; server_no_context_takeover"']);
+    expect(logs.wsmount.client.slice(1)).toEqual(logs.ws.client.slice(1));
+    expect(logs.wsmount.server).toEqual(logs.ws.server);
   });
 });
 
@@ -1287,7 +1334,7 @@ describe('WHATWG-style events', () => {
     expectSame(logs);
   });
 
-  it("a protocol error (invalid UTF-8 from the client): the 'error' event and onerror's ErrorEvent [documented: error.code is wsmount's]", async () => {
+  it("a protocol error (invalid UTF-8 from the client): the 'error' event and onerror's ErrorEvent [documented: wsmount's ProtocolError and code; emitted while still OPEN]", async () => {
     const logs = await differential({
       server(wss, log) {
         wss.on('connection', (ws) => {
@@ -1312,12 +1359,28 @@ describe('WHATWG-style events', () => {
       },
     });
     // README "What differs from ws": "Protocol errors carry wsmount's codes
-    // (error.code === 'WS_INVALID_UTF8' …), not ws's WS_ERR_*".
-    expect(logs.ws.server).toContainEqual(['error.code', 'string:"WS_ERR_INVALID_UTF8"']);
-    expectSameModulo(logs, (v) => (v === 'string:"WS_INVALID_UTF8"' ? 'string:"WS_ERR_INVALID_UTF8"' : v));
+    // (error.code === 'WS_INVALID_UTF8', error.closeCode === 1007), not ws's WS_ERR_*": the error
+    // is wsmount's ProtocolError (README, Errors: "ProtocolError — closeCode … and a stable code"),
+    // where ws's is a plain Error. And: "A protocol error by the peer … is emitted as 'error'
+    // while readyState is still OPEN (ws: CLOSING)."
+    expect(logs.ws.server.slice(0, 4)).toEqual([
+      ['error', 'Error<Error>', true],
+      ['error.code', 'string:"WS_ERR_INVALID_UTF8"'],
+      ['readyState in the error listener', 2],
+      ['onerror', 'error', 'Error<Error>'],
+    ]);
+    expect(logs.wsmount.server.slice(0, 4)).toEqual([
+      ['error', 'Error<ProtocolError>', true],
+      ['error.code', 'string:"WS_INVALID_UTF8"'],
+      ['readyState in the error listener', 1],
+      ['onerror', 'error', 'Error<ProtocolError>'],
+    ]);
+    // The ErrorEvent's other fields, the close event, and what the client saw must be the same.
+    expect(logs.wsmount.server.slice(4)).toEqual(logs.ws.server.slice(4));
+    expect(logs.wsmount.client).toEqual(logs.ws.client);
   });
 
-  it('a protocol error (invalid UTF-8 from the client): the close frame sent, then the close event and CloseEvent (code, reason, wasClean)', async () => {
+  it("a protocol error (invalid UTF-8 from the client): the close frame sent, then the close event and CloseEvent (code, reason, wasClean) [documented: the frame carries wsmount's reason; 'close' reports 1007, ws 1006]", async () => {
     const logs = await differential({
       server(wss, log) {
         wss.on('connection', (ws) => {
@@ -1333,7 +1396,25 @@ describe('WHATWG-style events', () => {
         await side.server.until('close');
       },
     });
-    expectSame(logs);
+    // README "What differs from ws": "The close frame carries wsmount's reason ("text message is
+    // not valid UTF-8"; ws sends none), and 'close' reports the code the connection failed with,
+    // 1007 (ws reports 1006)." ws stops reading at the error, so its close is the abnormal one:
+    // 1006, no reason, not clean. The face's 'close' reports the close it sent (1007 and that
+    // reason), and its CloseEvent is clean for any code but 1006 (src/compat/events.ts CloseEvent:
+    // "wasClean is false when the connection ended without a close handshake (1006)").
+    const reason = 'text message is not valid UTF-8';
+    expect(logs.ws.client[1]).toEqual(['frame', 'close', true, 0, 1007, '']);
+    expect(logs.wsmount.client[1]).toEqual(['frame', 'close', true, 0, 1007, reason]);
+    expect(logs.ws.server).toEqual([
+      ['onclose', 1006, 'string:""', false],
+      ['close', 1006, 'Buffer:""'],
+    ]);
+    expect(logs.wsmount.server).toEqual([
+      ['onclose', 1007, d(reason), true],
+      ['close', 1007, d(Buffer.from(reason))],
+    ]);
+    // The 101, the rest of the frames and the end of TCP must be the same.
+    expect(logs.wsmount.client.filter((_, i) => i !== 1)).toEqual(logs.ws.client.filter((_, i) => i !== 1));
   });
 });
 
@@ -1456,7 +1537,11 @@ describe('pause and resume', () => {
 
 describe('binaryType values', () => {
   for (const value of ['nonsense', 'blob'] as const) {
-    it(`binaryType = '${value}'${value === 'blob' ? ' (ws 8.18+: Blob messages)' : ' is ignored'}: binaryType read back, a binary message`, async () => {
+    const title =
+      value === 'blob'
+        ? "binaryType = 'blob' (ws 8.18+: Blob messages) [documented: not supported, ignored as an unknown value is]"
+        : `binaryType = '${value}' is ignored`;
+    it(`${title}: binaryType read back, a binary message`, async () => {
       const logs = await differential({
         server(wss, log) {
           wss.on('connection', (ws) => {
@@ -1475,7 +1560,21 @@ describe('binaryType values', () => {
           await side.client.until('close');
         },
       });
-      expectSame(logs);
+      if (value !== 'blob') {
+        expectSame(logs);
+        return;
+      }
+      // README "What differs from ws": "'blob' (ws 8.18) is not supported: it is ignored, as an
+      // unknown value is." ws takes it and delivers a Blob; the face keeps 'arraybuffer'.
+      expect(logs.ws.server).toEqual([
+        ['binaryType', 'string:"blob"'],
+        ['message', 'object:Blob', true],
+      ]);
+      expect(logs.wsmount.server).toEqual([
+        ['binaryType', 'string:"arraybuffer"'],
+        ['message', 'ArrayBuffer:hex:010203', true],
+      ]);
+      expect(logs.wsmount.client).toEqual(logs.ws.client);
     });
   }
 });
