@@ -4,7 +4,7 @@
  * `setupWSConnection`). It never listens: a route (`wsRoute(wss)`, route.ts) hands it the
  * connections a wsmount handler accepted, or `handleUpgrade()` does, through a handler of its own.
  */
-import type { Buffer } from 'node:buffer';
+import { Buffer } from 'node:buffer';
 import { EventEmitter } from 'node:events';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
@@ -25,6 +25,7 @@ export interface WsPerMessageDeflateOptions {
 
 /** The information ws's `verifyClient` gets. */
 export interface VerifyClientInfo {
+  /** The `Origin` header, or `''` when the client sent none (ws leaves it `undefined`). */
   origin: string;
   secure: boolean;
   req: IncomingMessage;
@@ -48,7 +49,7 @@ export type VerifyClient = (
 export interface WebSocketServerOptions {
   /** Does nothing: this server never listens by itself. Accepted so that ws code compiles as is. */
   noServer?: boolean | undefined;
-  /** Only for `shouldHandle()` and `handleUpgrade()` callers: the route's pattern decides under `wsRoute`. */
+  /** For `shouldHandle()` and `handleUpgrade()` (another path gets 400, as in ws); under `wsRoute` the route's pattern decides. */
   path?: string | undefined;
   /** Track connections in `clients` (default `true`). */
   clientTracking?: boolean | undefined;
@@ -146,6 +147,12 @@ export class WebSocketServer extends EventEmitter {
    * `origins`, limits and `close()` then apply.
    */
   handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer, callback: (client: WebSocket, request: IncomingMessage) => void): void {
+    if (!this.shouldHandle(request)) {
+      // As ws: a path other than options.path is answered 400.
+      const body = `this WebSocket server takes ${this.path} only\n`;
+      socket.end(`HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+      return;
+    }
     this.#callbacks.set(request, callback);
     (this.#handler ??= createWebSocketHandler({ '/*': wsRoute(this), '/': wsRoute(this) })).handleUpgrade(request, socket, head);
   }

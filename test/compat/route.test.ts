@@ -384,3 +384,26 @@ describe('WebSocketServer', () => {
     expect(route.pingInterval).toBe(0);
   });
 });
+
+describe('WebSocketServer.handleUpgrade and options.path', () => {
+  it('another path than options.path gets 400, as in ws; the path itself is served', async () => {
+    const http = await import('node:http');
+    const wss = echoServer({ noServer: true, path: '/chat' });
+    const server = http.createServer();
+    server.on('upgrade', (req, socket, head) => wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req)));
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    cleanups.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
+    cleanups.push(() => {
+      for (const c of wss.clients) c.terminate();
+    });
+    const port = (server.address() as { port: number }).port;
+    const refused = await rawRequest(port, upgradeRequest('/other'));
+    expect(refused.status).toBe(400);
+    expect(refused.body).toContain('/chat');
+    const ws = await client(`ws://127.0.0.1:${port}/chat?x=1`);
+    ws.send('in');
+    const [msg] = await within(once(ws, 'message'), 3000, 'echo');
+    expect(String(msg)).toBe('in');
+  });
+});
