@@ -34,7 +34,7 @@ const argv = process.argv.slice(2);
 const flag = (name) => argv.includes(`--${name}`);
 const option = (name) => argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
 
-const unknown = argv.filter((a) => !/^--(quick|record|no-taskset|rounds=\d+|only=[\w,]+|targets=[\w,+]+)$/.test(a));
+const unknown = argv.filter((a) => !/^--(quick|record|no-taskset|rounds=\d+|only=[\w,]+|targets=[\w,+/]+)$/.test(a));
 if (unknown.length > 0) {
   console.error(`unknown option(s): ${unknown.join(' ')}\nsee the header of bench/run.mjs`);
   process.exit(2);
