@@ -33,6 +33,7 @@ describe('published .d.ts files', () => {
       `${repo}node_modules/@types`,
       `${repo}dist/index.d.ts`,
       `${repo}dist/testing/index.d.ts`,
+      `${repo}dist/compat/index.d.ts`,
     ];
     const out = await new Promise<string>((resolve) => {
       execFile(process.execPath, args, { cwd: repo, timeout: 60_000 }, (error, stdout, stderr) => resolve(error ? `${stdout}${stderr}` || String(error) : ''));
@@ -45,5 +46,12 @@ describe('published .d.ts files', () => {
     expect(handler).toContain('class WebSocketHandler');
     expect(handler).not.toContain('connectionClosed');
     expect(readFileSync(`${repo}dist/behavior.d.ts`, 'utf8')).not.toContain('BehaviorInternals');
+    const socket = readFileSync(`${repo}dist/compat/socket.d.ts`, 'utf8');
+    expect(socket).toContain('class WebSocket');
+    expect(socket).not.toContain('received(');
+    const server = readFileSync(`${repo}dist/compat/server.d.ts`, 'utf8');
+    expect(server).toContain('class WebSocketServer');
+    expect(server).not.toContain('connected(');
+    expect(server).not.toContain('get accepting');
   });
 });

@@ -11,7 +11,7 @@
  */
 import { execFile, execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
-import { mkdtemp, rm, symlink, writeFile, mkdir } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, symlink, writeFile, mkdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -80,6 +80,40 @@ export async function main(): Promise<string> {
 }
 `;
 
+/**
+ * wsmount/ws where ws's types are expected (issue 13): the libraries built on ws take our server
+ * and sockets without casts under TypeScript 5 too, and ws-style listeners get their types.
+ */
+const compatConsumer = `
+import type { IncomingMessage } from 'node:http';
+import type * as ws from 'ws';
+import { buildSchema } from 'graphql';
+import { useServer } from 'graphql-ws/use/ws';
+import { initTRPC } from '@trpc/server';
+import { applyWSSHandler } from '@trpc/server/adapters/ws';
+import { setupWSConnection } from '@y/websocket-server/utils';
+import { Behavior, createWebSocketHandler } from 'wsmount';
+import { WebSocketServer, wsRoute, type RawData } from 'wsmount/ws';
+
+const wss = new WebSocketServer({ noServer: true, verifyClient: (info, done) => done(info.origin !== 'x') });
+const asWs: ws.WebSocketServer = wss;
+void asWs;
+useServer({ schema: buildSchema('type Query { hello: String }') }, wss);
+const t = initTRPC.create();
+applyWSSHandler({ wss, router: t.router({ hello: t.procedure.query(() => 'world') }) });
+wss.on('connection', (socket, request: IncomingMessage) => {
+  const asSocket: ws.WebSocket = socket;
+  void asSocket;
+  setupWSConnection(socket, request);
+  socket.on('message', (data: RawData, isBinary: boolean) => socket.send(data, { binary: isBinary }));
+  socket.on('close', (code: number, reason: Buffer) => void (code + reason.length));
+  // @ts-expect-error: a close code is a number
+  socket.close('1000');
+});
+class Chat extends Behavior {}
+createWebSocketHandler({ '/graphql': wsRoute(wss, { maxPayload: 1 << 16 }), '/chat': Chat });
+`;
+
 function run(args: string[], cwd: string): Promise<string> {
   return new Promise((resolve) => {
     execFile(process.execPath, args, { cwd, timeout: 120_000 }, (error, stdout, stderr) => resolve(error ? `${stdout}${stderr}` || String(error) : ''));
@@ -110,6 +144,40 @@ describe.runIf(fetched.tsc !== undefined)('the published types under TypeScript 
           strict: true,
           noImplicitOverride: true,
           skipLibCheck: false,
+          noEmit: true,
+          types: ['node'],
+        },
+        files: ['main.ts'],
+      };
+      await writeFile(join(dir, 'tsconfig.json'), JSON.stringify(config));
+      const out = await run([fetched.tsc as string, '-p', dir, '--pretty', 'false'], dir);
+      expect(out).toBe('');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }, 120_000);
+
+  test('wsmount/ws passes where @types/ws, graphql-ws, tRPC and Yjs expect ws objects', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'wsmount-ts5-ws-'));
+    try {
+      // This repository's node_modules (ws's types, the three libraries), entry by entry, and wsmount itself.
+      await mkdir(join(dir, 'node_modules'), { recursive: true });
+      for (const entry of await readdir(join(repo, 'node_modules'))) {
+        if (entry.startsWith('.')) continue;
+        await symlink(join(repo, 'node_modules', entry), join(dir, 'node_modules', entry), 'dir');
+      }
+      await symlink(repo, join(dir, 'node_modules', 'wsmount'), 'dir');
+      await writeFile(join(dir, 'package.json'), '{"type":"module"}\n');
+      await writeFile(join(dir, 'main.ts'), compatConsumer);
+      const config = {
+        compilerOptions: {
+          target: 'ES2022',
+          module: 'NodeNext',
+          moduleResolution: 'NodeNext',
+          strict: true,
+          noImplicitOverride: true,
+          // The libraries' own declarations are theirs to check; ours are checked alone above.
+          skipLibCheck: true,
           noEmit: true,
           types: ['node'],
         },
