@@ -163,6 +163,14 @@ export class WebSocketHandler<R extends Routes = Routes> {
     return this;
   }
 
+  /**
+   * @internal Takes an upgrade for this handler's first route whatever its path (the ws face's
+   * `WebSocketServer.handleUpgrade`, where the caller has already chosen the server).
+   */
+  upgradeAnyPath(request: IncomingMessage, socket: Duplex, head: Buffer): void {
+    this.admission.upgrade(request, socket as MarkedSocket, head, true);
+  }
+
   /** Whether this handler has a route for the request's path (for frameworks that claim every upgrade). */
   handles(request: { url?: string | undefined }): boolean {
     return this.admission.router.match(splitTarget(request.url ?? '/').path) !== undefined;

@@ -123,6 +123,12 @@ export class Router<T> {
     return this.walk(this.root, segments, 0, values);
   }
 
+  /** The first registered route as a match with no params (for a handler that takes every path), or `undefined`. */
+  first(): RouteMatch<T> | undefined {
+    const r = this.all[0];
+    return r === undefined ? undefined : { value: r.value, pattern: r.pattern, params: {} };
+  }
+
   /** Every registered value with its pattern. */
   routes(): { pattern: string; value: T }[] {
     return this.all.map((r) => ({ pattern: r.pattern, value: r.value }));

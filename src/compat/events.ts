@@ -18,7 +18,7 @@ export type WebSocketEventType = 'open' | 'message' | 'close' | 'error';
  * that ws-typed handlers (`(event: WebSocket.MessageEvent) => void`) fit the `on<type>`
  * attributes. At run time it is the socket itself.
  */
-export interface EventTarget {
+export interface WebSocketEventTarget {
   readonly readyState: 0 | 1 | 2 | 3;
   readonly protocol: string;
   readonly extensions: string;
@@ -29,31 +29,31 @@ export interface EventTarget {
 }
 
 /** An event with no more than its type and target (`open`). */
-export interface Event<Target = EventTarget> {
+export interface Event<Target = WebSocketEventTarget> {
   readonly type: string;
   readonly target: Target;
 }
 
 /** A `message` event: `data` is a string for a text message, else as `binaryType` says. */
-export interface MessageEvent<Target = EventTarget> extends Event<Target> {
+export interface MessageEvent<Target = WebSocketEventTarget> extends Event<Target> {
   readonly data: Data;
 }
 
 /** A `close` event. `wasClean` is false when the connection ended without a close handshake (1006). */
-export interface CloseEvent<Target = EventTarget> extends Event<Target> {
+export interface CloseEvent<Target = WebSocketEventTarget> extends Event<Target> {
   readonly code: number;
   readonly reason: string;
   readonly wasClean: boolean;
 }
 
 /** An `error` event: the error, and its message. */
-export interface ErrorEvent<Target = EventTarget> extends Event<Target> {
+export interface ErrorEvent<Target = WebSocketEventTarget> extends Event<Target> {
   readonly error: unknown;
   readonly message: string;
 }
 
 /** The event each type's listeners get. */
-export interface WebSocketEventMap<Target = EventTarget> {
+export interface WebSocketEventMap<Target = WebSocketEventTarget> {
   open: Event<Target>;
   message: MessageEvent<Target>;
   close: CloseEvent<Target>;

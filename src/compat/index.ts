@@ -16,7 +16,7 @@ export type {
   CloseEvent,
   Data,
   ErrorEvent,
-  EventTarget,
+  WebSocketEventTarget,
   Event,
   EventListenerLike,
   EventListenerOptions,

@@ -5,7 +5,7 @@
  * handler's `close()` apply to the libraries built on ws as they do to every route.
  */
 import { Buffer } from 'node:buffer';
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, OutgoingHttpHeaders } from 'node:http';
 import { Behavior, type BehaviorClass, internals } from '../behavior.js';
 import type { BackpressurePolicy, RateLimit } from '../connection/index.js';
 import type { PerMessageDeflateOptions } from '../extensions/permessage-deflate/options.js';
@@ -72,6 +72,18 @@ export function wsRoute(target: WebSocketServer | ((wss: WebSocketServer) => unk
 
 function ignore(): void {}
 
+/** ws's headers (`OutgoingHttpHeaders`) as HandshakeRejection takes them: strings (a list joined with ', '). */
+function headersOf(headers: OutgoingHttpHeaders | undefined): Record<string, string> | undefined {
+  if (headers === undefined || headers === null) return undefined;
+  const out: Record<string, string> = {};
+  for (const [name, value] of Object.entries(headers)) {
+    if (typeof value === 'string') out[name] = value;
+    else if (typeof value === 'number') out[name] = String(value);
+    else if (Array.isArray(value)) out[name] = value.join(', ');
+  }
+  return out;
+}
+
 /** ws's permessage-deflate options in wsmount's terms (its `zlibDeflateOptions` level and memLevel, and the rest by name). */
 function fromWsDeflate(value: boolean | WsPerMessageDeflateOptions): boolean | PerMessageDeflateOptions {
   if (typeof value === 'boolean') return value;
@@ -80,7 +92,8 @@ function fromWsDeflate(value: boolean | WsPerMessageDeflateOptions): boolean | P
     if (value[key] !== undefined) out[key] = value[key];
   }
   const z = value.zlibDeflateOptions;
-  if (z?.level !== undefined) out['level'] = z.level;
+  // -1 is zlib's Z_DEFAULT_COMPRESSION, which is level 6.
+  if (z?.level !== undefined) out['level'] = z.level === -1 ? 6 : z.level;
   if (z?.memLevel !== undefined) out['memLevel'] = z.memLevel;
   return out as PerMessageDeflateOptions;
 }
@@ -95,7 +108,9 @@ export class WsConnection extends Behavior {
   socket: WebSocket | null = null;
 
   #wss(): WebSocketServer {
-    return (this.constructor as WsRouteClass).wss;
+    const wss = (this.constructor as Partial<WsRouteClass>).wss;
+    if (wss === undefined) throw new TypeError('wsmount/ws: WsConnection is made by wsRoute(); map the route to wsRoute(wss), not to WsConnection or a subclass of it');
+    return wss;
   }
 
   /** ws's choice: `options.handleProtocols(offered, request)`, else the first offered. */
@@ -123,9 +138,19 @@ export class WsConnection extends Behavior {
       return;
     }
     return new Promise<void>((resolve, reject) => {
-      check(info, (result, code = 401, message, headers) => {
-        if (result) resolve();
-        else reject(new HandshakeRejection(code, message, headers));
+      check(info, (result, code, message, headers) => {
+        // The server may have been closed while verifyClient ran: 503, as ws answers then.
+        if (result) {
+          if (wss.accepting) resolve();
+          else reject(new HandshakeRejection(503, 'the WebSocketServer on this route is closed'));
+          return;
+        }
+        try {
+          // ws: `code || 401`; a status HandshakeRejection refuses (not 300–599) is a 500 and a log line.
+          reject(new HandshakeRejection(code || 401, message, headersOf(headers)));
+        } catch (error) {
+          reject(error);
+        }
       });
     });
   }

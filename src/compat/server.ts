@@ -6,10 +6,12 @@
  */
 import { Buffer } from 'node:buffer';
 import { EventEmitter } from 'node:events';
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, OutgoingHttpHeaders } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { type WebSocketHandler, createWebSocketHandler } from '../handler.js';
+import { rejection } from '../handshake/rejection.js';
 import { splitTarget } from '../router.js';
+import { type MarkedSocket, guard, writeRejection } from '../transport/http1.js';
 import type { WebSocket } from './socket.js';
 import { wsRoute } from './route.js';
 
@@ -19,8 +21,13 @@ export interface WsPerMessageDeflateOptions {
   clientNoContextTakeover?: boolean | undefined;
   serverMaxWindowBits?: number | undefined;
   clientMaxWindowBits?: number | undefined;
-  zlibDeflateOptions?: { level?: number | undefined; memLevel?: number | undefined } | undefined;
+  /** `level` (-1 is zlib's default, 6) and `memLevel` are used; ws's other zlib settings are accepted and ignored. */
+  zlibDeflateOptions?: ({ level?: number | undefined; memLevel?: number | undefined } & Record<string, unknown>) | undefined;
+  /** Accepted and ignored (wsmount inflates with its own settings). */
+  zlibInflateOptions?: Record<string, unknown> | undefined;
   threshold?: number | undefined;
+  /** Accepted and ignored (wsmount bounds its zlib jobs itself). */
+  concurrencyLimit?: number | undefined;
 }
 
 /** The information ws's `verifyClient` gets. */
@@ -38,7 +45,7 @@ export interface VerifyClientInfo {
  */
 export type VerifyClient = (
   info: VerifyClientInfo,
-  callback: (result: boolean, code?: number, message?: string, headers?: Record<string, string>) => void,
+  callback: (result: boolean, code?: number, message?: string, headers?: OutgoingHttpHeaders) => void,
 ) => boolean | void;
 
 /**
@@ -64,6 +71,14 @@ export interface WebSocketServerOptions {
    * callback `(result, code = 401, message, headers)`. Runs after wsmount's `origins` check.
    */
   verifyClient?: VerifyClient | undefined;
+  /** Accepted and ignored: wsmount always validates UTF-8. */
+  skipUTF8Validation?: boolean | undefined;
+  /** Accepted and ignored: wsmount always answers pings. */
+  autoPong?: boolean | undefined;
+  /** Accepted and ignored. */
+  allowSynchronousEvents?: boolean | undefined;
+  /** Accepted and ignored. */
+  maxBufferedChunks?: number | undefined;
 }
 
 /** What `address()` would report; always `null` here (this server does not listen). */
@@ -112,6 +127,9 @@ export class WebSocketServer extends EventEmitter {
       }
     }
     if (callback !== undefined) throw new TypeError("wsmount/ws: WebSocketServer takes no 'listening' callback: it never listens by itself");
+    if (options.maxPayload === 0) {
+      throw new TypeError('wsmount/ws: maxPayload 0 means "no limit" in ws; wsmount always has one: give the largest message you accept, in bytes (wsmount\'s default is 1 MiB)');
+    }
     this.options = { ...options };
     this.path = options.path ?? '';
   }
@@ -142,19 +160,34 @@ export class WebSocketServer extends EventEmitter {
    * ws's way to take an upgrade by hand: `server.on('upgrade', (req, socket, head) =>
    * wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req)))`. Here it
    * runs through a wsmount handler of this server's own (default limits and heartbeat, this
-   * server's options), which answers every path; `callback` gets the connection instead of a
-   * `'connection'` event. Mounting with `wsRoute(wss)` on your handler is the better way: its
-   * `origins`, limits and `close()` then apply.
+   * server's options), which takes every path but one other than `options.path` (400, as in
+   * ws); `callback` gets the connection instead of a `'connection'` event. Mounting with
+   * `wsRoute(wss)` on your handler is the better way: its `origins`, limits and `close()` then
+   * apply.
    */
   handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer, callback: (client: WebSocket, request: IncomingMessage) => void): void {
     if (!this.shouldHandle(request)) {
-      // As ws: a path other than options.path is answered 400.
-      const body = `this WebSocket server takes ${this.path} only\n`;
-      socket.end(`HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+      // As ws: a path other than options.path is answered 400 (and the socket is ours to end).
+      guard(socket as MarkedSocket);
+      writeRejection(socket, rejection(400, 'NOT_FOUND', `this WebSocket server takes ${this.path} only`), 2000);
       return;
     }
+    let handler = this.#handler;
+    if (handler === null) {
+      try {
+        handler = this.#handler = createWebSocketHandler({ '/': wsRoute(this) });
+      } catch (error) {
+        // Options wsRoute refuses (they threw at construction otherwise): never a throw into
+        // Node's 'upgrade' event, which would take the process down.
+        guard(socket as MarkedSocket);
+        writeRejection(socket, rejection(500, 'VERIFY_FAILED', 'internal error'), 2000);
+        if (this.listenerCount('error') > 0) this.emit('error', error);
+        else console.error('wsmount/ws: handleUpgrade could not build its handler from these options', error);
+        return;
+      }
+    }
     this.#callbacks.set(request, callback);
-    (this.#handler ??= createWebSocketHandler({ '/*': wsRoute(this), '/': wsRoute(this) })).handleUpgrade(request, socket, head);
+    handler.upgradeAnyPath(request, socket, head);
   }
 
   /** Whether `request` is for this server: its path is `options.path` (any path when unset). */

@@ -5,7 +5,7 @@
  * follows ws 8, except where README "Coming from ws" lists a difference.
  */
 import { Buffer, isUtf8 } from 'node:buffer';
-import { EventEmitter } from 'node:events';
+import { EventEmitter, captureRejectionSymbol } from 'node:events';
 import type { IncomingMessage } from 'node:http';
 import type { Behavior } from '../behavior.js';
 import type { Connection, SendStatus } from '../connection/index.js';
@@ -100,7 +100,9 @@ export class WebSocket extends EventEmitter {
         "wsmount/ws: this WebSocket is the server side of a connection that a wsRoute accepted; it is not constructed. To connect as a client, use Node's global WebSocket or the ws package",
       );
     }
-    super();
+    // A listener's rejected promise (an async 'message' listener that throws) comes back to
+    // [captureRejectionSymbol] below, as a listener's exception does to the hook.
+    super({ captureRejections: true });
     this.behavior = behavior;
     this.request = behavior.request;
     this.#connection = connection;
@@ -192,11 +194,11 @@ export class WebSocket extends EventEmitter {
    * connection closed first, or the message was dropped by the `maxBackpressure` policy.
    */
   send(data: SendData, callback?: SendCallback): void;
-  send(data: SendData, options: SendOptions, callback?: SendCallback): void;
-  send(data: SendData, options?: SendOptions | SendCallback, callback?: SendCallback): void {
+  send(data: SendData, options: SendOptions | null, callback?: SendCallback): void;
+  send(data: SendData, options?: SendOptions | SendCallback | null, callback?: SendCallback): void {
     let opts: SendOptions | undefined;
     if (typeof options === 'function') callback = options;
-    else opts = options;
+    else if (options !== null) opts = options; // ws takes null as "no options"
     const c = this.#connection;
     if (c.state !== 1) {
       if (callback !== undefined) notOpen(c.state, callback);
@@ -287,6 +289,17 @@ export class WebSocket extends EventEmitter {
   /** Reads the socket again after `pause()`. */
   resume(): void {
     this.#connection.pauseReading(false);
+  }
+
+  /**
+   * @internal An async listener's promise rejected (EventEmitter's captureRejections): the
+   * connection fails as it does when a listener throws (logged, `'error'` to a listener, 1011).
+   */
+  [captureRejectionSymbol](error: unknown, event: string | symbol): void {
+    const c = this.#connection;
+    const hook = event === 'message' ? 'onRawText' : event === 'ping' ? 'onPing' : event === 'pong' ? 'onPong' : null;
+    if (hook !== null && c.state === 1) c.hookFailed(error, hook);
+    else this.behavior.handler.log.error(`wsmount/ws: a '${String(event)}' listener's promise rejected (connection ${this.behavior.id})`, error);
   }
 
   /** @internal A data message arrived (route.ts). */

@@ -120,9 +120,15 @@ export class Connection extends Dispatcher implements ParserSink {
     s.on('close', onClose);
     s.on('error', onError);
     s.on('drain', onDrain);
-    for (const chunk of early) {
-      this.counters.bytesIn += chunk.length;
-      this.parser.push(chunk);
+    if (this.userPaused) {
+      // The app paused in onOpen (the ws face's pause() in 'connection'): what came with the
+      // upgrade waits in the socket for resume(), as later bytes do.
+      for (let i = early.length - 1; i >= 0; i--) s.unshift(early[i] as Buffer);
+    } else {
+      for (const chunk of early) {
+        this.counters.bytesIn += chunk.length;
+        this.parser.push(chunk);
+      }
     }
     if (s.destroyed) {
       // The peer left before we started listening; 'close' has been emitted already.
@@ -191,6 +197,7 @@ export class Connection extends Dispatcher implements ParserSink {
     }
     this.state = ReadyState.CLOSING;
     this.resumeReading();
+    if (this.userPaused) this.pauseReading(false);
     this.socket.end();
     this.armCloseTimer();
   }
@@ -354,6 +361,8 @@ export class Connection extends Dispatcher implements ParserSink {
     // we were sending); the close timer bounds the wait.
     if (!this.closeSent) this.sendClose(code === CloseCode.NoStatus ? EMPTY : encodeClosePayload(code, reason));
     this.state = ReadyState.CLOSING;
+    // The peer's close frame and FIN are read even if the app had paused reading.
+    if (this.userPaused) this.pauseReading(false);
     // RFC 6455 §7.1.1: the server closes the TCP connection first (after our close frame).
     if (this.closeHeld !== null) this.endHeld = true;
     else this.socket.end();

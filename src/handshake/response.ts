@@ -44,7 +44,7 @@ function headerLines(headers: ExtraHeaders | undefined, skip: ReadonlySet<string
   const pairs = Array.isArray(headers) ? (headers as readonly (readonly [string, string])[]) : Object.entries(headers);
   for (const [name, value] of pairs) {
     // Never let a user-supplied header split the response.
-    if (!isToken(name) || !isSafeHeaderValue(value) || skip.has(name.toLowerCase())) continue;
+    if (typeof value !== 'string' || !isToken(name) || !isSafeHeaderValue(value) || skip.has(name.toLowerCase())) continue;
     out += `${name}: ${value}\r\n`;
   }
   return out;

@@ -101,10 +101,11 @@ export class Admission {
    * The handler's 'upgrade' listener: match the route, decide the handshake, reserve a place,
    * run verify(), then open the connection or refuse it.
    */
-  upgrade(request: IncomingMessage, socket: MarkedSocket, head: Buffer): void {
+  upgrade(request: IncomingMessage, socket: MarkedSocket, head: Buffer, anyPath = false): void {
     guard(socket);
     const { path, query } = splitTarget(request.url ?? '/');
-    const match = this.router.match(path);
+    // anyPath: the first route takes every upgrade, whatever its target (the ws face's handleUpgrade).
+    const match = anyPath ? this.router.first() : this.router.match(path);
     const owner = socket[kClaim];
     if (owner !== undefined) {
       if (owner === this.handler) {
