@@ -59,6 +59,11 @@ export function wsRoute(target: WebSocketServer | ((wss: WebSocketServer) => unk
   const route = class extends WsConnection {
     static readonly wss: WebSocketServer = wss;
   };
+  for (const key of Object.keys(options)) {
+    if (!ROUTE_OPTIONS.has(key)) {
+      throw new TypeError(`wsmount/ws: wsRoute() has no option '${key}'; its options are ${[...ROUTE_OPTIONS].join(', ')} (ws's server options go to new WebSocketServer(…))`);
+    }
+  }
   const statics: Record<string, unknown> = {};
   const o = wss.options;
   if (o.maxPayload !== undefined) statics['maxPayload'] = o.maxPayload;
@@ -69,6 +74,19 @@ export function wsRoute(target: WebSocketServer | ((wss: WebSocketServer) => unk
   for (const [key, value] of Object.entries(statics)) Object.defineProperty(route, key, { value, enumerable: true });
   return route;
 }
+
+const ROUTE_OPTIONS: ReadonlySet<string> = new Set([
+  'maxPayload',
+  'maxFragments',
+  'maxBackpressure',
+  'backpressure',
+  'pingInterval',
+  'pongTimeout',
+  'idleTimeout',
+  'maxConnections',
+  'rateLimit',
+  'perMessageDeflate',
+]);
 
 function ignore(): void {}
 

@@ -95,6 +95,10 @@ describe('wsRoute beside Behavior routes on one handler', () => {
     expect(calls).toBe(1);
   });
 
+  it('wsRoute refuses an option it does not have, naming the ones it has', () => {
+    expect(() => wsRoute(new WebSocketServer(), { pingIntervall: 5 } as never)).toThrow(/no option 'pingIntervall'; its options are maxPayload, .*pingInterval/);
+  });
+
   it('wsRoute refuses what is neither a WebSocketServer nor a function', () => {
     expect(() => wsRoute({} as unknown as WebSocketServer)).toThrow(/takes a WebSocketServer from 'wsmount\/ws'/);
   });
