@@ -13,28 +13,12 @@ import { createRequire } from 'node:module';
 import http from 'node:http';
 import { WebSocket, WebSocketServer } from 'ws';
 import { MAX_PAYLOAD, serve } from './common.mjs';
+import { wsRoutes } from './ws-routes.mjs';
 
 const require = createRequire(import.meta.url);
 
 const options = { noServer: true, maxPayload: MAX_PAYLOAD, perMessageDeflate: true };
-const echo = new WebSocketServer(options);
-const room = new WebSocketServer(options);
-
-echo.on('connection', (ws) => {
-  ws.on('error', () => {});
-  ws.on('message', (data, isBinary) => {
-    ws.send(data, { binary: isBinary });
-  });
-});
-
-room.on('connection', (ws) => {
-  ws.on('error', () => {});
-  ws.on('message', (data, isBinary) => {
-    room.clients.forEach((client) => {
-      if (client.readyState === WebSocket.OPEN) client.send(data, { binary: isBinary });
-    });
-  });
-});
+const { echo, room } = wsRoutes(WebSocketServer, WebSocket, options);
 
 const server = http.createServer((_req, res) => {
   res.statusCode = 404;

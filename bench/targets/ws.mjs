@@ -9,30 +9,14 @@ import { createRequire } from 'node:module';
 import http from 'node:http';
 import { WebSocket, WebSocketServer } from 'ws';
 import { MAX_PAYLOAD, serve } from './common.mjs';
+import { wsRoutes } from './ws-routes.mjs';
 
 const require = createRequire(import.meta.url);
 const wantNative = process.env.BENCH_WS_NATIVE === '1';
 
 // permessage-deflate is off by default for a ws server; stated here so nobody has to look it up.
 const options = { noServer: true, maxPayload: MAX_PAYLOAD, perMessageDeflate: false };
-const echo = new WebSocketServer(options);
-const room = new WebSocketServer(options);
-
-echo.on('connection', (ws) => {
-  ws.on('error', () => {});
-  ws.on('message', (data, isBinary) => {
-    ws.send(data, { binary: isBinary });
-  });
-});
-
-room.on('connection', (ws) => {
-  ws.on('error', () => {});
-  ws.on('message', (data, isBinary) => {
-    room.clients.forEach((client) => {
-      if (client.readyState === WebSocket.OPEN) client.send(data, { binary: isBinary });
-    });
-  });
-});
+const { echo, room } = wsRoutes(WebSocketServer, WebSocket, options);
 
 const server = http.createServer((_req, res) => {
   res.statusCode = 404;

@@ -1,6 +1,7 @@
-// wsmount's ws-compatible face (issue 13): the ws target's code (targets/ws.mjs) run unchanged on
-// `wsmount/ws` — the same 'connection' listeners, `ws.send(data, { binary: isBinary })` echo and
-// documented broadcast loop — with the two WebSocketServers mounted on wsmount routes by wsRoute.
+// wsmount's ws-compatible face (issue 13): the ws target's route code (targets/ws-routes.mjs,
+// shared with targets/ws.mjs) run unchanged on `wsmount/ws` — the same 'connection' listeners,
+// `ws.send(data, { binary: isBinary })` echo and documented broadcast loop — with the two
+// WebSocketServers mounted on wsmount routes by wsRoute.
 // wsmount's defaults stay on (heartbeat, backpressure…); only maxPayload is raised, as everywhere.
 
 import { readFileSync } from 'node:fs';
@@ -8,26 +9,10 @@ import http from 'node:http';
 import { createWebSocketHandler } from '../../dist/index.js';
 import { WebSocket, WebSocketServer, wsRoute } from '../../dist/compat/index.js';
 import { MAX_PAYLOAD, serve } from './common.mjs';
+import { wsRoutes } from './ws-routes.mjs';
 
 const options = { noServer: true, maxPayload: MAX_PAYLOAD, perMessageDeflate: false };
-const echo = new WebSocketServer(options);
-const room = new WebSocketServer(options);
-
-echo.on('connection', (ws) => {
-  ws.on('error', () => {});
-  ws.on('message', (data, isBinary) => {
-    ws.send(data, { binary: isBinary });
-  });
-});
-
-room.on('connection', (ws) => {
-  ws.on('error', () => {});
-  ws.on('message', (data, isBinary) => {
-    room.clients.forEach((client) => {
-      if (client.readyState === WebSocket.OPEN) client.send(data, { binary: isBinary });
-    });
-  });
-});
+const { echo, room } = wsRoutes(WebSocketServer, WebSocket, options);
 
 const handler = createWebSocketHandler({ '/echo': wsRoute(echo), '/broadcast': wsRoute(room) }, { maxPayload: MAX_PAYLOAD });
 const server = http.createServer((_req, res) => {
