@@ -295,7 +295,7 @@ export class WebSocket extends EventEmitter {
    * @internal An async listener's promise rejected (EventEmitter's captureRejections): the
    * connection fails as it does when a listener throws (logged, `'error'` to a listener, 1011).
    */
-  [captureRejectionSymbol](error: unknown, event: string | symbol): void {
+  override [captureRejectionSymbol](error: unknown, event: string | symbol): void {
     const c = this.#connection;
     const hook = event === 'message' ? 'onRawText' : event === 'ping' ? 'onPing' : event === 'pong' ? 'onPong' : null;
     if (hook !== null && c.state === 1) c.hookFailed(error, hook);
