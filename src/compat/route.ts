@@ -7,28 +7,32 @@
 import { Buffer } from 'node:buffer';
 import type { IncomingMessage, OutgoingHttpHeaders } from 'node:http';
 import { Behavior, type BehaviorClass, internals } from '../behavior.js';
-import type { BackpressurePolicy, RateLimit } from '../connection/index.js';
 import type { PerMessageDeflateOptions } from '../extensions/permessage-deflate/options.js';
 import { HandshakeRejection } from '../handshake/rejection.js';
 import { WebSocketServer, type VerifyClientInfo, type WsPerMessageDeflateOptions } from './server.js';
 import { WebSocket } from './socket.js';
 
+/** The Behavior statics a ws route takes as options: one list for the type and the check. */
+const ROUTE_OPTIONS = [
+  'maxPayload',
+  'maxFragments',
+  'maxBackpressure',
+  'backpressure',
+  'pingInterval',
+  'pongTimeout',
+  'idleTimeout',
+  'maxConnections',
+  'rateLimit',
+  'perMessageDeflate',
+] as const;
+const ROUTE_OPTION_SET: ReadonlySet<string> = new Set(ROUTE_OPTIONS);
+
 /**
- * A ws route's own limits, as a Behavior route's statics (each defaults to the handler's).
- * `maxPayload` and `perMessageDeflate` given to the `WebSocketServer` count too; these win.
+ * A ws route's own limits, as a Behavior route's statics of the same names and types (each
+ * defaults to the handler's). `maxPayload` and `perMessageDeflate` given to the
+ * `WebSocketServer` count too; these win.
  */
-export interface WsRouteOptions {
-  maxPayload?: number | undefined;
-  maxFragments?: number | undefined;
-  maxBackpressure?: number | undefined;
-  backpressure?: BackpressurePolicy | undefined;
-  pingInterval?: number | undefined;
-  pongTimeout?: number | undefined;
-  idleTimeout?: number | undefined;
-  maxConnections?: number | undefined;
-  rateLimit?: RateLimit | false | undefined;
-  perMessageDeflate?: boolean | PerMessageDeflateOptions | undefined;
-}
+export type WsRouteOptions = { -readonly [K in (typeof ROUTE_OPTIONS)[number]]?: BehaviorClass[K] };
 
 /** The Behavior class `wsRoute` makes: `wss` is the server its connections go to. */
 export interface WsRouteClass extends BehaviorClass {
@@ -48,6 +52,12 @@ export interface WsRouteClass extends BehaviorClass {
  * @param options - this route's limits (`maxPayload`, `pingInterval`…), as Behavior statics.
  */
 export function wsRoute(target: WebSocketServer | ((wss: WebSocketServer) => unknown), options: WsRouteOptions = {}): WsRouteClass {
+  // Options first: nothing of the user's runs when they are wrong.
+  for (const key of Object.keys(options)) {
+    if (!ROUTE_OPTION_SET.has(key)) {
+      throw new TypeError(`wsmount/ws: wsRoute() has no option '${key}'; its options are ${ROUTE_OPTIONS.join(', ')} (ws's server options go to new WebSocketServer(…))`);
+    }
+  }
   let wss: WebSocketServer;
   if (target instanceof WebSocketServer) wss = target;
   else if (typeof target === 'function') {
@@ -59,11 +69,6 @@ export function wsRoute(target: WebSocketServer | ((wss: WebSocketServer) => unk
   const route = class extends WsConnection {
     static readonly wss: WebSocketServer = wss;
   };
-  for (const key of Object.keys(options)) {
-    if (!ROUTE_OPTIONS.has(key)) {
-      throw new TypeError(`wsmount/ws: wsRoute() has no option '${key}'; its options are ${[...ROUTE_OPTIONS].join(', ')} (ws's server options go to new WebSocketServer(…))`);
-    }
-  }
   const statics: Record<string, unknown> = {};
   const o = wss.options;
   if (o.maxPayload !== undefined) statics['maxPayload'] = o.maxPayload;
@@ -74,19 +79,6 @@ export function wsRoute(target: WebSocketServer | ((wss: WebSocketServer) => unk
   for (const [key, value] of Object.entries(statics)) Object.defineProperty(route, key, { value, enumerable: true });
   return route;
 }
-
-const ROUTE_OPTIONS: ReadonlySet<string> = new Set([
-  'maxPayload',
-  'maxFragments',
-  'maxBackpressure',
-  'backpressure',
-  'pingInterval',
-  'pongTimeout',
-  'idleTimeout',
-  'maxConnections',
-  'rateLimit',
-  'perMessageDeflate',
-]);
 
 function ignore(): void {}
 

@@ -147,13 +147,19 @@ export class WebSocketServer extends EventEmitter {
   close(callback?: (error?: Error) => void): void {
     if (this.#state === CLOSED) {
       if (callback !== undefined) this.once('close', () => callback(new Error('The server is not running')));
-      process.nextTick(emitClose, this);
+      process.nextTick(() => this.#closed());
       return;
     }
     if (callback !== undefined) this.once('close', callback);
     if (this.#state === CLOSING) return;
     this.#state = CLOSING;
-    if (this.clients.size === 0 || this.options.clientTracking === false) process.nextTick(emitClose, this);
+    if (this.clients.size === 0 || this.options.clientTracking === false) process.nextTick(() => this.#closed());
+  }
+
+  /** `close()`'s end: CLOSED, and `'close'` (emitted again by a `close()` after it, as in ws). */
+  #closed(): void {
+    this.#state = CLOSED;
+    this.emit('close');
   }
 
   /**
@@ -215,20 +221,8 @@ export class WebSocketServer extends EventEmitter {
   /** @internal A connection closed: forget it; the last one after `close()` ends the server. */
   disconnected(client: WebSocket): void {
     if (!this.clients.delete(client)) return;
-    if (this.#state === CLOSING && this.clients.size === 0) process.nextTick(emitClose, this);
+    if (this.#state === CLOSING && this.clients.size === 0) process.nextTick(() => this.#closed());
   }
-
-  /** @internal `close()`'s end: emitted once. */
-  ended(): boolean {
-    if (this.#state === CLOSED) return false;
-    this.#state = CLOSED;
-    return true;
-  }
-}
-
-function emitClose(server: WebSocketServer): void {
-  server.ended();
-  server.emit('close');
 }
 
 type ServerEvents = {

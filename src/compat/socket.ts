@@ -9,7 +9,9 @@ import { EventEmitter, captureRejectionSymbol } from 'node:events';
 import type { IncomingMessage } from 'node:http';
 import type { Behavior } from '../behavior.js';
 import type { Connection, SendStatus } from '../connection/index.js';
+import { ReadyState } from '../behavior-types.js';
 import { Opcode, isValidWireCloseCode } from '../protocol/constants.js';
+import { toBuffer } from '../protocol/framer.js';
 import {
   type CloseEvent,
   type ErrorEvent,
@@ -200,7 +202,7 @@ export class WebSocket extends EventEmitter {
     if (typeof options === 'function') callback = options;
     else if (options !== null) opts = options; // ws takes null as "no options"
     const c = this.#connection;
-    if (c.state !== 1) {
+    if (c.state !== ReadyState.OPEN) {
       if (callback !== undefined) notOpen(c.state, callback);
       return;
     }
@@ -233,7 +235,7 @@ export class WebSocket extends EventEmitter {
    */
   close(code?: number, reason?: string | Buffer): void {
     const c = this.#connection;
-    if (c.state !== 1) return;
+    if (c.state !== ReadyState.OPEN) return;
     if (code !== undefined && (typeof code !== 'number' || !isValidWireCloseCode(code))) {
       throw new TypeError(`wsmount/ws: close(${String(code)}): the first argument must be a close code that may be sent (1000–1003, 1007–1014, 3000–4999)`);
     }
@@ -247,7 +249,7 @@ export class WebSocket extends EventEmitter {
    * CLOSING until then. What was sent just before still leaves, as with ws.
    */
   terminate(): void {
-    if (this.#connection.state !== 3) this.#connection.terminate();
+    this.#connection.terminate();
   }
 
   /**
@@ -272,7 +274,7 @@ export class WebSocket extends EventEmitter {
       payload = undefined;
     } else if (typeof mask === 'function') callback = mask as SendCallback;
     const c = this.#connection;
-    if (c.state !== 1) {
+    if (c.state !== ReadyState.OPEN) {
       if (callback !== undefined) notOpen(c.state, callback);
       return;
     }
@@ -298,7 +300,7 @@ export class WebSocket extends EventEmitter {
   override [captureRejectionSymbol](error: unknown, event: string | symbol): void {
     const c = this.#connection;
     const hook = event === 'message' ? 'onRawText' : event === 'ping' ? 'onPing' : event === 'pong' ? 'onPong' : null;
-    if (hook !== null && c.state === 1) c.hookFailed(error, hook);
+    if (hook !== null && c.state === ReadyState.OPEN) c.hookFailed(error, hook);
     else this.behavior.handler.log.error(`wsmount/ws: a '${String(event)}' listener's promise rejected (connection ${this.behavior.id})`, error);
   }
 
@@ -343,10 +345,9 @@ export interface WebSocket {
 
 /** A Buffer view of what `send()` took as bytes, without copying. */
 function bytesOf(data: Exclude<SendData, string | number>): Buffer {
-  if (Buffer.isBuffer(data)) return data;
+  if (ArrayBuffer.isView(data) || data instanceof ArrayBuffer) return toBuffer(data);
   if (Array.isArray(data)) return joined(data);
-  if (ArrayBuffer.isView(data)) return Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-  if (data instanceof ArrayBuffer || (typeof SharedArrayBuffer === 'function' && data instanceof SharedArrayBuffer)) return Buffer.from(data);
+  if (typeof SharedArrayBuffer === 'function' && data instanceof SharedArrayBuffer) return Buffer.from(data);
   throw new TypeError(`wsmount/ws: send() takes a string, a number, a Buffer, an ArrayBuffer or a typed array, not ${describe(data)}`);
 }
 

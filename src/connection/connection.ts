@@ -146,11 +146,18 @@ export class Connection extends Dispatcher implements ParserSink {
     const payload = encodeClosePayload(code, reason);
     if (this.state !== ReadyState.OPEN) return;
     this.state = ReadyState.CLOSING;
-    // Read on, so the peer's close frame is seen even behind a paused queue or an app's pause().
-    this.resumeReading();
-    if (this.userPaused) this.pauseReading(false);
+    this.readToTheEnd();
     this.sendClose(payload);
     this.armCloseTimer();
+  }
+
+  /**
+   * Closing: whatever paused reading (the messages() queue, the app's pause()) gives way, so the
+   * peer's close frame and FIN are seen.
+   */
+  private readToTheEnd(): void {
+    this.resumeReading();
+    this.pauseReading(false);
   }
 
   /**
@@ -196,8 +203,7 @@ export class Connection extends Dispatcher implements ParserSink {
       this.sendClose(encodeClosePayload(code, truncateReason(reason)));
     }
     this.state = ReadyState.CLOSING;
-    this.resumeReading();
-    if (this.userPaused) this.pauseReading(false);
+    this.readToTheEnd();
     this.socket.end();
     this.armCloseTimer();
   }
@@ -361,8 +367,7 @@ export class Connection extends Dispatcher implements ParserSink {
     // we were sending); the close timer bounds the wait.
     if (!this.closeSent) this.sendClose(code === CloseCode.NoStatus ? EMPTY : encodeClosePayload(code, reason));
     this.state = ReadyState.CLOSING;
-    // The peer's close frame and FIN are read even if the app had paused reading.
-    if (this.userPaused) this.pauseReading(false);
+    this.readToTheEnd();
     // RFC 6455 §7.1.1: the server closes the TCP connection first (after our close frame).
     if (this.closeHeld !== null) this.endHeld = true;
     else this.socket.end();

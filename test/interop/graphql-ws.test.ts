@@ -22,6 +22,7 @@ import WS from 'ws';
 import type { WebSocketHandler } from '../../src/index.js';
 import type { WebSocketServer } from '../../src/compat/index.js';
 import { within } from '../helpers/fixture.js';
+import { startWsDemo, stopWsDemos } from './ws-demos.js';
 import { type OpenSocket, openWebSocket } from '../mount/examples.js';
 
 // The demo's 'graphql' is the copy graphql-ws loads (see above): index.js, not the `module` index.mjs.
@@ -39,10 +40,6 @@ interface GraphQLDemo {
   url: string;
   close(): Promise<void>;
 }
-interface GraphQLDemoModule {
-  start(port?: number, host?: string): Promise<GraphQLDemo>;
-}
-
 /** What a graphql-ws error sink gets for a request the server refused: GraphQL errors. */
 interface FormattedError {
   message: string;
@@ -55,7 +52,6 @@ interface Closed {
   reason: string;
 }
 
-const running: GraphQLDemo[] = [];
 const clients: Client[] = [];
 const raws: WS[] = [];
 const peers: OpenSocket[] = [];
@@ -67,18 +63,11 @@ afterEach(async () => {
     r.terminate();
   }
   for (const p of peers.splice(0)) p.ws.close();
-  for (const app of running.splice(0)) {
-    await within(app.close(), 3000, 'teardown').catch(() => app.server.closeAllConnections());
-  }
+  await stopWsDemos();
 });
 
-async function startDemo(): Promise<GraphQLDemo & { ws: string }> {
-  // A non-literal specifier: the demo is plain JS that imports 'wsmount' and 'wsmount/ws' as users do.
-  const url: string = new URL('../../demo/ws/graphql.js', import.meta.url).href;
-  const { start } = (await import(url)) as GraphQLDemoModule;
-  const app = await within(start(0, '127.0.0.1'), 15_000, 'starting demo/ws/graphql.js');
-  running.push(app);
-  return Object.assign(app, { ws: app.url.replace(/^http/, 'ws') });
+function startDemo(): Promise<GraphQLDemo & { ws: string }> {
+  return startWsDemo<GraphQLDemo>('graphql');
 }
 
 /** The real graphql-ws client over the ws package; the closes its socket saw go to `closes`. */

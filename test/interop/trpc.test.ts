@@ -15,6 +15,7 @@ import WS from 'ws';
 import type { WebSocketHandler } from '../../src/index.js';
 import type { WebSocketServer } from '../../src/compat/index.js';
 import { within } from '../helpers/fixture.js';
+import { startWsDemo, stopWsDemos } from './ws-demos.js';
 import { type OpenSocket, openWebSocket } from '../mount/examples.js';
 
 /** The demo's router, as a type only (the demo is JS): the same procedures, inputs and outputs. Never called. */
@@ -40,29 +41,17 @@ interface TrpcDemo {
   url: string;
   close(): Promise<void>;
 }
-interface TrpcDemoModule {
-  start(port?: number, host?: string): Promise<TrpcDemo>;
-}
-
-const running: TrpcDemo[] = [];
 const wsClients: ReturnType<typeof createWSClient>[] = [];
 const peers: OpenSocket[] = [];
 
 afterEach(async () => {
   for (const c of wsClients.splice(0)) await within(c.close(), 3000, 'closing a tRPC client').catch(() => {});
   for (const p of peers.splice(0)) p.ws.close();
-  for (const app of running.splice(0)) {
-    await within(app.close(), 3000, 'teardown').catch(() => app.server.closeAllConnections());
-  }
+  await stopWsDemos();
 });
 
-async function startDemo(): Promise<TrpcDemo & { ws: string }> {
-  // A non-literal specifier: the demo is plain JS that imports 'wsmount' and 'wsmount/ws' as users do.
-  const url: string = new URL('../../demo/ws/trpc.js', import.meta.url).href;
-  const { start } = (await import(url)) as TrpcDemoModule;
-  const app = await within(start(0, '127.0.0.1'), 15_000, 'starting demo/ws/trpc.js');
-  running.push(app);
-  return Object.assign(app, { ws: app.url.replace(/^http/, 'ws') });
+function startDemo(): Promise<TrpcDemo & { ws: string }> {
+  return startWsDemo<TrpcDemo>('trpc');
 }
 
 /** A tRPC client over its own WebSocket (the ws package); `closes` has the close codes its sockets saw. */

@@ -17,6 +17,7 @@ import { WebsocketProvider } from 'y-websocket';
 import * as Y from 'yjs';
 import type { WebSocketHandler } from '../../src/index.js';
 import { within } from '../helpers/fixture.js';
+import { startWsDemo, stopWsDemos } from './ws-demos.js';
 import { type OpenSocket, openWebSocket } from '../mount/examples.js';
 
 interface YjsDemo {
@@ -25,10 +26,6 @@ interface YjsDemo {
   url: string;
   close(): Promise<void>;
 }
-interface YjsDemoModule {
-  start(port?: number, host?: string): Promise<YjsDemo>;
-}
-
 /** What '/peek/:doc' sends: the server's copy of the document. */
 interface Snapshot {
   doc: string;
@@ -45,7 +42,6 @@ interface Editor {
   closes: number[];
 }
 
-const running: YjsDemo[] = [];
 const editors: Editor[] = [];
 const peeks: OpenSocket[] = [];
 
@@ -56,18 +52,11 @@ afterEach(async () => {
     e.doc.destroy();
   }
   for (const p of peeks.splice(0)) p.ws.close();
-  for (const app of running.splice(0)) {
-    await within(app.close(), 3000, 'teardown').catch(() => app.server.closeAllConnections());
-  }
+  await stopWsDemos();
 });
 
-async function startDemo(): Promise<YjsDemo & { ws: string }> {
-  // A non-literal specifier: the demo is plain JS that imports 'wsmount' and 'wsmount/ws' as users do.
-  const url: string = new URL('../../demo/ws/yjs.js', import.meta.url).href;
-  const { start } = (await import(url)) as YjsDemoModule;
-  const app = await within(start(0, '127.0.0.1'), 15_000, 'starting demo/ws/yjs.js');
-  running.push(app);
-  return Object.assign(app, { ws: app.url.replace(/^http/, 'ws') });
+function startDemo(): Promise<YjsDemo & { ws: string }> {
+  return startWsDemo<YjsDemo>('yjs');
 }
 
 /** A y-websocket client with its own Y.Doc on `room`, over the ws package, without BroadcastChannel. */
