@@ -2,7 +2,7 @@ import { Buffer } from 'node:buffer';
 import { type Server, createServer } from 'node:http';
 import net from 'node:net';
 import { type Duplex, duplexPair } from 'node:stream';
-import tls from 'node:tls';
+import type tls from 'node:tls';
 import type { Routes, WebSocketHandler } from '../handler.js';
 import {
   type ClientHandshake,
@@ -14,7 +14,8 @@ import {
 import { TestClient } from './client.js';
 import { ClientDeflate, type ResolvedTestDeflate, type TestPerMessageDeflateOptions, resolveTestDeflate } from './deflate.js';
 import type { TestClientOptions } from './types.js';
-import { HandshakeError, type HandshakeErrorCode } from './errors.js';
+import { HandshakeError } from './errors.js';
+import { hasTlsOptions, tlsFailure, tlsSocket } from './tls.js';
 
 /** Anything {@link connect} can reach: a `ws://` or `wss://` URL, a {@link listen} result, or a handler (in memory). */
 export type ConnectTarget<R extends Routes = Routes> = string | URL | { url(path?: string): string } | WebSocketHandler<R>;
@@ -275,57 +276,6 @@ function handshakeOn(socket: Duplex, handshake: ClientHandshake, options: Connec
     socket.on('connect', onConnect);
     socket.write(handshake.request);
   });
-}
-
-// ---- TLS (wss://) ---------------------------------------------------------------------------
-
-function hasTlsOptions(options: ConnectOptions): boolean {
-  return options.ca !== undefined || options.rejectUnauthorized !== undefined || options.servername !== undefined;
-}
-
-function tlsSocket(host: string, port: number, options: ConnectOptions): tls.TLSSocket {
-  const tlsOptions: tls.ConnectionOptions = { host, port, rejectUnauthorized: options.rejectUnauthorized ?? true };
-  const { ca, servername } = options;
-  if (ca !== undefined) tlsOptions.ca = typeof ca === 'string' || Buffer.isBuffer(ca) ? ca : [...(ca as ReadonlyArray<string | Buffer>)];
-  // RFC 6066 §3: SNI carries a host name, never an IP address.
-  const name = servername ?? (net.isIP(host) === 0 ? host : undefined);
-  if (name !== undefined) tlsOptions.servername = name;
-  return tls.connect(tlsOptions);
-}
-
-/**
- * The TLS failures before any HTTP, as a HandshakeError that says what to do. Network errors
- * (ECONNREFUSED, ECONNRESET…) and every other error pass through unchanged.
- */
-function tlsFailure(error: unknown, target: string, secured: boolean): unknown {
-  if (secured) return error;
-  if (error instanceof HandshakeError) {
-    if (error.code !== 'NO_RESPONSE') return error;
-    return new HandshakeError('TLS_FAILED', `the connection to ${target} closed during the TLS handshake: is the server serving TLS (https) on that port?`);
-  }
-  if (!(error instanceof Error)) return error;
-  const code = (error as NodeJS.ErrnoException).code ?? '';
-  const detail = `${code === '' ? '' : `${code}: `}${error.message}`;
-  const fail = (failure: HandshakeErrorCode, message: string): HandshakeError => new HandshakeError(failure, message, 0, {}, '', { cause: error });
-  if (code === 'ERR_TLS_CERT_ALTNAME_INVALID') {
-    return fail(
-      'TLS_HOSTNAME',
-      `the server's TLS certificate is not valid for ${target} (${detail}): connect by a name the certificate lists, or pass that name as \`servername\``,
-    );
-  }
-  // OpenSSL's errors in the TLS handshake itself carry `library` (ERR_SSL_…, EPROTO).
-  if ('library' in error || code === 'EPROTO' || code.startsWith('ERR_SSL_')) {
-    return fail('TLS_FAILED', `the TLS handshake with ${target} failed (${detail}): is the server serving TLS (https) on that port?`);
-  }
-  // Certificate verification errors carry an X.509 code only (DEPTH_ZERO_SELF_SIGNED_CERT,
-  // CERT_HAS_EXPIRED, UNABLE_TO_VERIFY_LEAF_SIGNATURE…); system errors have a `syscall`.
-  if (!('syscall' in error) && /^[A-Z][A-Z0-9_]+$/.test(code) && !code.startsWith('ERR_')) {
-    return fail(
-      'TLS_CERTIFICATE',
-      `the server's TLS certificate is not trusted (${detail}): pass the certificate or its CA as \`ca\` (PEM), or \`rejectUnauthorized: false\` for a self-signed test certificate`,
-    );
-  }
-  return error;
 }
 
 /** Checks `perMessageDeflate`; its offer and a `Sec-WebSocket-Extensions` in `headers` would contradict each other. */
