@@ -5,6 +5,7 @@
  * (`BehaviorInit`, `BehaviorInternals`). Re-exported from behavior.ts.
  */
 import type { IncomingMessage } from 'node:http';
+import type { Http2ServerRequest } from 'node:http2';
 import type { Behavior } from './behavior.js';
 import type { BackpressurePolicy, Connection, RateLimit } from './connection/index.js';
 import type { WebSocketHandler } from './handler.js';
@@ -17,10 +18,22 @@ export interface NegotiatedExtensions {
   readonly perMessageDeflate: NegotiatedPerMessageDeflate | null;
 }
 
+/**
+ * The request that opened a WebSocket: an `http.IncomingMessage` for an HTTP/1.1 upgrade, an
+ * `http2.Http2ServerRequest` for an HTTP/2 extended CONNECT (RFC 8441), the same object the
+ * compatibility API gives apps. Both have `headers`, `url`, `method`, `httpVersion` and
+ * `socket.remoteAddress`. Over HTTP/2 the host is in `headers[':authority']` (there is no
+ * `host` header) and `method` is `'CONNECT'`.
+ */
+export type UpgradeRequest = IncomingMessage | Http2ServerRequest;
+
+/** Which protocol carries a WebSocket: HTTP/1.1 (TLS or not), HTTP/2 over TLS, cleartext HTTP/2. */
+export type WebSocketTransport = 'http/1.1' | 'h2' | 'h2c';
+
 /** What the handler tells a new behavior about its connection. @internal */
 export interface BehaviorInit {
   id: number;
-  request: IncomingMessage;
+  request: UpgradeRequest;
   params: Record<string, string>;
   route: string;
   query: string;

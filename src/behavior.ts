@@ -1,4 +1,4 @@
-import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
+import type { IncomingHttpHeaders } from 'node:http';
 import type { Buffer } from 'node:buffer';
 import type { BackpressurePolicy, Connection, MessageStream, RateLimit, SendStatus } from './connection/index.js';
 import type { WebSocketHandler } from './handler.js';
@@ -9,10 +9,10 @@ import { decodeText } from './protocol/utf8.js';
 
 import type { BinaryData } from './protocol/framer.js';
 import { type PublishOptions, checkTopic } from './pubsub/topics.js';
-import { type BehaviorClass, type NegotiatedExtensions, ReadyState, setInternals } from './behavior-types.js';
+import { type BehaviorClass, type NegotiatedExtensions, ReadyState, type UpgradeRequest, type WebSocketTransport, setInternals } from './behavior-types.js';
 import type { PerMessageDeflateOptions } from './extensions/permessage-deflate/options.js';
 export type { BinaryData };
-export { Backpressure, type BehaviorClass, type NegotiatedExtensions, ReadyState } from './behavior-types.js';
+export { Backpressure, type BehaviorClass, type NegotiatedExtensions, ReadyState, type UpgradeRequest, type WebSocketTransport } from './behavior-types.js';
 
 const NO_EXTENSIONS: NegotiatedExtensions = Object.freeze({ perMessageDeflate: null });
 /** @internal */
@@ -94,8 +94,11 @@ export class Behavior<Params extends Record<string, string> = Record<string, str
 
   /** Unique integer id for this connection (unique in the process). */
   id = 0;
-  /** The HTTP upgrade request. */
-  request!: IncomingMessage;
+  /**
+   * The request that opened this WebSocket: an `http.IncomingMessage` (HTTP/1.1 upgrade) or an
+   * `http2.Http2ServerRequest` (HTTP/2 extended CONNECT, see {@link Behavior.transport}).
+   */
+  request!: UpgradeRequest;
   /** Route params, decoded (`/rooms/:id` → `{ id }`; a wildcard's rest under `'*'`). */
   params!: Params;
   /** The route pattern this connection matched, e.g. `'/rooms/:id'`. */
@@ -173,6 +176,17 @@ export class Behavior<Params extends Record<string, string> = Record<string, str
     });
   }
 
+  /**
+   * Which protocol carries this WebSocket: `'http/1.1'` (an upgrade, over TLS or not), `'h2'`
+   * (an HTTP/2 stream over TLS, RFC 8441) or `'h2c'` (cleartext HTTP/2). Everything else about a
+   * behavior is the same on each.
+   */
+  get transport(): WebSocketTransport {
+    const r = this.request;
+    if (r.httpVersionMajor !== 2) return 'http/1.1';
+    return (r.socket as { encrypted?: boolean }).encrypted === true ? 'h2' : 'h2c';
+  }
+
   /** The upgrade request's headers (lower-case names). */
   get headers(): IncomingHttpHeaders {
     return this.request.headers;
@@ -226,7 +240,7 @@ export class Behavior<Params extends Record<string, string> = Record<string, str
    * Return `false` to refuse with 403, or throw a `HandshakeRejection` for another status.
    * May be async; the client gets no response until it settles.
    */
-  verify(request: IncomingMessage): boolean | void | Promise<boolean | void> {
+  verify(request: UpgradeRequest): boolean | void | Promise<boolean | void> {
     void request;
   }
 
@@ -239,13 +253,13 @@ export class Behavior<Params extends Record<string, string> = Record<string, str
    * static `protocols` the client offers, and refuses when none is and `requireProtocol` is set.
    *
    * ```ts
-   * override selectProtocol(offered: readonly string[], request: IncomingMessage) {
+   * override selectProtocol(offered: readonly string[], request: UpgradeRequest) {
    *   // Newest protocol version this client's build supports.
    *   return offered.includes('chat.v2') && request.headers['x-app-build'] !== 'legacy' ? 'chat.v2' : offered.includes('chat.v1') ? 'chat.v1' : false;
    * }
    * ```
    */
-  selectProtocol(offered: readonly string[], request: IncomingMessage): string | undefined | false {
+  selectProtocol(offered: readonly string[], request: UpgradeRequest): string | undefined | false {
     void request;
     const cls = this.constructor as BehaviorClass;
     return chooseProtocol(cls.protocols, cls.requireProtocol, offered);

@@ -6,6 +6,7 @@ import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
 import { type BinaryData, ReadyState, internals } from './behavior.js';
 import { type Connection, timerDelay } from './connection/index.js';
+import { abort } from './connection/write.js';
 import { type Logger, levelLogger } from './logger.js';
 import { type HandlerOptions, type ResolvedHandlerOptions, resolveOptions, routeDeflate, routeLimits } from './options.js';
 import { Opcode } from './protocol/constants.js';
@@ -16,14 +17,16 @@ import { splitTarget } from './router.js';
 import { type CheckedRoutes, type Client, type ClientOf, type RoutePattern, type Routes, behaviorClass } from './routes.js';
 import { Counters, type HandlerStats, countsOf } from './stats.js';
 import { type MarkedSocket, type UpgradeListener, checkServer, dropNoteIfAlone, kHandler, noteBeforeOthers } from './transport/http1.js';
+import { HTTP2, NO_HEAD, type StreamListener, attachHttp2, detachHttp2, isHttp2Server, isWebSocketConnect, streamRequest } from './transport/http2.js';
 import { Admission, type Route } from './transport/upgrade.js';
 
 export type { HandlerOptions, ResolvedHandlerOptions } from './options.js';
 export type { CheckedRoutes, Client, ClientOf, RouteParamsMismatch, RoutePattern, Routes } from './routes.js';
 
 /**
- * A server `attach()` accepts: one that emits Node's `'upgrade'` event — an `http` or `https`
- * server (an HTTP/2 server too: with `allowHTTP1` it emits `'upgrade'` for HTTP/1.1 clients). An
+ * A server `attach()` accepts: an `http` or `https` server (HTTP/1.1 upgrades), or an `http2`
+ * one (`http2.createServer()`, `http2.createSecureServer()`), where WebSockets arrive as
+ * extended CONNECT streams (RFC 8441) and, with `allowHTTP1`, as HTTP/1.1 upgrades too. An
  * Express or Koa *app* is not one: `app.listen()` returns its server.
  */
 export type UpgradeServer = HttpServer | HttpsServer | Http2Server | Http2SecureServer;
@@ -74,6 +77,8 @@ export class WebSocketHandler<R extends Routes = Routes> {
    * unmatched path is left for other listeners and answered 404 if none takes it.
    */
   readonly handleUpgrade: (request: IncomingMessage, socket: Duplex, head: Buffer) => void;
+  /** The `'stream'` listener `attach()` puts first on an http2 server (RFC 8441 extended CONNECT). */
+  private readonly handleStream: StreamListener;
 
   /** @internal */
   readonly counters: Counters = new Counters();
@@ -122,6 +127,12 @@ export class WebSocketHandler<R extends Routes = Routes> {
     const listener: UpgradeListener = (request, socket, head) => admission.upgrade(request, socket as MarkedSocket, head);
     listener[kHandler] = this;
     this.handleUpgrade = listener;
+    const onStream: StreamListener = function (this: Emitter, stream, headers, _flags, rawHeaders) {
+      if (!isWebSocketConnect(headers)) return; // other streams belong to the app
+      admission.upgrade(streamRequest(this, stream, headers, rawHeaders), stream as unknown as MarkedSocket, NO_HEAD, false, HTTP2);
+    };
+    onStream[kHandler] = this;
+    this.handleStream = onStream;
   }
 
   // ---- mounting -------------------------------------------------------------------------------
@@ -148,6 +159,7 @@ export class WebSocketHandler<R extends Routes = Routes> {
     }
     server.on('upgrade', this.handleUpgrade);
     noteBeforeOthers(server, this.handleUpgrade as UpgradeListener);
+    if (isHttp2Server(server)) attachHttp2(server, this.handleStream);
     this.servers.add(server);
     return this;
   }
@@ -157,6 +169,7 @@ export class WebSocketHandler<R extends Routes = Routes> {
     for (const s of server === undefined ? [...this.servers] : [server as Emitter]) {
       if (!this.servers.has(s) && typeof s?.listeners !== 'function') continue; // never attached; not a server
       s.removeListener('upgrade', this.handleUpgrade);
+      if (isHttp2Server(s)) detachHttp2(s, this.handleStream);
       this.servers.delete(s);
       dropNoteIfAlone(s);
     }
@@ -307,7 +320,7 @@ export class WebSocketHandler<R extends Routes = Routes> {
     for (const client of this.all) internals.connection(client)?.close(code, reason);
     this.closeTimer = setTimeout(() => {
       for (const client of this.all) internals.connection(client)?.terminate();
-      for (const socket of this.admission.pending) socket.destroy();
+      for (const socket of this.admission.pending) abort(socket);
     }, timerDelay(timeout));
     this.closeTimer.unref();
     this.checkIdle();

@@ -5,6 +5,8 @@ export {
   type BehaviorClass,
   type BinaryData,
   type NegotiatedExtensions,
+  type UpgradeRequest,
+  type WebSocketTransport,
 } from './behavior.js';
 export {
   PER_MESSAGE_DEFLATE_PRESET,

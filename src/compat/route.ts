@@ -170,7 +170,7 @@ export class WsConnection extends Behavior {
     if (connection === null) return;
     const socket = new WebSocket(this, connection);
     this.socket = socket;
-    this.#wss().connected(socket, this.request);
+    this.#wss().connected(socket, socket.request);
   }
 
   override onRawText(bytes: Buffer): void {

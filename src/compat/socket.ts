@@ -106,7 +106,9 @@ export class WebSocket extends EventEmitter {
     // [captureRejectionSymbol] below, as a listener's exception does to the hook.
     super({ captureRejections: true });
     this.behavior = behavior;
-    this.request = behavior.request;
+    // ws types the request as an IncomingMessage. Over HTTP/2 (RFC 8441) it is Node's
+    // Http2ServerRequest, which has the members libraries read (headers, url, socket).
+    this.request = behavior.request as IncomingMessage;
     this.#connection = connection;
   }
 

@@ -11,6 +11,7 @@ import { beginBatch, flushBatch, inBatch } from './batch.js';
 import { Dispatcher } from './dispatch.js';
 import { EMPTY } from './sender.js';
 import { type ConnectionLimits, type ConnectionOwner, timerDelay } from './types.js';
+import { abort } from './write.js';
 export type { HookName } from './types.js';
 const kConnection: unique symbol = Symbol('wsmount.connection');
 
@@ -58,7 +59,7 @@ function onDrain(this: SocketWithConnection): void {
 
 function closeTimedOut(connection: Connection): void {
   connection.closeTimer = null;
-  connection.socket.destroy();
+  abort(connection.socket);
 }
 
 /**
@@ -181,7 +182,7 @@ export class Connection extends Dispatcher implements ParserSink {
     const s = this.socket;
     while (s.writableCorked > 0) s.uncork();
     this.state = ReadyState.CLOSING;
-    s.destroy();
+    abort(s);
   }
 
   private armCloseTimer(): void {
@@ -240,7 +241,7 @@ export class Connection extends Dispatcher implements ParserSink {
       if (now - this.lastPing >= limits.pongTimeout) {
         this.counters.pongTimeouts++;
         this.owner.log.info(`wsmount: terminating connection ${this.behavior.id}: no pong within ${limits.pongTimeout} ms`);
-        this.socket.destroy();
+        abort(this.socket);
       }
     } else if (now - this.lastPing >= limits.pingInterval) {
       this.lastPing = now;

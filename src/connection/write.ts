@@ -15,3 +15,20 @@ export function writeFrameTo(socket: Duplex, frame: Frame): boolean {
   socket.uncork();
   return flushed;
 }
+
+/** RFC 9113 §7: CANCEL, the RST_STREAM code for a stream that is no longer needed. */
+const NGHTTP2_CANCEL = 8;
+
+/**
+ * Ends the byte stream at once, with no closing handshake. A socket is destroyed; an HTTP/2
+ * stream (RFC 8441) is reset with CANCEL, which ends that stream only: its session, and the
+ * requests and WebSockets sharing it, go on.
+ */
+export function abort(socket: Duplex): void {
+  const stream = socket as Duplex & { close?: (code: number) => void; rstCode?: number };
+  if (typeof stream.close === 'function' && 'rstCode' in stream) {
+    if (!stream.destroyed) stream.close(NGHTTP2_CANCEL);
+  } else {
+    socket.destroy();
+  }
+}

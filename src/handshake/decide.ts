@@ -11,7 +11,11 @@ import {
 /** RFC 6455 §1.3: the GUID appended to the key before hashing. */
 const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
 
-/** The parts of an upgrade request the decision reads. `http.IncomingMessage` fits. */
+/**
+ * The parts of an upgrade request the decision reads. `http.IncomingMessage` fits, and so does
+ * `http2.Http2ServerRequest`: an `httpVersion` of `'2.0'` makes it an HTTP/2 extended CONNECT
+ * (RFC 8441), whose pseudo-headers (`:method`, `:protocol`…) are in `headers`.
+ */
 export interface HandshakeRequest {
   readonly method?: string | undefined;
   readonly httpVersion?: string | undefined;
@@ -63,8 +67,11 @@ export function chooseProtocol(protocols: readonly string[], requireProtocol: bo
 /** An accepted handshake: what to put in the 101 response. */
 export interface Acceptance {
   ok: true;
-  /** `Sec-WebSocket-Accept`. */
-  accept: string;
+  /**
+   * `Sec-WebSocket-Accept`. Over HTTP/2 the key is optional (RFC 8441 §5): `undefined` when the
+   * request carried none, and the header is then left out.
+   */
+  accept: string | undefined;
   /** The chosen subprotocol, or `undefined`. */
   protocol: string | undefined;
   /**
@@ -108,16 +115,30 @@ export function originAllowed(policy: OriginPolicy | undefined, origin: string |
 }
 
 /**
- * Decides an opening handshake (RFC 6455 §4.2.1–4.2.2). Every failure maps to its HTTP status
- * here and nowhere else: 503 shutting down, 405 not GET, 400 malformed, 426 wrong version,
- * 403 origin, 400 no acceptable subprotocol.
+ * Decides an opening handshake: HTTP/1.1 (RFC 6455 §4.2.1–4.2.2) or an HTTP/2 extended CONNECT
+ * (RFC 8441 §4–5). Every failure maps to its HTTP status here and nowhere else: 503 shutting
+ * down, 405 wrong method, 400 malformed, 426 wrong version, 403 origin, 400 no acceptable
+ * subprotocol.
  */
 export function decideHandshake(request: HandshakeRequest, policy: HandshakePolicy): Acceptance | Refusal {
-  const refuse = (r: Rejection): Refusal => ({ ok: false, rejection: r });
-  const h = request.headers;
   if (!policy.accepting) {
     return refuse(rejection(503, 'SHUTTING_DOWN', 'the server is shutting down', { 'Retry-After': '5' }));
   }
+  const framing = request.httpVersion === '2.0' ? checkHttp2(request) : checkHttp1(request);
+  if (typeof framing !== 'string' && framing !== undefined) return framing;
+  return decideCommon(request, policy, framing);
+}
+
+function refuse(r: Rejection): Refusal {
+  return { ok: false, rejection: r };
+}
+
+const BAD_WS_VERSION = (): Refusal =>
+  refuse(rejection(426, 'BAD_VERSION', 'unsupported Sec-WebSocket-Version; this server speaks 13', { 'Sec-WebSocket-Version': '13' }));
+
+/** RFC 6455 §4.2.1: the HTTP/1.1 request's own checks. Returns the `Sec-WebSocket-Accept`, or the refusal. */
+function checkHttp1(request: HandshakeRequest): string | Refusal {
+  const h = request.headers;
   if (request.method !== undefined && request.method !== 'GET') {
     return refuse(rejection(405, 'METHOD_NOT_ALLOWED', 'a WebSocket handshake must be a GET request', { Allow: 'GET' }));
   }
@@ -136,15 +157,44 @@ export function decideHandshake(request: HandshakeRequest, policy: HandshakePoli
     return refuse(rejection(400, 'BAD_CONNECTION', 'the Connection header must include upgrade'));
   }
   const wsVersion = singleValue(h['sec-websocket-version']);
-  if (wsVersion === undefined || wsVersion.trim() !== '13') {
-    return refuse(
-      rejection(426, 'BAD_VERSION', 'unsupported Sec-WebSocket-Version; this server speaks 13', { 'Sec-WebSocket-Version': '13' }),
-    );
-  }
+  if (wsVersion === undefined || wsVersion.trim() !== '13') return BAD_WS_VERSION();
   const key = singleValue(h['sec-websocket-key']);
   if (key === undefined || !isValidKey(key)) {
     return refuse(rejection(400, 'BAD_KEY', 'Sec-WebSocket-Key must be base64 of 16 bytes'));
   }
+  return acceptKey(key);
+}
+
+/**
+ * RFC 8441 §4–5: an extended CONNECT's own checks. `:method` CONNECT with `:protocol`
+ * websocket, and `:scheme`, `:path`, `:authority` present. No `Upgrade`/`Connection`, and no
+ * key required; a valid key still gets its `Sec-WebSocket-Accept` (undici 7 checks it). Returns
+ * that accept or `undefined`, or the refusal.
+ */
+function checkHttp2(request: HandshakeRequest): string | undefined | Refusal {
+  const h = request.headers;
+  if (singleValue(h[':method']) !== 'CONNECT') {
+    return refuse(rejection(405, 'METHOD_NOT_ALLOWED', 'a WebSocket over HTTP/2 is an extended CONNECT (RFC 8441)', { Allow: 'CONNECT' }));
+  }
+  if (singleValue(h[':protocol']) !== 'websocket') {
+    return refuse(rejection(400, 'BAD_UPGRADE', 'the :protocol pseudo-header must be websocket'));
+  }
+  const authority = singleValue(h[':authority']);
+  if (authority === undefined || authority.trim() === '') {
+    return refuse(rejection(400, 'MISSING_HOST', 'an extended CONNECT needs :authority'));
+  }
+  if (singleValue(h[':scheme']) === undefined || singleValue(h[':path']) === undefined) {
+    return refuse(rejection(400, 'BAD_UPGRADE', 'an extended CONNECT needs :scheme and :path (RFC 8441 §4)'));
+  }
+  const wsVersion = singleValue(h['sec-websocket-version']);
+  if (wsVersion === undefined || wsVersion.trim() !== '13') return BAD_WS_VERSION();
+  const key = singleValue(h['sec-websocket-key']);
+  return key !== undefined && isValidKey(key) ? acceptKey(key) : undefined;
+}
+
+/** The checks both transports share: origin, subprotocol, extensions. */
+function decideCommon(request: HandshakeRequest, policy: HandshakePolicy, accept: string | undefined): Acceptance | Refusal {
+  const h = request.headers;
   const origin = singleValue(h['origin']);
   // RFC 6454 §7.3: one Origin. A repeated one is refused, never mistaken for a missing one.
   if (policy.origins !== undefined && origin === undefined && h['origin'] !== undefined) {
@@ -183,7 +233,7 @@ export function decideHandshake(request: HandshakeRequest, policy: HandshakePoli
       if (asked === null || !asked.clientNoContextTakeover) deflate = null;
     }
   }
-  return { ok: true, accept: acceptKey(key), protocol, deflate };
+  return { ok: true, accept, protocol, deflate };
 }
 
 /**

@@ -111,3 +111,51 @@ export function rejectionBytes(r: Rejection): Buffer {
   const body = `${r.message}\n`;
   return Buffer.concat([Buffer.from(rejectionHead(r, body), 'latin1'), Buffer.from(body, 'utf8')]);
 }
+
+/**
+ * HTTP/2 headers that are connection-specific (RFC 9113 §8.2.2): never sent on a stream. Node
+ * refuses them, so an extra header with one of these names is left out.
+ */
+const CONNECTION_SPECIFIC: ReadonlySet<string> = new Set(['connection', 'upgrade', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'host']);
+
+/** Response headers for an HTTP/2 stream: lower-case names, a repeated name as an array. */
+export type Http2ResponseHeaders = Record<string, string | number | string[]>;
+
+function addHeaders2(out: Http2ResponseHeaders, headers: ExtraHeaders | undefined, skip: ReadonlySet<string>): Http2ResponseHeaders {
+  if (headers === undefined) return out;
+  const pairs = Array.isArray(headers) ? (headers as readonly (readonly [string, string])[]) : Object.entries(headers);
+  for (const [name, value] of pairs) {
+    if (typeof value !== 'string' || !isToken(name) || !isSafeHeaderValue(value)) continue;
+    const lower = name.toLowerCase();
+    if (skip.has(lower) || CONNECTION_SPECIFIC.has(lower)) continue;
+    const prior = out[lower];
+    if (prior === undefined) out[lower] = value;
+    else out[lower] = Array.isArray(prior) ? [...prior, value] : [String(prior), value];
+  }
+  return out;
+}
+
+/**
+ * The `:status 200` that accepts an HTTP/2 extended CONNECT (RFC 8441 §5): the subprotocol and
+ * extensions as on HTTP/1.1, `sec-websocket-accept` only when the request carried a key, and no
+ * `Upgrade`/`Connection` (forbidden on HTTP/2).
+ */
+export function acceptHeaders2(
+  accept: string | undefined,
+  protocol: string | undefined,
+  extraHeaders?: ExtraHeaders,
+  extensions?: string,
+): Http2ResponseHeaders {
+  const out: Http2ResponseHeaders = { ':status': 200 };
+  if (accept !== undefined) out['sec-websocket-accept'] = accept;
+  if (protocol !== undefined) out['sec-websocket-protocol'] = protocol;
+  if (extensions !== undefined && extensions !== '') out['sec-websocket-extensions'] = extensions;
+  return addHeaders2(out, extraHeaders, FIXED_101);
+}
+
+/** A refused extended CONNECT as an HTTP/2 response: its headers and the plain-text body. */
+export function rejection2(r: Rejection): { headers: Http2ResponseHeaders; body: Buffer } {
+  const body = Buffer.from(`${r.message}\n`, 'utf8');
+  const headers: Http2ResponseHeaders = { ':status': r.status, 'content-type': 'text/plain; charset=utf-8', 'content-length': body.length };
+  return { headers: addHeaders2(headers, r.headers, FIXED_REJECT), body };
+}

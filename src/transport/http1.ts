@@ -9,8 +9,10 @@ import type { IncomingMessage } from 'node:http';
 import { Server as NetServer } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { type Rejection, rejection } from '../handshake/rejection.js';
-import { rejectionBytes } from '../handshake/response.js';
+import type { Acceptance } from '../handshake/decide.js';
+import { type ExtraHeaders, acceptResponse, rejectionBytes } from '../handshake/response.js';
 import { splitTarget } from '../router.js';
+import type { Transport } from './transport.js';
 
 // Marks on shared objects use registered symbols so that two copies of wsmount coordinate.
 export const kClaim: unique symbol = Symbol.for('wsmount.claim');
@@ -179,3 +181,26 @@ export function checkServer(target: unknown): void {
     throw new TypeError(`wsmount: attach() needs an http or https server (something that emits 'upgrade'), not this object: ${fix}`);
   }
 }
+
+/** The HTTP/1.1 'upgrade' transport: the socket is the TCP (or TLS) connection. @internal */
+export const HTTP1: Transport = {
+  guard(socket) {
+    guard(socket as MarkedSocket);
+  },
+  handled(socket) {
+    return isHandled(socket as MarkedSocket);
+  },
+  othersMayTake(socket) {
+    const server = (socket as MarkedSocket).server;
+    return server === undefined || (server.listeners('upgrade') as UpgradeListener[]).some(isForeign);
+  },
+  endedUnanswered(socket) {
+    const s = socket as MarkedSocket;
+    return s[kClaim] === undefined && s.writableEnded && writtenSinceUpgrade(s) === 0;
+  },
+  accept(socket: Duplex, decision: Acceptance, extraHeaders: ExtraHeaders | undefined) {
+    // Header values may hold obs-text bytes (RFC 9110 §5.5): one byte per character.
+    socket.write(acceptResponse(decision.accept as string, decision.protocol, extraHeaders, decision.deflate?.responseHeader), 'latin1');
+  },
+  reject: writeRejection,
+};

@@ -7,32 +7,21 @@
  * waiting close() finish.
  */
 import { Buffer } from 'node:buffer';
-import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { type BehaviorClass, internals } from '../behavior.js';
+import { type BehaviorClass, type UpgradeRequest, internals } from '../behavior.js';
 import { Connection, type ConnectionLimits, timerDelay } from '../connection/index.js';
 import type { WebSocketHandler } from '../handler.js';
 import { type Acceptance, type Refusal, decideHandshake } from '../handshake/decide.js';
 import { HandshakeRejection, type Rejection, rejection } from '../handshake/rejection.js';
-import { acceptResponse } from '../handshake/response.js';
 import type { Logger } from '../logger.js';
 import type { DeflateConfig } from '../extensions/permessage-deflate/options.js';
 import { DeflateSession } from '../extensions/permessage-deflate/session.js';
 import { Router, splitTarget } from '../router.js';
 import type { Client } from '../routes.js';
 import type { Counters } from '../stats.js';
-import {
-  type MarkedSocket,
-  type UpgradeListener,
-  guard,
-  isForeign,
-  isHandled,
-  kClaim,
-  kUnclaimed,
-  onEarlySocketError,
-  writeRejection,
-  writtenSinceUpgrade,
-} from './http1.js';
+import { HTTP1, type MarkedSocket, kClaim, kUnclaimed, onEarlySocketError } from './http1.js';
+import type { Transport } from './transport.js';
+import { abort } from '../connection/write.js';
 
 /** Bytes a client may send before its handshake completes (it should send none). */
 const EARLY_LIMIT = 64 * 1024;
@@ -52,8 +41,10 @@ export interface Route {
 
 /** One upgrade between its route match and its opening (or refusal). */
 interface Upgrade {
-  request: IncomingMessage;
+  request: UpgradeRequest;
+  /** The byte stream: the TCP socket, or the HTTP/2 stream. */
   socket: Duplex;
+  transport: Transport;
   head: Buffer;
   /** The request path (no query). */
   path: string;
@@ -98,11 +89,12 @@ export class Admission {
   }
 
   /**
-   * The handler's 'upgrade' listener: match the route, decide the handshake, reserve a place,
-   * run verify(), then open the connection or refuse it.
+   * The handler's 'upgrade' listener (and its HTTP/2 'stream' listener, with `transport`
+   * HTTP2): match the route, decide the handshake, reserve a place, run verify(), then open the
+   * connection or refuse it.
    */
-  upgrade(request: IncomingMessage, socket: MarkedSocket, head: Buffer, anyPath = false): void {
-    guard(socket);
+  upgrade(request: UpgradeRequest, socket: MarkedSocket, head: Buffer, anyPath = false, transport: Transport = HTTP1): void {
+    transport.guard(socket);
     const { path, query } = splitTarget(request.url ?? '/');
     // anyPath: the first route takes every upgrade, whatever its target (the ws face's handleUpgrade).
     const match = anyPath ? this.router.first() : this.router.match(path);
@@ -116,7 +108,7 @@ export class Admission {
       return;
     }
     if (match === undefined) {
-      this.leaveForOthers(request, socket);
+      this.leaveForOthers(request, socket, transport);
       return;
     }
     socket[kClaim] = this.handler;
@@ -128,7 +120,7 @@ export class Admission {
       behavior = new cls();
     } catch (error) {
       this.log.error(`wsmount: constructing the behavior for ${match.pattern} threw`, error);
-      this.reject(socket, rejection(500, 'VERIFY_FAILED', 'internal error'));
+      this.reject(transport, socket, rejection(500, 'VERIFY_FAILED', 'internal error'));
       return;
     }
     internals.init(behavior, { id: nextId++, request, params: match.params, route: route.pattern, query, handler: this.handler });
@@ -149,12 +141,12 @@ export class Admission {
       });
     } catch (error) {
       internals.abandon(behavior);
-      this.hookRefused(socket, path, running, error);
+      this.hookRefused(transport, socket, path, running, error);
       return;
     }
     if (!decision.ok) {
       internals.abandon(behavior);
-      this.reject(socket, decision.rejection);
+      this.reject(transport, socket, decision.rejection);
       return;
     }
     behavior.protocol = decision.protocol;
@@ -162,11 +154,11 @@ export class Admission {
     const full = this.overLimit(route, ip);
     if (full !== null) {
       internals.abandon(behavior);
-      this.reject(socket, full);
+      this.reject(transport, socket, full);
       return;
     }
     this.reserve(route, ip, 1);
-    const u: Upgrade = { request, socket, head, path, route, behavior, decision, early: [], endedByOther: false };
+    const u: Upgrade = { request, socket, transport, head, path, route, behavior, decision, early: [], endedByOther: false };
 
     let verdict: boolean | void | Promise<boolean | void>;
     try {
@@ -191,13 +183,13 @@ export class Admission {
     let earlyBytes = 0;
     const onData = (chunk: Buffer): void => {
       earlyBytes += chunk.length;
-      if (earlyBytes > EARLY_LIMIT) socket.destroy();
+      if (earlyBytes > EARLY_LIMIT) abort(socket);
       else u.early.push(chunk);
     };
     const onEnd = (): void => {
       // Our side already ended before the peer's FIN: another 'upgrade' listener ended it.
       u.endedByOther = socket.writableEnded;
-      socket.destroy();
+      abort(socket);
     };
     const onClose = (): void => {
       // The client is gone: free its place now; whatever verify() decides later is ignored.
@@ -232,10 +224,10 @@ export class Admission {
       this.release(u);
       this.counters.verifyTimeouts++;
       if (socket.destroyed || !socket.writable) {
-        socket.destroy();
+        abort(socket);
       } else {
         this.log.warn(`wsmount: verify() for ${u.path} took longer than verifyTimeout (${this.options.verifyTimeout} ms); answered 503`);
-        this.reject(socket, rejection(503, 'VERIFY_TIMEOUT', 'the server could not decide in time', { 'Retry-After': '5' }));
+        this.reject(u.transport, socket, rejection(503, 'VERIFY_TIMEOUT', 'the server could not decide in time', { 'Retry-After': '5' }));
       }
       this.handler.checkIdle();
     };
@@ -267,15 +259,15 @@ export class Admission {
       return false;
     }
     if (failure !== undefined) {
-      this.hookRefused(socket, u.path, 'verify()', failure.error);
+      this.hookRefused(u.transport, socket, u.path, 'verify()', failure.error);
       return false;
     }
     if (verdict === false) {
-      this.reject(socket, rejection(403, 'VERIFY_REJECTED', 'forbidden'));
+      this.reject(u.transport, socket, rejection(403, 'VERIFY_REJECTED', 'forbidden'));
       return false;
     }
     if (!this.accepting) {
-      this.reject(socket, rejection(503, 'SHUTTING_DOWN', 'the server is shutting down', { 'Retry-After': '5' }));
+      this.reject(u.transport, socket, rejection(503, 'SHUTTING_DOWN', 'the server is shutting down', { 'Retry-After': '5' }));
       return false;
     }
     this.open(u);
@@ -307,24 +299,22 @@ export class Admission {
   }
 
   /** An unmatched upgrade: leave it while another listener may take it; 404 when none does. */
-  private leaveForOthers(request: IncomingMessage, socket: MarkedSocket): void {
+  private leaveForOthers(request: UpgradeRequest, socket: MarkedSocket, transport: Transport): void {
     if (socket[kUnclaimed] === true) return; // another wsmount handler is already watching it
     socket[kUnclaimed] = true;
-    const server = socket.server;
-    const listeners = (server?.listeners('upgrade') ?? []) as UpgradeListener[];
-    const foreign = server === undefined || listeners.some(isForeign);
+    const foreign = transport.othersMayTake(socket);
     const answer = (): void => {
-      if (socket[kClaim] === undefined && socket.writableEnded && writtenSinceUpgrade(socket) === 0) {
+      if (transport.endedUnanswered(socket)) {
         this.log.info(
           `wsmount: another 'upgrade' listener ended the upgrade for ${splitTarget(request.url ?? '/').path} without answering (socket.io: destroyUpgrade: false lets wsmount answer 404)`,
         );
         return;
       }
-      if (isHandled(socket)) return;
-      this.reject(socket, rejection(404, 'NOT_FOUND', `no WebSocket route for ${splitTarget(request.url ?? '/').path}`));
+      if (transport.handled(socket)) return;
+      this.reject(transport, socket, rejection(404, 'NOT_FOUND', `no WebSocket route for ${splitTarget(request.url ?? '/').path}`));
     };
     setImmediate(() => {
-      if (isHandled(socket)) return;
+      if (transport.handled(socket)) return;
       if (!foreign) {
         answer();
         return;
@@ -340,7 +330,7 @@ export class Admission {
    * ends silent upgrade sockets after 1 s by default), say so: that is a configuration problem.
    */
   private droppedDuringVerify(socket: Duplex, path: string, endedByOther: boolean): void {
-    socket.destroy();
+    abort(socket);
     if (endedByOther) {
       this.log.warn(
         `wsmount: another 'upgrade' listener ended the socket for ${path} before verify() finished (socket.io: set destroyUpgrade: false)`,
@@ -355,22 +345,22 @@ export class Admission {
    * `HandshakeRejection` answers with its status; anything else is logged with the path and
    * answered 500.
    */
-  private hookRefused(socket: Duplex, path: string, hook: string, error: unknown): void {
+  private hookRefused(transport: Transport, socket: Duplex, path: string, hook: string, error: unknown): void {
     if (error instanceof HandshakeRejection) {
-      this.reject(socket, rejection(error.status, 'VERIFY_REJECTED', error.message, error.headers));
+      this.reject(transport, socket, rejection(error.status, 'VERIFY_REJECTED', error.message, error.headers));
       return;
     }
     this.log.error(`wsmount: ${hook} for ${path} threw`, error);
-    this.reject(socket, rejection(500, 'VERIFY_FAILED', 'internal error'));
+    this.reject(transport, socket, rejection(500, 'VERIFY_FAILED', 'internal error'));
   }
 
-  private reject(socket: Duplex, r: Rejection): void {
+  private reject(transport: Transport, socket: Duplex, r: Rejection): void {
     this.counters.rejectedWith(r.status);
     this.log.info(`wsmount: handshake rejected with ${r.status} (${r.code}): ${r.message}`);
-    writeRejection(socket, r, this.options.closeTimeout);
+    transport.reject(socket, r, this.options.closeTimeout);
   }
 
-  /** Answers 101 and opens the connection. */
+  /** Answers 101 (HTTP/2: 200) and opens the connection. */
   private open(u: Upgrade): void {
     const { request, socket, head, behavior, decision, route } = u;
     const net = socket as Duplex & { setNoDelay?: (on: boolean) => void; setTimeout?: (ms: number) => void };
@@ -381,11 +371,7 @@ export class Admission {
     internals.connect(behavior, connection);
     socket.removeListener('error', onEarlySocketError);
     socket.cork();
-    // Header values may hold obs-text bytes (RFC 9110 §5.5): one byte per character.
-    socket.write(
-      acceptResponse(decision.accept, decision.protocol, internals.responseHeaders(behavior) ?? undefined, decision.deflate?.responseHeader),
-      'latin1',
-    );
+    u.transport.accept(socket, decision, internals.responseHeaders(behavior) ?? undefined);
     this.counters.handshakesAccepted++;
     connection.route = route;
     this.handler.connectionOpened(behavior, route);
