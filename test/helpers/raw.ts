@@ -4,7 +4,9 @@
  * anything at all: bad frames, odd chunking, half handshakes.
  */
 import { createHash, randomBytes } from 'node:crypto';
+import http2 from 'node:http2';
 import net from 'node:net';
+import type { Duplex } from 'node:stream';
 
 export interface RawFrame {
   fin: boolean;
@@ -124,7 +126,10 @@ export function upgradeRequest(path: string, extra: Record<string, string> = {},
 }
 
 export class RawClient {
+  /** The TCP socket; over HTTP/2 ({@link RawClient.connectH2}) the CONNECT stream, typed as a socket. */
   readonly socket: net.Socket;
+  /** Over HTTP/2: the stream carrying the WebSocket (RFC 8441); null over TCP. */
+  stream: http2.ClientHttp2Stream | null = null;
   /** The 101 response head. */
   status = 0;
   headers: Record<string, string> = {};
@@ -135,8 +140,9 @@ export class RawClient {
   private waiters: (() => void)[] = [];
   private readonly closedPromise: Promise<void>;
 
-  private constructor(socket: net.Socket) {
-    this.socket = socket;
+  private constructor(socket: Duplex) {
+    // Over HTTP/2 the stream stands in for the socket: tests use write/destroy/events only.
+    this.socket = socket as net.Socket;
     this.closedPromise = new Promise((resolve) => {
       socket.on('close', () => {
         this.tcpClosed = true;
@@ -186,6 +192,43 @@ export class RawClient {
       socket.once('error', reject);
       socket.once('close', () => reject(new Error('closed during handshake')));
       socket.write(upgradeRequest(path, extraHeaders, key));
+    });
+    return client;
+  }
+
+  /**
+   * Opens a WebSocket as an HTTP/2 extended CONNECT (RFC 8441) on `session` (or on a new h2c
+   * session to `port`, closed when this stream closes); rejects unless the server answers 200.
+   * The server ending its stream (its "TCP close") is answered by ending ours, so the stream
+   * closes cleanly; `tcpClosed` then means the stream closed.
+   */
+  static async connectH2(port: number, path = '/', extraHeaders: Record<string, string> = {}, session?: http2.ClientHttp2Session): Promise<RawClient> {
+    const own = session === undefined;
+    const s = session ?? http2.connect(`http://127.0.0.1:${port}`);
+    s.on('error', () => {});
+    const stream = s.request(
+      { ':method': 'CONNECT', ':protocol': 'websocket', ':scheme': 'http', ':path': path, ':authority': `127.0.0.1:${port}`, 'sec-websocket-version': '13', ...extraHeaders },
+      { endStream: false },
+    );
+    const client = new RawClient(stream);
+    client.stream = stream;
+    stream.on('end', () => stream.end());
+    if (own) stream.on('close', () => s.close());
+    await new Promise<void>((resolve, reject) => {
+      stream.once('response', (headers) => {
+        const status = Number(headers[':status']);
+        client.status = status;
+        for (const [k, v] of Object.entries(headers)) if (!k.startsWith(':')) client.headers[k] = String(v);
+        if (status !== 200) {
+          reject(new Error(`handshake answered ${status}`));
+          stream.close(http2.constants.NGHTTP2_CANCEL);
+          return;
+        }
+        client.attach(Buffer.alloc(0));
+        resolve();
+      });
+      stream.once('error', reject);
+      stream.once('close', () => reject(new Error(`stream closed during handshake (rst ${stream.rstCode})`)));
     });
     return client;
   }
@@ -314,7 +357,12 @@ export class RawClient {
     return this.expectClose(timeout);
   }
 
+  /** Ends the connection abruptly: destroys TCP, or resets the HTTP/2 stream (CANCEL) and nothing else. */
   destroy(): void {
+    if (this.stream !== null) {
+      if (!this.stream.destroyed) this.stream.close(http2.constants.NGHTTP2_CANCEL);
+      return;
+    }
     this.socket.destroy();
   }
 }
