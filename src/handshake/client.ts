@@ -229,6 +229,19 @@ export function checkHandshakeResponse(head: ResponseHead, handshake: ClientHand
   if (accept === undefined || accept.trim() !== expected) {
     return fail('BAD_ACCEPT', `Sec-WebSocket-Accept is ${JSON.stringify(accept ?? null)}, expected ${JSON.stringify(expected ?? null)}`);
   }
+  return checkNegotiation(h, handshake);
+}
+
+/**
+ * The checks a response shares over HTTP/1.1 and HTTP/2 (RFC 6455 §4.1 checks 5–6, RFC 8441 §5):
+ * a subprotocol only if it is one we offered, an extension only if we offered it, and then one
+ * permessage-deflate element that fits the offer.
+ */
+function checkNegotiation(
+  h: Record<string, HeaderValue>,
+  handshake: { readonly protocols: readonly string[]; readonly extensions: string | undefined },
+): ClientHandshakeResult {
+  const fail = (failure: ClientHandshakeFailure, message: string): ClientHandshakeResult => ({ ok: false, failure, message });
   let protocol: string | undefined;
   if (h['sec-websocket-protocol'] !== undefined) {
     const chosen = splitList(h['sec-websocket-protocol']);
@@ -246,4 +259,122 @@ export function checkHandshakeResponse(head: ResponseHead, handshake: ClientHand
   const checked = checkPerMessageDeflateResponse(extensionsHeader, handshake.extensions);
   if (!checked.ok) return fail('BAD_EXTENSION', `Sec-WebSocket-Extensions ${JSON.stringify(extensions)}: ${checked.message}`);
   return { ok: true, protocol, extensions, perMessageDeflate: checked.acceptance };
+}
+
+// ---- HTTP/2: extended CONNECT (RFC 8441) ---------------------------------------------------------
+
+/** A header value for an HTTP/2 request as `node:http2` takes it. */
+export type Http2HeaderValue = string | string[];
+
+/** What goes into an RFC 8441 extended CONNECT request. */
+export interface Http2ClientHandshakeOptions {
+  /** `:scheme`: `'https'` for `wss://`, `'http'` for `ws://` (RFC 8441 §4). */
+  scheme: 'http' | 'https';
+  /** `:authority`: the target's `host:port`. */
+  authority: string;
+  /** `:path`: path and query, starting with `/`. */
+  path: string;
+  /** Subprotocols to offer, in preference order (`sec-websocket-protocol`). */
+  protocols?: readonly string[] | undefined;
+  /** The `origin` header. */
+  origin?: string | undefined;
+  /**
+   * Extra headers, names taken case-insensitively (HTTP/2 sends them in lower case). A default
+   * header (pseudo-headers such as `:protocol` included) is replaced, and `null` removes it, so a
+   * test can send a broken extended CONNECT. No `sec-websocket-key` is sent unless given here
+   * (RFC 8441 §5: browsers send none); one given is what `sec-websocket-accept` is checked against.
+   */
+  headers?: Readonly<Record<string, ClientHeaderValue>> | undefined;
+  /** The `sec-websocket-extensions` offer (permessage-deflate), as in {@link ClientHandshakeOptions.extensions}. */
+  extensions?: string | undefined;
+}
+
+/** An extended CONNECT request, ready for `session.request()`, and what checking its response needs. */
+export interface Http2ClientHandshake {
+  /** The request headers, pseudo-headers first, by lower-case name. */
+  headers: Record<string, Http2HeaderValue>;
+  /** The `sec-websocket-key` sent, or `undefined` (the default: none). */
+  key: string | undefined;
+  /** The subprotocols offered. */
+  protocols: readonly string[];
+  /** The extension offer sent, when it is the one given as {@link Http2ClientHandshakeOptions.extensions}; else `undefined`. */
+  extensions: string | undefined;
+}
+
+/** A header name for an HTTP/2 request: a token, or a pseudo-header (`:` and a token). */
+function isHttp2HeaderName(name: string): boolean {
+  return isToken(name.startsWith(':') ? name.slice(1) : name);
+}
+
+/**
+ * Builds an RFC 8441 §4 extended CONNECT: `:method CONNECT`, `:protocol websocket`, `:scheme`,
+ * `:path`, `:authority`, `sec-websocket-version: 13`, and the optional origin, subprotocols and
+ * extension offer; no `sec-websocket-key`, `upgrade` or `connection` (RFC 8441 §5, RFC 9113
+ * §8.2.2). Throws `TypeError` on a header name that is not a token or a value with CR, LF or NUL.
+ */
+export function createHttp2ClientHandshake(options: Http2ClientHandshakeOptions): Http2ClientHandshake {
+  const protocols = options.protocols ?? [];
+  for (const p of protocols) {
+    if (!isToken(p)) throw new TypeError(`invalid subprotocol ${JSON.stringify(p)}`);
+  }
+  if (!options.path.startsWith('/') || !isSafeHeaderValue(options.path) || options.path.includes(' ')) {
+    throw new TypeError(`invalid request path ${JSON.stringify(options.path)}`);
+  }
+  const headers = new Map<string, ClientHeaderValue>([
+    [':method', 'CONNECT'],
+    [':protocol', 'websocket'],
+    [':scheme', options.scheme],
+    [':path', options.path],
+    [':authority', options.authority],
+    ['sec-websocket-version', '13'],
+  ]);
+  if (options.origin !== undefined) headers.set('origin', options.origin);
+  if (protocols.length > 0) headers.set('sec-websocket-protocol', protocols.join(', '));
+  if (options.extensions !== undefined) headers.set('sec-websocket-extensions', options.extensions);
+  const extra = options.headers ?? {};
+  for (const name of Object.keys(extra)) {
+    if (!isHttp2HeaderName(name)) throw new TypeError(`invalid header name ${JSON.stringify(name)}`);
+    headers.set(name.toLowerCase(), extra[name] as ClientHeaderValue);
+  }
+  const out: Record<string, Http2HeaderValue> = Object.create(null) as Record<string, Http2HeaderValue>;
+  for (const [name, value] of headers) {
+    if (value === null) continue;
+    const values = typeof value === 'string' ? [value] : [...value];
+    for (const v of values) {
+      if (!isSafeHeaderValue(v)) throw new TypeError(`invalid value for header ${name}`);
+    }
+    out[name] = values.length === 1 ? (values[0] as string) : values;
+  }
+  const key = out['sec-websocket-key'];
+  const offer = out['sec-websocket-extensions'];
+  const extensions = options.extensions !== undefined && offer === options.extensions ? offer : undefined;
+  return { headers: out, key: typeof key === 'string' ? key : undefined, protocols, extensions };
+}
+
+/**
+ * Checks the response to an extended CONNECT (RFC 8441 §5): `:status` 200 (`REJECTED`
+ * otherwise), a `sec-websocket-accept` matching the key when the request carried a
+ * `sec-websocket-key` (`BAD_ACCEPT`: RFC 8441 has none, but undici 7.17+ sends a key and fails
+ * without it), then the subprotocol and extension checks of HTTP/1.1. `headers` are the
+ * response's regular headers by lower-case name.
+ */
+export function checkHttp2HandshakeResponse(
+  status: number,
+  headers: Readonly<Record<string, string | string[]>>,
+  handshake: Http2ClientHandshake,
+): ClientHandshakeResult {
+  if (status !== 200) return { ok: false, failure: 'REJECTED', message: `the server answered ${status}` };
+  const h = headers as Record<string, HeaderValue>;
+  if (handshake.key !== undefined) {
+    const accept = singleValue(h['sec-websocket-accept']);
+    const expected = acceptKey(handshake.key);
+    if (accept === undefined || accept.trim() !== expected) {
+      return {
+        ok: false,
+        failure: 'BAD_ACCEPT',
+        message: `the request carried a sec-websocket-key, and sec-websocket-accept is ${JSON.stringify(accept ?? null)}, expected ${JSON.stringify(expected)}`,
+      };
+    }
+  }
+  return checkNegotiation(h, handshake);
 }

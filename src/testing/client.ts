@@ -1,4 +1,5 @@
 import { Buffer } from 'node:buffer';
+import type { ClientHttp2Stream } from 'node:http2';
 import type { Duplex } from 'node:stream';
 import { encodeClosePayload, encodeFrame, encodeText, type Frame, toBuffer } from '../protocol/framer.js';
 import { CloseCode, MAX_CONTROL_PAYLOAD, Opcode } from '../protocol/constants.js';
@@ -17,6 +18,7 @@ import type {
   TestClientOptions,
   TestClientState,
   TestMessage,
+  TestTransport,
 } from './types.js';
 import { OrderedWriter } from './writer.js';
 
@@ -26,6 +28,20 @@ export interface NegotiatedExtensions {
   readonly extensions: string | undefined;
   /** The permessage-deflate codec when the server accepted it, else `null`. */
   readonly deflate: ClientDeflate | null;
+}
+
+/** How the client's byte stream runs, for `connect()` to pass. */
+export interface ClientTransport {
+  /** The transport's name, {@link TestClient.transport}. */
+  readonly name: TestTransport;
+  /**
+   * Ends the connection at once, with no closing handshake (terminate(), a close timeout). Default
+   * `socket.destroy()`; over HTTP/2 it resets only this stream (RST_STREAM CANCEL), never the
+   * session that other streams share.
+   */
+  readonly abort?: (() => void) | undefined;
+  /** Over HTTP/2: the extended CONNECT stream, {@link TestClient.http2Stream}. */
+  readonly stream?: ClientHttp2Stream | undefined;
 }
 
 interface PongWaiter {
@@ -40,6 +56,7 @@ const DEFAULT_MESSAGE_TIMEOUT = 5000;
 const DEFAULT_CLOSE_TIMEOUT = 2000;
 const DEFAULT_MAX_PAYLOAD = 64 * 1024 * 1024;
 const NO_EXTENSIONS: NegotiatedExtensions = Object.freeze({ extensions: undefined, deflate: null });
+const HTTP1: ClientTransport = Object.freeze({ name: 'http/1.1' });
 
 /**
  * How far a compressed payload may exceed `maxPayload` before the parser refuses it unread:
@@ -71,8 +88,20 @@ function bytesOf(data: string | TestBinary | undefined): Buffer {
 export class TestClient implements AsyncIterable<TestMessage> {
   /** The subprotocol the server chose, or `undefined`. */
   readonly protocol: string | undefined;
-  /** The `101 Switching Protocols` response. */
+  /** The response that opened the WebSocket: `101 Switching Protocols`, or `200` over HTTP/2. */
   readonly response: HandshakeResponse;
+  /**
+   * What the WebSocket runs over: `'http/1.1'` (an upgrade, over TCP, TLS or in memory), `'h2'`
+   * or `'h2c'` (an RFC 8441 extended CONNECT stream over HTTP/2 with TLS or in cleartext, from
+   * `connect(…, { http2 })`).
+   */
+  readonly transport: TestTransport;
+  /**
+   * Over HTTP/2: the RFC 8441 stream the WebSocket runs in, to check what HTTP/2 saw
+   * (`http2Stream.rstCode` is 0 after a clean close: no RST_STREAM; `http2Stream.session` is the
+   * shared connection). `undefined` over HTTP/1.1. Write to it only through this client.
+   */
+  readonly http2Stream: ClientHttp2Stream | undefined;
   /**
    * Resolves once the connection is closed (the socket is gone) with the close code and reason:
    * the server's close frame, the code this client failed the connection with, or 1006 when the
@@ -92,6 +121,7 @@ export class TestClient implements AsyncIterable<TestMessage> {
   readonly perMessageDeflate: AcceptedPerMessageDeflate | null;
 
   readonly #socket: Duplex;
+  readonly #abort: () => void;
   readonly #writer: OrderedWriter;
   readonly #parser: FrameParser;
   readonly #deflate: ClientDeflate | null;
@@ -118,7 +148,8 @@ export class TestClient implements AsyncIterable<TestMessage> {
 
   /**
    * Not for your code: use {@link connect}. Takes over `socket` right after a successful handshake;
-   * `early` holds bytes that arrived with the 101 response.
+   * `early` holds bytes that arrived with the 101 response. Over HTTP/2 `socket` is the
+   * extended CONNECT stream and `transport` says how to reset it.
    */
   constructor(
     socket: Duplex,
@@ -127,9 +158,14 @@ export class TestClient implements AsyncIterable<TestMessage> {
     response: HandshakeResponse,
     options: TestClientOptions = {},
     negotiated: NegotiatedExtensions = NO_EXTENSIONS,
+    transport: ClientTransport = HTTP1,
   ) {
     this.#socket = socket;
-    this.#writer = new OrderedWriter(socket, () => socket.destroy());
+    const abort = transport.abort ?? (() => socket.destroy());
+    this.#abort = abort;
+    this.transport = transport.name;
+    this.http2Stream = transport.stream;
+    this.#writer = new OrderedWriter(socket, () => abort());
     this.protocol = protocol;
     this.response = response;
     this.extensions = negotiated.extensions;
@@ -243,8 +279,9 @@ export class TestClient implements AsyncIterable<TestMessage> {
 
   /**
    * Starts the closing handshake (RFC 6455 §7.1.2): sends a close frame (default 1000), waits
-   * for the server's close frame and for the server to close the TCP connection (destroying the
-   * socket after `closeTimeout`), and resolves with {@link TestClient.closed}'s value. Throws
+   * for the server's close frame and for the server to close the TCP connection (over HTTP/2: to
+   * end its stream, which this client ends too, so the stream closes with no RST_STREAM), dropping
+   * the connection after `closeTimeout`, and resolves with {@link TestClient.closed}'s value. Throws
    * `RangeError` for a code that may not be sent (1005, 1006, 999…) or a reason over 123 bytes.
    * Calling it again, or after the server closed, just returns `closed`.
    */
@@ -259,9 +296,13 @@ export class TestClient implements AsyncIterable<TestMessage> {
     return this.closed;
   }
 
-  /** Destroys the socket with no closing handshake: the server sees the connection drop (1006). */
+  /**
+   * Drops the connection with no closing handshake: the server sees it end abnormally (1006).
+   * Over TCP the socket is destroyed; over HTTP/2 the stream is reset (RST_STREAM CANCEL) and the
+   * HTTP/2 connection stays up for its other streams.
+   */
   terminate(): void {
-    this.#socket.destroy();
+    this.#abort();
   }
 
   /**
@@ -355,7 +396,7 @@ export class TestClient implements AsyncIterable<TestMessage> {
 
   #armCloseTimer(): void {
     if (this.#closeTimer !== null || this.#socket.destroyed) return;
-    this.#closeTimer = setTimeout(() => this.#socket.destroy(), this.#closeTimeout);
+    this.#closeTimer = setTimeout(() => this.#abort(), this.#closeTimeout);
     this.#closeTimer.unref();
   }
 

@@ -1,5 +1,6 @@
 import { Buffer } from 'node:buffer';
 import { type Server, createServer } from 'node:http';
+import type { ClientHttp2Session } from 'node:http2';
 import net from 'node:net';
 import { type Duplex, duplexPair } from 'node:stream';
 import type tls from 'node:tls';
@@ -9,12 +10,14 @@ import {
   type ClientHeaderValue,
   checkHandshakeResponse,
   createClientHandshake,
+  createHttp2ClientHandshake,
   readResponseHead,
 } from '../handshake/client.js';
 import { TestClient } from './client.js';
 import { ClientDeflate, type ResolvedTestDeflate, type TestPerMessageDeflateOptions, resolveTestDeflate } from './deflate.js';
 import type { TestClientOptions } from './types.js';
-import { HandshakeError } from './errors.js';
+import { HandshakeError, MAX_BODY, refusalError } from './errors.js';
+import { connectHttp2 } from './http2.js';
 import { hasTlsOptions, tlsFailure, tlsSocket } from './tls.js';
 
 /** Anything {@link connect} can reach: a `ws://` or `wss://` URL, a {@link listen} result, or a handler (in memory). */
@@ -94,11 +97,42 @@ export interface ConnectOptions extends TestClientOptions {
    * the certificate must list that IP. Elsewhere (`ws://`, in memory) it throws a `TypeError`.
    */
   servername?: string;
+  /**
+   * Open the WebSocket over HTTP/2, as an RFC 8441 extended CONNECT stream (what Chrome and
+   * Firefox do on an HTTP/2 connection to a server that allows it). Serve one with
+   * `listen(routes, { http2: true })` (cleartext, h2c) or `listen(routes, { http2: true, tls })`
+   * (h2).
+   *
+   * - `true`: open an HTTP/2 connection for this WebSocket (`http://` for `ws://`, `https://` with
+   *   `ca`, `rejectUnauthorized` and `servername` for `wss://`) and close it when the WebSocket
+   *   closes.
+   * - A `ClientHttp2Session` you opened with `http2.connect()`: the WebSocket is one stream in
+   *   it, so many WebSockets (and plain requests) share one connection; it stays open after the
+   *   WebSocket closes. Set TLS options on the session, not here.
+   *
+   * The request is `:method CONNECT`, `:protocol websocket`, `:scheme`, `:path`, `:authority`,
+   * `sec-websocket-version: 13`, and `origin`, `protocols` and `perMessageDeflate` as over
+   * HTTP/1.1; `headers` adds or replaces headers (pseudo-headers included, `null` drops one). No
+   * `sec-websocket-key` is sent (browsers send none); one added through `headers` must be
+   * answered with a matching `sec-websocket-accept`. The server must answer `:status 200`;
+   * anything else rejects with `HandshakeError` `'REJECTED'` (its status and body), a server whose
+   * SETTINGS do not enable the extended CONNECT with `'NO_EXTENDED_CONNECT'`, one that does not
+   * speak HTTP/2 with `'NO_HTTP2'`, and a stream reset before the response with
+   * `'STREAM_RESET'`. Then `client.transport` is `'h2'` or `'h2c'` and `client.http2Stream` is the
+   * stream. `close()` ends the stream cleanly (END_STREAM both ways, no RST_STREAM);
+   * `terminate()` resets it (RST_STREAM CANCEL), never the connection. Not for in-memory
+   * connections (a `TypeError`): use {@link listen} with `http2: true`.
+   *
+   * ```ts
+   * await using server = await listen(routes, { http2: true });
+   * const client = await connect(server, '/chat', { http2: true });
+   * expect(client.transport).toBe('h2c');
+   * ```
+   */
+  http2?: boolean | ClientHttp2Session;
 }
 
 const DEFAULT_TIMEOUT = 5000;
-/** Largest rejection body kept for `HandshakeError.body`. */
-const MAX_BODY = 64 * 1024;
 /** The `Host` an in-memory connection sends. */
 const MEMORY_HOST = 'localhost';
 
@@ -165,16 +199,6 @@ function memoryPair(peer: { address?: string; family?: string; port?: number }):
   return [client, server];
 }
 
-/**
- * A refusal's body without the one line break that ends it: wsmount writes its reason as one
- * line (`'log in first\n'`), and a test compares it with the message it threw.
- */
-function withoutFinalLineBreak(body: string): string {
-  if (body.endsWith('\r\n')) return body.slice(0, -2);
-  if (body.endsWith('\n')) return body.slice(0, -1);
-  return body;
-}
-
 // ---- the handshake over any Duplex -----------------------------------------------------------
 
 function handshakeOn(socket: Duplex, handshake: ClientHandshake, options: ConnectOptions, deflate: ResolvedTestDeflate | null): Promise<TestClient> {
@@ -204,11 +228,7 @@ function handshakeOn(socket: Duplex, handshake: ClientHandshake, options: Connec
       const r = rejected;
       if (r === null) return;
       const end = r.bodyLength === undefined ? received.length : Math.min(received.length, r.bodyStart + r.bodyLength);
-      const body = withoutFinalLineBreak(received.subarray(r.bodyStart, Math.min(end, r.bodyStart + MAX_BODY)).toString('utf8'));
-      const summary = body.trim() === '' ? '' : `: ${body.trim().slice(0, 200)}`;
-      fail(
-        new HandshakeError('REJECTED', `the server refused the WebSocket with ${r.status} ${r.statusText}`.trimEnd() + summary, r.status, r.headers, body),
-      );
+      fail(refusalError(r.status, r.statusText, r.headers, received.subarray(r.bodyStart, end)));
     };
     const onData = (chunk: Buffer): void => {
       received = received.length === 0 ? chunk : Buffer.concat([received, chunk]);
@@ -296,6 +316,59 @@ function protocolsOf(options: ConnectOptions): readonly string[] {
   return p === undefined ? [] : typeof p === 'string' ? [p] : p;
 }
 
+/** The network target of `connect()`: its URL, the request path, and whether it is TLS. */
+function networkTarget(target: Exclude<ConnectTarget, WebSocketHandler>, path: string | undefined, options: ConnectOptions): { url: URL; requestPath: string; overTls: boolean } {
+  if (options.remoteAddress !== undefined || options.remotePort !== undefined) {
+    throw new TypeError('wsmount/testing: remoteAddress and remotePort apply to in-memory connections only (connect(handler, path, …)); over TCP the server sees the real peer');
+  }
+  const url = new URL(typeof target === 'string' || target instanceof URL ? target : target.url(path ?? '/'));
+  const overTls = url.protocol === 'wss:' || url.protocol === 'https:';
+  if (!overTls && url.protocol !== 'ws:' && url.protocol !== 'http:') throw new TypeError(`wsmount/testing: not a ws:// or wss:// URL: ${url.href}`);
+  if (!overTls && hasTlsOptions(options)) {
+    throw new TypeError(`wsmount/testing: ca, rejectUnauthorized and servername apply to wss:// only, not to ${url.protocol}// (${url.href})`);
+  }
+  const requestPath = typeof target === 'string' || target instanceof URL ? joinPath(path, `${url.pathname}${url.search}`) : `${url.pathname}${url.search}`;
+  return { url, requestPath, overTls };
+}
+
+/** `connect(…, { http2 })`: checks what only makes sense over HTTP/2, then hands over to http2.ts. */
+function connectOverHttp2(
+  target: Exclude<ConnectTarget, WebSocketHandler>,
+  path: string | undefined,
+  options: ConnectOptions,
+  protocols: readonly string[],
+  deflate: ResolvedTestDeflate | null,
+  http2: true | ClientHttp2Session,
+): Promise<TestClient> {
+  const { url, requestPath, overTls } = networkTarget(target, path, options);
+  let session: ClientHttp2Session | null = null;
+  if (http2 !== true) {
+    if (typeof http2 !== 'object' || http2 === null || typeof (http2 as Partial<ClientHttp2Session>).request !== 'function') {
+      throw new TypeError('wsmount/testing: http2 is true or a ClientHttp2Session from http2.connect()');
+    }
+    session = http2;
+    if (hasTlsOptions(options)) {
+      throw new TypeError('wsmount/testing: with an HTTP/2 session of your own, set ca, rejectUnauthorized and servername on http2.connect(), not on connect()');
+    }
+    if (session.encrypted !== undefined && session.encrypted !== overTls) {
+      throw new TypeError(
+        `wsmount/testing: the HTTP/2 session given is ${session.encrypted ? 'over TLS' : 'cleartext'}, but the URL is ${url.protocol}// (${url.href}): use ${session.encrypted ? 'wss' : 'ws'}://`,
+      );
+    }
+  }
+  const handshake = createHttp2ClientHandshake({
+    scheme: overTls ? 'https' : 'http',
+    authority: url.host,
+    path: requestPath,
+    protocols,
+    origin: options.origin,
+    headers: options.headers,
+    extensions: deflate?.offer,
+  });
+  const hostname = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
+  return connectHttp2({ handshake, origin: `${overTls ? 'https' : 'http'}://${url.host}`, hostname, where: url.host, secure: overTls, session }, options, deflate);
+}
+
 /**
  * Opens a WebSocket for a test and resolves once the handshake succeeded.
  *
@@ -312,6 +385,8 @@ function protocolsOf(options: ConnectOptions): readonly string[] {
  *   It has no peer address unless you give one: `{ remoteAddress: '203.0.113.7' }` (and
  *   `remotePort`) is what the server then sees, for `behavior.remoteAddress` and
  *   `maxConnectionsPerIp`.
+ * - `connect(server, '/chat', { http2: true })`, or `{ http2: session }` with a session of your
+ *   own: over HTTP/2, as an RFC 8441 extended CONNECT stream (see {@link ConnectOptions.http2}).
  *
  * `path` may carry a query (`'/rooms/7?user=ann'`); with a URL it replaces the URL's path.
  * A refused or broken handshake rejects with {@link HandshakeError} (its `status`, `headers` and
@@ -325,6 +400,15 @@ export function connect<R extends Routes>(target: ConnectTarget<R>, path?: strin
   let deflate: ResolvedTestDeflate | null;
   try {
     deflate = deflateOf(options);
+    const http2 = options.http2 ?? false;
+    if (http2 !== false) {
+      if (isHandler(target)) {
+        throw new TypeError(
+          'wsmount/testing: http2 needs a real HTTP/2 connection, and an in-memory connect(handler, …) speaks HTTP/1.1 only: serve the handler with listen(handler, { http2: true }) and connect to that',
+        );
+      }
+      return connectOverHttp2(target, path, options, protocols, deflate, http2);
+    }
     if (isHandler(target) && hasTlsOptions(options)) {
       throw new TypeError('wsmount/testing: ca, rejectUnauthorized and servername apply to wss:// only; an in-memory connection has no TLS');
     }
@@ -344,16 +428,7 @@ export function connect<R extends Routes>(target: ConnectTarget<R>, path?: strin
       // Node's HTTP server takes it from here: its parser, then 'upgrade' → the handler.
       server.emit('connection', serverSide);
     } else {
-      if (options.remoteAddress !== undefined || options.remotePort !== undefined) {
-        throw new TypeError('wsmount/testing: remoteAddress and remotePort apply to in-memory connections only (connect(handler, path, …)); over TCP the server sees the real peer');
-      }
-      const url = new URL(typeof target === 'string' || target instanceof URL ? target : target.url(path ?? '/'));
-      const overTls = url.protocol === 'wss:' || url.protocol === 'https:';
-      if (!overTls && url.protocol !== 'ws:' && url.protocol !== 'http:') throw new TypeError(`wsmount/testing: not a ws:// or wss:// URL: ${url.href}`);
-      if (!overTls && hasTlsOptions(options)) {
-        throw new TypeError(`wsmount/testing: ca, rejectUnauthorized and servername apply to wss:// only, not to ${url.protocol}// (${url.href})`);
-      }
-      const requestPath = typeof target === 'string' || target instanceof URL ? joinPath(path, `${url.pathname}${url.search}`) : `${url.pathname}${url.search}`;
+      const { url, requestPath, overTls } = networkTarget(target, path, options);
       handshake = createClientHandshake({
         host: url.host,
         path: requestPath,

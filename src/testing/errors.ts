@@ -1,3 +1,4 @@
+import { Buffer } from 'node:buffer';
 import type { ClientHandshakeFailure } from '../handshake/client.js';
 
 /**
@@ -9,6 +10,12 @@ import type { ClientHandshakeFailure } from '../handshake/client.js';
  * (the certificate is valid but not for this host; pass `servername` or connect by the name it
  * was issued for) and `TLS_FAILED` (the TLS handshake itself failed, e.g. the server does not
  * speak TLS on that port). The TLS error is the `cause`.
+ *
+ * Over HTTP/2 (`connect(…, { http2 })`, RFC 8441): `NO_HTTP2` (the server does not speak HTTP/2:
+ * no ALPN `h2` over TLS, or a cleartext server that is not an h2c one), `NO_EXTENDED_CONNECT`
+ * (it speaks HTTP/2 but its SETTINGS do not enable the extended CONNECT, RFC 8441 §3: nothing
+ * serves WebSockets on it, e.g. no wsmount attached) and `STREAM_RESET` (the server reset the
+ * stream, RST_STREAM, before any response; the message names the HTTP/2 error code).
  */
 export type HandshakeErrorCode =
   | ClientHandshakeFailure
@@ -17,7 +24,10 @@ export type HandshakeErrorCode =
   | 'TIMEOUT'
   | 'TLS_CERTIFICATE'
   | 'TLS_HOSTNAME'
-  | 'TLS_FAILED';
+  | 'TLS_FAILED'
+  | 'NO_HTTP2'
+  | 'NO_EXTENDED_CONNECT'
+  | 'STREAM_RESET';
 
 /**
  * `connect()` rejects with this when the server does not open a WebSocket. A refused handshake
@@ -30,7 +40,7 @@ export type HandshakeErrorCode =
  * ```
  */
 export class HandshakeError extends Error {
-  /** Which check failed. `'REJECTED'`: the server answered with a status other than 101. */
+  /** Which check failed. `'REJECTED'`: the server answered with a status other than 101 (200 over HTTP/2). */
   readonly code: HandshakeErrorCode;
   /** The HTTP status of the response, or 0 when no complete response arrived. */
   readonly status: number;
@@ -59,6 +69,29 @@ export class HandshakeError extends Error {
     this.headers = headers;
     this.body = body;
   }
+}
+
+/** @internal Largest rejection body kept for `HandshakeError.body`. */
+export const MAX_BODY: number = 64 * 1024;
+
+/**
+ * A refusal's body without the one line break that ends it: wsmount writes its reason as one
+ * line (`'log in first\n'`), and a test compares it with the message it threw.
+ */
+function withoutFinalLineBreak(body: string): string {
+  if (body.endsWith('\r\n')) return body.slice(0, -2);
+  if (body.endsWith('\n')) return body.slice(0, -1);
+  return body;
+}
+
+/**
+ * @internal The `'REJECTED'` error for a refusal (a status other than 101, or 200 over HTTP/2)
+ * with its body, of which at most {@link MAX_BODY} bytes are kept.
+ */
+export function refusalError(status: number, statusText: string, headers: Readonly<Record<string, string | string[]>>, bodyBytes: Uint8Array): HandshakeError {
+  const body = withoutFinalLineBreak(Buffer.from(bodyBytes.buffer, bodyBytes.byteOffset, Math.min(bodyBytes.length, MAX_BODY)).toString('utf8'));
+  const summary = body.trim() === '' ? '' : `: ${body.trim().slice(0, 200)}`;
+  return new HandshakeError('REJECTED', `the server refused the WebSocket with ${status} ${statusText}`.trimEnd() + summary, status, headers, body);
 }
 
 /** Why a `nextMessage()`, `ping()` or iteration ended without its answer. */

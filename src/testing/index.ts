@@ -26,6 +26,7 @@ export type {
   TestClientOptions,
   TestClientState,
   TestMessage,
+  TestTransport,
 } from './types.js';
 export { HandshakeError, TestClientError, type HandshakeErrorCode, type TestClientErrorCode } from './errors.js';
 export type { ClientHeaderValue } from '../handshake/client.js';

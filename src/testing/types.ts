@@ -17,11 +17,18 @@ export interface CloseInfo {
 
 /** The HTTP response that opened the WebSocket. */
 export interface HandshakeResponse {
-  /** Always 101. */
+  /** 101 over HTTP/1.1; 200 over HTTP/2 (RFC 8441 §5). */
   status: number;
-  /** Response headers by lower-case name; a repeated header is an array. */
+  /** Response headers by lower-case name (over HTTP/2 without pseudo-headers); a repeated header is an array. */
   headers: Readonly<Record<string, string | string[]>>;
 }
+
+/**
+ * What a test client's WebSocket runs over: `'http/1.1'` (an upgrade on its own TCP or TLS
+ * connection, or in memory), `'h2'` (an RFC 8441 extended CONNECT stream in an HTTP/2
+ * connection over TLS) or `'h2c'` (the same over cleartext HTTP/2).
+ */
+export type TestTransport = 'http/1.1' | 'h2' | 'h2c';
 
 /** A frame for {@link TestClient.sendFrame}: anything at all, valid or not. */
 export interface RawFrameSpec {
@@ -43,7 +50,8 @@ export interface TestClientOptions {
   messageTimeout?: number;
   /**
    * Milliseconds to wait for the server to finish the closing handshake and close the TCP
-   * connection before the client destroys its socket. Default 2,000.
+   * connection (over HTTP/2: end its stream) before the client destroys its socket (over HTTP/2:
+   * resets its stream). Default 2,000.
    */
   closeTimeout?: number;
   /**
