@@ -21,7 +21,8 @@ const sockets = createWebSocketHandler({ '/echo': Echo });
 export function servers(vite: ViteDevServer): void {
   sockets.attach(http.createServer());
   sockets.attach(https.createServer({}));
-  sockets.attach(http2.createSecureServer({ allowHTTP1: true })); // emits 'upgrade' for HTTP/1.1 clients
+  sockets.attach(http2.createSecureServer({ allowHTTP1: true })); // RFC 8441 streams, and 'upgrade' for HTTP/1.1 clients
+  sockets.attach(http2.createServer()); // cleartext HTTP/2 (h2c): RFC 8441 streams
   const app = express();
   sockets.attach(app.listen(0)); // Express: listen() returns the http.Server
   sockets.attach(http.createServer(app));
