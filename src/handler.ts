@@ -139,9 +139,12 @@ export class WebSocketHandler<R extends Routes = Routes> {
 
   /**
    * Listens for `'upgrade'` on `server`: an `http` or `https` server (`app.listen()` returns
-   * Express's and Koa's; Fastify's is `app.server`). Throws for an app or anything else that
-   * never emits `'upgrade'`, and if this handler is already attached to that server. Several
-   * servers (http and https) may share one handler.
+   * Express's and Koa's; Fastify's is `app.server`). On an `http2` server it also serves
+   * WebSockets over HTTP/2 (RFC 8441 extended CONNECT streams, answered `:status 200`): its
+   * `'stream'` listener goes first, ahead of Node's compatibility layer, and the server
+   * advertises `enableConnectProtocol` to new sessions until `detach()`. Throws for an app or
+   * anything else that never emits `'upgrade'`, and if this handler is already attached to that
+   * server. Several servers (http, https, http2) may share one handler.
    */
   attach(target: UpgradeServer): this {
     checkServer(target);
