@@ -1,5 +1,13 @@
 import { Buffer } from 'node:buffer';
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
+import http2, {
+  type Http2SecureServer,
+  type Http2Server,
+  type Http2ServerRequest,
+  type Http2ServerResponse,
+  type SecureServerOptions as Http2SecureServerOptions,
+  type ServerHttp2Session,
+} from 'node:http2';
 import { type Server as HttpsServer, type ServerOptions as HttpsServerOptions, createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -39,17 +47,60 @@ export interface ListenOptions {
    * destroys their sockets. Default 500.
    */
   closeTimeout?: number;
+  /** `true` serves HTTP/2 instead: see {@link Http2ListenOptions}. */
+  http2?: false;
 }
 
-/** A listening test server: see {@link listen}. */
-export interface Listening {
+/**
+ * Options for {@link listen} over HTTP/2, where WebSockets are RFC 8441 extended CONNECT streams
+ * (`connect(server, path, { http2: true })`). The rest is as in {@link ListenOptions}.
+ *
+ * ```ts
+ * await using server = await listen(routes, { http2: true });               // h2c (cleartext)
+ * await using secure = await listen(routes, { http2: true, tls: { key, cert } }); // h2, and HTTP/1.1
+ * ```
+ */
+export interface Http2ListenOptions extends Omit<ListenOptions, 'server' | 'tls' | 'onRequest' | 'http2'> {
   /**
-   * `ws://127.0.0.1:<port><path>`, or `wss://…` when the server is an `https` server (the `tls`
-   * option). `path` defaults to `/` and may carry a query.
+   * Serve HTTP/2: `listen()` creates an `http2.createServer()` (cleartext h2c), or with `tls` an
+   * `http2.createSecureServer({ ...tls, allowHTTP1: true })`, which serves both: HTTP/2 clients
+   * (ALPN `h2`) get extended CONNECT, HTTP/1.1 clients the classic upgrade. The handler's
+   * attach() enables the extended CONNECT in the server's SETTINGS.
+   */
+  http2: true;
+  /**
+   * Serve `wss://` over HTTP/2 with TLS (h2): at least `key` and `cert`, PEM. Connect with the
+   * certificate as `ca`. Not together with `server`.
+   */
+  tls?: Http2SecureServerOptions;
+  /**
+   * Attach to this HTTP/2 server instead of creating one; as {@link ListenOptions.server} (started
+   * and closed by `listen()` unless it already listens).
+   */
+  server?: Http2Server | Http2SecureServer;
+  /**
+   * Answers plain HTTP requests (not WebSocket CONNECTs) on the server `listen()` creates: HTTP/2
+   * ones, and HTTP/1.1 ones on a TLS server. Default: 426 Upgrade Required.
+   */
+  onRequest?: (request: Http2ServerRequest | IncomingMessage, response: Http2ServerResponse | ServerResponse) => void;
+}
+
+/** A server {@link listen} serves on. */
+export type ListeningServer = Server | HttpsServer | Http2Server | Http2SecureServer;
+
+/**
+ * A listening test server: see {@link listen}. `S` is its server's type: an `http` or `https`
+ * server, or over HTTP/2 (`http2: true`) an `Http2Server` or `Http2SecureServer`.
+ */
+export interface Listening<S extends ListeningServer = Server | HttpsServer> {
+  /**
+   * `ws://127.0.0.1:<port><path>`, or `wss://…` when the server serves TLS (the `tls` option).
+   * `path` defaults to `/` and may carry a query. Over HTTP/2 it is the same URL:
+   * `connect(url, undefined, { http2: true })` opens it as an extended CONNECT.
    */
   url(path?: string): string;
-  /** The HTTP(S) server the handler is attached to. */
-  readonly server: Server | HttpsServer;
+  /** The server the handler is attached to. */
+  readonly server: S;
   /** The handler: the one given, or the one created from the routes. */
   readonly handler: WebSocketHandler;
   /** The bound port. */
@@ -58,7 +109,8 @@ export interface Listening {
    * Tears everything down and always finishes promptly, however clients behave: closes this
    * server's WebSocket clients with 1001, destroys every socket still open after `closeTimeout`
    * (clients that never answer the close, half-sent handshakes, idle HTTP connections), and closes
-   * the HTTP server. A handler `listen()` created is closed (`handler.close()`); a handler you
+   * the HTTP server. Over HTTP/2 it then closes every session (GOAWAY) and destroys those still
+   * open after a short grace, so teardown never waits for a client's connection. A handler `listen()` created is closed (`handler.close()`); a handler you
    * passed in stays usable. Calling it again returns the same promise.
    */
   close(): Promise<void>;
@@ -85,10 +137,34 @@ function answerPlainRequest(_request: IncomingMessage, response: ServerResponse)
   response.end(body);
 }
 
+/** The default answer to a plain request on an HTTP/2 server (and HTTP/1.1 ones beside it). */
+function answerPlainHttp2Request(request: Http2ServerRequest | IncomingMessage, response: Http2ServerResponse | ServerResponse): void {
+  const body = 'This is a WebSocket test server.\n';
+  const headers: Record<string, string | number> = { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body) };
+  // RFC 9113 §8.2.2: no connection-specific headers over HTTP/2.
+  if (request.httpVersionMajor === 1) Object.assign(headers, { connection: 'close', upgrade: 'websocket' });
+  (response as ServerResponse).writeHead(426, headers);
+  response.end(body);
+}
+
+function isHttp2Server(server: ListeningServer): server is Http2Server | Http2SecureServer {
+  return typeof (server as Partial<Http2Server>).updateSettings === 'function';
+}
+
+/** The stream (HTTP/2) or socket (HTTP/1.1) a server-side WebSocket runs over. */
+function connectionOf(request: IncomingMessage | Http2ServerRequest): Duplex {
+  return 'stream' in request ? request.stream : request.socket;
+}
+
 function delay(ms: number): Promise<void> {
   return new Promise((resolve) => {
     setTimeout(resolve, ms).unref();
   });
+}
+
+function sessionClosed(session: ServerHttp2Session): Promise<void> {
+  if (session.closed && session.destroyed) return Promise.resolve();
+  return new Promise((resolve) => session.once('close', () => resolve()));
 }
 
 function socketClosed(socket: Duplex): Promise<void> {
@@ -105,8 +181,16 @@ function socketClosed(socket: Duplex): Promise<void> {
  * await using server = await listen({ '/echo': Echo });
  * const client = await connect(server, '/echo');
  * ```
+ *
+ * With `{ http2: true }` it serves HTTP/2 ({@link Http2ListenOptions}), and WebSockets arrive as
+ * RFC 8441 extended CONNECT streams: `connect(server, '/echo', { http2: true })`.
  */
-export async function listen<R extends Routes>(handlerOrRoutes: WebSocketHandler<R> | Routes, options: ListenOptions = {}): Promise<Listening> {
+export function listen<R extends Routes>(handlerOrRoutes: WebSocketHandler<R> | Routes, options: Http2ListenOptions): Promise<Listening<Http2Server | Http2SecureServer>>;
+export function listen<R extends Routes>(handlerOrRoutes: WebSocketHandler<R> | Routes, options?: ListenOptions): Promise<Listening>;
+export async function listen<R extends Routes>(
+  handlerOrRoutes: WebSocketHandler<R> | Routes,
+  options: ListenOptions | Http2ListenOptions = {},
+): Promise<Listening<ListeningServer>> {
   // Generic in R so that a handler with a typed route table is taken as it is (TypeScript 5 does
   // not see WebSocketHandler<{ '/rooms/:room': typeof Room }> as a WebSocketHandler).
   const ownHandler = !isHandler(handlerOrRoutes);
@@ -114,8 +198,22 @@ export async function listen<R extends Routes>(handlerOrRoutes: WebSocketHandler
   if (options.server !== undefined && options.tls !== undefined) {
     throw new TypeError('wsmount/testing: listen() takes `server` or `tls`, not both; to serve TLS on your own server, pass an https server');
   }
-  const onRequest = options.onRequest ?? answerPlainRequest;
-  const server = options.server ?? (options.tls === undefined ? createServer(onRequest) : createHttpsServer(options.tls, onRequest));
+  let server: ListeningServer;
+  if (options.http2 === true) {
+    if (options.server !== undefined && !isHttp2Server(options.server)) {
+      throw new TypeError('wsmount/testing: with http2: true, `server` is an HTTP/2 server (http2.createServer() or http2.createSecureServer())');
+    }
+    const onRequest = options.onRequest ?? answerPlainHttp2Request;
+    server = options.server ?? (options.tls === undefined ? http2.createServer(onRequest) : http2.createSecureServer({ ...options.tls, allowHTTP1: true }, onRequest));
+  } else if (options.http2 !== undefined && options.http2 !== false) {
+    throw new TypeError(`wsmount/testing: http2 is true or false, not ${String(options.http2 as unknown)}`);
+  } else {
+    const onRequest = options.onRequest ?? answerPlainRequest;
+    server = options.server ?? (options.tls === undefined ? createServer(onRequest) : createHttpsServer(options.tls, onRequest));
+  }
+  const h2 = isHttp2Server(server);
+  /** The HTTP/1.1 server, whose connections Node tracks itself; `null` over HTTP/2. */
+  const http1Server = isHttp2Server(server) ? null : server;
   const scheme = server instanceof TlsServer ? 'wss' : 'ws';
   const closeTimeout = options.closeTimeout ?? DEFAULT_CLOSE_TIMEOUT;
   const host = options.host ?? '127.0.0.1';
@@ -127,10 +225,17 @@ export async function listen<R extends Routes>(handlerOrRoutes: WebSocketHandler
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
   };
+  // Over HTTP/2 every session, to end them once the handler closed its WebSocket streams.
+  const sessions = new Set<ServerHttp2Session>();
+  const onSession = (session: ServerHttp2Session): void => {
+    sessions.add(session);
+    session.once('close', () => sessions.delete(session));
+  };
   const startListening = !server.listening;
   server.on('connection', onConnection);
   // Over TLS the handler sees the TLS socket, not the TCP one under it: track both.
   server.on('secureConnection', onConnection);
+  if (h2) server.on('session', onSession);
   const attached = !server.listeners('upgrade').includes(handler.handleUpgrade);
   if (attached) handler.attach(server);
 
@@ -139,6 +244,7 @@ export async function listen<R extends Routes>(handlerOrRoutes: WebSocketHandler
       const fail = (error: Error): void => {
         server.removeListener('connection', onConnection);
         server.removeListener('secureConnection', onConnection);
+        server.removeListener('session', onSession);
         if (attached) handler.detach(server);
         reject(error);
       };
@@ -156,8 +262,12 @@ export async function listen<R extends Routes>(handlerOrRoutes: WebSocketHandler
   let closing: Promise<void> | null = null;
   const close = async (): Promise<void> => {
     const serverClosed = startListening && server.listening ? new Promise<void>((resolve) => server.close(() => resolve())) : Promise.resolve();
-    // 1. Close frames (1001) to this server's WebSocket clients.
-    const mine = [...handler.clients].filter((client) => sockets.has(client.request.socket as Duplex));
+    // 1. Close frames (1001) to this server's WebSocket clients: over HTTP/1.1 on its sockets,
+    // over HTTP/2 in its sessions.
+    const ours = (request: IncomingMessage | Http2ServerRequest): boolean =>
+      'stream' in request ? sessions.has(request.stream.session as ServerHttp2Session) : sockets.has(request.socket as Duplex);
+    const mine = [...handler.clients].filter((client) => ours(client.request as IncomingMessage | Http2ServerRequest));
+    const waitFor = mine.map((client) => connectionOf(client.request as IncomingMessage | Http2ServerRequest));
     let handlerClosed: Promise<void> = Promise.resolve();
     if (ownHandler) {
       handlerClosed = handler.close({ timeout: closeTimeout });
@@ -170,17 +280,27 @@ export async function listen<R extends Routes>(handlerOrRoutes: WebSocketHandler
         }
       }
     }
-    if (startListening) server.closeIdleConnections();
+    if (startListening) http1Server?.closeIdleConnections();
     // 2. Wait (bounded) for them to finish the closing handshake.
-    const waitFor = mine.map((client) => client.request.socket as Duplex);
     await Promise.race([Promise.all([handlerClosed, ...waitFor.map(socketClosed)]), delay(closeTimeout)]);
     // 3. Whatever is still open misbehaves: destroy it. On a server that was already listening,
-    // only this handler's WebSockets are ours to end.
+    // only this handler's WebSockets are ours to end. Over HTTP/2 a stream still open is reset
+    // (its session lives on), then the sessions get a GOAWAY and a short grace to flush it.
+    if (startListening && h2) {
+      for (const stream of waitFor) if (!stream.closed) (stream as Http2ServerRequest['stream']).close(http2.constants.NGHTTP2_CANCEL);
+      for (const session of sessions) session.close();
+      await Promise.race([Promise.all([...sessions].map(sessionClosed)), delay(FINAL_GRACE)]);
+      for (const session of sessions) session.destroy();
+    }
     const leftovers = startListening ? [...sockets] : waitFor;
-    for (const socket of leftovers) socket.destroy();
-    if (startListening) server.closeAllConnections();
+    for (const socket of leftovers) {
+      if (!startListening && h2 && !socket.closed) (socket as Http2ServerRequest['stream']).close(http2.constants.NGHTTP2_CANCEL);
+      else socket.destroy();
+    }
+    if (startListening) http1Server?.closeAllConnections();
     server.removeListener('connection', onConnection);
     server.removeListener('secureConnection', onConnection);
+    server.removeListener('session', onSession);
     if (attached) handler.detach(server);
     // 4. The HTTP server, bounded too: close() must never hang a test run.
     await Promise.race([Promise.all([serverClosed, ...leftovers.map(socketClosed)]), delay(FINAL_GRACE)]);
@@ -188,7 +308,7 @@ export async function listen<R extends Routes>(handlerOrRoutes: WebSocketHandler
     await new Promise<void>((resolve) => setImmediate(resolve));
   };
 
-  const self: Listening = {
+  const self: Listening<ListeningServer> = {
     url(path = '/') {
       return `${scheme}://${urlHost}:${port}${path.startsWith('/') ? path : `/${path}`}`;
     },
