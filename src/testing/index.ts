@@ -14,7 +14,7 @@
  * @module
  */
 export { connect, type ConnectOptions, type ConnectTarget } from './connect.js';
-export { listen, type Listening, type ListenOptions } from './listen.js';
+export { listen, type Http2ListenOptions, type Listening, type ListeningServer, type ListenOptions } from './listen.js';
 export { TestClient } from './client.js';
 export type { AcceptedPerMessageDeflate, TestPerMessageDeflateOptions, TestWindowBits } from './deflate.js';
 export type {
