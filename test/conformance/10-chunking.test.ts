@@ -9,6 +9,7 @@ import { describe, expect, test } from 'vitest';
 import { upgradeRequest } from '../helpers/raw.js';
 import {
   OP,
+  TRANSPORT,
   WAIT,
   binaryPayload,
   closePayload,
@@ -82,7 +83,12 @@ describe('10.1 chunking on the wire', () => {
     await expectCleanClose(c);
   });
 
-  test('10.1.7 a frame in the same TCP write as the upgrade request → 101, then the echo', async () => {
+  // HTTP/1.1 only: the case is about the bytes of an HTTP/1.1 upgrade request and its 101 (a frame
+  // that arrives in the request's own TCP write becomes the upgrade's `head`). Over HTTP/2 there
+  // is no request text and no `head`: the handshake is a HEADERS frame and every WebSocket byte
+  // comes as the stream's DATA, so the case means nothing there (the h2c server does not even
+  // speak HTTP/1.1), and the h2c project skips it.
+  test.skipIf(TRANSPORT === 'h2')('10.1.7 a frame in the same TCP write as the upgrade request → 101, then the echo', async () => {
     // Bytes that arrive with the request reach the server as the upgrade's `head`.
     const socket = net.connect(server.port(), '127.0.0.1');
     const received: Buffer[] = [];

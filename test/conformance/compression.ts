@@ -25,10 +25,9 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, afterEach, beforeAll, expect } from 'vitest';
 import { WebSocketServer } from 'ws';
 import type { HandlerOptions } from '../../src/index.js';
-import { type TestServer, startServer } from '../helpers/server.js';
 import type { Corpus } from './cases/corpora.js';
 import { DeflateClient, type DeflateClientOptions, type DeflateOffer, OPCODE, matchOffer } from './deflate-client.js';
-import { Echo } from './harness.js';
+import { Echo, TRANSPORT, checkStreamEnds, connectRaw, destroyRaw, startConformanceServer } from './harness.js';
 
 /** case12_x_x.py MSG_SIZES: (payload length, message count, case timeout in s, auto-fragment size). */
 export const MSG_SIZES: readonly { len: number; count: number; waitSecs: number; fragment: number }[] = [
@@ -96,6 +95,9 @@ export function useCompressionServer(perMessageDeflate: true | DeflateSetting): 
   let close: (() => Promise<void>) | undefined;
   const open: DeflateClient[] = [];
   beforeAll(async () => {
+    if (REFERENCE === 'ws' && TRANSPORT === 'h2') {
+      throw new Error('CONFORMANCE_SERVER=ws runs over HTTP/1.1 only (ws has no HTTP/2): use the http1 project');
+    }
     if (REFERENCE === 'ws') {
       const started = await startWs(perMessageDeflate);
       port = started.port;
@@ -103,13 +105,21 @@ export function useCompressionServer(perMessageDeflate: true | DeflateSetting): 
     } else {
       // Default maxPayload (1 MiB) and maxFragments (1024) fit every case: 128 KiB in 256-byte
       // fragments is at most 514 frames even for incompressible data. closeTimeout as in harness.ts.
-      const server: TestServer = await startServer({ '/echo': Echo }, { perMessageDeflate, closeTimeout: 30_000 });
+      const server = await startConformanceServer({ '/echo': Echo }, { perMessageDeflate, closeTimeout: 30_000 });
       port = server.port;
       close = () => server.close();
     }
   });
   afterEach(() => {
-    for (const c of open.splice(0)) c.destroy();
+    const clients = open.splice(0);
+    try {
+      checkStreamEnds(clients.map((c) => c.raw));
+    } finally {
+      for (const c of clients) {
+        destroyRaw(c.raw);
+        c.release();
+      }
+    }
   });
   afterAll(async () => {
     await close?.();
@@ -118,7 +128,7 @@ export function useCompressionServer(perMessageDeflate: true | DeflateSetting): 
     port: () => port,
     async connect(offers, options = {}) {
       if (port === 0) throw new Error('server not started');
-      const c = await DeflateClient.connect(port, '/echo', offers, options);
+      const c = await DeflateClient.connect(port, '/echo', offers, options, {}, connectRaw);
       open.push(c);
       return c;
     },

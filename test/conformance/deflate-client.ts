@@ -442,6 +442,8 @@ export class DeflateClient {
   /**
    * Opens a WebSocket to `path` with `offers` (a list, or a raw header value) and reads the
    * answer strictly. With a list, the answer must fit one of the offers (RFC 7692 §7.1).
+   * `openRaw` opens the raw client: an HTTP/1.1 upgrade by default, or the conformance
+   * harness's `connectRaw` (HTTP/1.1 or an RFC 8441 stream, whichever the run is over).
    */
   static async connect(
     port: number,
@@ -449,9 +451,10 @@ export class DeflateClient {
     offers: readonly DeflateOffer[] | string,
     options: DeflateClientOptions = {},
     extraHeaders: Record<string, string> = {},
+    openRaw: (port: number, path: string, headers: Record<string, string>) => Promise<RawClient> = (p, at, h) => RawClient.connect(p, at, h),
   ): Promise<DeflateClient> {
     const header = typeof offers === 'string' ? offers : formatOffers(offers);
-    const raw = await RawClient.connect(port, path, { ...extraHeaders, 'Sec-WebSocket-Extensions': header });
+    const raw = await openRaw(port, path, { ...extraHeaders, 'Sec-WebSocket-Extensions': header });
     try {
       const agreement = parseDeflateResponse(raw.headers['sec-websocket-extensions']);
       if (agreement !== null && typeof offers !== 'string') matchOffer(agreement, offers);

@@ -1,18 +1,31 @@
 /**
  * Shared fixture for the conformance suite (our own cases, modeled on the Autobahn TestSuite's
- * sections 1–7, 9 and 10): an echo server over real TCP on 127.0.0.1, and the judges that decide
- * each case the way Autobahn does — the echo arrives intact, or the server fails the connection
- * with the right close code and then closes TCP, or a clean close is echoed and TCP closed.
+ * sections 1–7, 9 and 10): an echo server on 127.0.0.1, and the judges that decide each case the
+ * way Autobahn does — the echo arrives intact, or the server fails the connection with the right
+ * close code and then closes TCP, or a clean close is echoed and TCP closed.
  *
  * Frames are built and parsed by the independent raw client in test/helpers/raw.ts, never by
  * src/, so a codec bug cannot hide behind a matching bug in the test.
+ *
+ * Two transports (vitest.config.ts runs the whole directory once per transport, as two projects):
+ * - `http1` (the default): HTTP/1.1 upgrade over a TCP connection of its own per client;
+ * - `h2c` (`CONFORMANCE_TRANSPORT=h2`): RFC 8441 extended CONNECT on an `http2.createServer()`
+ *   with the handler attached, each client on a fresh HTTP/2 session of its own (the closest thing
+ *   to a TCP connection of its own). The RFC 6455 frames are the same bytes; what RFC 8441 §5 maps
+ *   is the transport's end: the server's orderly "close TCP" is its END_STREAM (the raw client
+ *   answers with its own, so the stream closes: `tcpClosed`/`waitClosed()` then mean "the stream
+ *   closed"), and a TCP reset is an RST_STREAM. On top of the TCP judges, the h2 run checks after
+ *   every case that each stream the server closed was closed the orderly way (see
+ *   {@link checkStreamEnds}), since that is what "closes TCP" means there.
  */
 import { Buffer } from 'node:buffer';
 import { randomBytes } from 'node:crypto';
+import http2 from 'node:http2';
+import type { AddressInfo } from 'node:net';
 import { afterAll, afterEach, beforeAll, expect } from 'vitest';
-import { Behavior } from '../../src/index.js';
+import { Behavior, type HandlerOptions, type Routes, createWebSocketHandler } from '../../src/index.js';
 import { RawClient, type RawFrame, type SendOptions, closePayload, encodeClientFrame as encodeRaw } from '../helpers/raw.js';
-import { type TestServer, sleep, startServer } from '../helpers/server.js';
+import { startServer, sleep } from '../helpers/server.js';
 
 export { RawClient, closePayload, sleep };
 
@@ -48,20 +61,142 @@ export const WAIT = 3000;
 /** How long a case waits to be sure that something did NOT happen. */
 export const QUIET = 150;
 
+// ---- transports ---------------------------------------------------------------------------------
+
+/** Which transport the suite runs over: see the file comment. */
+export type Transport = 'h1' | 'h2';
+
+function transportFromEnv(): Transport {
+  const v = process.env.CONFORMANCE_TRANSPORT;
+  if (v === undefined || v === '' || v === 'h1') return 'h1';
+  if (v === 'h2') return 'h2';
+  throw new Error(`CONFORMANCE_TRANSPORT must be h1 or h2, not ${JSON.stringify(v)}`);
+}
+
+/** The transport of this run (`CONFORMANCE_TRANSPORT`; set per project in vitest.config.ts). */
+export const TRANSPORT: Transport = transportFromEnv();
+
+/** A conformance server: its port, and a close that always finishes. */
+export interface ConformanceServer {
+  port: number;
+  close(): Promise<void>;
+}
+
+/**
+ * Serves `routes` on 127.0.0.1 over this run's transport: wsmount/testing's `listen()` (an HTTP/1.1
+ * server) for h1, an `http2.createServer()` with a handler attached for h2. Same handler options
+ * either way (quiet logs and the test servers' short timeouts, unless overridden).
+ */
+export async function startConformanceServer(routes: Routes, options: HandlerOptions = {}): Promise<ConformanceServer> {
+  if (TRANSPORT === 'h1') return startServer(routes, options);
+  const handler = createWebSocketHandler(routes, { logLevel: 'silent', closeTimeout: 2000, ...options });
+  const server = http2.createServer();
+  const sessions = new Set<http2.ServerHttp2Session>();
+  server.on('session', (session) => {
+    sessions.add(session);
+    session.on('error', () => {});
+    session.once('close', () => sessions.delete(session));
+  });
+  handler.attach(server);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      server.removeListener('error', reject);
+      resolve();
+    });
+  });
+  const port = (server.address() as AddressInfo).port;
+  let closing: Promise<void> | undefined;
+  return {
+    port,
+    close() {
+      closing ??= (async () => {
+        const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+        // As listen()'s close: 1001 to every client, a bounded wait, then whatever is left is destroyed.
+        await handler.close({ timeout: 1000 });
+        for (const session of sessions) session.destroy();
+        await Promise.race([closed, sleep(1500)]);
+      })();
+      return closing;
+    },
+  };
+}
+
+/**
+ * Opens a raw client over this run's transport: an HTTP/1.1 upgrade on a TCP connection of its
+ * own, or an extended CONNECT on a fresh HTTP/2 session of its own (closed with the stream).
+ * Over h2, header names go lower-case (RFC 9113 §8.2.1) and the stream's end is watched for
+ * {@link checkStreamEnds}.
+ */
+export async function connectRaw(port: number, path: string, headers: Record<string, string> = {}): Promise<RawClient> {
+  if (TRANSPORT === 'h1') return RawClient.connect(port, path, headers);
+  const lower: Record<string, string> = {};
+  for (const [k, v] of Object.entries(headers)) lower[k.toLowerCase()] = v;
+  const c = await RawClient.connectH2(port, path, lower);
+  const stream = c.stream as http2.ClientHttp2Stream;
+  const end: StreamEnd = { serverEnded: false, clientReset: false };
+  streamEnds.set(c, end);
+  stream.on('end', () => {
+    end.serverEnded = true;
+  });
+  return c;
+}
+
+interface StreamEnd {
+  /** The server ended its side (END_STREAM): its orderly "close TCP" (RFC 8441 §5). */
+  serverEnded: boolean;
+  /** Our side reset the stream (the client's destroy()): whatever follows is not the server's doing. */
+  clientReset: boolean;
+}
+const streamEnds = new WeakMap<RawClient, StreamEnd>();
+
+/** Resets the client's stream (h2) or destroys its socket (h1), noting that it was our doing. */
+export function destroyRaw(c: RawClient): void {
+  const end = streamEnds.get(c);
+  if (end !== undefined && !c.tcpClosed) end.clientReset = true;
+  c.destroy();
+}
+
+/**
+ * Over h2, for the clients of one case: every stream that closed without our reset was closed by
+ * the server the orderly way — END_STREAM, and no RST_STREAM with an error code (RFC 8441 §5:
+ * orderly TCP closures are END_STREAM, a TCP reset is RST_STREAM CANCEL; an RST_STREAM NO_ERROR
+ * after END_STREAM only says the server needs nothing more, RFC 9113 §8.1). Over TCP the judges
+ * see a close either way; over h2 a reset can also discard the close frame's DATA still
+ * unread, so this is the honest equivalent of "the server closed TCP" after a close frame.
+ * Nothing to check over h1.
+ */
+export function checkStreamEnds(clients: readonly RawClient[]): void {
+  for (const c of clients) {
+    const end = streamEnds.get(c);
+    if (end === undefined || end.clientReset || !c.tcpClosed) continue;
+    const rst = (c.stream as http2.ClientHttp2Stream).rstCode;
+    expect(
+      { serverEnded: end.serverEnded, rstCode: rst },
+      'over h2 the server ends its stream (END_STREAM), it does not reset it (RFC 8441 §5)',
+    ).toEqual({ serverEnded: true, rstCode: http2.constants.NGHTTP2_NO_ERROR });
+  }
+}
+
 /**
  * Starts one echo server for the file and tracks every client a case opens, so that a failing
  * case never leaves a socket behind. Call once at the top level of a test file.
  */
 export function useEchoServer(): { connect(path?: string, headers?: Record<string, string>): Promise<RawClient>; port(): number } {
-  let server: TestServer | undefined;
+  let server: ConformanceServer | undefined;
   const open: RawClient[] = [];
   beforeAll(async () => {
     // A long closeTimeout, so that the server's fallback timer can never pass for the prompt TCP
     // close RFC 6455 §7.1.1 asks of a server after the closing handshake (Autobahn: within ~1 s).
-    server = await startServer(ROUTES, { closeTimeout: 30_000 });
+    server = await startConformanceServer(ROUTES, { closeTimeout: 30_000 });
   });
   afterEach(() => {
-    for (const c of open.splice(0)) c.destroy();
+    const clients = open.splice(0);
+    try {
+      checkStreamEnds(clients);
+    } finally {
+      for (const c of clients) destroyRaw(c);
+    }
   });
   afterAll(async () => {
     await server?.close();
@@ -73,7 +208,7 @@ export function useEchoServer(): { connect(path?: string, headers?: Record<strin
     },
     async connect(path = '/echo', headers: Record<string, string> = {}) {
       if (server === undefined) throw new Error('server not started');
-      const c = await RawClient.connect(server.port, path, headers);
+      const c = await connectRaw(server.port, path, headers);
       open.push(c);
       return c;
     },
