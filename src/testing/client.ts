@@ -20,6 +20,7 @@ import type {
   TestMessage,
   TestTransport,
 } from './types.js';
+import { PongWaiters } from './pongs.js';
 import { OrderedWriter } from './writer.js';
 
 /** What the handshake agreed besides the subprotocol: passed by `connect()`. */
@@ -42,13 +43,6 @@ export interface ClientTransport {
   readonly abort?: (() => void) | undefined;
   /** Over HTTP/2: the extended CONNECT stream, {@link TestClient.http2Stream}. */
   readonly stream?: ClientHttp2Stream | undefined;
-}
-
-interface PongWaiter {
-  payload: Buffer;
-  resolve(data: Buffer): void;
-  reject(error: Error): void;
-  timer: NodeJS.Timeout;
 }
 
 const EMPTY = Buffer.alloc(0);
@@ -144,7 +138,7 @@ export class TestClient implements AsyncIterable<TestMessage> {
   #resolveClosed!: (info: CloseInfo) => void;
   #closeTimer: NodeJS.Timeout | null = null;
   readonly #inbox = new Inbox<MessageInfo>();
-  readonly #pongWaiters: PongWaiter[] = [];
+  readonly #pongs = new PongWaiters();
 
   /**
    * Not for your code: use {@link connect}. Takes over `socket` right after a successful handshake;
@@ -261,20 +255,9 @@ export class TestClient implements AsyncIterable<TestMessage> {
     if (!this.#canSend()) {
       return Promise.reject(this.#closedError('ping'));
     }
-    return new Promise<Buffer>((resolve, reject) => {
-      const timeout = options.timeout ?? this.#messageTimeout;
-      const waiter: PongWaiter = {
-        payload,
-        resolve,
-        reject,
-        timer: setTimeout(() => {
-          this.#removePongWaiter(waiter);
-          reject(new TestClientError('TIMEOUT', `no pong within ${timeout} ms`));
-        }, timeout),
-      };
-      this.#pongWaiters.push(waiter);
-      this.#write(encodeFrame(Opcode.Ping, payload, { mask: true }));
-    });
+    const pong = this.#pongs.wait(payload, options.timeout ?? this.#messageTimeout);
+    this.#write(encodeFrame(Opcode.Ping, payload, { mask: true }));
+    return pong;
   }
 
   /**
@@ -389,11 +372,6 @@ export class TestClient implements AsyncIterable<TestMessage> {
     return closedError(what, info ?? this.#info ?? { code: this.#closeCode, reason: this.#closeReason });
   }
 
-  #removePongWaiter(waiter: PongWaiter): void {
-    const i = this.#pongWaiters.indexOf(waiter);
-    if (i !== -1) this.#pongWaiters.splice(i, 1);
-  }
-
   #armCloseTimer(): void {
     if (this.#closeTimer !== null || this.#socket.destroyed) return;
     this.#closeTimer = setTimeout(() => this.#abort(), this.#closeTimeout);
@@ -448,11 +426,7 @@ export class TestClient implements AsyncIterable<TestMessage> {
   }
 
   #onPong(data: Buffer): void {
-    const waiter = this.#pongWaiters.find((w) => w.payload.equals(data));
-    if (waiter === undefined) return; // unsolicited pong (RFC 6455 §5.5.3): ignore
-    this.#removePongWaiter(waiter);
-    clearTimeout(waiter.timer);
-    waiter.resolve(Buffer.from(data));
+    this.#pongs.pong(data);
   }
 
   #onCloseFrame(code: number, reason: string): void {
@@ -509,10 +483,7 @@ export class TestClient implements AsyncIterable<TestMessage> {
     const info: CloseInfo = { code: this.#closeCode, reason: this.#closeReason };
     this.#info = info;
     this.#inbox.close(info);
-    for (const waiter of this.#pongWaiters.splice(0)) {
-      clearTimeout(waiter.timer);
-      waiter.reject(this.#closedError('the pong', info));
-    }
+    this.#pongs.rejectAll(this.#closedError('the pong', info));
     this.#resolveClosed(info);
   }
 }
