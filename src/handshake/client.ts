@@ -281,7 +281,8 @@ export interface Http2ClientHandshakeOptions {
   /**
    * Extra headers, names taken case-insensitively (HTTP/2 sends them in lower case). A default
    * header (pseudo-headers such as `:protocol` included) is replaced, and `null` removes it, so a
-   * test can send a broken extended CONNECT. No `sec-websocket-key` is sent unless given here
+   * test can send a broken extended CONNECT (`node:http2` itself fills in a missing `:scheme`,
+   * `:path` or `:authority`). No `sec-websocket-key` is sent unless given here
    * (RFC 8441 §5: browsers send none); one given is what `sec-websocket-accept` is checked against.
    */
   headers?: Readonly<Record<string, ClientHeaderValue>> | undefined;

@@ -112,7 +112,8 @@ export interface ConnectOptions extends TestClientOptions {
    *
    * The request is `:method CONNECT`, `:protocol websocket`, `:scheme`, `:path`, `:authority`,
    * `sec-websocket-version: 13`, and `origin`, `protocols` and `perMessageDeflate` as over
-   * HTTP/1.1; `headers` adds or replaces headers (pseudo-headers included, `null` drops one). No
+   * HTTP/1.1; `headers` adds or replaces headers, pseudo-headers included (`':protocol': 'chat'`),
+   * and `null` drops one (Node's client puts back a `:scheme`, `:path` or `:authority` left out). No
    * `sec-websocket-key` is sent (browsers send none); one added through `headers` must be
    * answered with a matching `sec-websocket-accept`. The server must answer `:status 200`;
    * anything else rejects with `HandshakeError` `'REJECTED'` (its status and body), a server whose
