@@ -7,6 +7,7 @@
 import { Buffer } from 'node:buffer';
 import http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
+import { addAbortSignal } from 'node:stream';
 import { expect } from 'vitest';
 import { Behavior, type HandlerOptions, type Routes, type WebSocketHandler, createWebSocketHandler } from '../../src/index.js';
 import { type Certificate, selfSignedCertificate } from '../helpers/certs.js';
@@ -191,6 +192,34 @@ export async function nextData(client: RawClient, timeout = 2000): Promise<RawFr
     const f = await client.nextFrame(timeout);
     if (f.opcode !== 0x9) return f;
   }
+}
+
+/**
+ * How a client stream ended, watched from now on. RawClient answers the server's END_STREAM by
+ * ending its own side (as a polite peer does): that closes the stream with NO_ERROR at once, so
+ * a RST_STREAM that follows the END_STREAM is never seen. This takes that answer away (the
+ * client's side stays open), so the stream's rstCode is what the server sent, and records
+ * whether an END_STREAM came before the stream closed ('end' while the stream is still open;
+ * after a bare RST_STREAM, 'end' comes with the stream already closed).
+ */
+export function watchEnd(client: RawClient): { endStreamFirst: () => boolean } {
+  const stream = client.stream as http2.ClientHttp2Stream;
+  stream.removeAllListeners('end');
+  let endStreamFirst = false;
+  stream.on('end', () => {
+    if (!stream.closed) endStreamFirst = true;
+  });
+  return { endStreamFirst: () => endStreamFirst };
+}
+
+/**
+ * Resets a client stream with RST_STREAM(CANCEL) and nothing else. `stream.close(CANCEL)` would
+ * end our side first (Node's closeStream() calls end(): an empty DATA with END_STREAM goes out
+ * before the RST_STREAM); destroying the stream with an AbortError sends the reset alone.
+ */
+export function resetOnly(stream: http2.Http2Stream): void {
+  stream.on('error', () => {});
+  addAbortSignal(AbortSignal.abort(), stream);
 }
 
 /** Waits for a ClientHttp2Stream (or server stream) to close; resolves its rstCode. */
