@@ -202,6 +202,20 @@ describe('listen({ http2: true })', () => {
     expect(server.server.listening).toBe(false);
   });
 
+  test('server: an HTTP/2 server that already listens stays up after close(); only its WebSockets end', async () => {
+    const own = http2.createServer();
+    await new Promise<void>((resolve) => own.listen(0, '127.0.0.1', resolve));
+    cleanups.push(() => new Promise<void>((resolve) => own.close(() => resolve())));
+    const server = await listen(routes, { http2: true, server: own });
+    expect(server.server).toBe(own);
+    const s = session(`http://127.0.0.1:${server.port}`);
+    const client = await connect(server, '/echo', { http2: s });
+    await within(server.close(), 3000, 'listen close');
+    expect((await within(client.closed, 3000, 'closed')).code).toBe(1001);
+    expect(own.listening).toBe(true);
+    expect(s.closed || s.destroyed).toBe(false);
+  });
+
   test('close() on a server given a handler ends only its own clients', async () => {
     const first = await listen(routes, { http2: true });
     cleanups.push(() => first.close());
