@@ -27,7 +27,7 @@ import { WebSocketServer } from 'ws';
 import type { HandlerOptions } from '../../src/index.js';
 import type { Corpus } from './cases/corpora.js';
 import { DeflateClient, type DeflateClientOptions, type DeflateOffer, OPCODE, matchOffer } from './deflate-client.js';
-import { Echo, TRANSPORT, checkStreamEnds, connectRaw, destroyRaw, startConformanceServer } from './harness.js';
+import { Echo, TRANSPORT, checkStreamEnds, connectRaw, startConformanceServer } from './harness.js';
 
 /** case12_x_x.py MSG_SIZES: (payload length, message count, case timeout in s, auto-fragment size). */
 export const MSG_SIZES: readonly { len: number; count: number; waitSecs: number; fragment: number }[] = [
@@ -116,8 +116,7 @@ export function useCompressionServer(perMessageDeflate: true | DeflateSetting): 
       checkStreamEnds(clients.map((c) => c.raw));
     } finally {
       for (const c of clients) {
-        destroyRaw(c.raw);
-        c.release();
+        c.destroy();
       }
     }
   });

@@ -15,7 +15,7 @@
  *   is the transport's end: the server's orderly "close TCP" is its END_STREAM (the raw client
  *   answers with its own, so the stream closes: `tcpClosed`/`waitClosed()` then mean "the stream
  *   closed"), and a TCP reset is an RST_STREAM. On top of the TCP judges, the h2 run checks after
- *   every case that each stream the server closed was closed the orderly way (see
+ *   every case that each stream the server closed was closed the orderly way, not reset (see
  *   {@link checkStreamEnds}), since that is what "closes TCP" means there.
  */
 import { Buffer } from 'node:buffer';
@@ -83,6 +83,12 @@ export interface ConformanceServer {
 }
 
 /**
+ * Over h2: the server's end of each WebSocket stream, by the port of the client's connection (one
+ * session, so one TCP connection, per client), for {@link checkStreamEnds}.
+ */
+const serverStreams = new Map<number, http2.ServerHttp2Stream>();
+
+/**
  * Serves `routes` on 127.0.0.1 over this run's transport: wsmount/testing's `listen()` (an HTTP/1.1
  * server) for h1, an `http2.createServer()` with a handler attached for h2. Same handler options
  * either way (quiet logs and the test servers' short timeouts, unless overridden).
@@ -98,6 +104,15 @@ export async function startConformanceServer(routes: Routes, options: HandlerOpt
     session.once('close', () => sessions.delete(session));
   });
   handler.attach(server);
+  // After the handler's own 'stream' listener (attach() puts it first): only watches.
+  server.on('stream', (stream) => {
+    const port = stream.session?.socket?.remotePort;
+    if (port === undefined) return;
+    serverStreams.set(port, stream);
+    stream.session?.once('close', () => {
+      if (serverStreams.get(port) === stream) serverStreams.delete(port);
+    });
+  });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(0, '127.0.0.1', () => {
@@ -125,56 +140,39 @@ export async function startConformanceServer(routes: Routes, options: HandlerOpt
 /**
  * Opens a raw client over this run's transport: an HTTP/1.1 upgrade on a TCP connection of its
  * own, or an extended CONNECT on a fresh HTTP/2 session of its own (closed with the stream).
- * Over h2, header names go lower-case (RFC 9113 §8.2.1) and the stream's end is watched for
- * {@link checkStreamEnds}.
+ * Over h2, header names go lower-case (RFC 9113 §8.2.1).
  */
 export async function connectRaw(port: number, path: string, headers: Record<string, string> = {}): Promise<RawClient> {
   if (TRANSPORT === 'h1') return RawClient.connect(port, path, headers);
   const lower: Record<string, string> = {};
   for (const [k, v] of Object.entries(headers)) lower[k.toLowerCase()] = v;
   const c = await RawClient.connectH2(port, path, lower);
-  const stream = c.stream as http2.ClientHttp2Stream;
-  const end: StreamEnd = { serverEnded: false, clientReset: false };
-  streamEnds.set(c, end);
-  stream.on('end', () => {
-    end.serverEnded = true;
-  });
+  const localPort = (c.stream as http2.ClientHttp2Stream).session?.socket?.localPort;
+  if (localPort !== undefined) clientPorts.set(c, localPort);
   return c;
 }
 
-interface StreamEnd {
-  /** The server ended its side (END_STREAM): its orderly "close TCP" (RFC 8441 §5). */
-  serverEnded: boolean;
-  /** Our side reset the stream (the client's destroy()): whatever follows is not the server's doing. */
-  clientReset: boolean;
-}
-const streamEnds = new WeakMap<RawClient, StreamEnd>();
-
-/** Resets the client's stream (h2) or destroys its socket (h1), noting that it was our doing. */
-export function destroyRaw(c: RawClient): void {
-  const end = streamEnds.get(c);
-  if (end !== undefined && !c.tcpClosed) end.clientReset = true;
-  c.destroy();
-}
+const clientPorts = new WeakMap<RawClient, number>();
 
 /**
- * Over h2, for the clients of one case: every stream that closed without our reset was closed by
- * the server the orderly way — END_STREAM, and no RST_STREAM with an error code (RFC 8441 §5:
- * orderly TCP closures are END_STREAM, a TCP reset is RST_STREAM CANCEL; an RST_STREAM NO_ERROR
- * after END_STREAM only says the server needs nothing more, RFC 9113 §8.1). Over TCP the judges
- * see a close either way; over h2 a reset can also discard the close frame's DATA still
- * unread, so this is the honest equivalent of "the server closed TCP" after a close frame.
- * Nothing to check over h1.
+ * Over h2, for the clients of one case, before the harness resets what is left: every stream
+ * that closed was closed by the server the orderly way, never reset with an error code. RFC 8441
+ * §5: an orderly TCP closure is END_STREAM, a TCP reset is RST_STREAM (CANCEL); an RST_STREAM
+ * NO_ERROR after END_STREAM only says the server needs nothing more (RFC 9113 §8.1). The judges'
+ * "server closed TCP" cannot see the difference on the client (Node's stream.close(CANCEL) sends
+ * END_STREAM first, and the raw client ends its side as soon as it sees it), so it is read on the
+ * server's end of the stream. No client resets a stream before this runs, so an error code there
+ * is the server's. Nothing to check over h1.
  */
 export function checkStreamEnds(clients: readonly RawClient[]): void {
   for (const c of clients) {
-    const end = streamEnds.get(c);
-    if (end === undefined || end.clientReset || !c.tcpClosed) continue;
-    const rst = (c.stream as http2.ClientHttp2Stream).rstCode;
-    expect(
-      { serverEnded: end.serverEnded, rstCode: rst },
-      'over h2 the server ends its stream (END_STREAM), it does not reset it (RFC 8441 §5)',
-    ).toEqual({ serverEnded: true, rstCode: http2.constants.NGHTTP2_NO_ERROR });
+    const port = clientPorts.get(c);
+    if (port === undefined || !c.tcpClosed) continue;
+    const stream = serverStreams.get(port);
+    if (stream === undefined) continue;
+    expect(stream.rstCode, 'over h2 the server ends its stream (END_STREAM); it does not reset it (RST_STREAM) (RFC 8441 §5)').toBe(
+      http2.constants.NGHTTP2_NO_ERROR,
+    );
   }
 }
 
@@ -195,7 +193,7 @@ export function useEchoServer(): { connect(path?: string, headers?: Record<strin
     try {
       checkStreamEnds(clients);
     } finally {
-      for (const c of clients) destroyRaw(c);
+      for (const c of clients) c.destroy();
     }
   });
   afterAll(async () => {
