@@ -260,6 +260,36 @@ describe.each(TRANSPORTS)('over $name', ({ secure }) => {
     });
   });
 
+  describe('the connection under the streams', () => {
+    test("a client session that goes away (its TCP connection destroyed) closes its WebSockets with 1006 and only those: another session's keep echoing", async () => {
+      const m = await mount();
+      const gone = await session(m);
+      const stays = await session(m);
+      await ws(m, gone, '/t');
+      await ws(m, gone, '/t');
+      const kept = await ws(m, stays, '/t');
+      await waitFor(() => sides.length === 3, 2000, 'all open');
+      gone.destroy();
+      await waitFor(() => sides[0]?.closed !== null && sides[1]?.closed !== null, 3000, 'both closed');
+      expect([sides[0]?.closed?.[0], sides[1]?.closed?.[0]]).toEqual([1006, 1006]);
+      expect(sides[2]?.closed).toBeNull();
+      expect(m.handler.clients.size).toBe(1);
+      await echoes(kept, 'the other session is fine');
+    });
+
+    test('a client session closed gracefully (GOAWAY) lets its open WebSockets finish: they echo, then close cleanly, and the session ends', async () => {
+      const m = await mount();
+      const s = await session(m);
+      const c = await ws(m, s, '/t');
+      const ended = new Promise<void>((resolve) => s.once('close', () => resolve()));
+      s.close();
+      await echoes(c, 'still open after GOAWAY');
+      expect((await c.close(1000)).tcpClosed).toBe(true);
+      expect(c.stream?.rstCode).toBe(0);
+      await within(ended, 3000, 'the session ending');
+    });
+  });
+
   describe('graceful shutdown: handler.close()', () => {
     test('sends 1001 to every WebSocket on the session; streams end cleanly; the promise resolves; new CONNECTs get 503; server.close() completes once the client closes its session', async () => {
       const m = await mount();
@@ -292,6 +322,37 @@ describe.each(TRANSPORTS)('over $name', ({ secure }) => {
       s.close();
       await within(serverDone, 3000, 'server.close()');
       expect(s.destroyed).toBe(true);
+    });
+
+    test('a WebSocket still in an async verify() when close() starts is refused with 503 once verify() says yes; close() waits for it', async () => {
+      let release!: () => void;
+      const held = new Promise<void>((resolve) => {
+        release = resolve;
+        fx.defer(resolve);
+      });
+      class Slow extends Tracked {
+        override async verify(): Promise<boolean> {
+          await held;
+          return true;
+        }
+      }
+      sides.length = 0;
+      const m = await mountH2({ '/slow': Slow }, {}, { secure, onRequest: app });
+      const s = await session(m);
+      const answer = request(s, connectHeaders(m, '/slow'));
+      await waitFor(() => m.handler.stats().pendingHandshakes === 1, 2000, 'verify() running');
+      let closed = false;
+      const closing = m.handler.close().then(() => {
+        closed = true;
+      });
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      expect(closed).toBe(false);
+      release();
+      const r = await answer;
+      expect(r.status).toBe(503);
+      expect(r.rstCode).toBe(0);
+      await within(closing, 2000, 'handler.close()');
+      expect(sides).toEqual([]);
     });
 
     test('clients that do not answer the 1001 are reset after the close timeout and the promise still resolves; the session survives', async () => {

@@ -141,7 +141,9 @@ export interface H2Answer {
  * response; rejects if it does not close within `timeout` ms (no hang).
  */
 export function request(s: http2.ClientHttp2Session, headers: http2.OutgoingHttpHeaders, body?: Buffer | string, timeout = 3000): Promise<H2Answer> {
-  const stream = s.request({ ':method': 'GET', ':path': '/', ...headers }, { endStream: body === undefined && headers[':method'] !== 'CONNECT' });
+  // A plain CONNECT has no :path (RFC 9113 §8.5); anything else defaults to GET /.
+  const defaults = headers[':method'] === 'CONNECT' ? {} : { ':method': 'GET', ':path': '/' };
+  const stream = s.request({ ...defaults, ...headers }, { endStream: body === undefined && headers[':method'] !== 'CONNECT' });
   let status = 0;
   let got: http2.IncomingHttpHeaders = {};
   const chunks: Buffer[] = [];
