@@ -26,7 +26,7 @@ import { describe, expect, test } from 'vitest';
 import { createWebSocketHandler } from '../../src/index.js';
 import { bounded, useFixture, within } from '../helpers/fixture.js';
 import { encodeClientFrame, upgradeRequest } from '../helpers/raw.js';
-import { sleep } from '../helpers/server.js';
+import { sleep, waitFor } from '../helpers/server.js';
 import { Echo2, type H2Mounted, connectHeaders, echoes, h2Fixture, request } from './http2-helpers.js';
 
 const fx = useFixture();
@@ -148,6 +148,47 @@ describe('other listeners of the app', () => {
     expect(m.handler.stats().handshakesRejectedByStatus).toEqual({ 404: 1 });
     await echoes(await ws(m, s, '/echo'), 'mine');
     expect((await request(s, { ':path': '/' })).body).toBe('plain');
+  });
+
+  test.each(TRANSPORTS)("an app 'connect' listener that answers an extended CONNECT while wsmount's async verify() runs (headersSent is still false then): when verify() settles, wsmount leaves the stream to the app, throws nothing, and gives its place back ($name)", async ({ secure }) => {
+    const escaped: unknown[] = [];
+    const record = (error: unknown): void => {
+      escaped.push(error);
+    };
+    process.on('uncaughtException', record);
+    process.on('unhandledRejection', record);
+    fx.defer(() => {
+      process.removeListener('uncaughtException', record);
+      process.removeListener('unhandledRejection', record);
+    });
+    class Slow extends Echo2 {
+      override async verify(): Promise<boolean> {
+        await new Promise((resolve) => setTimeout(resolve, 30));
+        return true;
+      }
+    }
+    const m = await mountH2({ '/slow': Slow, '/echo': Echo2 }, { maxConnections: 1 }, { secure, onRequest: app });
+    m.server.on('connect', (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => {
+      if (req.stream.headersSent || req.url !== '/slow') return; // leaves answered streams alone
+      res.writeHead(200, { 'x-served-by': 'app' }); // a tunnel: answered, kept open
+      res.write('proxied');
+    });
+    const s = await session(m);
+    const stream = s.request(connectHeaders(m, '/slow'), { endStream: false });
+    stream.on('error', () => {});
+    fx.defer(() => {
+      if (!stream.closed) stream.close(http2.constants.NGHTTP2_CANCEL);
+    });
+    const headers = await within(new Promise<http2.IncomingHttpHeaders>((resolve) => stream.once('response', resolve)), 2000, 'the app answering');
+    expect(headers['x-served-by']).toBe('app');
+    await waitFor(() => m.handler.stats().pendingHandshakes === 0, 2000, 'verify() settled');
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect.soft(escaped.map(String), 'errors thrown out of the server').toEqual([]);
+    const next = await ws(m, s, '/echo').then(
+      () => 'opened',
+      (error: unknown) => String(error),
+    );
+    expect.soft(next, 'the place verify() held is given back (maxConnections 1)').toBe('opened');
   });
 
   test('two wsmount handlers on one server: each serves its routes; detaching one keeps SETTINGS_ENABLE_CONNECT_PROTOCOL advertised, detaching the last stops it', async () => {
