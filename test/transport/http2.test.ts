@@ -158,6 +158,11 @@ describe.each(TRANSPORTS)('over $name', ({ name, secure }) => {
       expect(after.remoteSettings.enableConnectProtocol ?? false).toBe(false);
       // The socket opened while attached is not touched by detach().
       await echoes(c, 'still open after detach');
+      // A session that was told 1 is never told 0 (RFC 8441 §3: the setting cannot be withdrawn);
+      // a new CONNECT there gets Node's answer with no handler attached (405), not a hang.
+      await sleep(20);
+      expect(on.remoteSettings.enableConnectProtocol).toBe(true);
+      expect((await request(on, connectHeaders(m, '/echo'), undefined, 1000)).status).toBe(405);
     });
   });
 
@@ -238,6 +243,15 @@ describe.each(TRANSPORTS)('over $name', ({ name, secure }) => {
       expect(c.headers['sec-websocket-accept']).toBe(createHash('sha1').update(key + GUID).digest('base64'));
       expect(c.headers['upgrade']).toBeUndefined();
       await echoes(c, 'keyed');
+    });
+
+    test('a sec-websocket-key that is not base64 of 16 bytes is ignored over HTTP/2 (RFC 8441 §5: no key processing): 200 without sec-websocket-accept', async () => {
+      const m = await mount();
+      const s = await session(m);
+      const c = await ws(m, s, '/echo', { 'sec-websocket-key': 'not a key' });
+      expect(c.status).toBe(200);
+      expect(c.headers['sec-websocket-accept']).toBeUndefined();
+      await echoes(c, 'keyless after all');
     });
 
     test('subprotocols are chosen as on HTTP/1.1: the route\'s first supported one the client offers, none when none matches and none is required', async () => {
@@ -369,6 +383,41 @@ describe('verify() over HTTP/2', () => {
     const c = await within(opening, 2000, 'the 200 after verify()');
     await echoes(c, 'verified');
     expect(m.handler.stats().pendingHandshakes).toBe(0);
+  });
+
+  test.each(TRANSPORTS)('frames a client sends before the 200 (with the CONNECT, during an async verify()) are kept and handled in order once it opens ($name)', async ({ secure }) => {
+    started.length = 0;
+    const m = await mountH2({ '/slow': Slow }, {}, { secure, onRequest: app });
+    const s = await session(m);
+    const stream = s.request(connectHeaders(m, '/slow'), { endStream: false });
+    stream.on('error', () => {});
+    fx.defer(() => {
+      if (!stream.closed) stream.close(http2.constants.NGHTTP2_CANCEL);
+    });
+    stream.write(Buffer.concat([encodeClientFrame(0x1, 'early one'), encodeClientFrame(0x1, 'early two')]));
+    await waitFor(() => m.handler.stats().pendingHandshakes === 1, 2000, 'verify() running');
+    stream.write(encodeClientFrame(0x1, 'during verify'));
+    await sleep(20);
+    let got = Buffer.alloc(0);
+    stream.on('data', (d: Buffer) => {
+      got = Buffer.concat([got, d]);
+    });
+    const status = new Promise<number>((resolve) => stream.once('response', (h) => resolve(Number(h[':status']))));
+    release?.();
+    expect(await within(status, 2000, 'the 200')).toBe(200);
+    const texts: string[] = [];
+    await waitFor(
+      () => {
+        texts.length = 0;
+        for (let b = got; b.length >= 2 && b.length >= 2 + ((b[1] as number) & 0x7f); b = b.subarray(2 + ((b[1] as number) & 0x7f))) {
+          texts.push(b.subarray(2, 2 + ((b[1] as number) & 0x7f)).toString());
+        }
+        return texts.length >= 3;
+      },
+      2000,
+      'three echoes',
+    );
+    expect(texts).toEqual(['early one', 'early two', 'during verify']);
   });
 
   test.each(TRANSPORTS)('the client resetting its stream during verify() frees its place: pendingHandshakes back to 0, maxConnections usable again, the session unaffected ($name)', async ({ secure }) => {
