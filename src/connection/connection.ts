@@ -41,6 +41,11 @@ function onData(this: SocketWithConnection, chunk: Buffer): void {
   this.uncork();
 }
 
+/** @internal The connection running over a byte stream, once it has started. */
+export function connectionOf(socket: Duplex): Connection | undefined {
+  return (socket as SocketWithConnection)[kConnection];
+}
+
 function onEnd(this: SocketWithConnection): void {
   this[kConnection]?.peerEnded();
 }
@@ -80,6 +85,8 @@ export class Connection extends Dispatcher implements ParserSink {
   closeTimer: NodeJS.Timeout | null = null;
   /** The peer's FIN arrived while a message was inflating: handled once it and what follows are. */
   private endPending = false;
+  /** The peer's close frame has arrived. */
+  private closeReceived = false;
   /** What `onClose` will report; 1006 until a close frame arrives or we fail the connection. */
   private closeCode: number = CloseCode.Abnormal;
   private closeReason = '';
@@ -361,6 +368,7 @@ export class Connection extends Dispatcher implements ParserSink {
   }
 
   onCloseFrame(code: number, reason: string): void {
+    this.closeReceived = true;
     this.closeCode = code;
     this.closeReason = reason;
     // RFC 6455 §5.5.1: echo the status code (and reason); an empty close gets an empty close.
@@ -398,6 +406,19 @@ export class Connection extends Dispatcher implements ParserSink {
     this.parser.stop();
     if (this.state === ReadyState.OPEN) this.state = ReadyState.CLOSING;
     this.socket.end();
+  }
+
+  /**
+   * @internal Our end of the byte stream has finished: everything we wrote, our close frame
+   * last, is out. Over HTTP/2 (RFC 8441 §5) END_STREAM both ways is the orderly close, but some
+   * clients (undici 7) never end their half. Once both close frames have crossed, nothing more
+   * may come, so the WebSocket is closed now, and the transport waits for the peer's END_STREAM
+   * on its own, for as long as this returns (`closeTimeout`); null: not closed.
+   */
+  writableFinished(): number | null {
+    if (!this.closeReceived || !this.closeSent || this.state === ReadyState.CLOSED) return null;
+    this.socketClosed();
+    return this.limits.closeTimeout;
   }
 
   /** @internal */

@@ -130,7 +130,10 @@ function addHeaders2(out: Http2ResponseHeaders, headers: ExtraHeaders | undefine
     if (skip.has(lower) || CONNECTION_SPECIFIC.has(lower)) continue;
     const prior = out[lower];
     if (prior === undefined) out[lower] = value;
-    else out[lower] = Array.isArray(prior) ? [...prior, value] : [String(prior), value];
+    // A repeated name: Set-Cookie stays separate fields (RFC 6265 §3); any other is combined
+    // into one list value (RFC 9110 §5.3), as Node refuses an array for its single-value names.
+    else if (lower === 'set-cookie') out[lower] = Array.isArray(prior) ? [...prior, value] : [String(prior), value];
+    else out[lower] = `${String(prior)}, ${value}`;
   }
   return out;
 }

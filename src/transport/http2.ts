@@ -13,6 +13,7 @@
 import { Buffer } from 'node:buffer';
 import { type IncomingHttpHeaders, Http2ServerRequest, type Http2ServerResponse, type ServerHttp2Stream, constants } from 'node:http2';
 import type { Duplex } from 'node:stream';
+import { connectionOf, timerDelay } from '../connection/index.js';
 import type { Acceptance } from '../handshake/decide.js';
 import type { Rejection } from '../handshake/rejection.js';
 import { type ExtraHeaders, acceptHeaders2, rejection2 } from '../handshake/response.js';
@@ -101,6 +102,32 @@ function isCompatListener(listener: (...args: never[]) => void): boolean {
   return listener.name === 'bound onServerStream';
 }
 
+/**
+ * How long a closed WebSocket's stream waits for the peer's END_STREAM before ending with
+ * RST_STREAM NO_ERROR (at most `closeTimeout`). A browser ends its half within a round trip, so
+ * it never sees that reset (a reset after a close can make it stop using HTTP/2 for WebSockets:
+ * aspnetcore #42328); undici 7 never ends its half and waits for the stream to close.
+ */
+const END_STREAM_GRACE = 1000;
+
+/**
+ * Our END_STREAM is out. If the close handshake is complete the WebSocket is closed now
+ * (`onClose` runs); the peer's END_STREAM is awaited for END_STREAM_GRACE, then the stream is
+ * ended with RST_STREAM NO_ERROR (RFC 9113 §8.1: the exchange is complete, the peer's half is no
+ * longer needed). An abnormal end stays CANCEL.
+ */
+function onStreamFinish(this: ServerHttp2Stream): void {
+  const wait = connectionOf(this)?.writableFinished() ?? null;
+  if (wait === null || this.closed) return;
+  const timer = setTimeout(endQuietly, timerDelay(Math.min(wait, END_STREAM_GRACE)), this);
+  timer.unref();
+  this.once('close', () => clearTimeout(timer));
+}
+
+function endQuietly(stream: ServerHttp2Stream): void {
+  if (!stream.closed) stream.close(constants.NGHTTP2_NO_ERROR);
+}
+
 /** The HTTP/2 transport: the byte stream is the extended CONNECT's stream. @internal */
 export const HTTP2: Transport = {
   guard(socket) {
@@ -124,7 +151,9 @@ export const HTTP2: Transport = {
     return false;
   },
   accept(socket: Duplex, decision: Acceptance, extraHeaders: ExtraHeaders | undefined) {
-    (socket as ServerHttp2Stream).respond(acceptHeaders2(decision.accept, decision.protocol, extraHeaders, decision.deflate?.responseHeader));
+    const stream = socket as ServerHttp2Stream;
+    stream.respond(acceptHeaders2(decision.accept, decision.protocol, extraHeaders, decision.deflate?.responseHeader));
+    stream.once('finish', onStreamFinish);
   },
   reject(socket: Duplex, r: Rejection, timeout: number) {
     const stream = socket as ServerHttp2Stream;
@@ -133,8 +162,14 @@ export const HTTP2: Transport = {
       stream.close(constants.NGHTTP2_CANCEL);
       return;
     }
-    const { headers, body } = rejection2(r);
-    stream.respond(headers);
+    let { headers, body } = rejection2(r);
+    try {
+      stream.respond(headers);
+    } catch {
+      // Node refused one of the extra headers: the status and the reason still go out.
+      ({ headers, body } = rejection2({ ...r, headers: {} }));
+      stream.respond(headers);
+    }
     stream.end(body);
     // Read and drop what the client still sends; if it never ends its side, end the stream
     // without error once the response is out (RFC 9113 §8.1).

@@ -270,8 +270,7 @@ export class Admission {
       this.reject(u.transport, socket, rejection(503, 'SHUTTING_DOWN', 'the server is shutting down', { 'Retry-After': '5' }));
       return false;
     }
-    this.open(u);
-    return true;
+    return this.open(u);
   }
 
   /** The connection limit an upgrade would pass, as a rejection, or null. */
@@ -361,17 +360,25 @@ export class Admission {
   }
 
   /** Answers 101 (HTTP/2: 200) and opens the connection. */
-  private open(u: Upgrade): void {
+  private open(u: Upgrade): boolean {
     const { request, socket, head, behavior, decision, route } = u;
     const net = socket as Duplex & { setNoDelay?: (on: boolean) => void; setTimeout?: (ms: number) => void };
     net.setNoDelay?.(true);
     net.setTimeout?.(0);
+    socket.cork();
+    try {
+      u.transport.accept(socket, decision, internals.responseHeaders(behavior) ?? undefined);
+    } catch (error) {
+      // Node refused the answer (an HTTP/2 header it does not allow): nothing was sent.
+      socket.uncork();
+      this.log.error(`wsmount: the answer to the handshake for ${u.path} could not be sent (a header set by verify()?)`, error);
+      this.reject(u.transport, socket, rejection(500, 'VERIFY_FAILED', 'internal error'));
+      return false;
+    }
     const deflate = decision.deflate === null || route.deflate === null ? null : new DeflateSession(decision.deflate, route.deflate, this.counters);
     const connection = new Connection(socket, behavior, this.handler, route.limits, deflate);
     internals.connect(behavior, connection);
     socket.removeListener('error', onEarlySocketError);
-    socket.cork();
-    u.transport.accept(socket, decision, internals.responseHeaders(behavior) ?? undefined);
     this.counters.handshakesAccepted++;
     connection.route = route;
     this.handler.connectionOpened(behavior, route);
@@ -386,5 +393,6 @@ export class Admission {
     this.log.debug(
       `wsmount: connection ${behavior.id} open on ${request.url ?? ''}${decision.deflate === null ? '' : ` (${decision.deflate.responseHeader})`}`,
     );
+    return true;
   }
 }
