@@ -12,8 +12,11 @@ import { type Browser, chromium } from 'playwright-core';
 export const CHROMIUM = '/usr/bin/chromium';
 export const hasChromium: boolean = existsSync(CHROMIUM);
 
-/** Launches headless Chromium (Playwright gives it a fresh temporary profile). */
-export async function launchChromium(): Promise<{ browser: Browser; close(): Promise<void> }> {
+/**
+ * Launches headless Chromium (Playwright gives it a fresh temporary profile). `extraArgs` add
+ * flags (`--ignore-certificate-errors` for a self-signed test certificate).
+ */
+export async function launchChromium(extraArgs: readonly string[] = []): Promise<{ browser: Browser; close(): Promise<void> }> {
   const browser = await chromium.launch({
     executablePath: CHROMIUM,
     args: [
@@ -24,6 +27,7 @@ export async function launchChromium(): Promise<{ browser: Browser; close(): Pro
       '--disable-component-update',
       '--disable-sync',
       '--no-first-run',
+      ...extraArgs,
     ],
   });
   return {
