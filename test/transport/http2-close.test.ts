@@ -134,6 +134,37 @@ describe.each(TRANSPORTS)('over $name', ({ secure }) => {
       await echoes(await ws(m, s, '/t'), 'next');
     });
 
+    test('a client that ends its stream without a close frame (END_STREAM alone, like a TCP FIN): the server ends its side too, rstCode 0 both ways, onClose 1006', async () => {
+      const m = await mount();
+      const s = await session(m);
+      const c = await ws(m, s, '/t');
+      const side = await sideOf(0);
+      c.stream?.end();
+      expect(await closedWith(c.stream as http2.ClientHttp2Stream)).toBe(0);
+      expect(await serverClosed(side)).toBe(0);
+      await waitFor(() => side.closed !== null, 2000, 'onClose');
+      expect(side.closed?.[0]).toBe(1006);
+      await echoes(await ws(m, s, '/t'), 'next');
+    });
+
+    test("a client that never ends its half after the close handshake (undici 7): onClose 1000 as soon as both close frames crossed and our END_STREAM is out; the stream then ends with RST_STREAM NO_ERROR, never CANCEL, within closeTimeout", async () => {
+      const m = await mount({ closeTimeout: 200 });
+      const s = await session(m);
+      const c = await ws(m, s, '/t');
+      const side = await sideOf(0);
+      const end = watchEnd(c);
+      c.send(0x8, closePayload(1000, 'bye'));
+      const f = await c.nextFrame();
+      expect(f.opcode).toBe(0x8);
+      await waitFor(() => side.closed !== null, 2000, 'onClose');
+      expect(side.closed).toEqual([1000, 'bye']);
+      expect(c.stream?.closed).toBe(false); // onClose did not wait for the stream
+      expect(await closedWith(c.stream as http2.ClientHttp2Stream, 3000)).toBe(0);
+      expect(end.endStreamFirst()).toBe(true); // our END_STREAM came first, then the reset NO_ERROR
+      expect(await serverClosed(side)).toBe(0);
+      await echoes(await ws(m, s, '/t'), 'next');
+    });
+
     test('a protocol error (an unmasked frame) fails that WebSocket with 1002 and ends its stream cleanly; the others on the session go on', async () => {
       const m = await mount();
       const s = await session(m);

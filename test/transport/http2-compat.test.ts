@@ -179,11 +179,16 @@ describe('other listeners of the app', () => {
     fx.defer(() => {
       if (!stream.closed) stream.close(http2.constants.NGHTTP2_CANCEL);
     });
+    let tunnel = '';
+    stream.on('data', (d: Buffer) => (tunnel += d.toString()));
     const headers = await within(new Promise<http2.IncomingHttpHeaders>((resolve) => stream.once('response', resolve)), 2000, 'the app answering');
     expect(headers['x-served-by']).toBe('app');
     await waitFor(() => m.handler.stats().pendingHandshakes === 0, 2000, 'verify() settled');
     await new Promise((resolve) => setTimeout(resolve, 20));
     expect.soft(escaped.map(String), 'errors thrown out of the server').toEqual([]);
+    expect.soft(tunnel).toBe('proxied');
+    expect.soft({ closed: stream.closed, rstCode: stream.closed ? stream.rstCode : undefined }, "the app's stream is left alone: not reset by wsmount").toEqual({ closed: false, rstCode: undefined });
+    expect.soft(m.handler.stats().handshakesRejected, 'not counted as a refusal of ours').toBe(0);
     const next = await ws(m, s, '/echo').then(
       () => 'opened',
       (error: unknown) => String(error),
