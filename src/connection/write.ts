@@ -1,5 +1,5 @@
 import { Buffer } from 'node:buffer';
-import type { Duplex } from 'node:stream';
+import { type Duplex, addAbortSignal } from 'node:stream';
 import type { Frame } from '../protocol/framer.js';
 
 /**
@@ -16,19 +16,22 @@ export function writeFrameTo(socket: Duplex, frame: Frame): boolean {
   return flushed;
 }
 
-/** RFC 9113 §7: CANCEL, the RST_STREAM code for a stream that is no longer needed. */
-const NGHTTP2_CANCEL = 8;
-
 /**
  * Ends the byte stream at once, with no closing handshake. A socket is destroyed; an HTTP/2
- * stream (RFC 8441) is reset with CANCEL, which ends that stream only: its session, and the
- * requests and WebSockets sharing it, go on.
+ * stream (RFC 8441) gets a bare RST_STREAM CANCEL, which ends that stream only: its session, and
+ * the requests and WebSockets sharing it, go on. (Node's `stream.close(code)` sends END_STREAM
+ * first, which a peer could take for an orderly end; destroying the stream with Node's own
+ * AbortError, as `addAbortSignal()` does, resets it with CANCEL and nothing before. The
+ * stream then emits that error: its owner listens for errors.)
  */
 export function abort(socket: Duplex): void {
-  const stream = socket as Duplex & { close?: (code: number) => void; rstCode?: number };
-  if (typeof stream.close === 'function' && 'rstCode' in stream) {
-    if (!stream.destroyed) stream.close(NGHTTP2_CANCEL);
+  if (socket.destroyed) return;
+  if ('rstCode' in socket && typeof (socket as Duplex & { respond?: unknown }).respond === 'function') {
+    addAbortSignal(ABORTED, socket);
   } else {
     socket.destroy();
   }
 }
+
+/** An already aborted signal: handing it to `addAbortSignal()` destroys the stream at once. */
+const ABORTED: AbortSignal = AbortSignal.abort();

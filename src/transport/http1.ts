@@ -198,6 +198,10 @@ export const HTTP1: Transport = {
     const s = socket as MarkedSocket;
     return s[kClaim] === undefined && s.writableEnded && writtenSinceUpgrade(s) === 0;
   },
+  answeredByOther() {
+    // An answer on an HTTP/1.1 socket ends it too, which the socket's state already shows.
+    return false;
+  },
   accept(socket: Duplex, decision: Acceptance, extraHeaders: ExtraHeaders | undefined) {
     // Header values may hold obs-text bytes (RFC 9110 §5.5): one byte per character.
     socket.write(acceptResponse(decision.accept as string, decision.protocol, extraHeaders, decision.deflate?.responseHeader), 'latin1');

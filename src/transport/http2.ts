@@ -14,6 +14,7 @@ import { Buffer } from 'node:buffer';
 import { type IncomingHttpHeaders, Http2ServerRequest, type Http2ServerResponse, type ServerHttp2Stream, constants } from 'node:http2';
 import type { Duplex } from 'node:stream';
 import { connectionOf, timerDelay } from '../connection/index.js';
+import { abort } from '../connection/write.js';
 import type { Acceptance } from '../handshake/decide.js';
 import type { Rejection } from '../handshake/rejection.js';
 import { type ExtraHeaders, acceptHeaders2, rejection2 } from '../handshake/response.js';
@@ -150,6 +151,9 @@ export const HTTP2: Transport = {
   endedUnanswered() {
     return false;
   },
+  answeredByOther(socket) {
+    return (socket as ServerHttp2Stream).headersSent;
+  },
   accept(socket: Duplex, decision: Acceptance, extraHeaders: ExtraHeaders | undefined) {
     const stream = socket as ServerHttp2Stream;
     stream.respond(acceptHeaders2(decision.accept, decision.protocol, extraHeaders, decision.deflate?.responseHeader));
@@ -159,7 +163,7 @@ export const HTTP2: Transport = {
     const stream = socket as ServerHttp2Stream;
     if (stream.destroyed || stream.closed) return;
     if (stream.headersSent) {
-      stream.close(constants.NGHTTP2_CANCEL);
+      abort(stream);
       return;
     }
     let { headers, body } = rejection2(r);

@@ -22,6 +22,11 @@ export interface Transport {
    * configuration problem worth a log line, not a 404.
    */
   endedUnanswered(socket: Duplex): boolean;
+  /**
+   * Whether another listener has answered it although wsmount had claimed it (an HTTP/2 app's
+   * `'connect'` listener during an async verify()): it is then left alone.
+   */
+  answeredByOther(socket: Duplex): boolean;
   /** Writes the acceptance (a 101, or an HTTP/2 `:status 200`); the socket is corked. */
   accept(socket: Duplex, decision: Acceptance, extraHeaders: ExtraHeaders | undefined): void;
   /** Writes a complete refusal, then closes the byte stream (bounded by `timeout` ms). */

@@ -258,6 +258,11 @@ export class Admission {
       this.droppedDuringVerify(socket, u.path, u.endedByOther || !socket.destroyed);
       return false;
     }
+    if (u.transport.answeredByOther(socket)) {
+      // An app's own listener answered it meanwhile (an HTTP/2 'connect' listener): theirs now.
+      this.log.warn(`wsmount: another listener answered the WebSocket request for ${u.path} while verify() ran; it is left to that listener`);
+      return false;
+    }
     if (failure !== undefined) {
       this.hookRefused(u.transport, socket, u.path, 'verify()', failure.error);
       return false;
