@@ -18,7 +18,12 @@
  * each; `AUTOBAHN_MESSAGES=100` (82 s) is for quick runs.
  *
  * `CONFORMANCE_SERVER=ws` runs the same cases against ws's WebSocketServer (an independent,
- * widely used implementation configured the same way), to check the tests themselves.
+ * widely used implementation configured the same way), to check the tests themselves (over
+ * HTTP/1.1 only: ws has no HTTP/2).
+ *
+ * Over HTTP/2 (the h2c project, harness.ts) the cases are the same, each connection an RFC 8441
+ * stream on a session of its own; vitest.config.ts gives that project 100 messages per case unless
+ * AUTOBAHN_MESSAGES_H2 says otherwise (the time goes to zlib on either transport).
  */
 import { Buffer } from 'node:buffer';
 import type { AddressInfo } from 'node:net';
