@@ -83,10 +83,12 @@ export interface ConformanceServer {
 }
 
 /**
- * Over h2: the server's end of each WebSocket stream, by the port of the client's connection (one
- * session, so one TCP connection, per client), for {@link checkStreamEnds}.
+ * Over h2: the server's end of each WebSocket stream still open, by the port of the client's
+ * connection (one session, so one TCP connection, per client), for {@link checkStreamEnds}.
  */
 const serverStreams = new Map<number, http2.ServerHttp2Stream>();
+/** The server's end of each client's stream, found when the client connects. */
+const serverEnds = new WeakMap<RawClient, http2.ServerHttp2Stream>();
 
 /**
  * Serves `routes` on 127.0.0.1 over this run's transport: wsmount/testing's `listen()` (an HTTP/1.1
@@ -107,11 +109,7 @@ export async function startConformanceServer(routes: Routes, options: HandlerOpt
   // After the handler's own 'stream' listener (attach() puts it first): only watches.
   server.on('stream', (stream) => {
     const port = stream.session?.socket?.remotePort;
-    if (port === undefined) return;
-    serverStreams.set(port, stream);
-    stream.session?.once('close', () => {
-      if (serverStreams.get(port) === stream) serverStreams.delete(port);
-    });
+    if (port !== undefined) serverStreams.set(port, stream);
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -129,7 +127,11 @@ export async function startConformanceServer(routes: Routes, options: HandlerOpt
         const closed = new Promise<void>((resolve) => server.close(() => resolve()));
         // As listen()'s close: 1001 to every client, a bounded wait, then whatever is left is destroyed.
         await handler.close({ timeout: 1000 });
-        for (const session of sessions) session.destroy();
+        for (const session of sessions) {
+          const remote = session.socket?.remotePort;
+          if (remote !== undefined) serverStreams.delete(remote);
+          session.destroy();
+        }
         await Promise.race([closed, sleep(1500)]);
       })();
       return closing;
@@ -147,12 +149,16 @@ export async function connectRaw(port: number, path: string, headers: Record<str
   const lower: Record<string, string> = {};
   for (const [k, v] of Object.entries(headers)) lower[k.toLowerCase()] = v;
   const c = await RawClient.connectH2(port, path, lower);
-  const localPort = (c.stream as http2.ClientHttp2Stream).session?.socket?.localPort;
-  if (localPort !== undefined) clientPorts.set(c, localPort);
+  const stream = c.stream as http2.ClientHttp2Stream;
+  const localPort = stream.session?.socket?.localPort;
+  if (localPort === undefined) throw new Error('harness: the HTTP/2 session has no local port');
+  const serverEnd = serverStreams.get(localPort);
+  // The server's end was seen before its 200 could arrive (the 'stream' event answers it).
+  if (serverEnd === undefined) throw new Error(`harness: no server stream for the client on port ${localPort}`);
+  serverStreams.delete(localPort);
+  serverEnds.set(c, serverEnd);
   return c;
 }
-
-const clientPorts = new WeakMap<RawClient, number>();
 
 /**
  * Over h2, for the clients of one case, before the harness resets what is left: every stream
@@ -166,10 +172,8 @@ const clientPorts = new WeakMap<RawClient, number>();
  */
 export function checkStreamEnds(clients: readonly RawClient[]): void {
   for (const c of clients) {
-    const port = clientPorts.get(c);
-    if (port === undefined || !c.tcpClosed) continue;
-    const stream = serverStreams.get(port);
-    if (stream === undefined) continue;
+    const stream = serverEnds.get(c);
+    if (stream === undefined || !c.tcpClosed) continue;
     expect(stream.rstCode, 'over h2 the server ends its stream (END_STREAM); it does not reset it (RST_STREAM) (RFC 8441 §5)').toBe(
       http2.constants.NGHTTP2_NO_ERROR,
     );
