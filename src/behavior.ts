@@ -122,7 +122,7 @@ export class Behavior<Params extends Record<string, string> = Record<string, str
    * ```ts
    * class Room extends Behavior<RouteParams<'/rooms/:room'>> {
    *   override data = { user: '' };                      // a starting value of the right type
-   *   override async verify(req: IncomingMessage) { this.data = { user: await userOf(req) }; }
+   *   override async verify(req: UpgradeRequest) { this.data = { user: await userOf(req) }; }
    *   override onText(text: string) { this.sendText(`${this.data.user}: ${text}`); }
    * }
    * class Admin extends Behavior {
@@ -142,6 +142,7 @@ export class Behavior<Params extends Record<string, string> = Record<string, str
   handler!: WebSocketHandler;
 
   #rawQuery = '';
+  #transport: WebSocketTransport = 'http/1.1';
   #query: URLSearchParams | undefined = undefined;
   #connection: Connection | null = null;
   /** State before a connection exists: CONNECTING, or CLOSED if the handshake failed. */
@@ -156,6 +157,8 @@ export class Behavior<Params extends Record<string, string> = Record<string, str
         b.request = init.request;
         b.remoteAddress = init.request.socket.remoteAddress;
         b.remotePort = init.request.socket.remotePort;
+        // Read now: over HTTP/2 the socket is a proxy to the session's, gone once the stream is.
+        if (init.request.httpVersionMajor === 2) b.#transport = (init.request.socket as { encrypted?: boolean }).encrypted === true ? 'h2' : 'h2c';
         b.params = init.params;
         b.route = init.route;
         b.#rawQuery = init.query;
@@ -182,9 +185,7 @@ export class Behavior<Params extends Record<string, string> = Record<string, str
    * behavior is the same on each.
    */
   get transport(): WebSocketTransport {
-    const r = this.request;
-    if (r.httpVersionMajor !== 2) return 'http/1.1';
-    return (r.socket as { encrypted?: boolean }).encrypted === true ? 'h2' : 'h2c';
+    return this.#transport;
   }
 
   /** The upgrade request's headers (lower-case names). */

@@ -42,7 +42,7 @@ function onData(this: SocketWithConnection, chunk: Buffer): void {
 }
 
 /** @internal The connection running over a byte stream, once it has started. */
-export function connectionOf(socket: Duplex): Connection | undefined {
+export function connectionOn(socket: Duplex): Connection | undefined {
   return (socket as SocketWithConnection)[kConnection];
 }
 
@@ -415,7 +415,7 @@ export class Connection extends Dispatcher implements ParserSink {
    * may come, so the WebSocket is closed now, and the transport waits for the peer's END_STREAM
    * on its own, for as long as this returns (`closeTimeout`); null: not closed.
    */
-  writableFinished(): number | null {
+  endSent(): number | null {
     if (!this.closeReceived || !this.closeSent || this.state === ReadyState.CLOSED) return null;
     this.socketClosed();
     return this.limits.closeTimeout;

@@ -26,7 +26,8 @@ export function writeFrameTo(socket: Duplex, frame: Frame): boolean {
  */
 export function abort(socket: Duplex): void {
   if (socket.destroyed) return;
-  if ('rstCode' in socket && typeof (socket as Duplex & { respond?: unknown }).respond === 'function') {
+  // An Http2Stream (server or client side): the only Duplex with an rstCode.
+  if ('rstCode' in socket && typeof (socket as Duplex & { close?: unknown }).close === 'function') {
     addAbortSignal(ABORTED, socket);
   } else {
     socket.destroy();

@@ -40,6 +40,11 @@ export interface HandshakePolicy {
   /** `false` while the handler shuts down: refuse with 503. */
   accepting: boolean;
   /**
+   * The request is an HTTP/2 extended CONNECT (RFC 8441), as the transport knows it; by default
+   * one whose `httpVersion` is `'2.0'`.
+   */
+  http2?: boolean | undefined;
+  /**
    * Chooses the subprotocol from the client's offer (in its order) instead of `protocols`:
    * one of the offered names, `undefined` for none, `false` to refuse with 400. Throws (a
    * TypeError) if it returns a name the client did not offer.
@@ -124,7 +129,7 @@ export function decideHandshake(request: HandshakeRequest, policy: HandshakePoli
   if (!policy.accepting) {
     return refuse(rejection(503, 'SHUTTING_DOWN', 'the server is shutting down', { 'Retry-After': '5' }));
   }
-  const framing = request.httpVersion === '2.0' ? checkHttp2(request) : checkHttp1(request);
+  const framing = (policy.http2 ?? request.httpVersion === '2.0') ? checkHttp2(request) : checkHttp1(request);
   if (typeof framing !== 'string' && framing !== undefined) return framing;
   return decideCommon(request, policy, framing);
 }
@@ -176,7 +181,7 @@ function checkHttp2(request: HandshakeRequest): string | undefined | Refusal {
   if (singleValue(h[':method']) !== 'CONNECT') {
     return refuse(rejection(405, 'METHOD_NOT_ALLOWED', 'a WebSocket over HTTP/2 is an extended CONNECT (RFC 8441)', { Allow: 'CONNECT' }));
   }
-  if (singleValue(h[':protocol']) !== 'websocket') {
+  if (singleValue(h[':protocol'])?.toLowerCase() !== 'websocket') {
     return refuse(rejection(400, 'BAD_UPGRADE', 'the :protocol pseudo-header must be websocket'));
   }
   const authority = singleValue(h[':authority']);

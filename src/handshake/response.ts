@@ -116,7 +116,7 @@ export function rejectionBytes(r: Rejection): Buffer {
  * HTTP/2 headers that are connection-specific (RFC 9113 §8.2.2): never sent on a stream. Node
  * refuses them, so an extra header with one of these names is left out.
  */
-const CONNECTION_SPECIFIC: ReadonlySet<string> = new Set(['connection', 'upgrade', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'host']);
+const CONNECTION_SPECIFIC: ReadonlySet<string> = new Set(['connection', 'upgrade', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'host', 'http2-settings']);
 
 /** Response headers for an HTTP/2 stream: lower-case names, a repeated name as an array. */
 export type Http2ResponseHeaders = Record<string, string | number | string[]>;
@@ -124,8 +124,10 @@ export type Http2ResponseHeaders = Record<string, string | number | string[]>;
 function addHeaders2(out: Http2ResponseHeaders, headers: ExtraHeaders | undefined, skip: ReadonlySet<string>): Http2ResponseHeaders {
   if (headers === undefined) return out;
   const pairs = Array.isArray(headers) ? (headers as readonly (readonly [string, string])[]) : Object.entries(headers);
-  for (const [name, value] of pairs) {
-    if (typeof value !== 'string' || !isToken(name) || !isSafeHeaderValue(value)) continue;
+  for (const [name, raw] of pairs) {
+    if (typeof raw !== 'string' || !isToken(name) || !isSafeHeaderValue(raw)) continue;
+    // RFC 9113 §8.2.1: no leading or trailing white space in a field value.
+    const value = raw.trim();
     const lower = name.toLowerCase();
     if (skip.has(lower) || CONNECTION_SPECIFIC.has(lower)) continue;
     const prior = out[lower];

@@ -6,6 +6,7 @@
 import { Buffer } from 'node:buffer';
 import { STATUS_CODES } from 'node:http';
 import http2, { type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders, type IncomingHttpStatusHeader } from 'node:http2';
+import { abort as abortStream } from '../connection/write.js';
 import { type Http2ClientHandshake, checkHttp2HandshakeResponse } from '../handshake/client.js';
 import { TestClient } from './client.js';
 import type { ConnectOptions } from './connect.js';
@@ -15,7 +16,6 @@ import { tlsConnectOptions, tlsFailure } from './tls.js';
 import type { TestTransport } from './types.js';
 
 const DEFAULT_TIMEOUT = 5000;
-const { NGHTTP2_CANCEL } = http2.constants;
 
 /** RFC 9113 §7 error codes by number, for messages. */
 const ERROR_CODES: readonly string[] = [
@@ -195,7 +195,7 @@ export function connectHttp2(plan: Http2Plan, options: ConnectOptions, deflate: 
         // After a complete refusal, end our half too: the stream closes with no RST_STREAM.
         if (!s.closed) {
           if (graceful && s.writable) s.end();
-          else s.close(NGHTTP2_CANCEL);
+          else abortStream(s);
         }
       }
       if (own) {
@@ -289,9 +289,8 @@ export function connectHttp2(plan: Http2Plan, options: ConnectOptions, deflate: 
         s.removeListener('close', onClose);
         if (own) s.once('close', () => session.close());
         const codec = verdict.perMessageDeflate === null || deflate === null ? null : new ClientDeflate(verdict.perMessageDeflate, deflate);
-        const abort = (): void => {
-          if (!s.closed) s.close(NGHTTP2_CANCEL);
-        };
+        // A bare RST_STREAM CANCEL, as a browser sends (stream.close() would send END_STREAM first).
+        const abort = (): void => abortStream(s);
         resolve(
           new TestClient(s, Buffer.alloc(0), verdict.protocol, { status, headers: regular }, options, { extensions: verdict.extensions, deflate: codec }, {
             name: transportOf(session),

@@ -12,6 +12,7 @@ import { type Server as HttpsServer, type ServerOptions as HttpsServerOptions, c
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { Server as TlsServer } from 'node:tls';
+import { abort } from '../connection/write.js';
 import { type HandlerOptions, type Routes, WebSocketHandler } from '../handler.js';
 
 /** Options for {@link listen}. */
@@ -287,15 +288,14 @@ export async function listen<R extends Routes>(
     // only this handler's WebSockets are ours to end. Over HTTP/2 a stream still open is reset
     // (its session lives on), then the sessions get a GOAWAY and a short grace to flush it.
     if (startListening && h2) {
-      for (const stream of waitFor) if (!stream.closed) (stream as Http2ServerRequest['stream']).close(http2.constants.NGHTTP2_CANCEL);
+      for (const stream of waitFor) abort(stream);
       for (const session of sessions) session.close();
       await Promise.race([Promise.all([...sessions].map(sessionClosed)), delay(FINAL_GRACE)]);
       for (const session of sessions) session.destroy();
     }
     const leftovers = startListening ? [...sockets] : waitFor;
     for (const socket of leftovers) {
-      if (!startListening && h2 && !socket.closed) (socket as Http2ServerRequest['stream']).close(http2.constants.NGHTTP2_CANCEL);
-      else socket.destroy();
+      abort(socket);
     }
     if (startListening) http1Server?.closeAllConnections();
     server.removeListener('connection', onConnection);

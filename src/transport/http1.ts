@@ -184,6 +184,7 @@ export function checkServer(target: unknown): void {
 
 /** The HTTP/1.1 'upgrade' transport: the socket is the TCP (or TLS) connection. @internal */
 export const HTTP1: Transport = {
+  http2: false,
   guard(socket) {
     guard(socket as MarkedSocket);
   },
@@ -197,6 +198,9 @@ export const HTTP1: Transport = {
   endedUnanswered(socket) {
     const s = socket as MarkedSocket;
     return s[kClaim] === undefined && s.writableEnded && writtenSinceUpgrade(s) === 0;
+  },
+  endedByOther(socket) {
+    return socket.writableEnded;
   },
   answeredByOther() {
     // An answer on an HTTP/1.1 socket ends it too, which the socket's state already shows.

@@ -13,7 +13,7 @@
 import { Buffer } from 'node:buffer';
 import { type IncomingHttpHeaders, Http2ServerRequest, type Http2ServerResponse, type ServerHttp2Stream, constants } from 'node:http2';
 import type { Duplex } from 'node:stream';
-import { connectionOf, timerDelay } from '../connection/index.js';
+import { connectionOn, timerDelay } from '../connection/index.js';
 import { abort } from '../connection/write.js';
 import type { Acceptance } from '../handshake/decide.js';
 import type { Rejection } from '../handshake/rejection.js';
@@ -54,7 +54,8 @@ export function isHttp2Server(server: NodeJS.EventEmitter): server is Http2Serve
  * are not WebSockets and are left to whoever serves them.
  */
 export function isWebSocketConnect(headers: IncomingHttpHeaders): boolean {
-  return headers[':method'] === 'CONNECT' && headers[':protocol'] === 'websocket';
+  const protocol = headers[':protocol'];
+  return headers[':method'] === 'CONNECT' && typeof protocol === 'string' && protocol.toLowerCase() === 'websocket';
 }
 
 /** The request object a behavior sees: Node's own, as the compatibility API gives apps. */
@@ -118,7 +119,7 @@ const END_STREAM_GRACE = 1000;
  * longer needed). An abnormal end stays CANCEL.
  */
 function onStreamFinish(this: ServerHttp2Stream): void {
-  const wait = connectionOf(this)?.writableFinished() ?? null;
+  const wait = connectionOn(this)?.endSent() ?? null;
   if (wait === null || this.closed) return;
   const timer = setTimeout(endQuietly, timerDelay(Math.min(wait, END_STREAM_GRACE)), this);
   timer.unref();
@@ -131,6 +132,7 @@ function endQuietly(stream: ServerHttp2Stream): void {
 
 /** The HTTP/2 transport: the byte stream is the extended CONNECT's stream. @internal */
 export const HTTP2: Transport = {
+  http2: true,
   guard(socket) {
     const stream = socket as MarkedStream;
     if (stream[kGuarded] === true) return;
@@ -149,6 +151,9 @@ export const HTTP2: Transport = {
     return streams || connects;
   },
   endedUnanswered() {
+    return false;
+  },
+  endedByOther() {
     return false;
   },
   answeredByOther(socket) {
@@ -179,7 +184,11 @@ export const HTTP2: Transport = {
     // without error once the response is out (RFC 9113 §8.1).
     stream.resume();
     const timer = setTimeout(() => {
-      if (!stream.closed) stream.close(constants.NGHTTP2_NO_ERROR);
+      if (stream.closed) return;
+      // A body still unsent (a client that grants no flow-control window) would keep the
+      // stream for the session's life: reset it.
+      if (stream.writableFinished) stream.close(constants.NGHTTP2_NO_ERROR);
+      else abort(stream);
     }, Math.min(timeout, 2000));
     timer.unref();
     stream.once('close', () => clearTimeout(timer));

@@ -11,6 +11,8 @@ import type { ExtraHeaders } from '../handshake/response.js';
 
 /** One way a WebSocket arrives. Stateless: one object per transport, shared by every upgrade. @internal */
 export interface Transport {
+  /** HTTP/2 (RFC 8441): the handshake is an extended CONNECT, decided by its own rules. */
+  readonly http2: boolean;
   /** Marks the byte stream as seen, and swallows its errors until a connection takes it. */
   guard(socket: Duplex): void;
   /** Whether anyone has answered, taken or closed it (an unmatched upgrade left for other listeners). */
@@ -22,6 +24,13 @@ export interface Transport {
    * configuration problem worth a log line, not a 404.
    */
   endedUnanswered(socket: Duplex): boolean;
+  /**
+   * During an async verify(), the peer's end arrived after our side had already ended: over
+   * HTTP/1.1 another 'upgrade' listener ended the socket (socket.io's destroyUpgrade). Never
+   * over HTTP/2, where a reset ends both sides at once and an app's answer shows as
+   * {@link Transport.answeredByOther}.
+   */
+  endedByOther(socket: Duplex): boolean;
   /**
    * Whether another listener has answered it although wsmount had claimed it (an HTTP/2 app's
    * `'connect'` listener during an async verify()): it is then left alone.

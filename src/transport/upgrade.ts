@@ -129,6 +129,7 @@ export class Admission {
     let running = 'the origins function';
     try {
       decision = decideHandshake(request, {
+        http2: transport.http2,
         protocols: cls.protocols,
         requireProtocol: cls.requireProtocol,
         origins: this.options.origins,
@@ -161,14 +162,17 @@ export class Admission {
     const u: Upgrade = { request, socket, transport, head, path, route, behavior, decision, early: [], endedByOther: false };
 
     let verdict: boolean | void | Promise<boolean | void>;
+    let thenable: boolean;
     try {
       verdict = behavior.verify(request);
+      thenable = verdict instanceof Promise || typeof (verdict as PromiseLike<unknown> | undefined)?.then === 'function';
     } catch (error) {
       this.afterVerify(u, undefined, { error });
       return;
     }
-    if (verdict instanceof Promise || typeof (verdict as PromiseLike<unknown> | undefined)?.then === 'function') {
-      this.awaitVerify(u, verdict as Promise<boolean | void>);
+    if (thenable) {
+      // A foreign thenable (its then() may throw) is adopted by a real promise.
+      this.awaitVerify(u, verdict instanceof Promise ? verdict : Promise.resolve().then(() => verdict));
     } else {
       this.afterVerify(u, verdict as boolean | void);
     }
@@ -188,7 +192,7 @@ export class Admission {
     };
     const onEnd = (): void => {
       // Our side already ended before the peer's FIN: another 'upgrade' listener ended it.
-      u.endedByOther = socket.writableEnded;
+      u.endedByOther = u.transport.endedByOther(socket);
       abort(socket);
     };
     const onClose = (): void => {
@@ -253,14 +257,14 @@ export class Admission {
   /** Returns whether the connection was opened. */
   private decide(u: Upgrade, verdict: boolean | void, failure: { error: unknown } | undefined): boolean {
     const { socket } = u;
-    if (socket.destroyed || !socket.writable) {
-      // The client left, verify() terminated the socket, or another listener ended it.
-      this.droppedDuringVerify(socket, u.path, u.endedByOther || !socket.destroyed);
-      return false;
-    }
     if (u.transport.answeredByOther(socket)) {
       // An app's own listener answered it meanwhile (an HTTP/2 'connect' listener): theirs now.
       this.log.warn(`wsmount: another listener answered the WebSocket request for ${u.path} while verify() ran; it is left to that listener`);
+      return false;
+    }
+    if (socket.destroyed || !socket.writable) {
+      // The client left, verify() terminated the socket, or another listener ended it.
+      this.droppedDuringVerify(socket, u.path, u.endedByOther || !socket.destroyed);
       return false;
     }
     if (failure !== undefined) {
