@@ -17,7 +17,17 @@ import { splitTarget } from './router.js';
 import { type CheckedRoutes, type Client, type ClientOf, type RoutePattern, type Routes, behaviorClass } from './routes.js';
 import { Counters, type HandlerStats, countsOf } from './stats.js';
 import { type MarkedSocket, type UpgradeListener, checkServer, dropNoteIfAlone, kHandler, noteBeforeOthers } from './transport/http1.js';
-import { HTTP2, NO_HEAD, type StreamListener, attachHttp2, detachHttp2, isHttp2Server, isWebSocketConnect, streamRequest } from './transport/http2.js';
+import {
+  HTTP2,
+  NO_HEAD,
+  type StreamListener,
+  attachHttp2,
+  detachHttp2,
+  foreignListeners,
+  isHttp2Server,
+  isWebSocketConnect,
+  streamRequest,
+} from './transport/http2.js';
 import { Admission, type Route } from './transport/upgrade.js';
 
 export type { HandlerOptions, ResolvedHandlerOptions } from './options.js';
@@ -162,7 +172,15 @@ export class WebSocketHandler<R extends Routes = Routes> {
     }
     server.on('upgrade', this.handleUpgrade);
     noteBeforeOthers(server, this.handleUpgrade as UpgradeListener);
-    if (isHttp2Server(server)) attachHttp2(server, this.handleStream);
+    if (isHttp2Server(server)) {
+      attachHttp2(server, this.handleStream);
+      const others = foreignListeners(server);
+      if (others !== null) {
+        this.log.warn(
+          `wsmount: this http2 server has ${others} listener(s) of the app's; they now also see the WebSocket CONNECT streams wsmount answers: skip streams whose headers[':protocol'] is 'websocket' (or whose headersSent is true) there`,
+        );
+      }
+    }
     this.servers.add(server);
     return this;
   }

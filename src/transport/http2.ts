@@ -89,6 +89,19 @@ export function attachHttp2(server: Http2ServerLike, listener: StreamListener): 
 }
 
 /**
+ * The app's own `'stream'` and `'connect'` listeners, which will now see WebSocket CONNECT
+ * streams wsmount answers (before attach(), nghttp2 reset them): one that answers every stream
+ * throws ERR_HTTP2_HEADERS_SENT on them. Returns a description for a warning, or null.
+ */
+export function foreignListeners(server: Http2ServerLike): string | null {
+  const streams = (server.listeners('stream') as StreamListener[]).filter((l) => l[kHandler] === undefined && !isCompatListener(l)).length;
+  const connects = (server.listeners('connect') as ConnectListener[]).filter((l) => l[kConnectGuard] !== true).length;
+  if (streams === 0 && connects === 0) return null;
+  const which = [streams > 0 ? `${streams} 'stream'` : '', connects > 0 ? `${connects} 'connect'` : ''].filter((w) => w !== '').join(' and ');
+  return which;
+}
+
+/**
  * Stops serving extended CONNECT through `listener`. Once no wsmount handler is left on the
  * server it stops advertising the setting (a session that advertises it commits to serving
  * WebSockets: browsers do not fall back to HTTP/1.1 on a failed CONNECT) and drops the guard.
