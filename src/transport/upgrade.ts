@@ -185,19 +185,30 @@ export class Admission {
   private awaitVerify(u: Upgrade, verdict: Promise<boolean | void>): void {
     const socket = u.socket;
     let earlyBytes = 0;
+    /** An app's own listener answered it meanwhile (an HTTP/2 'connect' listener): step away, it is theirs. */
+    const leave = (): boolean => {
+      if (!u.transport.answeredByOther(socket)) return false;
+      finish();
+      this.release(u);
+      this.answeredElsewhere(u.path);
+      this.handler.checkIdle();
+      return true;
+    };
     const onData = (chunk: Buffer): void => {
+      if (leave()) return;
       earlyBytes += chunk.length;
       if (earlyBytes > EARLY_LIMIT) abort(socket);
       else u.early.push(chunk);
     };
     const onEnd = (): void => {
+      if (leave()) return;
       // Our side already ended before the peer's FIN: another 'upgrade' listener ended it.
       u.endedByOther = u.transport.endedByOther(socket);
       abort(socket);
     };
     const onClose = (): void => {
       // The client is gone: free its place now; whatever verify() decides later is ignored.
-      if (settled) return;
+      if (settled || leave()) return;
       finish();
       this.release(u);
       this.droppedDuringVerify(socket, u.path, u.endedByOther);
@@ -258,8 +269,7 @@ export class Admission {
   private decide(u: Upgrade, verdict: boolean | void, failure: { error: unknown } | undefined): boolean {
     const { socket } = u;
     if (u.transport.answeredByOther(socket)) {
-      // An app's own listener answered it meanwhile (an HTTP/2 'connect' listener): theirs now.
-      this.log.warn(`wsmount: another listener answered the WebSocket request for ${u.path} while verify() ran; it is left to that listener`);
+      this.answeredElsewhere(u.path);
       return false;
     }
     if (socket.destroyed || !socket.writable) {
@@ -346,6 +356,11 @@ export class Admission {
     } else {
       this.log.debug(`wsmount: client left during verify() on ${path}`);
     }
+  }
+
+  /** An app's own listener answered an upgrade while its verify() ran (an HTTP/2 'connect' listener): theirs now. */
+  private answeredElsewhere(path: string): void {
+    this.log.warn(`wsmount: another listener answered the WebSocket request for ${path} while verify() ran; it is left to that listener`);
   }
 
   /**
