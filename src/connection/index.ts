@@ -1,4 +1,4 @@
-export { Connection, connectionOn } from './connection.js';
+export { Connection } from './connection.js';
 export {
   MESSAGES_HIGH_WATER_BYTES,
   MESSAGES_HIGH_WATER_COUNT,

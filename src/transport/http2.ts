@@ -13,7 +13,8 @@
 import { Buffer } from 'node:buffer';
 import { type IncomingHttpHeaders, Http2ServerRequest, type Http2ServerResponse, type ServerHttp2Stream, constants } from 'node:http2';
 import type { Duplex } from 'node:stream';
-import { connectionOn, timerDelay } from '../connection/index.js';
+import { connectionOn } from '../connection/connection.js';
+import { timerDelay } from '../connection/index.js';
 import { abort } from '../connection/write.js';
 import type { Acceptance } from '../handshake/decide.js';
 import type { Rejection } from '../handshake/rejection.js';

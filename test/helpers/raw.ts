@@ -244,8 +244,21 @@ export class RawClient {
     for (const f of w) f();
   }
 
+  /** Chunks not yet joined to `buffer`, and how long `buffer` must be before parsing can go on. */
+  private rest: Buffer[] = [];
+  private restBytes = 0;
+  private want = 0;
+
   private feed(d: Buffer): void {
-    this.buffer = this.buffer.length === 0 ? d : Buffer.concat([this.buffer, d]);
+    // Join chunks only once the next frame is complete: a large frame arriving in many small
+    // pieces (HTTP/2 DATA frames are 16 KiB) is copied once, not once per piece.
+    this.rest.push(d);
+    this.restBytes += d.length;
+    if (this.buffer.length + this.restBytes < this.want) return;
+    this.buffer = this.buffer.length === 0 && this.rest.length === 1 ? d : Buffer.concat([this.buffer, ...this.rest]);
+    this.rest = [];
+    this.restBytes = 0;
+    this.want = 0;
     for (;;) {
       const b = this.buffer;
       if (b.length < 2) break;
@@ -264,7 +277,10 @@ export class RawClient {
       }
       const masked = (b1 & 0x80) !== 0;
       if (masked) off += 4;
-      if (b.length < off + len) break;
+      if (b.length < off + len) {
+        this.want = off + len;
+        break;
+      }
       let payload = Buffer.from(b.subarray(off, off + len));
       if (masked) {
         const key = b.subarray(off - 4, off);
