@@ -6,12 +6,14 @@
 // (fan-out deliveries/s), handshakes (open+close cycles/s), hold/release (idle connections),
 // fanout (topics over one or two processes: deliveries/s and publish→delivery latency), say (a
 // message to every held connection), and the permessage-deflate jobs of lib/deflate-jobs.mjs
-// (deflateEcho, deflateBroadcast, deflateHold/deflateActivate/deflateRelease).
+// (deflateEcho, deflateBroadcast, deflateHold/deflateActivate/deflateRelease), and the
+// WebSockets-over-HTTP/2 jobs of lib/h2-jobs.mjs (h2Echo, h2Open/h2Release).
 
 import { performance } from 'node:perf_hooks';
 import { CLK_TCK, cpuTicks, systemTicks } from './lib/proc.mjs';
 import { Client, OP, clientFrame, closeMany, maskPayload, openMany, payloadOf, repeatFrame } from './lib/wsclient.mjs';
 import { deflateJobs } from './lib/deflate-jobs.mjs';
+import { h2Jobs } from './lib/h2-jobs.mjs';
 
 if (typeof process.send !== 'function') {
   console.error('loadgen.mjs is started by bench/run.mjs (it needs an IPC channel)');
@@ -688,7 +690,7 @@ async function say(o) {
 
 // ---- IPC ---------------------------------------------------------------------------------------------
 
-const jobs = { echo, paced, broadcast, handshakes, hold, release, fanout, say, ...deflateJobs({ failureChannel, snapshot, windowOf, waitFor, sleep }) };
+const jobs = { echo, paced, broadcast, handshakes, hold, release, fanout, say, ...deflateJobs({ failureChannel, snapshot, windowOf, waitFor, sleep }), ...h2Jobs({ failureChannel, snapshot, windowOf, waitFor, sleep }) };
 
 process.on('message', async (job) => {
   const run = jobs[job?.kind];

@@ -15,7 +15,13 @@
 // with `perMessageDeflate: true` (targets/deflate-*.mjs); the generator's clients offer
 // permessage-deflate like a browser and send compressed messages (lib/deflate-jobs.mjs).
 //
-// Options: --quick, --rounds=N, --only=echo,latency,broadcast,handshakes,memory,cpu,fanout,deflate,
+// WebSockets over HTTP/2 (RFC 8441: `http2`): one wsmount process serves HTTP/1.1 and h2c
+// (targets/wsmount-http2.mjs); the generator's HTTP/2 client is lib/h2client.mjs (lib/h2-jobs.mjs):
+// opening N WebSockets over one HTTP/2 connection vs N TCP connections (sockets/s, memory per
+// socket, fresh process each), and echo over 1 or 16 HTTP/2 connections with Node's default and
+// raised flow-control windows, against HTTP/1.1 and ws.
+//
+// Options: --quick, --rounds=N, --only=echo,latency,broadcast,handshakes,memory,cpu,fanout,deflate,compat,http2,
 //          --targets=wsmount,ws,ws+native,raw,ws+redis,wsmount+redis, --record, --no-taskset.
 // --record with --only writes bench/reference/<scenarios>[-quick].json/.md (e.g. fanout.json),
 // so a partial run never replaces the complete full/quick reference.
@@ -87,6 +93,18 @@ const PLAN = quick
         broadcast: { clients: 1000, sizes: [16 * KiB], window: 16, warmupMs: 300, measureMs: 1000 },
         memory: { conns: [1000], size: 1 * KiB },
       },
+      http2: {
+        open: { conns: [1000], concurrency: 200 },
+        echo: {
+          warmupMs: 250,
+          measureMs: 600,
+          configs: [
+            { conns: 16, size: 32, text: true },
+            { conns: 16, size: 64 * KiB, text: false },
+          ],
+        },
+        raisedWindows: { stream: 6 * MiB, session: 15 * MiB },
+      },
     }
   : {
       mode: 'full',
@@ -120,6 +138,19 @@ const PLAN = quick
         ],
         broadcast: { clients: 1000, sizes: [4 * KiB, 16 * KiB], window: 16, warmupMs: 500, measureMs: 1500 },
         memory: { conns: [1000, 10_000], size: 1 * KiB },
+      },
+      http2: {
+        open: { conns: [1000, 5000], concurrency: 200 },
+        echo: {
+          warmupMs: 300,
+          measureMs: 800,
+          configs: [
+            { conns: 16, size: 32, text: true },
+            { conns: 16, size: 64 * KiB, text: false },
+          ],
+        },
+        // The raised receive windows: Chrome's (6 MiB per stream, 15 MiB per connection).
+        raisedWindows: { stream: 6 * MiB, session: 15 * MiB },
       },
     };
 if (option('rounds')) PLAN.rounds = Number(option('rounds'));
@@ -188,7 +219,17 @@ const ALL_COMPAT_TARGETS = [
   { name: 'ws', file: 'targets/ws.mjs', env: { WS_NO_BUFFER_UTIL: '1', WS_NO_UTF_8_VALIDATE: '1' } },
 ];
 const COMPAT_TARGETS = ALL_COMPAT_TARGETS.filter((t) => option('targets') === undefined || wantedTargets.includes(t.name));
-const SCENARIOS = ['echo', 'latency', 'broadcast', 'handshakes', 'memory', 'cpu', 'fanout', 'deflate', 'compat'];
+/**
+ * WebSockets over HTTP/2 (RFC 8441: `http2`): one wsmount process serving HTTP/1.1 upgrades and
+ * h2c extended CONNECT streams with one handler (targets/wsmount-http2.mjs), and ws (pure JS,
+ * HTTP/1.1 only) as the reference. Each variant is a way of reaching one of these processes.
+ */
+const ALL_HTTP2_PROCS = [
+  { name: 'wsmount', infoKey: 'http2 wsmount', file: 'targets/wsmount-http2.mjs', env: {} },
+  { name: 'ws', infoKey: 'http2 ws', file: 'targets/ws.mjs', env: WS_PURE_JS },
+];
+const HTTP2_PROCS = ALL_HTTP2_PROCS.filter((t) => t.name === 'wsmount' || option('targets') === undefined || wantedTargets.includes(t.name));
+const SCENARIOS = ['echo', 'latency', 'broadcast', 'handshakes', 'memory', 'cpu', 'fanout', 'deflate', 'compat', 'http2'];
 const wantedScenarios = option('only')?.split(',') ?? SCENARIOS;
 for (const s of wantedScenarios) if (!SCENARIOS.includes(s)) throw new Error(`unknown scenario ${s}`);
 
@@ -1331,6 +1372,248 @@ async function scenarioDeflate() {
   return out;
 }
 
+// ---- WebSockets over HTTP/2 (RFC 8441) ------------------------------------------------------------
+
+/** The http2 scenario's processes with the plan's raised windows in the wsmount target's environment. */
+function http2Procs() {
+  const w = PLAN.http2.raisedWindows;
+  return HTTP2_PROCS.map((t) =>
+    t.name === 'wsmount' ? { ...t, env: { ...t.env, BENCH_H2_STREAM_WINDOW: String(w.stream), BENCH_H2_SESSION_WINDOW: String(w.session) } } : t,
+  );
+}
+
+/** The running targets of the http2 scenario; a job gets every port of its process. */
+class Http2TargetSet extends TargetSet {
+  async ensure(t) {
+    const r = await super.ensure(t);
+    r.jobParams ??= { h2Port: r.info?.h2Port, h2BigPort: r.info?.h2BigPort };
+    return r;
+  }
+}
+
+/**
+ * Opening N WebSockets in a fresh target process: mem (after GC) before, N opened and timed in
+ * the generator (sockets/s, server CPU), mem after, closed. The whole measurement is repeated
+ * (fresh process again, up to MAX_ATTEMPTS) when other processes took CPU during the opening.
+ */
+async function http2OpenOnce(proc, v, conns) {
+  let best = null;
+  for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
+    const r = await http2OpenAttempt(proc, v, conns);
+    if (r.error) return r;
+    r.noisePct = r.foreignCpuPct + r.stealPct;
+    r.attempts = attempt;
+    if (best === null || r.noisePct < best.noisePct) best = r;
+    if (r.noisePct <= NOISE_LIMIT) break;
+    if (attempt < MAX_ATTEMPTS) {
+      noise.retried++;
+      await sleep(250 * attempt);
+    }
+  }
+  noise.windows++;
+  if (best.noisePct > NOISE_LIMIT) noise.keptNoisy++;
+  return best;
+}
+
+async function http2OpenAttempt(proc, v, conns) {
+  let r;
+  try {
+    r = await startTarget(proc);
+    targetInfo[proc.infoKey] = r.info;
+    await sleep(200);
+    const before = await request(r.child, { kind: 'mem' }, 10_000);
+    const gen = await ensureLoadgen();
+    const port = v.transport === 'h2' ? r.info.h2Port : r.port;
+    await waitForQuiet();
+    const open = await request(gen, { kind: 'h2Open', transport: v.transport, port, conns, concurrency: PLAN.http2.open.concurrency, serverPid: r.pid }, 120_000);
+    await sleep(300);
+    const after = await request(r.child, { kind: 'mem' }, 30_000);
+    await request(gen, { kind: 'h2Release' }, 60_000).catch(() => {});
+    if (after.clients !== conns) return { error: `the server reports ${after.clients} open WebSockets, expected ${conns}` };
+    if (v.transport === 'h2' && after.h2Sessions !== 1) return { error: `the server reports ${after.h2Sessions} HTTP/2 sessions, expected 1` };
+    return {
+      ...open,
+      rssPerSocket: (after.rss - before.rss) / conns,
+      heapPerSocket: (after.heapUsed - before.heapUsed) / conns,
+      externalPerSocket: (after.external - before.external) / conns,
+      before,
+      after,
+    };
+  } catch (e) {
+    if (loadgen !== null) await request(loadgen, { kind: 'h2Release' }, 60_000).catch(() => {});
+    return { error: e.message };
+  } finally {
+    if (r) await killChild(r.child);
+  }
+}
+
+async function scenarioHttp2() {
+  const p = PLAN.http2;
+  const loadAtStart = (await import('node:os')).loadavg();
+  const procs = http2Procs();
+  const procOf = (name) => procs.find((t) => t.name === name);
+  const rw = p.raisedWindows;
+  const windowsText = (side) => (side === 'raised' ? `${bytes(rw.stream)} / ${bytes(rw.session)}` : '64 KiB / 64 KiB');
+  // The ways in: name (the column/row key), process, transport, TCP connections, windows.
+  const openVariants = [
+    { name: 'ws h1', proc: 'ws', transport: 'h1', label: 'ws, HTTP/1.1 (N TCP)' },
+    { name: 'h1', proc: 'wsmount', transport: 'h1', label: 'wsmount, HTTP/1.1 (N TCP)' },
+    { name: 'h2', proc: 'wsmount', transport: 'h2', label: 'wsmount, h2c (1 TCP, N streams)' },
+  ].filter((v) => procOf(v.proc));
+  const echoVariants = [
+    { name: 'ws h1', proc: 'ws', kind: 'echo', label: 'ws · HTTP/1.1', tcp: 16 },
+    { name: 'h1', proc: 'wsmount', kind: 'echo', label: 'wsmount · HTTP/1.1', tcp: 16 },
+    { name: 'h2', proc: 'wsmount', kind: 'h2Echo', sessions: 1, server: 'default', client: 'default', label: 'wsmount · h2c, 1 connection', tcp: 1 },
+    { name: 'h2 ×16', proc: 'wsmount', kind: 'h2Echo', sessions: 16, server: 'default', client: 'default', label: 'wsmount · h2c, 16 connections', tcp: 16 },
+    { name: 'h2 srv-win', proc: 'wsmount', kind: 'h2Echo', sessions: 1, server: 'raised', client: 'default', label: 'wsmount · h2c, 1 connection', tcp: 1 },
+    { name: 'h2 win', proc: 'wsmount', kind: 'h2Echo', sessions: 1, server: 'raised', client: 'raised', label: 'wsmount · h2c, 1 connection', tcp: 1 },
+    { name: 'h2 ×16 win', proc: 'wsmount', kind: 'h2Echo', sessions: 16, server: 'raised', client: 'raised', label: 'wsmount · h2c, 16 connections', tcp: 16 },
+  ].filter((v) => procOf(v.proc));
+  const on = (list, n) => list.some((v) => v.name === n);
+
+  // 1. opening N WebSockets: a fresh process per measurement
+  const openConfigs = p.open.conns.map((conns) => ({ conns, label: `${conns} sockets` }));
+  const openRaw = await interleaved('http2 open', openConfigs, openVariants, (c, v) => http2OpenOnce(procOf(v.proc), v, c.conns));
+  const openRows = openConfigs.map((c, i) => {
+    const m = (k) => Object.fromEntries(openVariants.map((v) => [v.name, summarize(openRaw[i][v.name], k)]));
+    return {
+      ...c,
+      rate: m('socketsPerSec'),
+      cpu: m('serverCpuMicrosPerSocket'),
+      rss: m('rssPerSocket'),
+      heap: m('heapPerSocket'),
+      samples: openRaw[i],
+    };
+  });
+
+  // 2. echo: both processes up, variants interleaved
+  const echoConfigs = p.echo.configs.map((c) => ({ ...c, window: echoWindow(c.conns, c.size), label: `echo ${c.conns} × ${bytes(c.size)} ${c.text ? 'text' : 'binary'}` }));
+  const targets = new Http2TargetSet(procs);
+  await targets.startAll();
+  let echoRaw;
+  try {
+    echoRaw = await interleaved('http2 echo', echoConfigs, echoVariants, (c, v) => {
+      const params = { conns: c.conns, size: c.size, text: c.text, window: c.window, warmupMs: p.echo.warmupMs, measureMs: p.echo.measureMs };
+      if (v.kind === 'h2Echo') {
+        Object.assign(params, { sessions: v.sessions, server: v.server });
+        if (v.client === 'raised') Object.assign(params, { streamWindow: rw.stream, sessionWindow: rw.session });
+      }
+      return measure(targets, procOf(v.proc), v.kind, params);
+    });
+  } finally {
+    await targets.stopAll();
+  }
+  const echoRows = echoConfigs.map((c, i) => ({
+    ...c,
+    sums: Object.fromEntries(echoVariants.map((v) => [v.name, summarize(echoRaw[i][v.name], 'rate')])),
+    stalls: Object.fromEntries(echoVariants.map((v) => [v.name, v.kind === 'h2Echo' ? summarize(echoRaw[i][v.name], 'stallsPerSec') : null])),
+    samples: echoRaw[i],
+  }));
+
+  // ---- tables
+  const N = (v) => v.label;
+  print(`\n## WebSockets over HTTP/2 (RFC 8441 extended CONNECT, cleartext h2c; median of ${PLAN.rounds})\n`);
+  print(
+    'One wsmount process serves HTTP/1.1 upgrades (`http.createServer()`) and HTTP/2 (`http2.createServer()`, h2c) with one handler; `ws` (pure JS, HTTP/1.1 only: it has no HTTP/2) is the reference. The generator speaks HTTP/2 itself (lib/h2client.mjs: raw frames, flow control, HPACK), not through node:http2.',
+  );
+  print(`Load average when the scenario started (1, 5, 15 min): ${loadAtStart.map((x) => x.toFixed(2)).join(', ')}.\n`);
+  const ratioCols = [];
+  if (on(openVariants, 'h2') && on(openVariants, 'h1')) ratioCols.push(['h2 / h1', 'h2', 'h1']);
+  if (on(openVariants, 'h2') && on(openVariants, 'ws h1')) ratioCols.push(['wsmount h2 / ws', 'h2', 'ws h1']);
+  if (on(openVariants, 'h1') && on(openVariants, 'ws h1')) ratioCols.push(['wsmount h1 / ws', 'h1', 'ws h1']);
+  print(
+    `### Opening N WebSockets: N streams of one HTTP/2 connection vs N TCP connections (at most ${p.open.concurrency} handshakes in flight; fresh process per measurement, memory after global.gc())\n`,
+  );
+  const us = (x) => `${x.toFixed(0)} µs`;
+  print(
+    table(
+      ['sockets', 'measure', ...openVariants.map(N), ...ratioCols.map((r) => r[0])],
+      openRows.flatMap((r) =>
+        [
+          ['opened/s', r.rate, si],
+          ['server CPU per socket', r.cpu, us],
+          ['rss per socket', r.rss, kib],
+          ['heapUsed per socket', r.heap, kib],
+        ].map(([what, sums, fmt]) => [r.conns, what, ...openVariants.map((v) => cell(sums[v.name], fmt)), ...ratioCols.map(([, a, b]) => ratio(over(sums[a], sums[b])))]),
+      ),
+    ),
+  );
+  print(
+    '\nopened/s: N ÷ the time from the first TCP connect to the last handshake answered (101 checked, or :status 200 with the HTTP/2 connection opened and its SETTINGS exchanged first). Server CPU: utime+stime over that time ÷ N. rss counts the process only: the kernel\'s socket buffers of N TCP connections are not in it.',
+  );
+  printErrors('http2 open', openRows.map((r) => ({ label: r.label, sums: r.rate })));
+
+  const ratioTo = (row, a, b) => ratio(over(row.sums[a], row.sums[b]));
+  const hasH1 = on(echoVariants, 'h1');
+  const hasWs = on(echoVariants, 'ws h1');
+  print(
+    `\n### Echo throughput (messages/s echoed; 16 WebSockets, window = messages in flight per WebSocket; receive windows per stream / per connection: 64 KiB = 65,535 B, Node's default; raised = settings.initialWindowSize ${bytes(rw.stream)} + setLocalWindowSize ${bytes(rw.session)}, Chrome's values)\n`,
+  );
+  print(
+    table(
+      [
+        'transport',
+        'TCP conns',
+        'windows server · client',
+        ...echoRows.flatMap((r) => [
+          `${bytes(r.size)} ${r.text ? 'text' : 'binary'} (window ${r.window}) msg/s`,
+          ...(hasH1 ? ['÷ wsmount h1'] : []),
+          ...(hasWs ? ['÷ ws'] : []),
+          'CPU server / gen',
+        ]),
+      ],
+      echoVariants.map((v) => [
+        v.label,
+        v.tcp,
+        v.kind === 'h2Echo' ? `${v.server} · ${v.client}` : '—',
+        ...echoRows.flatMap((r) => [
+          cell(r.sums[v.name], si),
+          ...(hasH1 ? [v.name === 'h1' ? '' : ratioTo(r, v.name, 'h1')] : []),
+          ...(hasWs ? [v.name === 'ws h1' ? '' : ratioTo(r, v.name, 'ws h1')] : []),
+          cpuCell(r.samples[v.name]),
+        ]),
+      ]),
+    ),
+  );
+  const stallText = echoRows
+    .map((r) => `${bytes(r.size)}: ${echoVariants.filter((v) => v.kind === 'h2Echo').map((v) => `${v.name} ${cell(r.stalls[v.name], si)}`).join(', ')}`)
+    .join('; ');
+  print(
+    `\nWindows: "default" is Node's (nghttp2's) 65,535 B per stream and per connection; "raised" on the server is \`http2.createServer({ settings: { initialWindowSize: ${rw.stream} } })\` plus \`session.setLocalWindowSize(${rw.session})\` on every session, on the client the same figures in its SETTINGS and a connection WINDOW_UPDATE (what Chrome advertises). The server's windows limit what the client may send it, the client's what the server may send back. Client sends held back by flow control (stalls/s, median): ${stallText}.`,
+  );
+  printErrors('http2 echo', echoRows.map((r) => ({ label: r.label, sums: r.sums })));
+
+  const val = (x) => (x?.error ? { error: x.error } : (x?.value ?? null));
+  results.scenarios.http2 = {
+    plan: p,
+    loadAverageAtStart: loadAtStart,
+    transports: 'wsmount: HTTP/1.1 (http.createServer) and h2c (http2.createServer) in one process, one handler; ws: HTTP/1.1',
+    variants: { open: openVariants, echo: echoVariants },
+    open: openRows.map((r) => ({
+      conns: r.conns,
+      medians: Object.fromEntries(
+        openVariants.map((v) => [v.name, { socketsPerSec: val(r.rate[v.name]), serverCpuMicrosPerSocket: val(r.cpu[v.name]), rssPerSocket: val(r.rss[v.name]), heapUsedPerSocket: val(r.heap[v.name]) }]),
+      ),
+      ratios: Object.fromEntries(
+        ratioCols.map(([label, a, b]) => [label, { socketsPerSec: over(r.rate[a], r.rate[b]), serverCpuPerSocket: over(r.cpu[a], r.cpu[b]), rssPerSocket: over(r.rss[a], r.rss[b]), heapUsedPerSocket: over(r.heap[a], r.heap[b]) }]),
+      ),
+      samples: r.samples,
+    })),
+    echo: echoRows.map((r) => ({
+      conns: r.conns,
+      size: r.size,
+      type: r.text ? 'text' : 'binary',
+      window: r.window,
+      medianRate: Object.fromEntries(echoVariants.map((v) => [v.name, val(r.sums[v.name])])),
+      ratiosToWsmountH1: hasH1 ? Object.fromEntries(echoVariants.filter((v) => v.name !== 'h1').map((v) => [v.name, over(r.sums[v.name], r.sums.h1)])) : null,
+      ratiosToWs: hasWs ? Object.fromEntries(echoVariants.filter((v) => v.name !== 'ws h1').map((v) => [v.name, over(r.sums[v.name], r.sums['ws h1'])])) : null,
+      medianStallsPerSec: Object.fromEntries(echoVariants.filter((v) => v.kind === 'h2Echo').map((v) => [v.name, val(r.stalls[v.name])])),
+      samples: r.samples,
+    })),
+  };
+  return { open: openRows, echo: echoRows };
+}
+
 function strip(config) {
   const { label, ...rest } = config;
   return rest;
@@ -1485,6 +1768,29 @@ function verdicts(r) {
       );
     }
   }
+  if (r.http2) {
+    // No goal was set for HTTP/2 (RFC 8441): the headline ratios, for the record.
+    const { open, echo } = r.http2;
+    const last = open[open.length - 1];
+    if (last?.rate.h2 && last.rate.h1) {
+      add(
+        `HTTP/2: opening ${last.conns} WebSockets over 1 connection vs ${last.conns} TCP (opened/s, h2 / h1; no target set)`,
+        ratio(over(last.rate.h2, last.rate.h1)),
+        null,
+        `${si(last.rate.h2.value)} vs ${si(last.rate.h1.value)} sockets/s; rss per socket ${kib(last.rss.h2.value)} vs ${kib(last.rss.h1.value)}, heapUsed ${kib(last.heap.h2.value)} vs ${kib(last.heap.h1.value)}`,
+      );
+    }
+    for (const row of echo) {
+      const s = row.sums;
+      if (!s.h2 || !s.h1) continue;
+      add(
+        `HTTP/2: echo ${bytes(row.size)}, 16 streams on 1 connection vs 16 TCP (msg/s, h2 / h1; no target set)`,
+        ratio(over(s.h2, s.h1)),
+        null,
+        `default windows ${si(s.h2.value)}${s['h2 win'] ? `, raised both sides ${si(s['h2 win'].value)} (${ratio(over(s['h2 win'], s.h1))})` : ''} vs ${si(s.h1.value)} msg/s${s['ws h1'] ? `; ws ${si(s['ws h1'].value)}` : ''}`,
+      );
+    }
+  }
   if (r.paced && has('ws') && wantedScenarios.includes('latency')) {
     const s = r.paced.sums;
     const x = over(s.wsmount.p99, s.ws.p99);
@@ -1561,6 +1867,7 @@ async function main() {
   }
   if (wantedScenarios.includes('deflate')) r.deflate = await scenarioDeflate();
   if (wantedScenarios.includes('compat')) r.compat = await scenarioCompat();
+  if (wantedScenarios.includes('http2')) r.http2 = await scenarioHttp2();
 
   print('\n## Targets (the team\'s goals, from issues 6, 11, 12 and 13)\n');
   const v = verdicts(r);
@@ -1583,6 +1890,14 @@ async function main() {
   if (wantedScenarios.includes('compat') && targetInfo['wsmount/ws'] !== undefined) {
     const info = targetInfo['wsmount/ws'];
     print(`- wsmount/ws (the ws face): ${info.library ?? '?'} ${info.version ?? ''}${info.options ? ` options: ${JSON.stringify(info.options)}` : ''}`);
+  }
+  if (wantedScenarios.includes('http2')) {
+    for (const t of HTTP2_PROCS) {
+      const info = targetInfo[t.infoKey];
+      if (info === undefined) continue;
+      const extra = t.name === 'wsmount' ? ` ${info.transports}; raised windows: ${JSON.stringify(info.h2Settings?.raised)}` : '';
+      print(`- http2 scenario, ${t.name}: ${info.library ?? '?'} ${info.version ?? ''}${extra}${info.options ? ` options: ${JSON.stringify(info.options)}` : ''}`);
+    }
   }
   if (wantedScenarios.includes('deflate')) {
     for (const t of DEFLATE_TARGETS) {
