@@ -102,6 +102,20 @@ export function foreignListeners(server: Http2ServerLike): string | null {
   return which;
 }
 
+const warnedServers = new WeakSet<NodeJS.EventEmitter>();
+
+/**
+ * An HTTP/1.1 upgrade reached a wsmount handler on an http2 server that no wsmount handler
+ * serves HTTP/2 on (mounted with `server.on('upgrade', …)` instead of `attach()`): true once per
+ * server, so the handler can say so.
+ */
+export function upgradeOnlyMount(server: NodeJS.EventEmitter | undefined): boolean {
+  if (server === undefined || !isHttp2Server(server) || warnedServers.has(server)) return false;
+  if ((server.listeners('stream') as StreamListener[]).some((l) => l[kHandler] !== undefined)) return false;
+  warnedServers.add(server);
+  return true;
+}
+
 /**
  * Stops serving extended CONNECT through `listener`. Once no wsmount handler is left on the
  * server it stops advertising the setting (a session that advertises it commits to serving

@@ -20,6 +20,7 @@ import { Router, splitTarget } from '../router.js';
 import type { Client } from '../routes.js';
 import type { Counters } from '../stats.js';
 import { HTTP1, type MarkedSocket, kClaim, kUnclaimed, onEarlySocketError } from './http1.js';
+import { upgradeOnlyMount } from './http2.js';
 import type { Transport } from './transport.js';
 import { abort } from '../connection/write.js';
 
@@ -112,6 +113,11 @@ export class Admission {
       return;
     }
     socket[kClaim] = this.handler;
+    if (!transport.http2 && upgradeOnlyMount(socket.server)) {
+      this.log.warn(
+        "wsmount: this http2 server passes HTTP/1.1 upgrades to wsmount, but no wsmount handler serves its HTTP/2 streams (mounted with server.on('upgrade', …)?): WebSockets over HTTP/2 get no answer from wsmount. Mount with sockets.attach(server)",
+      );
+    }
 
     const route = match.value;
     const cls = route.cls;
