@@ -47,7 +47,6 @@ function upgradeOverHttp1(port: number): Promise<number> {
         path: '/echo',
         ca: tls.cert,
         servername: 'localhost',
-        ALPNProtocols: ['http/1.1'],
         headers: { connection: 'Upgrade', upgrade: 'websocket', 'sec-websocket-version': '13', 'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==' },
       });
       req.on('upgrade', (res, socket: Duplex) => {
