@@ -205,7 +205,8 @@ export class RawClient {
   static async connectH2(port: number, path = '/', extraHeaders: Record<string, string> = {}, session?: http2.ClientHttp2Session): Promise<RawClient> {
     const own = session === undefined;
     const s = session ?? http2.connect(`http://127.0.0.1:${port}`);
-    s.on('error', () => {});
+    // A session of our own is ours to guard; a passed one is its owner's (one listener per stream would pile up).
+    if (own) s.on('error', () => {});
     const stream = s.request(
       { ':method': 'CONNECT', ':protocol': 'websocket', ':scheme': 'http', ':path': path, ':authority': `127.0.0.1:${port}`, 'sec-websocket-version': '13', ...extraHeaders },
       { endStream: false },
