@@ -1,5 +1,5 @@
 // wsmount demo: WebSockets over HTTP/2 in your browser.  `npm run demo:http2`, then open
-// https://localhost:9443/ in Chrome, Edge or Firefox and accept the self-signed certificate.
+// https://localhost:9443/ in Chrome or Edge (Firefox should too; untested) and accept the self-signed certificate.
 // The page is loaded over HTTP/2; each WebSocket it opens rides that same connection as an
 // extended CONNECT stream (RFC 8441), and the server says which transport carried it.
 // TLS_KEY / TLS_CERT name your own key and certificate; without them a throwaway self-signed one

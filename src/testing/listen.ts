@@ -13,6 +13,7 @@ import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { Server as TlsServer } from 'node:tls';
 import { abort } from '../connection/write.js';
+import { isHttp2Server as isHttp2Transport } from '../transport/http2.js';
 import { type HandlerOptions, type Routes, WebSocketHandler } from '../handler.js';
 
 /** Options for {@link listen}. */
@@ -148,8 +149,9 @@ function answerPlainHttp2Request(request: Http2ServerRequest | IncomingMessage, 
   response.end(body);
 }
 
+/** The handler's own test (transport/http2.ts), narrowed to the servers listen() takes. */
 function isHttp2Server(server: ListeningServer): server is Http2Server | Http2SecureServer {
-  return typeof (server as Partial<Http2Server>).updateSettings === 'function';
+  return isHttp2Transport(server);
 }
 
 /** The stream (HTTP/2) or socket (HTTP/1.1) a server-side WebSocket runs over. */
