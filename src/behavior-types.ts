@@ -80,6 +80,7 @@ export interface BehaviorClass {
   readonly requireProtocol: boolean;
   readonly maxPayload: number | undefined;
   readonly maxFragments: number | undefined;
+  readonly maxStreamBytes: number | undefined;
   readonly maxBackpressure: number | undefined;
   readonly backpressure: BackpressurePolicy | undefined;
   readonly pingInterval: number | undefined;

@@ -1,6 +1,6 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Buffer } from 'node:buffer';
-import type { BackpressurePolicy, Connection, MessageStream, RateLimit, SendStatus } from './connection/index.js';
+import type { BackpressurePolicy, Connection, MessageStream, RateLimit, SendStatus, SendStreamOptions, StreamSource, StreamedMessage } from './connection/index.js';
 import type { WebSocketHandler } from './handler.js';
 import { chooseProtocol } from './handshake/decide.js';
 import { FIXED_101 } from './handshake/response.js';
@@ -60,6 +60,8 @@ export class Behavior<Params extends Record<string, string> = Record<string, str
   static maxPayload: number | undefined = undefined;
   /** Per-route override of the handler's `maxFragments`. */
   static maxFragments: number | undefined = undefined;
+  /** Per-route override of the handler's `maxStreamBytes`: the largest message this route takes as a stream (see `onStream`). */
+  static maxStreamBytes: number | undefined = undefined;
   /** Per-route override of the handler's `maxBackpressure`. */
   static maxBackpressure: number | undefined = undefined;
   /**
@@ -325,6 +327,44 @@ export class Behavior<Params extends Record<string, string> = Record<string, str
     return this.onText(decodeText(bytes));
   }
 
+  /**
+   * Opt-in streaming: override this and every data message of the route arrives here as a
+   * {@link StreamedMessage}, an async iterable of its payload as it arrives, instead of whole to
+   * `onText`/`onBinary`/`messages()` (which are then not used). For uploads, exports, media: a
+   * message of any size, in bounded memory.
+   *
+   * ```ts
+   * class Upload extends Behavior {
+   *   static override maxStreamBytes = 4 * 2 ** 30;
+   *   override async onStream(message: StreamedMessage) {
+   *     await pipeline(message.readable(), fs.createWriteStream(path));
+   *   }
+   * }
+   * ```
+   *
+   * - **Limits.** `maxPayload` and `maxFragments` do not apply to a streamed message;
+   *   `maxStreamBytes` does (default: no limit; over it closes with 1009). Collecting it with
+   *   `message.text()`/`bytes()` is bounded by `maxPayload` again.
+   * - **Backpressure.** Reading the socket stops while `STREAM_HIGH_WATER_BYTES` (1 MiB) of the
+   *   message wait unread and resumes at `STREAM_LOW_WATER_BYTES` (256 KiB): a slow reader slows
+   *   the peer down through TCP. Pings are answered as reading goes on; the heartbeat does not
+   *   count the time reading is stopped against the peer.
+   * - **Order.** The next message is handed out once this one has been read to its end and the
+   *   promise returned here (if any) has settled. A message that is never read stops the
+   *   connection's reading.
+   * - **Endings.** Leaving the loop early closes the connection with 1008; an exception out of
+   *   this hook closes it with 1011 (`onError` first). If the connection ends mid-message, reading
+   *   it rejects with a `ProtocolError` (`'WS_STREAM_INTERRUPTED'`, or the violation's own code
+   *   such as `'WS_INVALID_UTF8'`; text is checked as it arrives and a bad byte closes with 1007).
+   * - **Compression.** A compressed message is inflated one piece at a time as it is read.
+   *
+   * The default collects the message (up to `maxPayload`) and calls `onRawText`/`onBinary`.
+   */
+  async onStream(message: StreamedMessage): Promise<void> {
+    const bytes = await message.bytes();
+    await (message.isText ? this.onRawText(bytes) : this.onBinary(bytes));
+  }
+
   /** A binary message arrived. `bytes` is yours to keep. Default: the handler's `onMessage`. Async: as `onText`. */
   onBinary(bytes: Buffer): void | Promise<void> {
     return this.handler.options.onMessage?.(this, bytes);
@@ -424,6 +464,40 @@ export class Behavior<Params extends Record<string, string> = Record<string, str
   /** Sends a string as text, anything else as binary. */
   send(data: string | BinaryData): SendStatus {
     return typeof data === 'string' ? this.sendText(data) : this.sendBinary(data);
+  }
+
+  /**
+   * Sends one message from a source of chunks, as it produces them, as a fragmented message
+   * (RFC 6455 §5.4): a file, a database export, tokens from a model.
+   *
+   * ```ts
+   * const bytes = await this.sendStream(fs.createReadStream(path));
+   * ```
+   *
+   * - **Source.** An async or sync iterable of `string`/`Buffer`/`ArrayBuffer`/views, a Node
+   *   `Readable`, or a web `ReadableStream`. Each chunk becomes a frame (chunks over
+   *   `fragmentSize`, default `STREAM_FRAGMENT_SIZE` = 256 KiB, are split), and an empty final
+   *   frame ends the message when the source does. Text (`text: true`, or by default when the
+   *   first chunk is a string) is checked as UTF-8 across chunks.
+   * - **Backpressure.** It waits for the socket to drain before it pulls the next chunk, and never
+   *   reads the source ahead. `maxBackpressure` does not apply to it.
+   * - **Order.** Pings, pongs and the close frame still go out between fragments. Messages sent
+   *   meanwhile (`send*()`, publishes, another `sendStream()`) wait (`'queued'`, counted in
+   *   `bufferedAmount`) and follow the message, in order.
+   * - **Result.** Resolves with the payload bytes sent once the last frame is with the socket.
+   * - **Failures.** A message cannot be taken back once begun, so whatever stops it closes the
+   *   connection (the peer sees a close frame after the partial message, never another message):
+   *   the source throwing rejects with its error and closes with 1011; `signal` aborting rejects
+   *   with its reason and closes with 1011 (to choose the code, call `close(code)`: the stream
+   *   stops after the fragment in flight); the connection closing first rejects with a
+   *   `ProtocolError` `'WS_STREAM_INTERRUPTED'`. In each case the source is released (its
+   *   `return()`, `destroy()` or `cancel()`). Messages queued behind it are dropped.
+   * - **Compression.** Streamed messages go uncompressed, even on a compressed connection.
+   */
+  sendStream(source: StreamSource, options?: SendStreamOptions): Promise<number> {
+    const c = this.#connection;
+    if (c === null) return Promise.reject(new Error('sendStream() is available once the connection is open (from onOpen on), not in verify()'));
+    return c.sendStream(source, options);
   }
 
   // ---- topics ----------------------------------------------------------------------------

@@ -20,10 +20,18 @@ export {
   MESSAGES_HIGH_WATER_COUNT,
   MESSAGES_LOW_WATER_BYTES,
   MESSAGES_LOW_WATER_COUNT,
+  STREAM_FRAGMENT_SIZE,
+  STREAM_HIGH_WATER_BYTES,
+  STREAM_LOW_WATER_BYTES,
+  StreamedMessage,
   type BackpressurePolicy,
   type MessageStream,
   type RateLimit,
+  type ReadableStreamLike,
   type SendStatus,
+  type SendStreamOptions,
+  type StreamChunk,
+  type StreamSource,
 } from './connection/index.js';
 export type { CompressionStats, HandlerStats } from './stats.js';
 export {

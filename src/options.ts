@@ -24,8 +24,15 @@ export interface HandlerOptions<C extends Client = Client> {
    * `maxPayload` (1009 past it, decided while inflating).
    */
   perMessageDeflate?: boolean | PerMessageDeflateOptions;
-  /** Most frames in one message. Default 1024; over it closes with 1008. */
+  /** Most frames in one message. Default 1024; over it closes with 1008. Does not apply to messages received as streams. */
   maxFragments?: number;
+  /**
+   * Largest message in bytes a route that takes messages as streams (`onStream`) accepts; over it
+   * closes with 1009 (a compressed one counts what it inflates to). Default `Infinity`: a streamed
+   * message is never held in memory, so its size alone costs nothing. `maxPayload` still bounds
+   * collecting one with `text()`/`bytes()`.
+   */
+  maxStreamBytes?: number;
   /** Milliseconds to wait for the peer's close frame / TCP close before destroying the socket. Default 10,000. */
   closeTimeout?: number;
   /**
@@ -111,6 +118,7 @@ export interface HandlerOptions<C extends Client = Client> {
 export interface ResolvedHandlerOptions<C extends Client = Client> extends HandlerOptions<C> {
   maxPayload: number;
   maxFragments: number;
+  maxStreamBytes: number;
   closeTimeout: number;
   unclaimedTimeout: number;
   maxBackpressure: number;
@@ -140,6 +148,7 @@ const HANDLER_KEYS = {
   maxPayload: 0,
   perMessageDeflate: 0,
   maxFragments: 0,
+  maxStreamBytes: 0,
   closeTimeout: 0,
   maxBackpressure: 0,
   backpressure: 0,
@@ -241,6 +250,7 @@ export function resolveOptions(options: HandlerOptions): ResolvedHandlerOptions 
     ...options,
     maxPayload: options.maxPayload ?? DEFAULT_MAX_PAYLOAD,
     maxFragments: options.maxFragments ?? DEFAULT_MAX_FRAGMENTS,
+    maxStreamBytes: options.maxStreamBytes ?? Infinity,
     closeTimeout: options.closeTimeout ?? DEFAULT_CLOSE_TIMEOUT,
     unclaimedTimeout: options.unclaimedTimeout ?? DEFAULT_UNCLAIMED_TIMEOUT,
     maxBackpressure: options.maxBackpressure ?? DEFAULT_MAX_BACKPRESSURE,
@@ -274,6 +284,7 @@ function checkRate(name: string, rate: RateLimit): void {
 function checkOptions(o: ResolvedHandlerOptions): void {
   positive('maxPayload', o.maxPayload, false);
   positive('maxFragments', o.maxFragments, false);
+  positive('maxStreamBytes', o.maxStreamBytes, false);
   positive('closeTimeout', o.closeTimeout, false);
   positive('unclaimedTimeout', o.unclaimedTimeout, true);
   positive('maxBackpressure', o.maxBackpressure, false);
@@ -310,6 +321,7 @@ export function routeLimits(cls: BehaviorClass, o: ResolvedHandlerOptions, patte
   const at = `${pattern}: `;
   if (cls.maxPayload !== undefined) positive(`${at}maxPayload`, cls.maxPayload, false);
   if (cls.maxFragments !== undefined) positive(`${at}maxFragments`, cls.maxFragments, false);
+  if (cls.maxStreamBytes !== undefined) positive(`${at}maxStreamBytes`, cls.maxStreamBytes, false);
   positive(`${at}pingInterval`, pingInterval, true);
   positive(`${at}pongTimeout`, pongTimeout, false);
   positive(`${at}idleTimeout`, idleTimeout, true);
@@ -320,6 +332,7 @@ export function routeLimits(cls: BehaviorClass, o: ResolvedHandlerOptions, patte
   return {
     maxPayload: cls.maxPayload ?? o.maxPayload,
     maxFragments: cls.maxFragments ?? o.maxFragments,
+    maxStreamBytes: cls.maxStreamBytes ?? o.maxStreamBytes,
     closeTimeout: o.closeTimeout,
     maxBackpressure,
     dropOnBackpressure: policy === 'drop',

@@ -1,14 +1,15 @@
 import { Buffer } from 'node:buffer';
 import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
-import { type Behavior, ReadyState } from '../behavior.js';
+import { type Behavior, Behavior as BehaviorClass, ReadyState } from '../behavior.js';
 import { CloseCode, Opcode } from '../protocol/constants.js';
 import { ProtocolError } from '../protocol/errors.js';
 import type { DeflateSession, Inflated } from '../extensions/permessage-deflate/session.js';
 import { encodeClosePayload, encodeFrame } from '../protocol/framer.js';
 import { FrameParser, type ParserSink } from '../protocol/parser.js';
 import { beginBatch, flushBatch, inBatch } from './batch.js';
-import { Dispatcher } from './dispatch.js';
+import { StreamReceiver } from './stream-in.js';
+import { streamInterrupted as interrupted } from './stream-out.js';
 import { EMPTY } from './sender.js';
 import { type ConnectionLimits, type ConnectionOwner, timerDelay } from './types.js';
 import { abort } from './write.js';
@@ -16,6 +17,8 @@ export type { HookName } from './types.js';
 const kConnection: unique symbol = Symbol('wsmount.connection');
 
 type Client = Behavior;
+
+const baseOnStream = BehaviorClass.prototype.onStream;
 
 type SocketWithConnection = Duplex & { [kConnection]?: Connection };
 
@@ -75,7 +78,7 @@ function closeTimedOut(connection: Connection): void {
  * (data messages to the iterator or the hooks, hook promises and failures), and this file (the
  * socket's events, the parser's events, the close handshake, heartbeat, idle time, rate limit).
  */
-export class Connection extends Dispatcher implements ParserSink {
+export class Connection extends StreamReceiver implements ParserSink {
   readonly parser: FrameParser;
   /** @internal the route this connection belongs to (the handler's record). */
   route: unknown = null;
@@ -111,6 +114,9 @@ export class Connection extends Dispatcher implements ParserSink {
       maxFragments: limits.maxFragments,
       // RFC 7692 §6: RSV1 means "compressed" only once permessage-deflate is agreed.
       allowRsv1: deflate !== null,
+      // A route that takes messages as streams (stream-in.ts).
+      streaming: behavior.onStream !== baseOnStream,
+      maxStreamBytes: limits.maxStreamBytes,
     });
     if (deflate !== null) this.counters.compressedConnections++;
     const now = performance.now();
@@ -154,6 +160,7 @@ export class Connection extends Dispatcher implements ParserSink {
     const payload = encodeClosePayload(code, reason);
     if (this.state !== ReadyState.OPEN) return;
     this.state = ReadyState.CLOSING;
+    this.interruptStreams(interrupted(code ?? CloseCode.NoStatus, 'close() was called'));
     this.readToTheEnd();
     this.sendClose(payload);
     this.armCloseTimer();
@@ -203,6 +210,7 @@ export class Connection extends Dispatcher implements ParserSink {
   fail(code: number, reason: string): void {
     if (this.state === ReadyState.CLOSED) return;
     this.parser.stop();
+    this.interruptStreams(interrupted(code, reason));
     // Failing: what still waits to be compressed is not sent (RFC 6455 §7.1.7).
     this.dropOrdered();
     if (!this.closeSent) {
@@ -237,7 +245,7 @@ export class Connection extends Dispatcher implements ParserSink {
       return;
     }
     if (limits.pingInterval <= 0) return;
-    if (this.readPaused || this.userPaused) {
+    if (this.readPaused || this.userPaused || this.streamHeld) {
       // We stopped reading (a slow consumer of ours, or the app's pause()): the pong could not be
       // seen. Not the peer's fault. (Reading paused behind a held pong is: the heartbeat goes on.)
       this.awaitingPong = false;
@@ -327,7 +335,7 @@ export class Connection extends Dispatcher implements ParserSink {
   }
 
   /** Takes a token from the rate limit's bucket, or fails the connection with 1008. */
-  private takeToken(): boolean {
+  protected takeToken(): boolean {
     const limits = this.limits;
     const now = performance.now();
     this.tokens = Math.min(limits.rateCapacity, this.tokens + (now - this.refilledAt) * limits.rateRefill);
@@ -368,6 +376,7 @@ export class Connection extends Dispatcher implements ParserSink {
   }
 
   onCloseFrame(code: number, reason: string): void {
+    this.interruptStreams(interrupted(code, 'the peer closed the connection'));
     this.closeReceived = true;
     this.closeCode = code;
     this.closeReason = reason;
@@ -384,6 +393,7 @@ export class Connection extends Dispatcher implements ParserSink {
   }
 
   onProtocolError(error: ProtocolError): void {
+    this.interruptStreams(error);
     this.owner.log.info(`wsmount: closing connection ${this.behavior.id} with ${error.closeCode} (${error.code}): ${error.message}`);
     try {
       this.behavior.onError(error);
@@ -404,6 +414,7 @@ export class Connection extends Dispatcher implements ParserSink {
       return;
     }
     this.parser.stop();
+    this.interruptStreams(interrupted(CloseCode.Abnormal, 'the peer ended the TCP connection'));
     if (this.state === ReadyState.OPEN) this.state = ReadyState.CLOSING;
     this.socket.end();
   }
@@ -438,11 +449,12 @@ export class Connection extends Dispatcher implements ParserSink {
       this.closeTimer = null;
     }
     this.parser.stop();
+    this.interruptStreams(interrupted(this.closeCode, 'the connection closed'));
     this.readPaused = false;
     this.heldPong = null;
     this.settleDrain(false);
+    this.dropOrdered();
     if (this.deflate !== null) {
-      this.dropOrdered();
       this.deflate.close();
       this.counters.compressedConnections--;
     }

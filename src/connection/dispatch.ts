@@ -7,6 +7,7 @@ import { Sender } from './sender.js';
 import type { HookName } from './types.js';
 
 const baseOnRawText = Behavior.prototype.onRawText;
+const baseOnStream = Behavior.prototype.onStream;
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {
   return typeof (value as PromiseLike<unknown> | null)?.then === 'function';
@@ -44,6 +45,9 @@ export abstract class Dispatcher extends Sender {
    * pending hook move into the iterator, in order.
    */
   messages(): MessageStream {
+    if (this.behavior.onStream !== baseOnStream) {
+      throw new Error(`messages() is not used on ${this.behavior.route}: its behavior overrides onStream, so every message arrives there as a stream`);
+    }
     if (this.inbox !== null && !this.inbox.finished) {
       throw new Error(
         `messages() is already active on connection ${this.behavior.id}: only one iterator at a time (break out of the first one to release it)`,
@@ -154,8 +158,14 @@ export abstract class Dispatcher extends Sender {
       if (corked) s.uncork();
       this.queueShrank();
     }
-    if (!this.busy && this.closePending) this.reportClose();
+    if (!this.busy) {
+      if (this.closePending) this.reportClose();
+      else this.hooksIdle();
+    }
   }
+
+  /** @internal No hook promise is pending any more: a message received as a stream may be handed on (stream-in.ts). */
+  protected hooksIdle(): void {}
 
   private hookRejected(error: unknown): void {
     this.busy = false;

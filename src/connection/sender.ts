@@ -7,6 +7,7 @@ import type { Counters } from '../stats.js';
 import type { DeflateSession } from '../extensions/permessage-deflate/session.js';
 import { holdForBatch } from './batch.js';
 import { OrderedOutput } from './ordered.js';
+import { OutgoingStream, type SendStreamOptions, type StreamOwner, type StreamSource, streamInterrupted } from './stream-out.js';
 import { writeFrameTo } from './write.js';
 import type { OutgoingMessage } from './outgoing.js';
 import { BYTES_PER_TURN, currentTurn, queueDrainNotice, takeSyncDrain, turnNow } from './turns.js';
@@ -24,7 +25,7 @@ export const EMPTY: Buffer = Buffer.alloc(0);
  * (at most one queued at a time) and the close frame. A base class rather than an object of its
  * own, so a send costs no extra hop and a connection no extra allocation.
  */
-export abstract class Sender {
+export abstract class Sender implements StreamOwner {
   readonly socket: Duplex;
   readonly behavior: Client;
   /** @internal the handler's counters. */
@@ -34,6 +35,8 @@ export abstract class Sender {
   readPaused = false;
   /** @internal The app paused reading (the ws face's `pause()`), until `resume()` or the close. */
   userPaused = false;
+  /** @internal A message received as a stream has enough unread bytes waiting, or the next one waits its turn (stream-in.ts). */
+  streamHeld = false;
   /** @internal */
   protected readonly owner: ConnectionOwner;
   /** @internal */
@@ -94,7 +97,7 @@ export abstract class Sender {
 
   /** Whether the socket may be resumed: no reason to keep it paused is left. @internal */
   protected mayRead(): boolean {
-    return !this.readPaused && !this.userPaused && this.heldPong === null && !this.inflating;
+    return !this.readPaused && !this.userPaused && !this.streamHeld && this.heldPong === null && !this.inflating;
   }
 
   /**
@@ -271,6 +274,63 @@ export abstract class Sender {
     return 'queued';
   }
 
+  // ---- streamed messages (stream-out.ts) ------------------------------------------------------
+
+  /** Sends one message from a source of chunks: see `Behavior.sendStream`. */
+  sendStream(source: StreamSource, options?: SendStreamOptions): Promise<number> {
+    const size = options?.fragmentSize;
+    if (size !== undefined && !(Number.isInteger(size) && size > 0)) {
+      return Promise.reject(new RangeError(`sendStream(): fragmentSize is a positive integer number of bytes, not ${String(size)}`));
+    }
+    if (this.state !== ReadyState.OPEN || this.closeSent) {
+      return Promise.reject(streamInterrupted(CloseCode.Abnormal, `connection ${this.behavior.id} is not open`));
+    }
+    if (options?.signal?.aborted === true) return Promise.reject(options.signal.reason);
+    return new Promise<number>((resolve, reject) => {
+      (this.ordered ??= new OrderedOutput(this)).pushStream(new OutgoingStream(this, source, options, resolve, reject));
+      this.active = true;
+    });
+  }
+
+  /** @internal StreamOwner */
+  get streamWritable(): boolean {
+    return this.state === ReadyState.OPEN && !this.closeSent && this.socket.writable;
+  }
+
+  /** @internal StreamOwner: one frame of a streamed message. */
+  writeStreamFrame(frame: Frame): boolean {
+    const flushed = writeFrameTo(this.socket, frame);
+    const counters = this.counters;
+    counters.bytesOut += frameLength(frame);
+    this.active = true;
+    // The message counts once, with its last frame.
+    if ((((Buffer.isBuffer(frame) ? frame : frame[0])[0] as number) & 0x80) !== 0) counters.messagesOut++;
+    return flushed && !this.socket.writableNeedDrain;
+  }
+
+  private streamDrainWaiter: ((drained: boolean) => void) | null = null;
+
+  /** @internal StreamOwner: resolves on the socket's next 'drain' (true) or its close (false). */
+  streamDrain(): Promise<boolean> {
+    if (this.state === ReadyState.CLOSED || this.socket.destroyed) return Promise.resolve(false);
+    if (!this.socket.writableNeedDrain) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      this.streamDrainWaiter = resolve;
+    });
+  }
+
+  /** @internal StreamOwner */
+  streamSettled(stream: OutgoingStream): void {
+    this.ordered?.streamDone(stream);
+  }
+
+  /** @internal StreamOwner: a message broke off half sent: the connection closes. */
+  streamBroken(code: number, reason: string, error: unknown): void {
+    if (this.state !== ReadyState.OPEN) return;
+    this.owner.log.warn(`wsmount: a message streamed to connection ${this.behavior.id} broke off (${reason}); closing it with ${code}`, error);
+    this.close(code, reason);
+  }
+
   /** @internal A frame from the ordered queue, accepted when it was sent: written now, in order. */
   writeAccepted(frame: Frame): void {
     const s = this.socket;
@@ -323,8 +383,8 @@ export abstract class Sender {
   protected dropOrdered(): void {
     const ordered = this.ordered;
     if (ordered === null) return;
-    ordered.clear();
     this.ordered = null;
+    ordered.clear(streamInterrupted(CloseCode.Abnormal, 'the connection failed or closed'));
     this.writeHeldClose();
   }
 
@@ -368,6 +428,11 @@ export abstract class Sender {
 
   /** @internal The socket emitted 'drain': tell now, or from a coming check phase (turns.ts). */
   socketDrained(): void {
+    const streamWaiter = this.streamDrainWaiter;
+    if (streamWaiter !== null) {
+      this.streamDrainWaiter = null;
+      streamWaiter(true);
+    }
     this.drainOwed = true;
     if (!this.drainNoticeDue && !this.turnSpent() && takeSyncDrain()) this.noticeDrain();
     else this.scheduleDrainNotice();
@@ -404,6 +469,11 @@ export abstract class Sender {
 
   /** @internal */
   protected settleDrain(drained: boolean): void {
+    const streamWaiter = this.streamDrainWaiter;
+    if (streamWaiter !== null) {
+      this.streamDrainWaiter = null;
+      streamWaiter(drained);
+    }
     const waiters = this.drainWaiters;
     if (waiters === null) return;
     this.drainWaiters = null;
@@ -423,6 +493,12 @@ export abstract class Sender {
       this.heldPong = null;
       if (this.socket.writable) this.writeControl(encodeFrame(Opcode.Pong, held));
       if (this.mayRead()) this.socket.resume();
+    }
+    // A message being streamed stops here; those queued behind it are never sent (stream-out.ts).
+    const ordered = this.ordered;
+    if (ordered !== null) {
+      ordered.cutAtStream(streamInterrupted(payload.length >= 2 ? payload.readUInt16BE(0) : CloseCode.NoStatus, 'the connection is closing'));
+      if (ordered.length === 0 && this.ordered === ordered) this.ordered = null;
     }
     // Messages sent before close() that are still being compressed go first (ordered.ts).
     if (this.ordered !== null && this.ordered.length > 0) {

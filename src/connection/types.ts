@@ -27,7 +27,7 @@ export interface RateLimit {
 }
 
 /** The hooks a failure is reported for. */
-export type HookName = 'onOpen' | 'onText' | 'onRawText' | 'onBinary' | 'onDrain' | 'onPing' | 'onPong';
+export type HookName = 'onOpen' | 'onText' | 'onRawText' | 'onBinary' | 'onStream' | 'onDrain' | 'onPing' | 'onPong';
 
 /** What a connection needs from the handler that owns it. @internal */
 export interface ConnectionOwner {
@@ -40,6 +40,8 @@ export interface ConnectionOwner {
 export interface ConnectionLimits {
   maxPayload: number;
   maxFragments: number;
+  /** Largest message received as a stream (Infinity: none). */
+  maxStreamBytes: number;
   closeTimeout: number;
   maxBackpressure: number;
   dropOnBackpressure: boolean;

@@ -18,7 +18,13 @@ export type ProtocolErrorCode =
   | 'WS_MESSAGE_TOO_BIG'
   | 'WS_TOO_MANY_FRAGMENTS'
   /** permessage-deflate: a compressed message is not a valid DEFLATE stream (1007). */
-  | 'WS_INVALID_COMPRESSED_DATA';
+  | 'WS_INVALID_COMPRESSED_DATA'
+  /**
+   * A message received or sent as a stream could not be completed: the connection closed (or
+   * failed) first. Its `closeCode` is the connection's close code (1006: the TCP connection
+   * dropped). Not a violation by itself: the reason is whatever closed the connection.
+   */
+  | 'WS_STREAM_INTERRUPTED';
 
 /**
  * A violation of RFC 6455 by the peer. The protocol core never throws it: it reports it as

@@ -18,6 +18,19 @@ export interface ParserSink {
   onCloseFrame(code: number, reason: string): void;
   /** The peer broke the protocol: fail the connection with `error.closeCode`. The parser then stops. */
   onProtocolError(error: ProtocolError): void;
+  /**
+   * Streaming mode ({@link ParserOptions.streaming}): a data message starts (its first frame's
+   * header has been read, its payload not yet). `compressed`: RSV1 was set, the pieces that
+   * follow are compressed and text is not yet checked as UTF-8.
+   */
+  onStreamStart?(isText: boolean, compressed: boolean): void;
+  /**
+   * Streaming mode: payload bytes of the open message, as they arrive (a view into the pushed
+   * chunk, unmasked, owned by the sink). Uncompressed text has been checked as UTF-8 so far.
+   */
+  onStreamData?(data: Buffer): void;
+  /** Streaming mode: the open message's final frame has been read (and its text is complete UTF-8). */
+  onStreamEnd?(): void;
 }
 
 /** Limits and role for a {@link FrameParser}. */
@@ -35,6 +48,15 @@ export interface ParserOptions {
    * sink, which inflates it and checks text as UTF-8 afterwards (RFC 7692 §6.1, §7.2.2).
    */
   allowRsv1?: boolean;
+  /**
+   * Streaming mode: data messages are not joined but handed to the sink piece by piece
+   * (`onStreamStart`, `onStreamData`, `onStreamEnd`), so a message of any size costs no memory
+   * here. `maxPayload` and `maxFragments` then do not apply; `maxStreamBytes` bounds the bytes
+   * of one message on the wire (the sink bounds what a compressed one inflates to).
+   */
+  streaming?: boolean;
+  /** Streaming mode: largest message in bytes on the wire (Infinity: none); over it fails with 1009. */
+  maxStreamBytes?: number;
 }
 
 const HEADER = 0;
@@ -58,7 +80,9 @@ export class FrameParser {
   private readonly sink: ParserSink;
   private readonly expectMasked: boolean;
   private readonly allowRsv1: boolean;
+  private readonly streaming: boolean;
   maxPayload: number;
+  maxStreamBytes: number;
   maxFragments: number;
 
   private chunks: Buffer[] = [];
@@ -85,6 +109,8 @@ export class FrameParser {
   private compressed = false;
   /** `pause()` was called: input is kept until `resume()`. */
   private paused = false;
+  /** `run()` is on the stack: a `resume()` from a sink callback lets it go on instead of re-entering. */
+  private running = false;
 
   // A control frame whose payload spans chunks.
   private control: Buffer[] | null = null;
@@ -93,6 +119,8 @@ export class FrameParser {
     this.sink = sink;
     this.expectMasked = options.expectMasked;
     this.allowRsv1 = options.allowRsv1 ?? false;
+    this.streaming = options.streaming ?? false;
+    this.maxStreamBytes = options.maxStreamBytes ?? Infinity;
     this.maxPayload = options.maxPayload;
     this.maxFragments = options.maxFragments;
   }
@@ -136,7 +164,7 @@ export class FrameParser {
   resume(): void {
     if (!this.paused) return;
     this.paused = false;
-    if (this.state !== STOPPED && this.buffered > 0) this.run();
+    if (!this.running && this.state !== STOPPED && this.buffered > 0) this.run();
   }
 
   /** Feeds bytes from the peer. The parser takes ownership of `chunk` (it unmasks in place). */
@@ -144,10 +172,19 @@ export class FrameParser {
     if (this.state === STOPPED || chunk.length === 0) return;
     this.chunks.push(chunk);
     this.buffered += chunk.length;
-    if (!this.paused) this.run();
+    if (!this.paused && !this.running) this.run();
   }
 
   private run(): void {
+    this.running = true;
+    try {
+      this.loop();
+    } finally {
+      this.running = false;
+    }
+  }
+
+  private loop(): void {
     for (;;) {
       if (this.paused) return;
       switch (this.state) {
@@ -297,6 +334,10 @@ export class FrameParser {
 
   /** Runs once the frame's payload length is known: limits, then on to the key or payload. */
   private afterLength(): void {
+    if (this.opcode < 8 && this.streaming) {
+      this.streamFrame();
+      return;
+    }
     if (this.opcode < 8) {
       // Checked from the header, before any payload is buffered. A compressed message may be a
       // little longer than what it inflates to (stored blocks: 5 bytes per 64 KiB, zlib's
@@ -320,6 +361,56 @@ export class FrameParser {
     this.state = this.expectMasked ? MASK_KEY : PAYLOAD;
   }
 
+  /**
+   * Streaming mode: a data frame's length is known. The limit is the message's bytes on the wire
+   * so far (a compressed one gets the same margin as under maxPayload; what it inflates to is
+   * bounded by the sink). A new message is announced before any of its payload.
+   */
+  private streamFrame(): void {
+    const max = this.maxStreamBytes;
+    const limit = this.compressed ? max + Math.ceil(max / 8) + 1024 : max;
+    if (this.messageLength + this.length > limit) {
+      this.fail('WS_MESSAGE_TOO_BIG', CloseCode.MessageTooBig, `streamed message over maxStreamBytes (${max} bytes)`);
+      return;
+    }
+    this.state = this.expectMasked ? MASK_KEY : PAYLOAD;
+    if (this.opcode === Opcode.Continuation) return;
+    this.messageOpcode = this.opcode;
+    (this.sink.onStreamStart as (isText: boolean, compressed: boolean) => void)(this.opcode === Opcode.Text, this.compressed);
+  }
+
+  /** Streaming mode: hands payload pieces to the sink as they come; false when it needs more input, is paused or stopped. */
+  private streamPayload(): boolean {
+    const sink = this.sink;
+    const text = this.messageOpcode === Opcode.Text && !this.compressed;
+    while (this.position < this.length) {
+      if (this.buffered === 0) return false;
+      const piece = this.take(this.length - this.position);
+      if (this.expectMasked) applyMask(piece, this.key as Buffer, this.position);
+      this.position += piece.length;
+      this.messageLength += piece.length;
+      // RFC 6455 §8.1: fail as soon as a byte that cannot be UTF-8 arrives.
+      if (text && !(this.utf8 ??= new Utf8Validator()).write(piece)) {
+        this.utf8.reset();
+        this.fail('WS_INVALID_UTF8', CloseCode.InvalidPayload, 'text message is not valid UTF-8');
+        return false;
+      }
+      (sink.onStreamData as (data: Buffer) => void)(piece);
+      if (this.paused || this.state === STOPPED) return false;
+    }
+    this.state = HEADER;
+    if (!this.fin) return true;
+    if (text && !(this.utf8 ??= new Utf8Validator()).end()) {
+      this.fail('WS_INVALID_UTF8', CloseCode.InvalidPayload, 'text message ends inside a UTF-8 sequence');
+      return false;
+    }
+    this.messageOpcode = 0;
+    this.messageLength = 0;
+    this.compressed = false;
+    (sink.onStreamEnd as () => void)();
+    return this.state !== STOPPED;
+  }
+
   /** Consumes payload bytes; returns false when it needs more input or has stopped. */
   private readPayload(): boolean {
     if (this.opcode >= 8) {
@@ -338,6 +429,7 @@ export class FrameParser {
       this.dispatchControl(payload);
       return this.state !== STOPPED;
     }
+    if (this.streaming) return this.streamPayload();
 
     while (this.position < this.length) {
       if (this.buffered === 0) return false;

@@ -17,6 +17,7 @@ import { isValidUtf8 } from '../../protocol/utf8.js';
 import { type OutgoingMessage, payloadLengthOf } from '../../connection/outgoing.js';
 import { type DeflateParams, PerMessageDeflater, deflateOnce } from './deflate.js';
 import { DEFAULT_MAX_SYNC_DEFLATE, type InflateResult, PerMessageInflater } from './inflate.js';
+import { type StepResult, StreamInflater } from './stream-inflate.js';
 import type { PerMessageDeflateAgreement } from './negotiate.js';
 import type { DeflateConfig } from './options.js';
 
@@ -147,6 +148,44 @@ export class DeflateSession {
     return { ok: true, data: r.data };
   }
 
+  // ---- in, as a stream (a route that takes messages as streams) ---------------------------
+
+  private streamed: StreamInflater | null = null;
+
+  /**
+   * A compressed message received as a stream starts: false when it cannot be inflated piece by
+   * piece on this runtime (stream-inflate.ts).
+   */
+  beginStream(): boolean {
+    this.counters.compressedMessagesIn++;
+    const a = this.agreement;
+    return (this.streamed ??= new StreamInflater(a.clientMaxWindowBits, !a.clientNoContextTakeover)).begin();
+  }
+
+  /**
+   * Inflates one piece of it (or, with `piece` null, goes on where the last call stopped), handing
+   * at most about `step` bytes of output per call to `onOutput` (a view: copy it). With `last`,
+   * the piece is the message's trailer (RFC 7692 §7.2.2).
+   */
+  inflatePiece(piece: Uint8Array | null, last: boolean, step: number, onOutput: (view: Buffer) => void): StepResult {
+    const s = this.streamed as StreamInflater;
+    if (last) return s.finish(step, onOutput);
+    if (piece === null) return s.more(step, onOutput);
+    this.counters.compressedBytesIn += piece.length;
+    return s.write(piece, step, onOutput);
+  }
+
+  /** Why the last piece did not inflate. */
+  get streamError(): string {
+    return this.streamed?.error ?? 'invalid deflate data';
+  }
+
+  /** The streamed message ended (or failed): without context takeover its zlib state goes. */
+  endStream(inflated: number): void {
+    this.counters.inflatedBytesIn += inflated;
+    this.streamed?.end();
+  }
+
   // ---- out ---------------------------------------------------------------------------------
 
   /** Whether a message of `length` bytes is compressed. */
@@ -197,6 +236,7 @@ export class DeflateSession {
   close(): void {
     this.inflater?.release(true);
     this.deflater?.release(true);
+    this.streamed?.close();
   }
 }
 

@@ -1,0 +1,266 @@
+import type { Buffer } from 'node:buffer';
+import { Buffer as NodeBuffer } from 'node:buffer';
+import { ReadyState } from '../behavior-types.js';
+import { CloseCode } from '../protocol/constants.js';
+import { ProtocolError } from '../protocol/errors.js';
+import type { FrameParser } from '../protocol/parser.js';
+import { Utf8Validator } from '../protocol/utf8.js';
+import { beginBatch, flushBatch, inBatch } from './batch.js';
+import { Dispatcher } from './dispatch.js';
+import { STREAM_HIGH_WATER_BYTES, STREAM_LOW_WATER_BYTES, StreamedMessage, type StreamedMessageOwner } from './streamed-message.js';
+
+/** Most inflated bytes made from a compressed piece before the consumer's queue is looked at again. */
+const INFLATE_STEP = 64 * 1024;
+
+/**
+ * Messages received as streams (a layer of `Connection`, see connection.ts), for a route whose
+ * behavior overrides `onStream`: the parser hands over payload pieces (parser.ts, streaming
+ * mode), which go to the message's queue as they come (inflated one at a time when compressed).
+ * Reading stops (`streamHeld`: the parser and the socket pause) while the message holds
+ * `STREAM_HIGH_WATER_BYTES` unread, and while the next message waits for the previous one to be
+ * read and its `onStream` to settle: one message is handed out at a time, in order.
+ */
+export abstract class StreamReceiver extends Dispatcher implements StreamedMessageOwner {
+  abstract readonly parser: FrameParser;
+  /** The message whose bytes are arriving. */
+  private incoming: StreamedMessage | null = null;
+  /** The message handed to `onStream` and not yet read to its end. */
+  private current: StreamedMessage | null = null;
+  /** A message that started while `current` was unread or a hook pending: the parser waits at its start. */
+  private waiting: StreamedMessage | null = null;
+  /** The incoming message arrived compressed (RSV1). */
+  private compressed = false;
+  /** Its inflated bytes so far. */
+  private inflatedBytes = 0;
+  /** A compressed piece stopped at its output step: `'piece'` or `'last'` (the trailer) goes on when the consumer reads. */
+  private inflateDue: 'piece' | 'last' | null = null;
+  /** UTF-8 check of a compressed text message, after inflating. */
+  private utf8: Utf8Validator | null = null;
+  private inflatedOutBound: ((view: Buffer) => void) | null = null;
+
+  /** Takes a token from the rate limit's bucket, or fails the connection (connection.ts). */
+  protected abstract takeToken(): boolean;
+
+  // ---- parser events (ParserSink, streaming mode) --------------------------------------------
+
+  onStreamStart(isText: boolean, compressed: boolean): void {
+    this.incoming = null;
+    // Closing: what still arrives is read only to reach the peer's close frame.
+    if (this.state !== ReadyState.OPEN) return;
+    this.counters.messagesIn++;
+    this.active = true;
+    if (this.limits.rateCapacity > 0 && !this.takeToken()) return;
+    const m = new StreamedMessage(this, isText, this.limits.maxPayload);
+    this.incoming = m;
+    this.compressed = compressed;
+    this.inflatedBytes = 0;
+    this.utf8 = compressed && isText ? new Utf8Validator() : null;
+    if (compressed && !this.deflate?.beginStream()) {
+      this.owner.log.error(`wsmount: connection ${this.behavior.id} received a compressed message as a stream, which this runtime's zlib cannot inflate piece by piece; closing it with 1011`);
+      this.fail(CloseCode.InternalError, 'cannot inflate a streamed message here');
+      return;
+    }
+    if (this.current !== null || this.busy) {
+      this.waiting = m;
+      this.hold();
+      return;
+    }
+    this.handOut(m);
+  }
+
+  onStreamData(data: Buffer): void {
+    const m = this.incoming;
+    if (m === null) return;
+    if (this.compressed) {
+      this.inflatePiece(data, 'piece');
+      return;
+    }
+    m.push(data);
+    if (!m.released && m.queuedBytes >= STREAM_HIGH_WATER_BYTES) this.hold();
+  }
+
+  onStreamEnd(): void {
+    if (this.incoming === null) return;
+    if (this.compressed && !this.inflatePiece(null, 'last')) return;
+    this.endIncoming();
+  }
+
+  private endIncoming(): void {
+    const m = this.incoming as StreamedMessage;
+    if (this.compressed) {
+      (this.deflate as NonNullable<typeof this.deflate>).endStream(this.inflatedBytes);
+      // RFC 7692 §6.1 with RFC 6455 §8.1: a compressed text message is checked once inflated.
+      if (this.utf8 !== null && !this.utf8.end()) {
+        this.failStream(new ProtocolError('WS_INVALID_UTF8', CloseCode.InvalidPayload, 'text message ends inside a UTF-8 sequence (after inflating)'));
+        return;
+      }
+    }
+    this.incoming = null;
+    this.utf8 = null;
+    m.end();
+  }
+
+  // ---- inflating, one piece at a time --------------------------------------------------------
+
+  /**
+   * Inflates a piece (`data`, or with null the rest of the one that stopped at its step), pausing
+   * once the consumer has enough unread. Returns whether the piece is done.
+   */
+  private inflatePiece(data: Buffer | null, kind: 'piece' | 'last'): boolean {
+    const d = this.deflate as NonNullable<typeof this.deflate>;
+    const out = (this.inflatedOutBound ??= this.inflatedOut.bind(this));
+    let piece: Buffer | null = data;
+    for (;;) {
+      const m = this.incoming;
+      if (m === null) return false;
+      if (m.released) return true; // left early: closing with 1008, nothing more is inflated
+      const r = d.inflatePiece(piece, kind === 'last' && piece === null && this.inflateDue === null, INFLATE_STEP, out);
+      piece = null;
+      if (this.incoming !== m) return false; // failed while inflating (too big, bad UTF-8)
+      if (r === 'error') {
+        this.failStream(new ProtocolError('WS_INVALID_COMPRESSED_DATA', CloseCode.InvalidPayload, `compressed message does not inflate (${d.streamError})`));
+        return false;
+      }
+      if (r === 'done') {
+        this.inflateDue = null;
+        return true;
+      }
+      this.inflateDue = kind;
+      if (m.queuedBytes >= STREAM_HIGH_WATER_BYTES) {
+        this.hold();
+        return false;
+      }
+    }
+  }
+
+  private inflatedOut(view: Buffer): void {
+    const m = this.incoming;
+    if (m === null) return;
+    this.inflatedBytes += view.length;
+    if (this.inflatedBytes > this.limits.maxStreamBytes) {
+      this.failStream(new ProtocolError('WS_MESSAGE_TOO_BIG', CloseCode.MessageTooBig, `streamed message inflates to over maxStreamBytes (${this.limits.maxStreamBytes} bytes)`));
+      return;
+    }
+    if (this.utf8 !== null && !this.utf8.write(view)) {
+      this.failStream(new ProtocolError('WS_INVALID_UTF8', CloseCode.InvalidPayload, 'text message is not valid UTF-8 (after inflating)'));
+      return;
+    }
+    m.push(NodeBuffer.from(view));
+  }
+
+  // ---- handing messages out, in order --------------------------------------------------------
+
+  private handOut(m: StreamedMessage): void {
+    this.current = m;
+    try {
+      this.track(this.behavior.onStream(m), 'onStream');
+    } catch (error) {
+      this.hookFailed(error, 'onStream');
+    }
+  }
+
+  /** The message that waited may go now: the last one is read and no hook is pending. */
+  private handOutWaiting(): void {
+    const w = this.waiting;
+    if (w === null || this.current !== null || this.busy || this.state !== ReadyState.OPEN) return;
+    this.waiting = null;
+    this.handOut(w);
+    if (this.state === ReadyState.OPEN && this.waiting === null) this.unhold();
+  }
+
+  /** @internal */
+  protected override hooksIdle(): void {
+    this.handOutWaiting();
+  }
+
+  /** @internal StreamedMessageOwner: the consumer took bytes. */
+  streamPulled(m: StreamedMessage): void {
+    if (!this.streamHeld || m !== this.incoming || this.waiting !== null || m.queuedBytes > STREAM_LOW_WATER_BYTES) return;
+    this.unhold();
+  }
+
+  /** @internal StreamedMessageOwner: the consumer is done with `m`. */
+  streamFinished(m: StreamedMessage, early: boolean): void {
+    if (m === this.current) this.current = null;
+    if (early) {
+      // Left before the end: the rest cannot be skipped without reading it. Decided after the
+      // microtasks, so that an exception leaving the loop (which rejects onStream) closes with 1011.
+      if (this.state === ReadyState.OPEN) setImmediate(closeUnread, this);
+      if (m === this.incoming && this.streamHeld) this.unhold();
+      return;
+    }
+    this.handOutWaiting();
+  }
+
+  /** @internal StreamedMessageOwner: `text()`/`bytes()` passed `maxPayload`. */
+  streamTooBig(_m: StreamedMessage, limit: number): void {
+    if (this.state !== ReadyState.OPEN) return;
+    this.owner.log.info(`wsmount: closing connection ${this.behavior.id} with 1009: a streamed message collected with text()/bytes() is over maxPayload (${limit} bytes)`);
+    this.fail(CloseCode.MessageTooBig, 'message too big');
+  }
+
+  // ---- pausing -------------------------------------------------------------------------------
+
+  private hold(): void {
+    if (this.streamHeld) return;
+    this.streamHeld = true;
+    this.parser.pause();
+    this.socket.pause();
+  }
+
+  /** Reads on: what the parser kept is parsed now (in one write batch, as a chunk is), then the socket. */
+  private unhold(): void {
+    if (!this.streamHeld) return;
+    this.streamHeld = false;
+    const s = this.socket;
+    const batch = !inBatch();
+    s.cork();
+    if (batch) beginBatch();
+    try {
+      const due = this.inflateDue;
+      if (due === null || this.inflatePiece(null, due)) {
+        if (due === 'last' && this.incoming !== null) this.endIncoming();
+        if (!this.streamHeld) this.parser.resume();
+      }
+    } finally {
+      if (batch) flushBatch();
+      s.uncork();
+    }
+    if (this.mayRead()) s.resume();
+  }
+
+  /**
+   * @internal The connection is closing or gone: the message arriving will never be complete
+   * (its consumer sees `error` once it has read what came), one waiting is never handed out, and
+   * reading goes on to the peer's close frame.
+   */
+  protected interruptStreams(error: ProtocolError): void {
+    const m = this.incoming;
+    this.incoming = null;
+    this.waiting = null;
+    this.inflateDue = null;
+    if (m !== null) {
+      m.abort(error);
+      if (this.compressed) this.deflate?.endStream(this.inflatedBytes);
+    }
+    if (this.streamHeld) {
+      this.streamHeld = false;
+      if (!this.parser.stopped) this.parser.resume();
+      if (this.mayRead()) this.socket.resume();
+    }
+  }
+
+  /** A streamed message broke a rule: its consumer sees `error`, the connection fails with its code. */
+  private failStream(error: ProtocolError): void {
+    this.interruptStreams(error);
+    this.onProtocolError(error);
+  }
+
+  /** Fails the connection for a protocol error (connection.ts). */
+  abstract onProtocolError(error: ProtocolError): void;
+}
+
+function closeUnread(c: StreamReceiver): void {
+  if (c.state !== ReadyState.OPEN) return;
+  c.close(CloseCode.PolicyViolation, 'message not read to the end');
+}
