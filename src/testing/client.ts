@@ -3,12 +3,10 @@ import type { ClientHttp2Stream } from 'node:http2';
 import type { Duplex } from 'node:stream';
 import { encodeClosePayload, encodeFrame, encodeText, type Frame, toBuffer } from '../protocol/framer.js';
 import { CloseCode, MAX_CONTROL_PAYLOAD, Opcode } from '../protocol/constants.js';
-import { ProtocolError } from '../protocol/errors.js';
-import { FrameParser, type ParserSink } from '../protocol/parser.js';
-import { decodeText } from '../protocol/utf8.js';
+import type { ProtocolError } from '../protocol/errors.js';
 import type { AcceptedPerMessageDeflate, ClientDeflate } from './deflate.js';
 import { TestClientError } from './errors.js';
-import { Inbox, closedError } from './inbox.js';
+import { closedError } from './inbox.js';
 import type {
   CloseInfo,
   HandshakeResponse,
@@ -21,6 +19,7 @@ import type {
   TestTransport,
 } from './types.js';
 import { PongWaiters } from './pongs.js';
+import { ClientReceiver, type ReceiverOwner } from './receiver.js';
 import { OrderedWriter } from './writer.js';
 
 /** What the handshake agreed besides the subprotocol: passed by `connect()`. */
@@ -51,15 +50,6 @@ const DEFAULT_CLOSE_TIMEOUT = 2000;
 const DEFAULT_MAX_PAYLOAD = 64 * 1024 * 1024;
 const NO_EXTENSIONS: NegotiatedExtensions = Object.freeze({ extensions: undefined, deflate: null });
 const HTTP1: ClientTransport = Object.freeze({ name: 'http/1.1' });
-
-/**
- * How far a compressed payload may exceed `maxPayload` before the parser refuses it unread:
- * deflate may expand incompressible data (fixed Huffman codes take up to 9 bits a byte), and the
- * limit that matters is on the inflated message, enforced while inflating.
- */
-function compressedLimit(maxPayload: number): number {
-  return maxPayload + Math.ceil(maxPayload / 8) + 1024;
-}
 
 function bytesOf(data: string | TestBinary | undefined): Buffer {
   if (data === undefined) return EMPTY;
@@ -117,15 +107,8 @@ export class TestClient implements AsyncIterable<TestMessage> {
   readonly #socket: Duplex;
   readonly #abort: () => void;
   readonly #writer: OrderedWriter;
-  readonly #parser: FrameParser;
+  readonly #receiver: ClientReceiver;
   readonly #deflate: ClientDeflate | null;
-  readonly #maxPayload: number;
-  /** A compressed message is being inflated on the thread pool; the parser is paused meanwhile. */
-  #inflating = false;
-  /** The socket ended or closed while inflating: handled once the parser has read what came before. */
-  #deferredEnd = false;
-  #deferredClose = false;
-  #compressedIn = 0;
   #compressedOut = 0;
   readonly #messageTimeout: number;
   readonly #closeTimeout: number;
@@ -137,7 +120,6 @@ export class TestClient implements AsyncIterable<TestMessage> {
   #info: CloseInfo | null = null;
   #resolveClosed!: (info: CloseInfo) => void;
   #closeTimer: NodeJS.Timeout | null = null;
-  readonly #inbox = new Inbox<MessageInfo>();
   readonly #pongs = new PongWaiters();
 
   /**
@@ -165,34 +147,22 @@ export class TestClient implements AsyncIterable<TestMessage> {
     this.extensions = negotiated.extensions;
     this.#deflate = negotiated.deflate;
     this.perMessageDeflate = negotiated.deflate === null ? null : negotiated.deflate.accepted;
-    this.#maxPayload = options.maxPayload ?? DEFAULT_MAX_PAYLOAD;
     this.#messageTimeout = options.messageTimeout ?? DEFAULT_MESSAGE_TIMEOUT;
     this.#closeTimeout = options.closeTimeout ?? DEFAULT_CLOSE_TIMEOUT;
     this.#autoPong = options.autoPong ?? true;
     this.closed = new Promise<CloseInfo>((resolve) => {
       this.#resolveClosed = resolve;
     });
-    const sink: ParserSink = {
-      onMessage: (data, isText, compressed) => this.#onData(data, isText, compressed),
+    const events: ReceiverOwner = {
       onPing: (data) => this.#onPing(data),
       onPong: (data) => this.#onPong(data),
       onCloseFrame: (code, reason) => this.#onCloseFrame(code, reason),
       onProtocolError: (error) => this.#onProtocolError(error),
+      onEnd: () => this.#onEnd(),
+      onClose: () => this.#onSocketClose(),
     };
-    // RFC 6455 §5.1: a client must reject masked frames from the server. RFC 7692 §6.1: RSV1
-    // marks a compressed message once permessage-deflate is agreed.
-    this.#parser = new FrameParser(sink, {
-      expectMasked: false,
-      maxPayload: this.#deflate === null ? this.#maxPayload : compressedLimit(this.#maxPayload),
-      maxFragments: Number.MAX_SAFE_INTEGER,
-      allowRsv1: this.#deflate !== null,
-    });
-    socket.on('data', (chunk: Buffer) => this.#parser.push(chunk));
-    socket.on('end', () => this.#onEnd());
-    socket.on('close', () => this.#onSocketClose());
-    socket.on('error', () => {}); // a reset shows as 1006 in `closed`
-    if (early.length > 0) this.#parser.push(early);
-    if (socket.destroyed) this.#onSocketClose();
+    this.#receiver = new ClientReceiver(socket, events, this.#deflate, options.maxPayload ?? DEFAULT_MAX_PAYLOAD);
+    this.#receiver.start(early);
   }
 
   /** `'open'`, `'closing'` (a close frame was sent or received) or `'closed'` (the socket is gone). */
@@ -202,7 +172,7 @@ export class TestClient implements AsyncIterable<TestMessage> {
 
   /** Messages received compressed (RSV1 set, RFC 7692 §6): proof that the server compressed. */
   get compressedIn(): number {
-    return this.#compressedIn;
+    return this.#receiver.compressedIn;
   }
 
   /** Messages sent compressed: those at least `perMessageDeflate.threshold` bytes long, once agreed. */
@@ -212,7 +182,7 @@ export class TestClient implements AsyncIterable<TestMessage> {
 
   /** Messages received and not yet taken by `nextMessage()` or iteration. */
   get buffered(): number {
-    return this.#inbox.size;
+    return this.#receiver.messages.size;
   }
 
   // ---- sending --------------------------------------------------------------------------------
@@ -331,7 +301,7 @@ export class TestClient implements AsyncIterable<TestMessage> {
    * queue: each message is taken once, by either.
    */
   nextMessageInfo(options: { timeout?: number } = {}): Promise<MessageInfo> {
-    return this.#inbox.next(options.timeout ?? this.#messageTimeout);
+    return this.#receiver.messages.next(options.timeout ?? this.#messageTimeout);
   }
 
   /**
@@ -340,7 +310,7 @@ export class TestClient implements AsyncIterable<TestMessage> {
    * early (`break`) does not close the connection.
    */
   [Symbol.asyncIterator](): AsyncIterator<TestMessage> {
-    return this.#inbox.iterator((m) => m.data);
+    return this.#receiver.messages.iterator((m) => m.data);
   }
 
   /** `await using client = await connect(…)`: closes (1000) at the end of the scope. */
@@ -376,47 +346,6 @@ export class TestClient implements AsyncIterable<TestMessage> {
     if (this.#closeTimer !== null || this.#socket.destroyed) return;
     this.#closeTimer = setTimeout(() => this.#abort(), this.#closeTimeout);
     this.#closeTimer.unref();
-  }
-
-  #onData(data: Buffer, isText: boolean, compressed: boolean): void {
-    const deflate = this.#deflate;
-    if (!compressed || deflate === null) {
-      // With deflate agreed the parser's limit has room for compressed payloads; this one is not.
-      if (data.length > this.#maxPayload) {
-        this.#fail(new ProtocolError('WS_MESSAGE_TOO_BIG', CloseCode.MessageTooBig, `message over maxPayload (${this.#maxPayload} bytes)`));
-        return;
-      }
-      this.#inbox.push({ data: isText ? decodeText(data) : data, compressed: false });
-      return;
-    }
-    this.#compressedIn++;
-    const r = deflate.inflate(data, isText, this.#maxPayload);
-    if (!(r instanceof Promise)) {
-      this.#inflated(r, isText);
-      return;
-    }
-    // On the thread pool: what follows waits in the parser, so messages stay in order.
-    this.#parser.pause();
-    this.#inflating = true;
-    r.catch((error: unknown) => new ProtocolError('WS_INVALID_COMPRESSED_DATA', CloseCode.InvalidPayload, `inflating failed: ${String(error)}`)).then((v) => {
-      this.#inflating = false;
-      this.#inflated(v, isText);
-      this.#parser.resume(); // may start another inflate
-      if (this.#inflating) return;
-      if (this.#deferredEnd) this.#onEnd();
-      if (this.#deferredClose) this.#onSocketClose();
-    });
-  }
-
-  #inflated(result: Buffer | ProtocolError, isText: boolean): void {
-    if (result instanceof ProtocolError) this.#fail(result);
-    else this.#inbox.push({ data: isText ? decodeText(result) : result, compressed: true });
-  }
-
-  /** A violation found after the parser (inflating, sizes): the parser stops, the connection fails. */
-  #fail(error: ProtocolError): void {
-    this.#parser.stop();
-    this.#onProtocolError(error);
   }
 
   #onPing(data: Buffer): void {
@@ -458,12 +387,6 @@ export class TestClient implements AsyncIterable<TestMessage> {
   }
 
   #onEnd(): void {
-    if (this.#inflating) {
-      this.#deferredEnd = true; // the parser still holds what arrived before the end
-      return;
-    }
-    this.#deferredEnd = false;
-    this.#parser.stop();
     if (this.#state === 'open') this.#state = 'closing';
     this.#writer.end();
     this.#armCloseTimer();
@@ -471,18 +394,13 @@ export class TestClient implements AsyncIterable<TestMessage> {
 
   #onSocketClose(): void {
     if (this.#info !== null) return;
-    if (this.#inflating) {
-      this.#deferredClose = true;
-      return;
-    }
     this.#state = 'closed';
-    this.#parser.stop();
     this.#deflate?.close();
     if (this.#closeTimer !== null) clearTimeout(this.#closeTimer);
     this.#closeTimer = null;
     const info: CloseInfo = { code: this.#closeCode, reason: this.#closeReason };
     this.#info = info;
-    this.#inbox.close(info);
+    this.#receiver.close(info);
     this.#pongs.rejectAll(this.#closedError('the pong', info));
     this.#resolveClosed(info);
   }
