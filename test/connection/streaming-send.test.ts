@@ -610,6 +610,47 @@ describe('a stream that cannot finish', () => {
     expect((await sending)[0]).toBe('error');
   });
 
+  test('the server closes (close(4000)) mid-stream: the close frame follows the partial message, sendStream rejects with WS_STREAM_INTERRUPTED, the source is released', async () => {
+    const { client, b, closes } = await open();
+    const gate = deferred();
+    const { state, source } = countingSource(10, 100, { gate: gate.promise, after: 2 });
+    const sending = outcome(b.sendStream(source));
+    const frames = [await client.nextFrame(3000), await client.nextFrame(3000)];
+    expect(frames.map((f) => [f.opcode, f.fin])).toEqual([
+      [0x2, false],
+      [0x0, false],
+    ]);
+    b.close(4000, 'bye');
+    const next = await client.nextFrame(3000);
+    expect(closeOf(next)).toEqual({ code: 4000, reason: 'bye' });
+    const [kind, error] = await within(sending, 3000, 'sendStream to settle');
+    expect(kind).toBe('error');
+    expect((error as { code?: string }).code).toBe('WS_STREAM_INTERRUPTED');
+    client.send(0x8, next.payload);
+    expect(await framesUntilClosed(client)).toEqual([]);
+    gate.resolve();
+    await waitFor(() => state.released, 3000, 'the source to be released');
+    await waitFor(() => closes.length === 1, 3000, 'onClose');
+    expect(closes[0]).toEqual([4000, 'bye']);
+  });
+
+  test('a signal already aborted: rejects with its reason and no message reaches the peer', async () => {
+    const { client, b } = await open();
+    const controller = new AbortController();
+    const reason = new Error('too late');
+    controller.abort(reason);
+    const { state, source } = countingSource(3, 10);
+    const [kind, error] = await outcome(b.sendStream(source, { signal: controller.signal }));
+    expect(kind).toBe('error');
+    expect(error).toBe(reason);
+    b.sendText('after');
+    const f = await client.nextFrame(3000);
+    console.log(`[streaming-send] pre-aborted signal: first frame after it: opcode ${f.opcode} ${f.opcode === 8 ? JSON.stringify(closeOf(f)) : f.payload.toString()}; source pulls ${state.pulls}`);
+    // Either the connection was closed (1011) or the stream never began and 'after' is next: never a data frame of the aborted message.
+    if (f.opcode === 0x8) expect(closeOf(f)?.code).toBe(1011);
+    else expect([f.opcode, f.fin, f.payload.toString()]).toEqual([0x1, true, 'after']);
+  });
+
   test('signal aborted mid-stream: rejects with signal.reason, close 1011 (message aborted), the source is released', async () => {
     const { client, b } = await open();
     const controller = new AbortController();
