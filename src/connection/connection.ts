@@ -415,8 +415,12 @@ export class Connection extends StreamReceiver implements ParserSink {
     }
     this.parser.stop();
     this.interruptStreams(interrupted(CloseCode.Abnormal, 'the peer ended the TCP connection'));
+    // Nothing more can be sent in order: a message being streamed stops, what waits is dropped.
+    this.dropOrdered();
     if (this.state === ReadyState.OPEN) this.state = ReadyState.CLOSING;
     this.socket.end();
+    // A peer that ended its half and reads nothing would keep our end (and our backlog) forever.
+    this.armCloseTimer();
   }
 
   /**

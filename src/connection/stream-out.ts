@@ -8,7 +8,7 @@
 import { Buffer } from 'node:buffer';
 import { CloseCode, Opcode } from '../protocol/constants.js';
 import { ProtocolError } from '../protocol/errors.js';
-import { type BinaryData, type Frame, encodeFrame, toBuffer } from '../protocol/framer.js';
+import { type BinaryData, type Frame, type FrameOptions, encodeFrame, toBuffer } from '../protocol/framer.js';
 import { Utf8Validator } from '../protocol/utf8.js';
 
 /** A chunk a streamed message is made of: text, or bytes. */
@@ -60,6 +60,8 @@ export interface StreamOwner {
   streamSettled(stream: OutgoingStream): void;
   /** The message broke off after its first frame: close the connection with `code`. */
   streamBroken(code: number, reason: string, error: unknown): void;
+  /** Mask every frame with a fresh key (a client's, RFC 6455 §5.3; wsmount/testing). Default: unmasked, as a server sends. */
+  readonly masksFrames?: boolean;
 }
 
 interface ChunkIterator {
@@ -83,6 +85,9 @@ export class OutgoingStream {
   /** Its first frame is out: stopping now leaves half a message, so the connection closes. */
   private begun = false;
   private readonly onAbortBound: () => void;
+  /** Frame options of a fragment, and of the final frame. */
+  private readonly fragment: FrameOptions;
+  private readonly final: FrameOptions | undefined;
 
   constructor(owner: StreamOwner, source: StreamSource, options: SendStreamOptions | undefined, resolve: (sent: number) => void, reject: (error: unknown) => void) {
     this.owner = owner;
@@ -93,6 +98,8 @@ export class OutgoingStream {
     this.resolve = resolve;
     this.reject = reject;
     this.onAbortBound = () => this.aborted();
+    this.fragment = owner.masksFrames === true ? MASKED_FRAGMENT : FRAGMENT;
+    this.final = owner.masksFrames === true ? MASKED : undefined;
     this.signal?.addEventListener('abort', this.onAbortBound, { once: true });
   }
 
@@ -200,7 +207,7 @@ export class OutgoingStream {
       for (let at = 0; at < bytes.length; at += size) {
         const piece = at === 0 && bytes.length <= size ? bytes : bytes.subarray(at, at + size);
         if (!o.streamWritable) return;
-        const free = o.writeStreamFrame(encodeFrame(first ? opcode : Opcode.Continuation, piece, FRAGMENT));
+        const free = o.writeStreamFrame(encodeFrame(first ? opcode : Opcode.Continuation, piece, this.fragment));
         first = false;
         this.begun = true;
         sent += piece.length;
@@ -221,14 +228,16 @@ export class OutgoingStream {
     }
     if (!o.streamWritable) return;
     // The final frame: an empty continuation (or, for an empty source, the whole empty message).
-    o.writeStreamFrame(encodeFrame(first ? opcode : Opcode.Continuation, EMPTY));
+    o.writeStreamFrame(encodeFrame(first ? opcode : Opcode.Continuation, EMPTY, this.final));
     this.iterator = null;
     this.settle();
     this.resolve(sent);
   }
 }
 
-const FRAGMENT = Object.freeze({ fin: false });
+const FRAGMENT: FrameOptions = Object.freeze({ fin: false });
+const MASKED_FRAGMENT: FrameOptions = Object.freeze({ fin: false, mask: true });
+const MASKED: FrameOptions = Object.freeze({ mask: true });
 const EMPTY = Buffer.alloc(0);
 
 function nextTurn(): Promise<void> {
@@ -244,6 +253,10 @@ function iterate(source: StreamSource): ChunkIterator {
   const s = source as Partial<ReadableStreamLike> & Partial<AsyncIterable<StreamChunk>> & Partial<Iterable<StreamChunk>>;
   if (typeof s[Symbol.asyncIterator] === 'function') {
     const it = (s as AsyncIterable<StreamChunk>)[Symbol.asyncIterator]();
+    // A Node Readable is destroyed outright: its iterator's return() would wait for a pending
+    // read, which a stalled source never completes.
+    const destroy = (source as { destroy?: unknown }).destroy;
+    if (typeof destroy === 'function') return { next: () => it.next(), release: () => void destroy.call(source) };
     return { next: () => it.next(), release: () => void it.return?.()?.then(undefined, ignore) };
   }
   if (typeof s.getReader === 'function') {
