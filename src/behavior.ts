@@ -360,9 +360,8 @@ export class Behavior<Params extends Record<string, string> = Record<string, str
    *
    * The default collects the message (up to `maxPayload`) and calls `onRawText`/`onBinary`.
    */
-  async onStream(message: StreamedMessage): Promise<void> {
-    const bytes = await message.bytes();
-    await (message.isText ? this.onRawText(bytes) : this.onBinary(bytes));
+  onStream(message: StreamedMessage): void | Promise<void> {
+    return message.bytes().then((bytes) => (message.isText ? this.onRawText(bytes) : this.onBinary(bytes)));
   }
 
   /** A binary message arrived. `bytes` is yours to keep. Default: the handler's `onMessage`. Async: as `onText`. */
@@ -485,13 +484,16 @@ export class Behavior<Params extends Record<string, string> = Record<string, str
    *   meanwhile (`send*()`, publishes, another `sendStream()`) wait (`'queued'`, counted in
    *   `bufferedAmount`) and follow the message, in order.
    * - **Result.** Resolves with the payload bytes sent once the last frame is with the socket.
-   * - **Failures.** A message cannot be taken back once begun, so whatever stops it closes the
-   *   connection (the peer sees a close frame after the partial message, never another message):
-   *   the source throwing rejects with its error and closes with 1011; `signal` aborting rejects
-   *   with its reason and closes with 1011 (to choose the code, call `close(code)`: the stream
-   *   stops after the fragment in flight); the connection closing first rejects with a
-   *   `ProtocolError` `'WS_STREAM_INTERRUPTED'`. In each case the source is released (its
-   *   `return()`, `destroy()` or `cancel()`). Messages queued behind it are dropped.
+   * - **Failures.** A message cannot be taken back once begun, so whatever stops it after its
+   *   first frame closes the connection (the peer sees a close frame after the partial message,
+   *   never another message): the source throwing rejects with its error and closes with 1011;
+   *   `signal` aborting rejects with its reason and closes with 1011 (to choose the code, call
+   *   `close(code)`: the stream stops after the fragment in flight); the connection closing first
+   *   rejects with a `ProtocolError` `'WS_STREAM_INTERRUPTED'`, and the messages queued behind
+   *   it are dropped. Before the first frame (the source fails at once, the signal was already
+   *   aborted) it only rejects: nothing was sent, the connection goes on. The source is released
+   *   in each case (a `Readable` destroyed, an iterator's `return()`, a `ReadableStream`
+   *   cancelled).
    * - **Compression.** Streamed messages go uncompressed, even on a compressed connection.
    */
   sendStream(source: StreamSource, options?: SendStreamOptions): Promise<number> {

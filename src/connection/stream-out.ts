@@ -23,7 +23,7 @@ export type StreamSource = AsyncIterable<StreamChunk> | Iterable<StreamChunk> | 
 /** The part of a web `ReadableStream` that `sendStream` uses. */
 export interface ReadableStreamLike {
   getReader(): {
-    read(): Promise<{ done: true; value?: undefined } | { done: false; value: StreamChunk }>;
+    read(): Promise<{ done: true; value?: unknown } | { done: false; value: StreamChunk }>;
     cancel(reason?: unknown): Promise<void>;
   };
 }
@@ -251,6 +251,7 @@ function isBinary(value: unknown): value is BinaryData {
 /** One way to pull chunks from any source, and to let go of it early. */
 function iterate(source: StreamSource): ChunkIterator {
   const s = source as Partial<ReadableStreamLike> & Partial<AsyncIterable<StreamChunk>> & Partial<Iterable<StreamChunk>>;
+  if (typeof source === 'string') throw new TypeError('sendStream(): a string is a whole message: send it with sendText(), or give sendStream() an iterable of strings');
   if (typeof s[Symbol.asyncIterator] === 'function') {
     const it = (s as AsyncIterable<StreamChunk>)[Symbol.asyncIterator]();
     // A Node Readable is destroyed outright: its iterator's return() would wait for a pending
@@ -266,7 +267,7 @@ function iterate(source: StreamSource): ChunkIterator {
       release: () => void reader.cancel().then(undefined, ignore),
     };
   }
-  if (typeof s[Symbol.iterator] === 'function' && typeof source !== 'string') {
+  if (typeof s[Symbol.iterator] === 'function') {
     const it = (s as Iterable<StreamChunk>)[Symbol.iterator]();
     return { next: () => it.next(), release: () => void it.return?.() };
   }

@@ -5,14 +5,16 @@
  * fragments (§5.5) and other messages after it, never inside it.
  */
 import { Buffer } from 'node:buffer';
+import http2 from 'node:http2';
+import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 import { describe, expect, test } from 'vitest';
-import { Behavior, type StreamedMessage } from '../../src/index.js';
+import { Behavior, type StreamedMessage, createWebSocketHandler } from '../../src/index.js';
 import { useFixture } from '../helpers/fixture.js';
-import { type RawFrame, closePayload } from '../helpers/raw.js';
+import { RawClient, type RawFrame, closePayload } from '../helpers/raw.js';
 import { waitFor } from '../helpers/server.js';
 
-const { serve, connect } = useFixture();
+const { serve, connect, defer } = useFixture();
 
 const seen: { text: boolean; chunks: Buffer[]; error?: { code: string; closeCode: number } }[] = [];
 const opened: Behavior[] = [];
@@ -216,5 +218,88 @@ describe('sending from a source', () => {
     client.send(0x8, closePayload(1000));
     await expect(sent).rejects.toMatchObject({ code: 'WS_STREAM_INTERRUPTED', closeCode: 1000 });
     await waitFor(() => finished, 2000, 'source released');
+  });
+});
+
+describe('stopping a message half sent', () => {
+  test('an abort signal after the first fragment rejects with its reason and closes with 1011; messages queued behind are dropped', async () => {
+    const { client, b } = await openStreamer();
+    const controller = new AbortController();
+    async function* source(): AsyncGenerator<Buffer> {
+      yield Buffer.from('one');
+      await new Promise((r) => setTimeout(r, 1000));
+      yield Buffer.from('two');
+    }
+    const sent = b.sendStream(source(), { signal: controller.signal });
+    expect(b.sendText('queued behind')).toBe('queued');
+    const f = await client.nextFrame();
+    expect([f.opcode, f.fin, f.payload.toString()]).toEqual([0x2, false, 'one']);
+    controller.abort(new Error('user cancelled'));
+    await expect(sent).rejects.toThrow('user cancelled');
+    const close = await client.expectClose();
+    expect([close.code, close.reason]).toEqual([1011, 'message aborted']);
+    expect(close.before).toEqual([]);
+  });
+
+  test('an already aborted signal, or a string instead of a source, only rejects: nothing was sent, the connection goes on', async () => {
+    const { client, b } = await openStreamer();
+    const reason = new Error('too late');
+    await expect(b.sendStream([Buffer.from('x')], { signal: AbortSignal.abort(reason) })).rejects.toBe(reason);
+    await expect(b.sendStream('whole' as unknown as string[])).rejects.toThrow(/send it with sendText/);
+    await expect(b.sendStream([Buffer.alloc(1)], { fragmentSize: 0 })).rejects.toThrow(RangeError);
+    expect(b.sendText('fine')).toBe('sent');
+    const f = await client.nextFrame();
+    expect([f.opcode, f.fin, f.payload.toString()]).toEqual([0x1, true, 'fine']);
+  });
+
+  test('a peer that ends TCP and reads nothing is closed by the close timer, and a stream to it is rejected', async () => {
+    opened.length = 0;
+    const server = await serve({ '/s': Streamer }, { closeTimeout: 300 });
+    const client = await connect(server.port, '/s');
+    await waitFor(() => opened.length === 1, 2000, 'open');
+    const b = opened[0] as Behavior;
+    // The peer stops reading, then half-closes: our backlog can never drain.
+    client.socket.pause();
+    let pulled = 0;
+    async function* endless(): AsyncGenerator<Buffer> {
+      for (;;) {
+        pulled++;
+        yield Buffer.alloc(256 * 1024);
+      }
+    }
+    const sent = b.sendStream(endless());
+    await waitFor(() => pulled > 4, 2000, 'backlog');
+    client.socket.end();
+    await expect(sent).rejects.toMatchObject({ code: 'WS_STREAM_INTERRUPTED', closeCode: 1006 });
+    await waitFor(() => b.readyState === Behavior.CLOSED, 3000, 'closed by the close timer');
+  });
+});
+
+describe('over HTTP/2 (RFC 8441)', () => {
+  test('a stream in, echoed as a stream out, on an extended CONNECT stream', async () => {
+    class PipeBack extends Behavior {
+      override async onStream(message: StreamedMessage): Promise<void> {
+        await this.sendStream(message, { text: message.isText });
+      }
+    }
+    const server = http2.createServer();
+    const handler = createWebSocketHandler({ '/pipe': PipeBack }, { logLevel: 'silent' }).attach(server);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const session = http2.connect(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
+    defer(async () => {
+      session.destroy();
+      await handler.close({ timeout: 300 });
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    });
+    const client = await RawClient.connectH2((server.address() as AddressInfo).port, '/pipe', {}, session);
+    const pieces = [Buffer.alloc(70_000, 1), Buffer.alloc(5, 2), Buffer.alloc(300_000, 3)];
+    client.send(0x2, pieces[0]!, { fin: false });
+    client.send(0x0, pieces[1]!, { fin: false });
+    client.send(0x0, pieces[2]!, { fin: true });
+    const frames = await message(client);
+    expect(frames[0]!.opcode).toBe(0x2);
+    expect(frames.slice(1).every((f) => f.opcode === 0)).toBe(true);
+    expect(Buffer.concat(frames.map((f) => f.payload)).equals(Buffer.concat(pieces))).toBe(true);
+    client.destroy();
   });
 });
