@@ -7,13 +7,15 @@
 // fanout (topics over one or two processes: deliveries/s and publish→delivery latency), say (a
 // message to every held connection), and the permessage-deflate jobs of lib/deflate-jobs.mjs
 // (deflateEcho, deflateBroadcast, deflateHold/deflateActivate/deflateRelease), and the
-// WebSockets-over-HTTP/2 jobs of lib/h2-jobs.mjs (h2Echo, h2Open/h2Release).
+// WebSockets-over-HTTP/2 jobs of lib/h2-jobs.mjs (h2Echo, h2Open/h2Release), and the streaming
+// jobs of lib/stream-jobs.mjs (streamOpen/streamRun/streamClose: one 256 MiB message each way).
 
 import { performance } from 'node:perf_hooks';
 import { CLK_TCK, cpuTicks, systemTicks } from './lib/proc.mjs';
 import { Client, OP, clientFrame, closeMany, maskPayload, openMany, payloadOf, repeatFrame } from './lib/wsclient.mjs';
 import { deflateJobs } from './lib/deflate-jobs.mjs';
 import { h2Jobs } from './lib/h2-jobs.mjs';
+import { streamJobs } from './lib/stream-jobs.mjs';
 
 if (typeof process.send !== 'function') {
   console.error('loadgen.mjs is started by bench/run.mjs (it needs an IPC channel)');
@@ -690,7 +692,7 @@ async function say(o) {
 
 // ---- IPC ---------------------------------------------------------------------------------------------
 
-const jobs = { echo, paced, broadcast, handshakes, hold, release, fanout, say, ...deflateJobs({ failureChannel, snapshot, windowOf, waitFor, sleep }), ...h2Jobs({ failureChannel, snapshot, windowOf, waitFor, sleep }) };
+const jobs = { echo, paced, broadcast, handshakes, hold, release, fanout, say, ...deflateJobs({ failureChannel, snapshot, windowOf, waitFor, sleep }), ...h2Jobs({ failureChannel, snapshot, windowOf, waitFor, sleep }), ...streamJobs({ failureChannel, snapshot, windowOf, sleep }) };
 
 process.on('message', async (job) => {
   const run = jobs[job?.kind];
