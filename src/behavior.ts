@@ -350,8 +350,11 @@ export class Behavior<Params extends Record<string, string> = Record<string, str
    *   the peer down through TCP. Pings are answered as reading goes on; the heartbeat does not
    *   count the time reading is stopped against the peer.
    * - **Order.** The next message is handed out once this one has been read to its end and the
-   *   promise returned here (if any) has settled. A message that is never read stops the
-   *   connection's reading.
+   *   promise returned here (if any) has settled.
+   * - **Not wanted.** A message nobody has started reading (iterator, `readable()`, `text()`,
+   *   `bytes()`) when this hook returns or its promise settles is dropped: the rest of it is read
+   *   and thrown away, and the connection goes on (`if (!message.isText) return;` skips binary
+   *   messages). To read it later, take it first: `const body = message.readable()`.
    * - **Endings.** Leaving the loop early closes the connection with 1008; an exception out of
    *   this hook closes it with 1011 (`onError` first). If the connection ends mid-message, reading
    *   it rejects with a `ProtocolError` (`'WS_STREAM_INTERRUPTED'`, or the violation's own code

@@ -160,7 +160,7 @@ export class Connection extends StreamReceiver implements ParserSink {
     const payload = encodeClosePayload(code, reason);
     if (this.state !== ReadyState.OPEN) return;
     this.state = ReadyState.CLOSING;
-    this.interruptStreams(interrupted(code ?? CloseCode.NoStatus, 'close() was called'));
+    this.interruptStreams(interrupted(code ?? CloseCode.NoStatus, reason === '' ? 'the connection is closing' : `the connection is closing (${reason})`));
     this.readToTheEnd();
     this.sendClose(payload);
     this.armCloseTimer();
@@ -210,9 +210,10 @@ export class Connection extends StreamReceiver implements ParserSink {
   fail(code: number, reason: string): void {
     if (this.state === ReadyState.CLOSED) return;
     this.parser.stop();
-    this.interruptStreams(interrupted(code, reason));
+    const error = interrupted(code, reason);
+    this.interruptStreams(error);
     // Failing: what still waits to be compressed is not sent (RFC 6455 §7.1.7).
-    this.dropOrdered();
+    this.dropOrdered(error);
     if (!this.closeSent) {
       this.closeCode = code;
       this.closeReason = reason;
@@ -238,6 +239,7 @@ export class Connection extends StreamReceiver implements ParserSink {
       this.active = false;
       this.lastActive = now;
     }
+    if (this.streamInProgress) this.lastActive = now;
     if (limits.idleTimeout > 0 && now - this.lastActive >= limits.idleTimeout) {
       this.counters.idleCloses++;
       this.owner.log.info(`wsmount: closing connection ${this.behavior.id} with 1001: no message either way for ${limits.idleTimeout} ms`);
@@ -334,6 +336,13 @@ export class Connection extends StreamReceiver implements ParserSink {
     if (this.mayRead()) s.resume();
   }
 
+  /** @internal Reading resumed after a streamed message's reader caught up: a FIN that came meanwhile is handled now. */
+  protected override readingResumed(): void {
+    if (!this.endPending || this.inflating || this.streamHeld) return;
+    this.endPending = false;
+    this.peerEnded();
+  }
+
   /** Takes a token from the rate limit's bucket, or fails the connection with 1008. */
   protected takeToken(): boolean {
     const limits = this.limits;
@@ -413,10 +422,19 @@ export class Connection extends StreamReceiver implements ParserSink {
       this.endPending = true;
       return;
     }
+    if (this.streamHeld && !this.parser.stopped) {
+      // The same while a streamed message's reader catches up (stream-in.ts): the frames the
+      // parser holds (the message's end, the peer's close frame) come first, once it has read
+      // on; it has closeTimeout for that.
+      this.endPending = true;
+      this.armCloseTimer();
+      return;
+    }
     this.parser.stop();
-    this.interruptStreams(interrupted(CloseCode.Abnormal, 'the peer ended the TCP connection'));
+    const gone = interrupted(CloseCode.Abnormal, 'the peer ended the TCP connection');
+    this.interruptStreams(gone);
     // Nothing more can be sent in order: a message being streamed stops, what waits is dropped.
-    this.dropOrdered();
+    this.dropOrdered(gone);
     if (this.state === ReadyState.OPEN) this.state = ReadyState.CLOSING;
     this.socket.end();
     // A peer that ended its half and reads nothing would keep our end (and our backlog) forever.
@@ -453,11 +471,12 @@ export class Connection extends StreamReceiver implements ParserSink {
       this.closeTimer = null;
     }
     this.parser.stop();
-    this.interruptStreams(interrupted(this.closeCode, 'the connection closed'));
+    const closed = interrupted(this.closeCode, 'the connection closed');
+    this.interruptStreams(closed);
     this.readPaused = false;
     this.heldPong = null;
     this.settleDrain(false);
-    this.dropOrdered();
+    this.dropOrdered(closed);
     if (this.deflate !== null) {
       this.deflate.close();
       this.counters.compressedConnections--;

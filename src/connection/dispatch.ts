@@ -1,6 +1,7 @@
 import type { Buffer } from 'node:buffer';
 import { Behavior, ReadyState } from '../behavior.js';
 import { CloseCode } from '../protocol/constants.js';
+import { ProtocolError } from '../protocol/errors.js';
 import { decodeText } from '../protocol/utf8.js';
 import { Inbound, MESSAGES_HIGH_WATER_BYTES, MESSAGES_HIGH_WATER_COUNT, MESSAGES_LOW_WATER_BYTES, MESSAGES_LOW_WATER_COUNT, type MessageStream, MessageQueue } from './inbound.js';
 import { Sender } from './sender.js';
@@ -188,8 +189,14 @@ export abstract class Dispatcher extends Sender {
    * for the hooks and any that arrive while closing. One bad handler never takes the process down.
    */
   hookFailed(error: unknown, hook: HookName): void {
-    const err = error instanceof Error ? error : new Error(String(error));
     const b = this.behavior;
+    if (error instanceof ProtocolError && this.state !== ReadyState.OPEN) {
+      // A streamed message's reading rejected because the connection ended (the peer left, a
+      // violation, a close): not the hook's fault, and onClose (or onError) reports the reason.
+      this.owner.log.debug(`wsmount: ${b.route} ${hook} ended with the connection ${b.id}: ${error.code} (${error.closeCode})`);
+      return;
+    }
+    const err = error instanceof Error ? error : new Error(String(error));
     this.owner.log.error(`wsmount: ${b.route} ${hook} threw (connection ${b.id}; closing it with 1011)`, err);
     try {
       b.onError(err);

@@ -2,6 +2,7 @@ import { Buffer } from 'node:buffer';
 import type { Duplex } from 'node:stream';
 import { type Behavior, type BinaryData, ReadyState } from '../behavior.js';
 import { CloseCode, MAX_CONTROL_PAYLOAD, Opcode } from '../protocol/constants.js';
+import type { ProtocolError } from '../protocol/errors.js';
 import { type Frame, encodeFrame, encodeText, frameLength, toBuffer } from '../protocol/framer.js';
 import type { Counters } from '../stats.js';
 import type { DeflateSession } from '../extensions/permessage-deflate/session.js';
@@ -380,11 +381,11 @@ export abstract class Sender implements StreamOwner {
    * @internal Forgets the frames waiting to be compressed (the connection is failing, the peer
    * closed, or the socket is gone); a close frame held behind them goes now, if it still can.
    */
-  protected dropOrdered(): void {
+  protected dropOrdered(error: ProtocolError = streamInterrupted(CloseCode.Abnormal, 'the connection closed')): void {
     const ordered = this.ordered;
     if (ordered === null) return;
     this.ordered = null;
-    ordered.clear(streamInterrupted(CloseCode.Abnormal, 'the connection failed or closed'));
+    ordered.clear(error);
     this.writeHeldClose();
   }
 

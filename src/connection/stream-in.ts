@@ -36,6 +36,11 @@ export abstract class StreamReceiver extends Dispatcher implements StreamedMessa
   private inflateDue: 'piece' | 'last' | null = null;
   /** UTF-8 check of a compressed text message, after inflating. */
   private utf8: Utf8Validator | null = null;
+  /**
+   * A message was left before its end: the connection is closing (1008), and nothing more is
+   * handed out or inflated (under context takeover the rest of the window is gone, RFC 7692 §7.2.2).
+   */
+  private abandoned = false;
   private inflatedOutBound: ((view: Buffer) => void) | null = null;
 
   /** Takes a token from the rate limit's bucket, or fails the connection (connection.ts). */
@@ -45,8 +50,8 @@ export abstract class StreamReceiver extends Dispatcher implements StreamedMessa
 
   onStreamStart(isText: boolean, compressed: boolean): void {
     this.incoming = null;
-    // Closing: what still arrives is read only to reach the peer's close frame.
-    if (this.state !== ReadyState.OPEN) return;
+    // Closing (or a message was left early): what still arrives is read only to reach the close frame.
+    if (this.state !== ReadyState.OPEN || this.abandoned) return;
     this.counters.messagesIn++;
     this.active = true;
     if (this.limits.rateCapacity > 0 && !this.takeToken()) return;
@@ -71,12 +76,14 @@ export abstract class StreamReceiver extends Dispatcher implements StreamedMessa
   onStreamData(data: Buffer): void {
     const m = this.incoming;
     if (m === null) return;
+    // A message still arriving is activity (idleTimeout), however long it takes.
+    this.active = true;
     if (this.compressed) {
       this.inflatePiece(data, 'piece');
       return;
     }
     m.push(data);
-    if (!m.released && m.queuedBytes >= STREAM_HIGH_WATER_BYTES) this.hold();
+    if (!m.released && m.queuedCost >= STREAM_HIGH_WATER_BYTES) this.hold();
   }
 
   onStreamEnd(): void {
@@ -113,7 +120,7 @@ export abstract class StreamReceiver extends Dispatcher implements StreamedMessa
     for (;;) {
       const m = this.incoming;
       if (m === null) return false;
-      if (m.released) return true; // left early: closing with 1008, nothing more is inflated
+      if (this.abandoned) return true; // left early: closing with 1008, nothing more is inflated
       const r = d.inflatePiece(piece, kind === 'last' && piece === null && this.inflateDue === null, INFLATE_STEP, out);
       piece = null;
       if (this.incoming !== m) return false; // failed while inflating (too big, bad UTF-8)
@@ -126,7 +133,7 @@ export abstract class StreamReceiver extends Dispatcher implements StreamedMessa
         return true;
       }
       this.inflateDue = kind;
-      if (m.queuedBytes >= STREAM_HIGH_WATER_BYTES) {
+      if (m.queuedCost >= STREAM_HIGH_WATER_BYTES) {
         this.hold();
         return false;
       }
@@ -152,11 +159,27 @@ export abstract class StreamReceiver extends Dispatcher implements StreamedMessa
 
   private handOut(m: StreamedMessage): void {
     this.current = m;
+    let result: unknown;
     try {
-      this.track(this.behavior.onStream(m), 'onStream');
+      result = this.behavior.onStream(m);
     } catch (error) {
       this.hookFailed(error, 'onStream');
+      return;
     }
+    this.track(result, 'onStream');
+    if (!this.busy) this.dropUntaken();
+  }
+
+  /**
+   * `onStream` returned (or its promise settled) and nobody started reading its message: it is
+   * not wanted. Dropped, and what is still to come of it is read and thrown away, so the
+   * connection goes on (rather than waiting for ever for a reader that will not come).
+   */
+  private dropUntaken(): void {
+    const m = this.current;
+    if (m === null || m.isTaken || this.state !== ReadyState.OPEN) return;
+    this.owner.log.debug(`wsmount: ${this.behavior.route} onStream returned without reading its message (connection ${this.behavior.id}); the message is dropped`);
+    m.discard();
   }
 
   /** The message that waited may go now: the last one is read and no hook is pending. */
@@ -170,12 +193,13 @@ export abstract class StreamReceiver extends Dispatcher implements StreamedMessa
 
   /** @internal */
   protected override hooksIdle(): void {
+    this.dropUntaken();
     this.handOutWaiting();
   }
 
   /** @internal StreamedMessageOwner: the consumer took bytes. */
   streamPulled(m: StreamedMessage): void {
-    if (!this.streamHeld || m !== this.incoming || this.waiting !== null || m.queuedBytes > STREAM_LOW_WATER_BYTES) return;
+    if (!this.streamHeld || m !== this.incoming || this.waiting !== null || m.queuedCost > STREAM_LOW_WATER_BYTES) return;
     this.unhold();
   }
 
@@ -185,6 +209,8 @@ export abstract class StreamReceiver extends Dispatcher implements StreamedMessa
     if (early) {
       // Left before the end: the rest cannot be skipped without reading it. Decided after the
       // microtasks, so that an exception leaving the loop (which rejects onStream) closes with 1011.
+      this.abandoned = true;
+      this.waiting = null;
       if (this.state === ReadyState.OPEN) setImmediate(closeUnread, this);
       if (m === this.incoming && this.streamHeld) this.unhold();
       return;
@@ -226,7 +252,17 @@ export abstract class StreamReceiver extends Dispatcher implements StreamedMessa
       if (batch) flushBatch();
       s.uncork();
     }
+    if (this.streamHeld) return;
     if (this.mayRead()) s.resume();
+    this.readingResumed();
+  }
+
+  /** @internal Reading resumed after a hold (connection.ts: a FIN that came meanwhile is handled now). */
+  protected readingResumed(): void {}
+
+  /** @internal Whether a message is being received as a stream or read by its consumer. */
+  protected get streamInProgress(): boolean {
+    return this.incoming !== null || this.current !== null;
   }
 
   /**
@@ -247,6 +283,7 @@ export abstract class StreamReceiver extends Dispatcher implements StreamedMessa
       this.streamHeld = false;
       if (!this.parser.stopped) this.parser.resume();
       if (this.mayRead()) this.socket.resume();
+      this.readingResumed();
     }
   }
 

@@ -110,6 +110,8 @@ export class OutgoingStream {
     if (this.finished) return;
     // From a microtask: the ordered queue calls this while it walks its items.
     queueMicrotask(() => {
+      // Cancelled in the same tick (close() right after sendStream()): never pulled (release() ran).
+      if (this.finished) return;
       this.run().then(undefined, (error: unknown) => this.broke(error, 'message source failed'));
     });
   }
@@ -148,9 +150,10 @@ export class OutgoingStream {
     const it = this.iterator;
     this.iterator = null;
     if (it === null) {
-      // Never pulled: a Readable we were given is still ours to release.
-      const r = this.source as { destroy?: () => void };
+      // Never pulled: a Readable or ReadableStream we were given is still ours to release.
+      const r = this.source as { destroy?: () => void; cancel?: () => Promise<void>; locked?: boolean };
       if (typeof r.destroy === 'function') r.destroy();
+      else if (typeof r.cancel === 'function' && r.locked !== true) void r.cancel().then(undefined, ignore);
       return;
     }
     try {
@@ -186,22 +189,31 @@ export class OutgoingStream {
       }
       let bytes: Buffer;
       if (typeof value === 'string') {
-        let s = surrogate + value;
-        surrogate = '';
-        const last = s.charCodeAt(s.length - 1);
-        if (last >= 0xd800 && last <= 0xdbff) {
-          surrogate = s.slice(-1);
-          s = s.slice(0, -1);
+        let text = value;
+        if (utf8 !== null) {
+          // A character split between two string chunks (a surrogate pair) is joined.
+          text = surrogate + text;
+          surrogate = '';
+          const last = text.charCodeAt(text.length - 1);
+          if (last >= 0xd800 && last <= 0xdbff) {
+            surrogate = text.slice(-1);
+            text = text.slice(0, -1);
+          }
         }
-        bytes = Buffer.from(s, 'utf8');
+        bytes = Buffer.from(text, 'utf8');
       } else if (isBinary(value)) {
-        bytes = toBuffer(value);
-        if (utf8 !== null && !utf8.write(bytes)) {
-          this.broke(new TypeError('sendStream(): a text message\'s chunks are not valid UTF-8'), 'message source failed');
+        if (surrogate !== '') {
+          this.broke(new TypeError('sendStream(): a text message\'s string chunk ends in half a character (a lone surrogate) and bytes follow'), 'message source failed');
           return;
         }
+        bytes = toBuffer(value);
       } else {
         this.broke(new TypeError(`sendStream(): chunks are strings, Buffers, ArrayBuffers or typed arrays, not ${value === null ? 'null' : typeof value}`), 'message source failed');
+        return;
+      }
+      // RFC 6455 §8.1: the message as a whole must be UTF-8, also where strings and bytes meet.
+      if (utf8 !== null && !utf8.write(bytes)) {
+        this.broke(new TypeError('sendStream(): a text message\'s chunks are not valid UTF-8'), 'message source failed');
         return;
       }
       for (let at = 0; at < bytes.length; at += size) {
@@ -252,6 +264,15 @@ function isBinary(value: unknown): value is BinaryData {
 function iterate(source: StreamSource): ChunkIterator {
   const s = source as Partial<ReadableStreamLike> & Partial<AsyncIterable<StreamChunk>> & Partial<Iterable<StreamChunk>>;
   if (typeof source === 'string') throw new TypeError('sendStream(): a string is a whole message: send it with sendText(), or give sendStream() an iterable of strings');
+  // A web ReadableStream through its reader: cancel() also ends a read that is pending (its async
+  // iterator's return() would wait for that read).
+  if (typeof s.getReader === 'function') {
+    const reader = (s as ReadableStreamLike).getReader();
+    return {
+      next: () => reader.read() as Promise<IteratorResult<StreamChunk>>,
+      release: () => void reader.cancel().then(undefined, ignore),
+    };
+  }
   if (typeof s[Symbol.asyncIterator] === 'function') {
     const it = (s as AsyncIterable<StreamChunk>)[Symbol.asyncIterator]();
     // A Node Readable is destroyed outright: its iterator's return() would wait for a pending
@@ -259,13 +280,6 @@ function iterate(source: StreamSource): ChunkIterator {
     const destroy = (source as { destroy?: unknown }).destroy;
     if (typeof destroy === 'function') return { next: () => it.next(), release: () => void destroy.call(source) };
     return { next: () => it.next(), release: () => void it.return?.()?.then(undefined, ignore) };
-  }
-  if (typeof s.getReader === 'function') {
-    const reader = (s as ReadableStreamLike).getReader();
-    return {
-      next: () => reader.read() as Promise<IteratorResult<StreamChunk>>,
-      release: () => void reader.cancel().then(undefined, ignore),
-    };
   }
   if (typeof s[Symbol.iterator] === 'function') {
     const it = (s as Iterable<StreamChunk>)[Symbol.iterator]();

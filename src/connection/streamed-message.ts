@@ -13,6 +13,12 @@ import { decodeText } from '../protocol/utf8.js';
 export const STREAM_HIGH_WATER_BYTES: number = 1 << 20;
 /** …and resumes once they are down to this many. */
 export const STREAM_LOW_WATER_BYTES: number = 256 << 10;
+/**
+ * What a waiting piece counts toward the marks beyond its bytes: the `Buffer` object and its
+ * slot (and the TCP chunk it keeps alive). Without it, a peer sending 1-byte fragments would make
+ * an unread message hold ~100 times its payload before reading pauses.
+ */
+const PIECE_COST = 256;
 
 /** What a streamed message tells its connection. @internal */
 export interface StreamedMessageOwner {
@@ -45,7 +51,8 @@ const DONE: IteratorReturnResult<undefined> = Object.freeze({ done: true, value:
  * bad byte fails the connection (1007) at once; a code point may still be split between two
  * chunks (decode with `new TextDecoder().decode(chunk, { stream: true })`, or collect with
  * {@link StreamedMessage.text}). Read it one way only: iterate it, or take
- * {@link StreamedMessage.readable}, or collect it with `text()`/`bytes()`.
+ * {@link StreamedMessage.readable}, or collect it with `text()`/`bytes()`; and start before
+ * `onStream` returns (or its promise settles), or the message is dropped as not wanted.
  *
  * - Leaving the loop before the end (`break`, `return`) closes the connection with 1008: the
  *   rest of the message cannot be skipped without reading it. An exception thrown out of
@@ -67,6 +74,8 @@ export class StreamedMessage implements AsyncIterable<Buffer> {
   private head = 0;
   /** Bytes received and not yet taken by the consumer. */
   private queued = 0;
+  /** What the waiting pieces cost: their bytes plus {@link PIECE_COST} each. */
+  private weight = 0;
   private waiter: Waiter | null = null;
   /** The last byte has arrived. */
   private ended = false;
@@ -92,6 +101,30 @@ export class StreamedMessage implements AsyncIterable<Buffer> {
   /** Whether the whole message has arrived (it may not all be read yet). */
   get complete(): boolean {
     return this.ended;
+  }
+
+  /** @internal What the unread pieces cost in memory, for the high/low-water marks. */
+  get queuedCost(): number {
+    return this.weight;
+  }
+
+  /** @internal Whether anyone started reading it. */
+  get isTaken(): boolean {
+    return this.taken;
+  }
+
+  /**
+   * @internal Nobody took it before its `onStream` returned: it is dropped, what is still to
+   * come of it is read and thrown away, and the next message is handed out.
+   */
+  discard(): void {
+    if (this.finished || this.taken) return;
+    this.taken = true;
+    this.queue = [];
+    this.head = 0;
+    this.queued = 0;
+    this.weight = 0;
+    this.finish(false);
   }
 
   /** The iterator over the message's chunks. Throws if the message is already being read. */
@@ -179,6 +212,7 @@ export class StreamedMessage implements AsyncIterable<Buffer> {
       this.head = 0;
     }
     this.queued -= data.length;
+    this.weight -= data.length + PIECE_COST;
     this.owner.streamPulled(this);
     return data;
   }
@@ -188,6 +222,7 @@ export class StreamedMessage implements AsyncIterable<Buffer> {
       this.queue = [];
       this.head = 0;
       this.queued = 0;
+      this.weight = 0;
       this.finish(!this.ended);
     }
     return Promise.resolve(DONE);
@@ -210,6 +245,7 @@ export class StreamedMessage implements AsyncIterable<Buffer> {
     }
     this.queue.push(data);
     this.queued += data.length;
+    this.weight += data.length + PIECE_COST;
   }
 
   /** @internal the last byte arrived. */

@@ -160,11 +160,15 @@ export class FrameParser {
     return this.paused;
   }
 
-  /** Undoes {@link pause} and parses the input kept meanwhile, at once. */
+  /**
+   * Undoes {@link pause} and parses the input kept meanwhile, at once. In streaming mode this
+   * also finishes a frame whose last payload byte was handed out just before the pause (its end,
+   * `onStreamEnd`, is due even with no input left).
+   */
   resume(): void {
     if (!this.paused) return;
     this.paused = false;
-    if (!this.running && this.state !== STOPPED && this.buffered > 0) this.run();
+    if (!this.running && this.state !== STOPPED) this.run();
   }
 
   /** Feeds bytes from the peer. The parser takes ownership of `chunk` (it unmasks in place). */

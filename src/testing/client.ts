@@ -4,10 +4,12 @@ import type { Duplex } from 'node:stream';
 import { encodeClosePayload, encodeFrame, encodeText, type Frame, toBuffer } from '../protocol/framer.js';
 import { CloseCode, MAX_CONTROL_PAYLOAD, Opcode } from '../protocol/constants.js';
 import type { ProtocolError } from '../protocol/errors.js';
+import { type SendStreamOptions, type StreamSource, streamInterrupted } from '../connection/stream-out.js';
 import type { AcceptedPerMessageDeflate, ClientDeflate } from './deflate.js';
 import { TestClientError } from './errors.js';
 import { closedError } from './inbox.js';
 import type {
+  ClientStreamedMessage,
   CloseInfo,
   HandshakeResponse,
   MessageInfo,
@@ -20,7 +22,7 @@ import type {
 } from './types.js';
 import { PongWaiters } from './pongs.js';
 import { ClientReceiver, type ReceiverOwner } from './receiver.js';
-import { OrderedWriter } from './writer.js';
+import { OrderedWriter, type WriterOwner } from './writer.js';
 
 /** What the handshake agreed besides the subprotocol: passed by `connect()`. */
 export interface NegotiatedExtensions {
@@ -66,6 +68,10 @@ function bytesOf(data: string | TestBinary | undefined): Buffer {
  *
  * With `connect(…, { perMessageDeflate })` it offers permessage-deflate (RFC 7692), checks the
  * server's answer strictly, then inflates what arrives compressed and compresses what it sends.
+ *
+ * Large messages go both ways as streams: {@link TestClient.sendStream} sends one from a source
+ * of chunks, and with `connect(…, { streamMessages: true })` {@link TestClient.nextStream} takes
+ * each message as it arrives, both with backpressure, so 1 GiB costs the client a few MiB.
  *
  * Get one from {@link connect}.
  */
@@ -141,7 +147,12 @@ export class TestClient implements AsyncIterable<TestMessage> {
     this.#abort = abort;
     this.transport = transport.name;
     this.http2Stream = transport.stream;
-    this.#writer = new OrderedWriter(socket, () => abort());
+    const writing: WriterOwner = {
+      writeFailed: () => abort(),
+      dataWritable: () => this.#canSend(),
+      streamBroken: (code, reason) => void this.close(code, reason),
+    };
+    this.#writer = new OrderedWriter(socket, writing);
     this.protocol = protocol;
     this.response = response;
     this.extensions = negotiated.extensions;
@@ -161,7 +172,7 @@ export class TestClient implements AsyncIterable<TestMessage> {
       onEnd: () => this.#onEnd(),
       onClose: () => this.#onSocketClose(),
     };
-    this.#receiver = new ClientReceiver(socket, events, this.#deflate, options.maxPayload ?? DEFAULT_MAX_PAYLOAD);
+    this.#receiver = new ClientReceiver(socket, events, this.#deflate, options.maxPayload ?? DEFAULT_MAX_PAYLOAD, options.streamMessages === true);
     this.#receiver.start(early);
   }
 
@@ -180,9 +191,12 @@ export class TestClient implements AsyncIterable<TestMessage> {
     return this.#compressedOut;
   }
 
-  /** Messages received and not yet taken by `nextMessage()` or iteration. */
+  /**
+   * Messages received and not yet taken by `nextMessage()` or iteration (with `streamMessages`:
+   * messages started and not yet taken by `nextStream()`).
+   */
   get buffered(): number {
-    return this.#receiver.messages.size;
+    return (this.#receiver.streams ?? this.#receiver.messages).size;
   }
 
   // ---- sending --------------------------------------------------------------------------------
@@ -215,6 +229,41 @@ export class TestClient implements AsyncIterable<TestMessage> {
   }
 
   /**
+   * Sends one message from a source of chunks as it produces them, never reading it ahead: a
+   * fragmented message (RFC 6455 §5.4), every frame masked with a fresh key (§5.3), a frame a
+   * chunk (split above `fragmentSize`, default 256 KiB), then an empty final frame. Resolves
+   * with the payload bytes sent once the final frame is handed to the socket.
+   *
+   * - `source`: an async or sync iterable of strings and bytes (a generator, a Node `Readable`
+   *   such as `fs.createReadStream(path)`), or a web `ReadableStream`.
+   * - Text or binary: `{ text }`, by default text if the first chunk is a string. Text from
+   *   bytes must be valid UTF-8; a code point may be split between chunks.
+   * - Backpressure: after a write that fills the socket it waits for `'drain'` before pulling
+   *   the next chunk, so a 1 GiB source costs the client a chunk of memory.
+   * - Pings, pongs and a close go out between its fragments; messages sent meanwhile (`send()`,
+   *   another `sendStream()`) wait and follow it, in order. It is never compressed.
+   * - The source throws, or `signal` aborts: rejects with that error (the signal's reason), and
+   *   if a frame was sent the client closes with 1011 (half a message may be followed by nothing
+   *   but a close frame). The connection closes first: rejects with a `ProtocolError`
+   *   `'WS_STREAM_INTERRUPTED'` whose `closeCode` is the close code, and the source is released.
+   * - Rejects at once with a `RangeError` for a `fragmentSize` that is not a positive integer,
+   *   and with `'WS_STREAM_INTERRUPTED'` once the closing handshake has started.
+   *
+   * ```ts
+   * async function* chunks() {
+   *   for (let i = 0; i < 1024; i++) yield Buffer.alloc(1 << 20, i);
+   * }
+   * expect(await client.sendStream(chunks())).toBe(1 << 30);
+   * ```
+   */
+  sendStream(source: StreamSource, options: SendStreamOptions = {}): Promise<number> {
+    const size = options.fragmentSize;
+    if (size !== undefined && (!Number.isInteger(size) || size <= 0)) return Promise.reject(new RangeError(`sendStream(): fragmentSize is a positive integer number of bytes, not ${String(size)}`));
+    if (!this.#canSend()) return Promise.reject(streamInterrupted(this.#info?.code ?? CloseCode.Abnormal, 'the connection is closing or closed'));
+    return new Promise<number>((resolve, reject) => this.#writer.stream(source, options, resolve, reject));
+  }
+
+  /**
    * Sends a ping and resolves with the payload of the matching pong (same payload). Rejects with
    * a {@link TestClientError}: `'TIMEOUT'` after `timeout` ms (default `messageTimeout`), or
    * `'CLOSED'` if the connection closes first. Throws `RangeError` for a payload over 125 bytes.
@@ -226,7 +275,7 @@ export class TestClient implements AsyncIterable<TestMessage> {
       return Promise.reject(this.#closedError('ping'));
     }
     const pong = this.#pongs.wait(payload, options.timeout ?? this.#messageTimeout);
-    this.#write(encodeFrame(Opcode.Ping, payload, { mask: true }));
+    this.#writer.writeControl(encodeFrame(Opcode.Ping, payload, { mask: true }));
     return pong;
   }
 
@@ -243,7 +292,8 @@ export class TestClient implements AsyncIterable<TestMessage> {
     if (this.#state === 'open' && !this.#closeSent) {
       this.#closeSent = true;
       this.#state = 'closing';
-      this.#write(encodeFrame(Opcode.Close, payload, { mask: true }));
+      this.#interruptStreams(code, 'the client closed the connection');
+      this.#writer.writeControl(encodeFrame(Opcode.Close, payload, { mask: true }));
       this.#armCloseTimer();
     }
     return this.closed;
@@ -270,14 +320,17 @@ export class TestClient implements AsyncIterable<TestMessage> {
     if (frame.opcode === Opcode.Close && fin) {
       this.#closeSent = true;
       if (this.#state === 'open') this.#state = 'closing';
+      this.#interruptStreams(payload.length >= 2 ? payload.readUInt16BE(0) : CloseCode.NoStatus, 'the client sent a close frame');
       this.#armCloseTimer();
     }
-    return this.#write(encodeFrame(frame.opcode & 0x0f, payload, { fin, rsv: frame.rsv ?? 0, mask: frame.mask ?? true }));
+    const bytes = encodeFrame(frame.opcode & 0x0f, payload, { fin, rsv: frame.rsv ?? 0, mask: frame.mask ?? true });
+    // A control frame goes out between a streamed message's fragments; a data frame after it.
+    return (frame.opcode & 0x08) !== 0 && fin ? this.#writer.writeControl(bytes) : this.#write(bytes);
   }
 
   /**
    * Writes bytes to the socket as they are (half frames, garbage), after any message still being
-   * compressed. `false` if it is no longer writable.
+   * compressed or streamed. `false` if it is no longer writable.
    */
   sendRaw(bytes: string | TestBinary): boolean {
     return this.#write(bytesOf(bytes));
@@ -289,7 +342,8 @@ export class TestClient implements AsyncIterable<TestMessage> {
    * The next message: text as a string, binary as a Buffer. Messages that arrived earlier are
    * kept in order until taken. Rejects with a {@link TestClientError}: `'TIMEOUT'` after
    * `timeout` ms (default `messageTimeout`, 5 s), or `'CLOSED'` (with the close code) when the
-   * connection closes with no message left.
+   * connection closes with no message left. With `streamMessages` it collects the next streamed
+   * message whole (up to `maxPayload`), the timeout covering all of it.
    */
   nextMessage(options: { timeout?: number } = {}): Promise<TestMessage> {
     return this.nextMessageInfo(options).then((m) => m.data);
@@ -301,16 +355,42 @@ export class TestClient implements AsyncIterable<TestMessage> {
    * queue: each message is taken once, by either.
    */
   nextMessageInfo(options: { timeout?: number } = {}): Promise<MessageInfo> {
-    return this.#receiver.messages.next(options.timeout ?? this.#messageTimeout);
+    const timeout = options.timeout ?? this.#messageTimeout;
+    if (this.#receiver.streams !== null) return this.#receiver.nextWhole(timeout, this.closed);
+    return this.#receiver.messages.next(timeout);
+  }
+
+  /**
+   * With `connect(…, { streamMessages: true })`: the next message as a stream of `Buffer`
+   * chunks (a {@link ClientStreamedMessage}), as soon as it starts, its payload coming as it
+   * arrives, never all of it in memory. Messages are handed out in order; reading pauses while
+   * about 1 MiB of the message arriving waits unread. Rejects with a {@link TestClientError}:
+   * `'TIMEOUT'` when no message starts within `timeout` ms (default `messageTimeout`), `'CLOSED'`
+   * when the connection closes with no message left; with a `TypeError` on a client connected
+   * without `streamMessages`.
+   *
+   * ```ts
+   * const client = await connect(server, '/download', { streamMessages: true });
+   * const message = await client.nextStream();
+   * let bytes = 0;
+   * for await (const chunk of message) bytes += chunk.length;
+   * ```
+   */
+  nextStream(options: { timeout?: number } = {}): Promise<ClientStreamedMessage> {
+    const streams = this.#receiver.streams;
+    if (streams === null) return Promise.reject(new TypeError('wsmount/testing: nextStream() takes messages as streams: connect with { streamMessages: true }'));
+    return streams.next(options.timeout ?? this.#messageTimeout);
   }
 
   /**
    * `for await (const message of client)`: every message in order; the loop ends when the
    * connection closes (after the messages that arrived before the close). Leaving the loop
-   * early (`break`) does not close the connection.
+   * early (`break`) does not close the connection. With `streamMessages` each message is
+   * collected whole (up to `maxPayload`); a message cut off by the close ends the loop.
    */
   [Symbol.asyncIterator](): AsyncIterator<TestMessage> {
-    return this.#receiver.messages.iterator((m) => m.data);
+    if (this.#receiver.streams === null) return this.#receiver.messages.iterator((m) => m.data);
+    return this.#receiver.wholeIterator(this.closed);
   }
 
   /** `await using client = await connect(…)`: closes (1000) at the end of the scope. */
@@ -338,6 +418,13 @@ export class TestClient implements AsyncIterable<TestMessage> {
     return this.#write(deflate.frame(opcode, payload));
   }
 
+  /** The closing handshake starts, or the connection ends: messages being streamed either way stop. */
+  #interruptStreams(code: number, why: string): void {
+    const error = streamInterrupted(code, why);
+    this.#receiver.interrupt(error);
+    this.#writer.cut(error);
+  }
+
   #closedError(what: string, info?: CloseInfo): TestClientError {
     return closedError(what, info ?? this.#info ?? { code: this.#closeCode, reason: this.#closeReason });
   }
@@ -351,7 +438,7 @@ export class TestClient implements AsyncIterable<TestMessage> {
   #onPing(data: Buffer): void {
     this.pings.push(Buffer.from(data));
     // RFC 6455 §5.5.3: answer with the same payload, unless we already sent a close.
-    if (this.#autoPong && !this.#closeSent) this.#write(encodeFrame(Opcode.Pong, data, { mask: true }));
+    if (this.#autoPong && !this.#closeSent) this.#writer.writeControl(encodeFrame(Opcode.Pong, data, { mask: true }));
   }
 
   #onPong(data: Buffer): void {
@@ -362,9 +449,10 @@ export class TestClient implements AsyncIterable<TestMessage> {
     this.#closeCode = code;
     this.#closeReason = reason;
     // RFC 6455 §5.5.1: echo the close (an empty one for 1005) unless ours went first.
+    this.#interruptStreams(code, 'the server closed the connection');
     if (!this.#closeSent) {
       this.#closeSent = true;
-      this.#write(encodeFrame(Opcode.Close, code === CloseCode.NoStatus ? EMPTY : encodeClosePayload(code, reason), { mask: true }));
+      this.#writer.writeControl(encodeFrame(Opcode.Close, code === CloseCode.NoStatus ? EMPTY : encodeClosePayload(code, reason), { mask: true }));
     }
     this.#state = 'closing';
     // RFC 6455 §7.1.1: the server should close TCP first; end our half and wait for it a while.
@@ -375,11 +463,14 @@ export class TestClient implements AsyncIterable<TestMessage> {
   #onProtocolError(error: ProtocolError): void {
     // RFC 6455 §7.1.7: fail the connection with the error's code.
     this.protocolError = error;
+    // The message arriving fails with this very error (WS_INVALID_UTF8…); one being sent is cut off.
+    this.#receiver.interrupt(error);
+    this.#writer.cut(streamInterrupted(error.closeCode, `the client failed the connection: ${error.message}`));
     if (!this.#closeSent) {
       this.#closeCode = error.closeCode;
       this.#closeReason = error.message.length <= 123 ? error.message : error.message.slice(0, 120) + '...';
       this.#closeSent = true;
-      this.#write(encodeFrame(Opcode.Close, encodeClosePayload(error.closeCode, this.#closeReason), { mask: true }));
+      this.#writer.writeControl(encodeFrame(Opcode.Close, encodeClosePayload(error.closeCode, this.#closeReason), { mask: true }));
     }
     this.#state = 'closing';
     this.#writer.end();
@@ -387,6 +478,7 @@ export class TestClient implements AsyncIterable<TestMessage> {
   }
 
   #onEnd(): void {
+    this.#interruptStreams(this.#closeCode, 'the connection ended');
     if (this.#state === 'open') this.#state = 'closing';
     this.#writer.end();
     this.#armCloseTimer();
@@ -401,6 +493,7 @@ export class TestClient implements AsyncIterable<TestMessage> {
     const info: CloseInfo = { code: this.#closeCode, reason: this.#closeReason };
     this.#info = info;
     this.#receiver.close(info);
+    this.#writer.cut(streamInterrupted(info.code, 'the connection closed'));
     this.#pongs.rejectAll(this.#closedError('the pong', info));
     this.#resolveClosed(info);
   }

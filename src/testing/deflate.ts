@@ -14,6 +14,7 @@ import type { PerMessageDeflateAcceptance } from '../extensions/permessage-defla
 import { formatPerMessageDeflateOffer } from '../extensions/permessage-deflate/client-negotiate.js';
 import { PerMessageDeflater } from '../extensions/permessage-deflate/deflate.js';
 import { PerMessageInflater } from '../extensions/permessage-deflate/inflate.js';
+import { StreamInflater } from '../extensions/permessage-deflate/stream-inflate.js';
 import type { WindowBits } from '../extensions/permessage-deflate/negotiate.js';
 
 /** An LZ77 window size as a base-2 logarithm, 8 (256 bytes) to 15 (32 KiB) (RFC 7692 §7.1.2). */
@@ -93,6 +94,8 @@ const KEYS: ReadonlySet<string> = new Set([
 const OFFER_FIELDS = ['serverNoContextTakeover', 'clientNoContextTakeover', 'serverMaxWindowBits', 'clientMaxWindowBits'] as const;
 
 const PREFIX = 'wsmount/testing: perMessageDeflate';
+/** Most output handed on per zlib call when inflating a streamed message. */
+const INFLATE_STEP = 64 * 1024;
 
 function windowBits(name: string, value: unknown): WindowBits {
   if (typeof value !== 'number' || !Number.isInteger(value) || value < 8 || value > 15) {
@@ -158,6 +161,8 @@ export class ClientDeflate {
   readonly threshold: number;
   private readonly inflater: PerMessageInflater;
   private readonly deflater: PerMessageDeflater;
+  /** For a client that takes messages as streams (`streamMessages`): inflates piece by piece, and alone holds the window. */
+  private streamed: StreamInflater | null = null;
 
   constructor(acceptance: PerMessageDeflateAcceptance, options: ResolvedTestDeflate) {
     this.accepted = Object.freeze({
@@ -197,6 +202,37 @@ export class ClientDeflate {
     return r instanceof Promise ? r.then(check) : check(r);
   }
 
+  /**
+   * A compressed message received as a stream starts (`streamMessages`). False when this
+   * runtime's zlib cannot inflate piece by piece (stream-inflate.ts).
+   */
+  beginStream(): boolean {
+    const a = this.accepted;
+    return (this.streamed ??= new StreamInflater(a.serverMaxWindowBits, !a.serverNoContextTakeover)).begin();
+  }
+
+  /**
+   * Inflates a piece of the streamed message as it arrives, or with `null` its end (the trailer,
+   * RFC 7692 §7.2.2), handing all the output to `onOutput` in steps of at most 64 KiB (views:
+   * copy them). False when the data does not inflate ({@link ClientDeflate.streamError} says why).
+   */
+  inflatePiece(piece: Uint8Array | null, onOutput: (view: Buffer) => void): boolean {
+    const s = this.streamed as StreamInflater;
+    let r = piece === null ? s.finish(INFLATE_STEP, onOutput) : s.write(piece, INFLATE_STEP, onOutput);
+    while (r === 'more') r = s.more(INFLATE_STEP, onOutput);
+    return r === 'done';
+  }
+
+  /** Why the last piece did not inflate. */
+  get streamError(): string {
+    return this.streamed?.error ?? 'invalid deflate data';
+  }
+
+  /** The streamed message ended (or broke off): without context takeover its zlib state goes. */
+  endStream(): void {
+    this.streamed?.end();
+  }
+
   /** Whether a data message of `length` bytes is sent compressed. Control frames never are (RFC 7692 §6.1). */
   compresses(length: number): boolean {
     return length >= this.threshold;
@@ -213,5 +249,6 @@ export class ClientDeflate {
   close(): void {
     this.inflater.release(true);
     this.deflater.release(true);
+    this.streamed?.close();
   }
 }

@@ -18,6 +18,7 @@ export { listen, type Http2ListenOptions, type Listening, type ListeningServer, 
 export { TestClient } from './client.js';
 export type { AcceptedPerMessageDeflate, TestPerMessageDeflateOptions, TestWindowBits } from './deflate.js';
 export type {
+  ClientStreamedMessage,
   CloseInfo,
   HandshakeResponse,
   MessageInfo,
@@ -30,3 +31,4 @@ export type {
 } from './types.js';
 export { HandshakeError, TestClientError, type HandshakeErrorCode, type TestClientErrorCode } from './errors.js';
 export type { ClientHeaderValue } from '../handshake/client.js';
+export type { ReadableStreamLike, SendStreamOptions, StreamChunk, StreamSource } from '../connection/stream-out.js';
