@@ -22,7 +22,7 @@ import { TestClientError } from './errors.js';
 import { Inbox, closedError } from './inbox.js';
 import type { CloseInfo, MessageInfo, TestMessage } from './types.js';
 
-/** What the receiver reports to its client. */
+/** What the receiver reports to its client. @internal */
 export interface ReceiverOwner {
   /** A ping (RFC 6455 §5.5.2), its payload. */
   onPing(data: Buffer): void;
@@ -47,7 +47,7 @@ function compressedLimit(maxPayload: number): number {
   return maxPayload + Math.ceil(maxPayload / 8) + 1024;
 }
 
-/** Reads a test client's socket; made by the client, which calls {@link ClientReceiver.start}. */
+/** Reads a test client's socket; made by the client, which calls {@link ClientReceiver.start}. @internal */
 export class ClientReceiver implements StreamedMessageOwner {
   /** Messages received and not yet taken (whole messages). */
   readonly messages: Inbox<MessageInfo> = new Inbox<MessageInfo>();
@@ -225,7 +225,7 @@ export class ClientReceiver implements StreamedMessageOwner {
     if (m === null) return;
     if (!this.#compressed) m.push(data);
     else if (!(this.#deflate as ClientDeflate).inflatePiece(data, (this.#inflatedBound ??= this.#inflatedPiece.bind(this)))) this.#inflateFailed();
-    if (this.#incoming === m && !m.released && m.queuedBytes >= STREAM_HIGH_WATER_BYTES) this.#hold();
+    if (this.#incoming === m && !m.released && m.queuedCost >= STREAM_HIGH_WATER_BYTES) this.#hold();
   }
 
   #onStreamEnd(): void {
@@ -268,7 +268,7 @@ export class ClientReceiver implements StreamedMessageOwner {
 
   /** @internal StreamedMessageOwner: the reader took bytes. */
   streamPulled(m: StreamedMessage): void {
-    if (this.#held && m === this.#incoming && m.queuedBytes <= STREAM_LOW_WATER_BYTES) this.#unhold();
+    if (this.#held && m === this.#incoming && m.queuedCost <= STREAM_LOW_WATER_BYTES) this.#unhold();
   }
 
   /** @internal StreamedMessageOwner: the reader is done with `m`; early, the rest of it is dropped as it arrives. */

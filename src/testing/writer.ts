@@ -9,7 +9,7 @@ const END: unique symbol = Symbol('end');
 
 type Item = Frame | Promise<Frame> | OutgoingStream | typeof END;
 
-/** What the writer asks of its client. */
+/** What the writer asks of its client. @internal */
 export interface WriterOwner {
   /** A pending frame failed (a compression error): the frame is dropped. */
   writeFailed(error: unknown): void;
@@ -25,6 +25,7 @@ export interface WriterOwner {
  * (stream-out.ts, the server's own code, here masking its frames as a client must): later data
  * frames and the end of the socket wait behind them. Control frames go out between a streamed
  * message's fragments (RFC 6455 §5.4, §5.5). While nothing is pending a frame is written at once.
+ * @internal
  */
 export class OrderedWriter implements StreamOwner {
   /** @internal StreamOwner: a client masks every frame, with a fresh key each (RFC 6455 §5.3). */

@@ -14,6 +14,7 @@ import { afterEach, describe, expect, test } from 'vitest';
 import { type PerMessageDeflateOptions as WsDeflateOptions, type WebSocket as WsSocket, WebSocketServer } from 'ws';
 import { HandshakeError, type TestClient, connect } from '../../src/testing/index.js';
 import { Rng } from '../reliability/fixtures/prng.js';
+import { clientFrames } from './fixtures/client-frames.js';
 
 const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
 const MiB = 1024 * 1024;
@@ -146,40 +147,6 @@ async function rawServer(answer: (key: string, socket: net.Socket, head: string)
 /** The `Sec-WebSocket-Extensions` line of a request head, or undefined. */
 function offerIn(head: string): string | undefined {
   return /\r\nsec-websocket-extensions: *([^\r]*)/i.exec(head)?.[1];
-}
-
-interface ClientFrame {
-  fin: boolean;
-  rsv: number;
-  opcode: number;
-  payload: Buffer;
-}
-
-/** Decodes the client's masked frames (written here, independently of src/). */
-function clientFrames(bytes: Buffer): ClientFrame[] {
-  const frames: ClientFrame[] = [];
-  let i = 0;
-  while (i + 2 <= bytes.length) {
-    const b0 = bytes[i] as number;
-    const b1 = bytes[i + 1] as number;
-    let len = b1 & 0x7f;
-    let p = i + 2;
-    if (len === 126) {
-      len = bytes.readUInt16BE(p);
-      p += 2;
-    } else if (len === 127) {
-      len = Number(bytes.readBigUInt64BE(p));
-      p += 8;
-    }
-    const key = bytes.subarray(p, p + 4);
-    p += 4;
-    if (p + len > bytes.length) break;
-    const payload = Buffer.from(bytes.subarray(p, p + len));
-    for (let j = 0; j < len; j++) payload[j] = (payload[j] as number) ^ (key[j % 4] as number);
-    frames.push({ fin: (b0 & 0x80) !== 0, rsv: (b0 >> 4) & 7, opcode: b0 & 0x0f, payload });
-    i = p + len;
-  }
-  return frames;
 }
 
 /** A server frame (unmasked). `rsv1` marks it compressed. */
