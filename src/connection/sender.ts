@@ -8,7 +8,7 @@ import type { Counters } from '../stats.js';
 import type { DeflateSession } from '../extensions/permessage-deflate/session.js';
 import { holdForBatch } from './batch.js';
 import { OrderedOutput } from './ordered.js';
-import { OutgoingStream, type SendStreamOptions, type StreamOwner, type StreamSource, streamInterrupted } from './stream-out.js';
+import { OutgoingStream, type SendStreamOptions, type StreamSource, streamInterrupted } from './stream-out.js';
 import { writeFrameTo } from './write.js';
 import type { OutgoingMessage } from './outgoing.js';
 import { BYTES_PER_TURN, currentTurn, queueDrainNotice, takeSyncDrain, turnNow } from './turns.js';
@@ -26,7 +26,8 @@ export const EMPTY: Buffer = Buffer.alloc(0);
  * (at most one queued at a time) and the close frame. A base class rather than an object of its
  * own, so a send costs no extra hop and a connection no extra allocation.
  */
-export abstract class Sender implements StreamOwner {
+// A StreamOwner (stream-out.ts) by shape: `implements` would name an internal type in the published types.
+export abstract class Sender {
   readonly socket: Duplex;
   readonly behavior: Client;
   /** @internal the handler's counters. */

@@ -7,7 +7,7 @@ import type { FrameParser } from '../protocol/parser.js';
 import { Utf8Validator } from '../protocol/utf8.js';
 import { beginBatch, flushBatch, inBatch } from './batch.js';
 import { Dispatcher } from './dispatch.js';
-import { STREAM_HIGH_WATER_BYTES, STREAM_LOW_WATER_BYTES, StreamedMessage, type StreamedMessageOwner } from './streamed-message.js';
+import { STREAM_HIGH_WATER_BYTES, STREAM_LOW_WATER_BYTES, StreamedMessage } from './streamed-message.js';
 
 /** Most inflated bytes made from a compressed piece before the consumer's queue is looked at again. */
 const INFLATE_STEP = 64 * 1024;
@@ -20,7 +20,8 @@ const INFLATE_STEP = 64 * 1024;
  * `STREAM_HIGH_WATER_BYTES` unread, and while the next message waits for the previous one to be
  * read and its `onStream` to settle: one message is handed out at a time, in order.
  */
-export abstract class StreamReceiver extends Dispatcher implements StreamedMessageOwner {
+// A StreamedMessageOwner (streamed-message.ts) by shape: `implements` would name an internal type in the published types.
+export abstract class StreamReceiver extends Dispatcher {
   abstract readonly parser: FrameParser;
   /** The message whose bytes are arriving. */
   private incoming: StreamedMessage | null = null;

@@ -48,7 +48,7 @@ export const STREAM_FRAGMENT_SIZE: number = 256 * 1024;
 /** Bytes a stream writes without a wait before it lets the event loop turn (other sockets, timers). */
 const BYTES_PER_SLICE = 1 << 20;
 
-/** What a stream writes through: its connection (sender.ts). @internal */
+/** What a stream writes through: its connection (sender.ts), or the test client. @internal */
 export interface StreamOwner {
   /** Whether the connection still takes data frames (open, no close frame sent). */
   readonly streamWritable: boolean;
