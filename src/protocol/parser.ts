@@ -389,16 +389,8 @@ export class FrameParser {
     const text = this.messageOpcode === Opcode.Text && !this.compressed;
     while (this.position < this.length) {
       if (this.buffered === 0) return false;
-      const piece = this.take(this.length - this.position);
-      if (this.expectMasked) applyMask(piece, this.key as Buffer, this.position);
-      this.position += piece.length;
-      this.messageLength += piece.length;
-      // RFC 6455 §8.1: fail as soon as a byte that cannot be UTF-8 arrives.
-      if (text && !(this.utf8 ??= new Utf8Validator()).write(piece)) {
-        this.utf8.reset();
-        this.fail('WS_INVALID_UTF8', CloseCode.InvalidPayload, 'text message is not valid UTF-8');
-        return false;
-      }
+      const piece = this.dataPiece();
+      if (piece === null) return false;
       (sink.onStreamData as (data: Buffer) => void)(piece);
       if (this.paused || this.state === STOPPED) return false;
     }
@@ -413,6 +405,24 @@ export class FrameParser {
     this.compressed = false;
     (sink.onStreamEnd as () => void)();
     return this.state !== STOPPED;
+  }
+
+  /**
+   * Takes the next piece of a data frame's payload (input must be buffered), unmasked, counted,
+   * and for uncompressed text checked as UTF-8 so far; null when that check failed (stopped).
+   */
+  private dataPiece(): Buffer | null {
+    const piece = this.take(this.length - this.position);
+    if (this.expectMasked) applyMask(piece, this.key as Buffer, this.position);
+    this.position += piece.length;
+    this.messageLength += piece.length;
+    // RFC 6455 §8.1: fail fast on invalid UTF-8, piece by piece (after inflating, when compressed).
+    if (this.messageOpcode === Opcode.Text && !this.compressed && !(this.utf8 ??= new Utf8Validator()).write(piece)) {
+      this.utf8.reset();
+      this.fail('WS_INVALID_UTF8', CloseCode.InvalidPayload, 'text message is not valid UTF-8');
+      return null;
+    }
+    return piece;
   }
 
   /** Consumes payload bytes; returns false when it needs more input or has stopped. */
@@ -437,16 +447,8 @@ export class FrameParser {
 
     while (this.position < this.length) {
       if (this.buffered === 0) return false;
-      const piece = this.take(this.length - this.position);
-      if (this.expectMasked) applyMask(piece, this.key as Buffer, this.position);
-      this.position += piece.length;
-      this.messageLength += piece.length;
-      // RFC 6455 §8.1: fail fast on invalid UTF-8, fragment by fragment (after inflating, when compressed).
-      if (this.messageOpcode === Opcode.Text && !this.compressed && !(this.utf8 ??= new Utf8Validator()).write(piece)) {
-        this.utf8.reset();
-        this.fail('WS_INVALID_UTF8', CloseCode.InvalidPayload, 'text message is not valid UTF-8');
-        return false;
-      }
+      const piece = this.dataPiece();
+      if (piece === null) return false;
       if (this.first === null) this.first = piece;
       else (this.rest ??= []).push(piece);
     }
