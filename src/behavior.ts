@@ -478,7 +478,7 @@ export class Behavior<Params extends Record<string, string> = Record<string, str
    *
    * - **Source.** An async or sync iterable of `string`/`Buffer`/`ArrayBuffer`/views, a Node
    *   `Readable`, or a web `ReadableStream`. Each chunk becomes a frame (chunks over
-   *   `fragmentSize`, default `STREAM_FRAGMENT_SIZE` = 256 KiB, are split), and an empty final
+   *   `fragmentSize`, default `STREAM_FRAGMENT_SIZE` = 1 MiB, are split), and an empty final
    *   frame ends the message when the source does. Text (`text: true`, or by default when the
    *   first chunk is a string) is checked as UTF-8 across chunks.
    * - **Backpressure.** It waits for the socket to drain before it pulls the next chunk, and never

@@ -9,6 +9,7 @@ import { encodeClosePayload, encodeFrame } from '../protocol/framer.js';
 import { FrameParser, type ParserSink } from '../protocol/parser.js';
 import { beginBatch, flushBatch, inBatch } from './batch.js';
 import { StreamReceiver } from './stream-in.js';
+import { STREAM_HIGH_WATER_BYTES } from './streamed-message.js';
 import { streamInterrupted as interrupted } from './stream-out.js';
 import { EMPTY } from './sender.js';
 import { type ConnectionLimits, type ConnectionOwner, timerDelay } from './types.js';
@@ -41,6 +42,8 @@ function onData(this: SocketWithConnection, chunk: Buffer): void {
       flushBatch();
     }
   }
+  // A streamed message waits its turn (stream-in.ts): the parser keeps what comes, up to a bound.
+  if (c.streamHeld && c.parser.bufferedBytes >= STREAM_HIGH_WATER_BYTES) this.pause();
   this.uncork();
 }
 

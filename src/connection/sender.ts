@@ -295,6 +295,11 @@ export abstract class Sender {
   }
 
   /** @internal StreamOwner */
+  get streamSocket(): Duplex {
+    return this.socket;
+  }
+
+  /** @internal StreamOwner */
   get streamWritable(): boolean {
     return this.state === ReadyState.OPEN && !this.closeSent && this.socket.writable;
   }

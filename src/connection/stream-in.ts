@@ -67,8 +67,10 @@ export abstract class StreamReceiver extends Dispatcher {
       return;
     }
     if (this.current !== null || this.busy) {
+      // Usually a short wait (the reader is finishing the last message): the parser stops, the
+      // socket reads on into it until STREAM_HIGH_WATER_BYTES wait there (connection.ts onData).
       this.waiting = m;
-      this.hold();
+      this.hold(false);
       return;
     }
     this.handOut(m);
@@ -228,11 +230,11 @@ export abstract class StreamReceiver extends Dispatcher {
 
   // ---- pausing -------------------------------------------------------------------------------
 
-  private hold(): void {
+  private hold(pauseSocket = true): void {
+    if (pauseSocket) this.socket.pause();
     if (this.streamHeld) return;
     this.streamHeld = true;
     this.parser.pause();
-    this.socket.pause();
   }
 
   /** Reads on: what the parser kept is parsed now (in one write batch, as a chunk is), then the socket. */

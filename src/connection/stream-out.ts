@@ -6,6 +6,7 @@
  * written straight to the socket and so go out between fragments (§5.5).
  */
 import { Buffer } from 'node:buffer';
+import type { Duplex } from 'node:stream';
 import { CloseCode, Opcode } from '../protocol/constants.js';
 import { ProtocolError } from '../protocol/errors.js';
 import { type BinaryData, type Frame, type FrameOptions, encodeFrame, toBuffer } from '../protocol/framer.js';
@@ -39,19 +40,33 @@ export interface SendStreamOptions {
 }
 
 /**
- * Default largest frame of a streamed message: 256 KiB. A chunk up to it goes out as one frame
- * (header and payload in one write, no copy); larger ones are split, so that a control frame
- * never waits behind more than this.
+ * Default largest frame of a streamed message: 1 MiB. A chunk up to it goes out as one frame
+ * (no copy); larger ones are split. Measured (bench `streaming`, 256 MiB from 1 MiB chunks):
+ * 16 KiB frames 1,424 MB/s, 64 KiB 1,333, 256 KiB 1,827, 1 MiB 2,035. A control frame waits
+ * behind at most one such frame (under a millisecond at these rates).
  */
-export const STREAM_FRAGMENT_SIZE: number = 256 * 1024;
+export const STREAM_FRAGMENT_SIZE: number = 1024 * 1024;
 
 /** Bytes a stream writes without a wait before it lets the event loop turn (other sockets, timers). */
 const BYTES_PER_SLICE = 1 << 20;
+
+/**
+ * Frames are written under one cork until this many bytes wait in the socket (or the tick ends),
+ * then go out together and the stream waits for 'drain'. Writing and waiting frame by frame (each
+ * 64 KiB frame is over a socket's 16 KiB high-water mark) cost about 40% of the throughput here.
+ */
+const WRITE_BATCH_BYTES = 1 << 20;
+
+function uncorkLater(stream: OutgoingStream): void {
+  stream.flush();
+}
 
 /** What a stream writes through: its connection (sender.ts), or the test client. @internal */
 export interface StreamOwner {
   /** Whether the connection still takes data frames (open, no close frame sent). */
   readonly streamWritable: boolean;
+  /** The byte stream the frames go to: corked while a batch of frames is written. */
+  readonly streamSocket: Duplex;
   /** Writes one frame of the message; returns whether the socket is under its high-water mark. */
   writeStreamFrame(frame: Frame): boolean;
   /** Resolves once the socket drained (true) or the connection is gone (false). */
@@ -84,6 +99,8 @@ export class OutgoingStream {
   finished = false;
   /** Its first frame is out: stopping now leaves half a message, so the connection closes. */
   private begun = false;
+  /** The socket is corked by this stream (a batch of frames is being written). */
+  private corked = false;
   private readonly onAbortBound: () => void;
   /** Frame options of a fragment, and of the final frame. */
   private readonly fragment: FrameOptions;
@@ -140,7 +157,32 @@ export class OutgoingStream {
     this.reject(error);
   }
 
+  /**
+   * Writes a frame into the current batch (corking the socket for it, uncorked at the end of the
+   * tick at the latest); returns whether the stream may go on without waiting for 'drain'.
+   */
+  private write(frame: Frame): boolean {
+    const s = this.owner.streamSocket;
+    if (!this.corked) {
+      this.corked = true;
+      s.cork();
+      process.nextTick(uncorkLater, this);
+    }
+    this.owner.writeStreamFrame(frame);
+    if (s.writableLength < WRITE_BATCH_BYTES) return true;
+    this.flush();
+    return !s.writableNeedDrain;
+  }
+
+  /** @internal Ends the current batch: the frames corked so far go out. */
+  flush(): void {
+    if (!this.corked) return;
+    this.corked = false;
+    this.owner.streamSocket.uncork();
+  }
+
   private settle(): void {
+    this.flush();
     this.finished = true;
     this.signal?.removeEventListener('abort', this.onAbortBound);
     this.owner.streamSettled(this);
@@ -219,7 +261,7 @@ export class OutgoingStream {
       for (let at = 0; at < bytes.length; at += size) {
         const piece = at === 0 && bytes.length <= size ? bytes : bytes.subarray(at, at + size);
         if (!o.streamWritable) return;
-        const free = o.writeStreamFrame(encodeFrame(first ? opcode : Opcode.Continuation, piece, this.fragment));
+        const free = this.write(encodeFrame(first ? opcode : Opcode.Continuation, piece, this.fragment));
         first = false;
         this.begun = true;
         sent += piece.length;
@@ -241,6 +283,7 @@ export class OutgoingStream {
     if (!o.streamWritable) return;
     // The final frame: an empty continuation (or, for an empty source, the whole empty message).
     o.writeStreamFrame(encodeFrame(first ? opcode : Opcode.Continuation, EMPTY, this.final));
+    this.flush();
     this.iterator = null;
     this.settle();
     this.resolve(sent);

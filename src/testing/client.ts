@@ -231,7 +231,7 @@ export class TestClient implements AsyncIterable<TestMessage> {
   /**
    * Sends one message from a source of chunks as it produces them, never reading it ahead: a
    * fragmented message (RFC 6455 §5.4), every frame masked with a fresh key (§5.3), a frame a
-   * chunk (split above `fragmentSize`, default 256 KiB), then an empty final frame. Resolves
+   * chunk (split above `fragmentSize`, default 1 MiB), then an empty final frame. Resolves
    * with the payload bytes sent once the final frame is handed to the socket.
    *
    * - `source`: an async or sync iterable of strings and bytes (a generator, a Node `Readable`

@@ -102,6 +102,11 @@ export class OrderedWriter implements StreamOwner {
   // ---- StreamOwner: what a streamed message writes through ------------------------------------
 
   /** @internal */
+  get streamSocket(): Duplex {
+    return this.#socket;
+  }
+
+  /** @internal */
   get streamWritable(): boolean {
     return this.#owner.dataWritable() && this.#socket.writable;
   }

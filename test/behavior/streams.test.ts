@@ -303,3 +303,44 @@ describe('over HTTP/2 (RFC 8441)', () => {
     client.destroy();
   });
 });
+
+describe('a message waiting its turn', () => {
+  test('while the last onStream is pending, the next message waits and the socket stops once 1 MiB of it is kept', async () => {
+    let release: () => void = () => {};
+    const gate = new Promise<void>((r) => (release = r));
+    const got: number[] = [];
+    class Slow extends Behavior {
+      override onOpen(): void {
+        opened.push(this);
+      }
+      override async onStream(message: StreamedMessage): Promise<void> {
+        let n = 0;
+        for await (const chunk of message) n += chunk.length;
+        got.push(n);
+        if (got.length === 1) await gate;
+      }
+    }
+    opened.length = 0;
+    const server = await serve({ '/slow': Slow });
+    const client = await connect(server.port, '/slow');
+    await waitFor(() => opened.length === 1, 2000, 'open');
+    client.send(0x2, Buffer.alloc(10, 1));
+    await waitFor(() => got.length === 1, 2000, 'first message');
+    // 32 MiB more, in one message, while the first onStream has not settled.
+    const big = Buffer.alloc(32 << 20, 2);
+    client.send(0x2, big);
+    let last = -1;
+    for (let i = 0; i < 50; i++) {
+      const now = server.srv.handler.stats().bytesIn;
+      if (now === last) break;
+      last = now;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(got).toEqual([10]);
+    // The server read what the kernel and its parser hold at most, not the whole 32 MiB.
+    expect(server.srv.handler.stats().bytesIn).toBeLessThan(8 << 20);
+    release();
+    await waitFor(() => got.length === 2, 10_000, 'second message');
+    expect(got).toEqual([10, 32 << 20]);
+  });
+});
