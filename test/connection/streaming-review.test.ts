@@ -41,12 +41,25 @@ function newRead(): Read {
   return { chunks: [], bytes: 0, error: undefined, done: false };
 }
 
-/** Opens `Cls` on a fresh server and waits for its instance. */
-async function open<T extends Behavior>(Cls: new () => T, instances: T[], headers: Record<string, string> = {}, options = {}): Promise<{ client: RawClient; b: T }> {
-  const s = await serve({ '/r': Cls as unknown as typeof Behavior }, options);
+/** Opens `Cls` (through a subclass that records its instance) on a fresh server and waits for that instance. */
+async function open<T extends Behavior>(Cls: new () => T, headers: Record<string, string> = {}, options = {}): Promise<{ client: RawClient; b: T }> {
+  const instances: T[] = [];
+  class Tracked extends (Cls as unknown as typeof Behavior) {
+    override onOpen(): void | Promise<void> {
+      instances.push(this as unknown as T);
+      return super.onOpen();
+    }
+  }
+  const s = await serve({ '/r': Tracked }, options);
   const client = await connect(s.port, '/r', headers);
   await waitFor(() => instances.length > 0, 2000, 'open');
   return { client, b: instances[instances.length - 1] as T };
+}
+
+/** A source that yields one byte, then never another. */
+async function* stalled(): AsyncGenerator<Buffer> {
+  yield Buffer.from('a');
+  await new Promise(() => {});
 }
 
 function heapAndBuffers(): number {
@@ -69,18 +82,14 @@ describe('receiving as a stream', () => {
   test('memory held for an unread message is bounded even when the peer sends 1-byte fragments', async () => {
     const gateOpen = gate();
     const seen: StreamedMessage[] = [];
-    const instances: Behavior[] = [];
     class Slow extends Behavior {
-      override onOpen(): void {
-        instances.push(this);
-      }
       override async onStream(message: StreamedMessage): Promise<void> {
         seen.push(message);
         await gateOpen.wait;
         for await (const _ of message);
       }
     }
-    const { client } = await open(Slow, instances);
+    const { client } = await open(Slow);
     const before = heapAndBuffers();
     const N = 600_000; // 600 KB of payload: under the 1 MiB high-water mark
     {
@@ -117,12 +126,8 @@ describe('receiving as a stream', () => {
     const gateOpen = gate();
     const reads: Read[] = [];
     const closes: number[] = [];
-    const instances: Behavior[] = [];
     const first = Buffer.alloc(MiB - 10, 1);
     class Slow extends Behavior {
-      override onOpen(): void {
-        instances.push(this);
-      }
       override async onStream(message: StreamedMessage): Promise<void> {
         const r = newRead();
         reads.push(r);
@@ -133,7 +138,7 @@ describe('receiving as a stream', () => {
         closes.push(code);
       }
     }
-    const { client } = await open(Slow, instances);
+    const { client } = await open(Slow);
     client.send(0x2, first, { fin: false });
     await waitFor(() => reads.length === 1, 3000, 'onStream');
     // 1 MiB - 10 bytes wait unread: the next 100 bytes pass the high-water mark mid-chunk, so the
@@ -160,11 +165,7 @@ describe('receiving as a stream', () => {
   test('idleTimeout does not close a connection whose streamed message is still arriving', async () => {
     const reads: Read[] = [];
     const closes: [number, string][] = [];
-    const instances: Behavior[] = [];
     class Upload extends Behavior {
-      override onOpen(): void {
-        instances.push(this);
-      }
       override async onStream(message: StreamedMessage): Promise<void> {
         const r = newRead();
         reads.push(r);
@@ -174,7 +175,7 @@ describe('receiving as a stream', () => {
         closes.push([code, reason]);
       }
     }
-    const { client } = await open(Upload, instances, {}, { idleTimeout: 300 });
+    const { client } = await open(Upload, {}, { idleTimeout: 300 });
     client.send(0x2, Buffer.alloc(100, 1), { fin: false });
     // A slow upload: a fragment every 50 ms for well over idleTimeout.
     for (let i = 0; i < 30 && !client.tcpClosed; i++) {
@@ -196,12 +197,8 @@ describe('receiving as a stream', () => {
   test('leaving a compressed message early closes with 1008; the next message is never inflated from a broken window', async () => {
     const reads: Read[] = [];
     const closes: number[] = [];
-    const instances: Behavior[] = [];
     class Deflated extends Behavior {
       static override perMessageDeflate = true;
-      override onOpen(): void {
-        instances.push(this);
-      }
       override async onStream(message: StreamedMessage): Promise<void> {
         const r = newRead();
         reads.push(r);
@@ -220,7 +217,7 @@ describe('receiving as a stream', () => {
         closes.push(code);
       }
     }
-    const { client } = await open(Deflated, instances, { 'Sec-WebSocket-Extensions': 'permessage-deflate' });
+    const { client } = await open(Deflated, { 'Sec-WebSocket-Extensions': 'permessage-deflate' });
     expect(client.headers['sec-websocket-extensions'] ?? '').toMatch(/^permessage-deflate/);
     // One compressor with context takeover for both messages, as a browser's.
     const deflate = zlib.createDeflateRaw({ windowBits: 15 });
@@ -256,12 +253,8 @@ describe('receiving as a stream', () => {
   // ends badly: the log should say what happened (the peer left, 1006), not blame the hook.
   test('the peer leaving mid-upload is not logged as a hook failure closing with 1011', async () => {
     const { logger, calls } = fakeLogger();
-    const instances: Behavior[] = [];
     const closes: number[] = [];
     class Upload extends Behavior {
-      override onOpen(): void {
-        instances.push(this);
-      }
       override async onStream(message: StreamedMessage): Promise<void> {
         for await (const _ of message);
       }
@@ -269,7 +262,7 @@ describe('receiving as a stream', () => {
         closes.push(code);
       }
     }
-    const { client } = await open(Upload, instances, {}, { logger, logLevel: 'debug' });
+    const { client } = await open(Upload, {}, { logger, logLevel: 'debug' });
     client.send(0x2, Buffer.alloc(1000, 1), { fin: false });
     await sleep(50);
     client.destroy();
@@ -287,19 +280,15 @@ describe('receiving as a stream', () => {
   // does not say what to fix (here: the app's own sends passed maxBackpressure, 'slow consumer').
   test('a message interrupted by a close the library made says why (the close reason), not "close() was called"', async () => {
     const reads: Read[] = [];
-    const instances: Behavior[] = [];
     class Chatty extends Behavior {
       static override maxBackpressure = 64 * 1024;
-      override onOpen(): void {
-        instances.push(this);
-      }
       override async onStream(message: StreamedMessage): Promise<void> {
         const r = newRead();
         reads.push(r);
         await readAll(message, r);
       }
     }
-    const { client, b } = await open(Chatty, instances);
+    const { client, b } = await open(Chatty);
     client.send(0x2, Buffer.alloc(10, 1), { fin: false });
     await waitFor(() => (reads[0]?.bytes ?? 0) === 10, 2000, 'the first fragment');
     client.socket.pause(); // a peer that stops reading: the server's sends back up
@@ -321,12 +310,8 @@ describe('receiving as a stream', () => {
   // skip it), and say so.
   test('an onStream that returns without reading its message does not stall the connection for ever', async () => {
     const seen: string[] = [];
-    const instances: Behavior[] = [];
     const closes: number[] = [];
     class TextOnly extends Behavior {
-      override onOpen(): void {
-        instances.push(this);
-      }
       override async onStream(message: StreamedMessage): Promise<void> {
         if (!message.isText) return; // binary is not for us
         seen.push(await message.text());
@@ -335,7 +320,7 @@ describe('receiving as a stream', () => {
         closes.push(code);
       }
     }
-    const { client } = await open(TextOnly, instances, {}, { pingInterval: 200, pongTimeout: 200 });
+    const { client } = await open(TextOnly, {}, { pingInterval: 200, pongTimeout: 200 });
     client.send(0x2, Buffer.from([1, 2, 3]));
     client.send(0x1, 'hello');
     // Either the text message is delivered (the ignored one skipped), or the connection is closed
@@ -364,13 +349,7 @@ describe('sending from a source', () => {
   // sees E2 82 AC) while the peer receives E2 82 'x' AC: invalid UTF-8 in a text message, which
   // the peer must fail with 1007 (RFC 6455 §8.1).
   test('a text stream mixing bytes and strings never puts invalid UTF-8 on the wire', async () => {
-    const instances: Behavior[] = [];
-    class S extends Behavior {
-      override onOpen(): void {
-        instances.push(this);
-      }
-    }
-    const { client, b } = await open(S, instances);
+    const { client, b } = await open(Behavior);
     const result = await b.sendStream([Buffer.from([0xe2, 0x82]), 'x', Buffer.from([0xac])], { text: true }).then(
       (n) => `sent ${n}`,
       (e: Error) => e.constructor.name,
@@ -392,18 +371,8 @@ describe('sending from a source', () => {
   // closes is never cancelled (its underlying source — a fetch() body, a file handle — stays open),
   // although sendStream() rejects and the contract says the source is released.
   test('a web ReadableStream waiting its turn is cancelled when the connection closes', async () => {
-    const instances: Behavior[] = [];
-    class S extends Behavior {
-      override onOpen(): void {
-        instances.push(this);
-      }
-    }
-    const { client, b } = await open(S, instances);
+    const { client, b } = await open(Behavior);
     let cancelled = false;
-    async function* stalled(): AsyncGenerator<Buffer> {
-      yield Buffer.from('a');
-      await new Promise(() => {});
-    }
     const first = b.sendStream(stalled()).catch((e: ProtocolError) => e.code);
     const web = new ReadableStream<Uint8Array>({
       pull(controller) {
@@ -427,13 +396,7 @@ describe('sending from a source', () => {
   // cancelled when the connection goes — the web twin of the stalled Readable fixed in d03a106
   // (reader.cancel() would settle the pending read at once).
   test('a stalled web ReadableStream being sent is cancelled when the peer leaves', async () => {
-    const instances: Behavior[] = [];
-    class S extends Behavior {
-      override onOpen(): void {
-        instances.push(this);
-      }
-    }
-    const { client, b } = await open(S, instances);
+    const { client, b } = await open(Behavior);
     let cancelled = false;
     let pulls = 0;
     const web = new ReadableStream<Uint8Array>(
@@ -465,13 +428,7 @@ describe('sending from a source', () => {
   // without releasing it. An async generator is left suspended at its first yield: its finally
   // (closing a file handle) never runs.
   test('a source given to sendStream() just before close() is never started, or is released', async () => {
-    const instances: Behavior[] = [];
-    class S extends Behavior {
-      override onOpen(): void {
-        instances.push(this);
-      }
-    }
-    const { client, b } = await open(S, instances);
+    const { client, b } = await open(Behavior);
     let started = false;
     let released = false;
     async function* file(): AsyncGenerator<Buffer> {
@@ -497,17 +454,7 @@ describe('sending from a source', () => {
   // with the code the connection is closing with (here 1002); the peer sees 1002. errors.ts says a
   // WS_STREAM_INTERRUPTED's closeCode is the connection's close code.
   test('a stream cut by a protocol error rejects with the connection\'s close code', async () => {
-    const instances: Behavior[] = [];
-    class S extends Behavior {
-      override onOpen(): void {
-        instances.push(this);
-      }
-    }
-    const { client, b } = await open(S, instances);
-    async function* stalled(): AsyncGenerator<Buffer> {
-      yield Buffer.from('a');
-      await new Promise(() => {});
-    }
+    const { client, b } = await open(Behavior);
     const sent = b.sendStream(stalled()).catch((e: ProtocolError) => ({ code: e.code, closeCode: e.closeCode }));
     await client.nextFrame(2000);
     client.send(0x2, 'unmasked', { mask: false }); // RFC 6455 §5.1: fail with 1002
