@@ -10,11 +10,11 @@
  */
 import { Buffer } from 'node:buffer';
 import { spawn } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import { join } from 'node:path';
 import { IpcChild, compileForChildren } from '../helpers/child.js';
-import type { RawClient, RawFrame } from '../helpers/raw.js';
+import { type RawClient, type RawFrame, acceptFor, readResponseHead, upgradeRequest } from '../helpers/raw.js';
 import { hashUpdate } from './fixtures/streaming-data.js';
 
 // ---- the server child ---------------------------------------------------------------------------
@@ -55,42 +55,24 @@ export class StreamingChild extends IpcChild {
 
 // ---- a bare handshake -----------------------------------------------------------------------------
 
-const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
-
 /** Opens a WebSocket over TCP; resolves with the socket (no 'data' listener left) and the bytes after the 101. */
 export function handshake(port: number, path: string, headers: Record<string, string> = {}): Promise<{ socket: net.Socket; rest: Buffer; headers: Record<string, string> }> {
   return new Promise((resolve, reject) => {
     const socket = net.connect(port, '127.0.0.1');
     socket.setNoDelay(true);
     const key = randomBytes(16).toString('base64');
-    let head = Buffer.alloc(0);
-    const onData = (d: Buffer): void => {
-      head = Buffer.concat([head, d]);
-      const end = head.indexOf('\r\n\r\n');
-      if (end === -1) return;
-      socket.removeListener('data', onData);
+    readResponseHead(socket, (head, rest) => {
       socket.removeListener('error', reject);
       socket.pause();
-      const lines = head.subarray(0, end).toString('latin1').split('\r\n');
-      const status = Number((lines[0] ?? '').split(' ')[1]);
-      const got: Record<string, string> = {};
-      for (const line of lines.slice(1)) {
-        const i = line.indexOf(':');
-        if (i > 0) got[line.slice(0, i).trim().toLowerCase()] = line.slice(i + 1).trim();
-      }
-      const accept = createHash('sha1').update(key + GUID).digest('base64');
-      if (status !== 101 || got['sec-websocket-accept'] !== accept) {
+      if (head.status !== 101 || head.headers['sec-websocket-accept'] !== acceptFor(key)) {
         socket.destroy();
-        reject(new Error(`handshake failed: ${lines[0]}`));
+        reject(new Error(`handshake failed: ${head.text.split('\r\n')[0]}`));
         return;
       }
-      resolve({ socket, rest: head.subarray(end + 4), headers: got });
-    };
-    socket.on('data', onData);
+      resolve({ socket, rest, headers: head.headers });
+    });
     socket.on('error', reject);
-    let request = `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n`;
-    for (const [k, v] of Object.entries(headers)) request += `${k}: ${v}\r\n`;
-    socket.write(`${request}\r\n`);
+    socket.write(upgradeRequest(path, headers, key));
   });
 }
 

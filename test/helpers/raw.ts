@@ -70,6 +70,37 @@ export function closePayload(code?: number, reason = ''): Buffer {
   return out;
 }
 
+/** The Sec-WebSocket-Accept a server must answer to `key` (RFC 6455 §4.2.2). */
+export function acceptFor(key: string): string {
+  return createHash('sha1').update(key + GUID).digest('base64');
+}
+
+export interface ResponseHead {
+  status: number;
+  /** Lower-cased names. */
+  headers: Record<string, string>;
+  /** The head as received, without the blank line that ends it. */
+  text: string;
+}
+
+/**
+ * Gathers what `socket` receives until the blank line that ends an HTTP response head, then
+ * removes its 'data' listener and calls `onHead` at once (within that 'data' event, so that no
+ * later chunk is missed) with the head and the bytes that followed it.
+ */
+export function readResponseHead(socket: Duplex, onHead: (head: ResponseHead, rest: Buffer) => void): void {
+  let head = Buffer.alloc(0);
+  const onData = (d: Buffer): void => {
+    head = Buffer.concat([head, d]);
+    const end = head.indexOf('\r\n\r\n');
+    if (end === -1) return;
+    socket.removeListener('data', onData);
+    const text = head.subarray(0, end).toString('latin1');
+    onHead({ ...parseHead(text), text }, head.subarray(end + 4));
+  };
+  socket.on('data', onData);
+}
+
 function parseHead(text: string): { status: number; headers: Record<string, string> } {
   const lines = text.split('\r\n');
   const status = Number((lines[0] ?? '').split(' ')[1]);
@@ -165,13 +196,7 @@ export class RawClient {
     const client = new RawClient(socket);
     const key = randomBytes(16).toString('base64');
     await new Promise<void>((resolve, reject) => {
-      let head = Buffer.alloc(0);
-      const onData = (d: Buffer): void => {
-        head = Buffer.concat([head, d]);
-        const end = head.indexOf('\r\n\r\n');
-        if (end === -1) return;
-        socket.removeListener('data', onData);
-        const parsed = parseHead(head.subarray(0, end).toString('latin1'));
+      readResponseHead(socket, (parsed, rest) => {
         client.status = parsed.status;
         client.headers = parsed.headers;
         if (parsed.status !== 101) {
@@ -179,16 +204,14 @@ export class RawClient {
           socket.destroy();
           return;
         }
-        const expected = createHash('sha1').update(key + GUID).digest('base64');
-        if (parsed.headers['sec-websocket-accept'] !== expected) {
+        if (parsed.headers['sec-websocket-accept'] !== acceptFor(key)) {
           reject(new Error('bad Sec-WebSocket-Accept'));
           socket.destroy();
           return;
         }
-        client.attach(head.subarray(end + 4));
+        client.attach(rest);
         resolve();
-      };
-      socket.on('data', onData);
+      });
       socket.once('error', reject);
       socket.once('close', () => reject(new Error('closed during handshake')));
       socket.write(upgradeRequest(path, extraHeaders, key));

@@ -7,7 +7,7 @@
  */
 import { Buffer } from 'node:buffer';
 import { execFileSync } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import https from 'node:https';
 import type { Server } from 'node:https';
@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import tls from 'node:tls';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { WebSocketHandler } from '../../src/index.js';
-import { closePayload, encodeClientFrame, upgradeRequest } from '../helpers/raw.js';
+import { acceptFor, closePayload, encodeClientFrame, readResponseHead, upgradeRequest } from '../helpers/raw.js';
 import { within } from '../helpers/fixture.js';
 
 interface Example {
@@ -117,23 +117,15 @@ class WssClient {
     const secret = randomBytes(16).toString('base64');
     await within(
       new Promise<void>((resolve, reject) => {
-        let head = Buffer.alloc(0);
-        const onData = (d: Buffer): void => {
-          head = Buffer.concat([head, d]);
-          const end = head.indexOf('\r\n\r\n');
-          if (end === -1) return;
-          socket.removeListener('data', onData);
-          const text = head.subarray(0, end).toString('latin1');
-          const accept = createHash('sha1').update(`${secret}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest('base64');
-          if (!text.startsWith('HTTP/1.1 101 ') || !text.toLowerCase().includes(`sec-websocket-accept: ${accept.toLowerCase()}`)) {
+        readResponseHead(socket, ({ text }, rest) => {
+          if (!text.startsWith('HTTP/1.1 101 ') || !text.toLowerCase().includes(`sec-websocket-accept: ${acceptFor(secret).toLowerCase()}`)) {
             reject(new Error(`bad handshake answer: ${text}`));
             return;
           }
           socket.on('data', (chunk: Buffer) => client.feed(chunk));
-          client.feed(head.subarray(end + 4));
+          client.feed(rest);
           resolve();
-        };
-        socket.on('data', onData);
+        });
         socket.once('close', () => reject(new Error('closed during the handshake')));
         socket.write(upgradeRequest(path, {}, secret));
       }),
