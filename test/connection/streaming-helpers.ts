@@ -28,7 +28,7 @@ export interface ChildBuild {
 export async function buildStreamingChild(): Promise<ChildBuild> {
   const { out, remove } = await compileForChildren({
     prefix: 'wsmount-streaming-',
-    include: ['src', join('test', 'connection', 'fixtures'), join('test', 'reliability', 'fixtures', 'ipc.ts')],
+    include: ['src', join('test', 'connection', 'fixtures'), join('test', 'reliability', 'fixtures', 'ipc.ts'), join('test', 'reliability', 'fixtures', 'child-server.ts')],
     compilerOptions: { noUnusedParameters: false, noUnusedLocals: false },
     mustEmit: join('test', 'connection', 'fixtures', 'streaming-child.js'),
   });
