@@ -13,6 +13,7 @@ import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import { join } from 'node:path';
+import { afterAll, beforeAll } from 'vitest';
 import { IpcChild, compileForChildren } from '../helpers/child.js';
 import { type RawClient, type RawFrame, acceptFor, readResponseHead, upgradeRequest } from '../helpers/raw.js';
 import { hashUpdate } from './fixtures/streaming-data.js';
@@ -51,6 +52,24 @@ export class StreamingChild extends IpcChild {
     if (this.running) await this.call('close', {}, 5000).catch(() => undefined);
     await this.disconnectThenKill(2000);
   }
+}
+
+/**
+ * Builds and starts a streaming child before the tests of the enclosing describe block (with
+ * `args` for its `start`), and stops and removes it after them; returns a getter for it.
+ */
+export function useStreamingChild(args: Record<string, unknown> = {}): () => StreamingChild {
+  let build: ChildBuild | undefined;
+  let child: StreamingChild | undefined;
+  beforeAll(async () => {
+    build = await buildStreamingChild();
+    child = await StreamingChild.start(build, args);
+  }, 60_000);
+  afterAll(async () => {
+    await child?.stop();
+    await build?.remove();
+  });
+  return () => child as StreamingChild;
 }
 
 // ---- a bare handshake -----------------------------------------------------------------------------

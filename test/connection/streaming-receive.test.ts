@@ -18,13 +18,13 @@ import { Buffer } from 'node:buffer';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import zlib from 'node:zlib';
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { describe, expect, test } from 'vitest';
 import { Behavior, ProtocolError, type StreamedMessage } from '../../src/index.js';
 import { useFixture, within } from '../helpers/fixture.js';
 import type { RawClient, RawFrame } from '../helpers/raw.js';
 import { sleep, waitFor } from '../helpers/server.js';
 import { B0, GiB, MiB, expectedHash, hashUpdate, maskedFrame, patternBytes, templateOf, templates } from './fixtures/streaming-data.js';
-import { type ChildBuild, FrameReader, StreamingChild, buildStreamingChild, handshake, writeFrames } from './streaming-helpers.js';
+import { FrameReader, handshake, useStreamingChild, writeFrames } from './streaming-helpers.js';
 
 const { serve, connect } = useFixture();
 
@@ -110,17 +110,9 @@ function sendFragmented(client: RawClient, opcode: number, payload: Buffer, size
 
 /** Reads up to the server's close frame, echoes it (RFC 6455 §5.5.1) and waits for TCP close. */
 async function closeEchoed(client: RawClient, timeout = 3000): Promise<{ code: number | undefined; reason: string; before: RawFrame[] }> {
-  const before: RawFrame[] = [];
-  for (;;) {
-    const f = await client.nextFrame(timeout);
-    if (f.opcode !== 0x8) {
-      before.push(f);
-      continue;
-    }
-    client.send(0x8, f.payload);
-    expect(await client.waitClosed(timeout)).toBe(true);
-    return { code: f.payload.length >= 2 ? f.payload.readUInt16BE(0) : undefined, reason: f.payload.subarray(2).toString('utf8'), before };
-  }
+  const { code, reason, before, tcpClosed } = await client.expectClose(timeout, { echo: true });
+  expect(tcpClosed).toBe(true);
+  return { code, reason, before };
 }
 
 function expectInterrupted(error: unknown, closeCode: number): void {
@@ -152,21 +144,10 @@ function utf8Bytes(n: number): Buffer {
 // ---- 1 GiB, server in its own process ----------------------------------------------------------------
 
 describe('1 GiB through onStream, the server alone in a child process', () => {
-  let build: ChildBuild | undefined;
-  let child: StreamingChild | undefined;
-
-  beforeAll(async () => {
-    build = await buildStreamingChild();
-    child = await StreamingChild.start(build);
-  }, 60_000);
-
-  afterAll(async () => {
-    await child?.stop();
-    await build?.remove();
-  });
+  const child = useStreamingChild();
 
   test('a 1 GiB binary message (1024 fragments of 1 MiB, masked) reaches onStream whole and in order, RSS growth < 64 MiB', async () => {
-    const server = child as StreamingChild;
+    const server = child();
     const CHUNK = MiB;
     const COUNT = 1024;
     const t = templates(CHUNK);
@@ -201,7 +182,7 @@ describe('1 GiB through onStream, the server alone in a child process', () => {
   }, 60_000);
 
   test('a consumer that stops reading: the server stops reading the socket (the client cannot write), RSS stays bounded; once it reads on, all 256 MiB arrive intact', async () => {
-    const server = child as StreamingChild;
+    const server = child();
     const CHUNK = MiB;
     const COUNT = 256;
     const t = templates(CHUNK);

@@ -16,13 +16,13 @@
 import { Buffer } from 'node:buffer';
 import { Readable } from 'node:stream';
 import zlib from 'node:zlib';
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { describe, expect, test } from 'vitest';
 import { Behavior, type HandlerOptions, type SendStatus } from '../../src/index.js';
 import { useFixture, within } from '../helpers/fixture.js';
 import type { RawClient, RawFrame } from '../helpers/raw.js';
 import { sleep, waitFor } from '../helpers/server.js';
 import { GiB, MiB, expectedHash, hashUpdate, templateOf, templates } from './fixtures/streaming-data.js';
-import { type ChildBuild, FrameReader, StreamingChild, buildStreamingChild, closeOf, handshake, readMessages } from './streaming-helpers.js';
+import { type Assembled, FrameReader, closeOf, handshake, readMessages, useStreamingChild } from './streaming-helpers.js';
 
 const { serve, connect } = useFixture();
 
@@ -80,6 +80,12 @@ function outcome<T>(p: Promise<T>): Promise<['ok', T] | ['error', unknown]> {
 const frameShape = (frames: RawFrame[]): [number, boolean, number, string][] => frames.map((f) => [f.opcode, f.fin, f.rsv, f.payload.toString('hex')]);
 const hex = (s: string | Buffer): string => (typeof s === 'string' ? Buffer.from(s, 'utf8') : s).toString('hex');
 
+/** Reads one message from `client`: the frameShape of its frames. */
+async function oneMessageShape(client: RawClient): Promise<[number, boolean, number, string][]> {
+  const { messages } = await readMessages(client, 1);
+  return frameShape((messages[0] as Assembled).frames);
+}
+
 /** Frames that arrive until TCP closes (after a close frame), none expected. */
 async function framesUntilClosed(client: RawClient, timeout = 3000): Promise<RawFrame[]> {
   const rest: RawFrame[] = [];
@@ -115,21 +121,10 @@ function countingSource(count: number, size: number, options: { gate?: Promise<v
 // ---- 1 GiB, server in its own process ----------------------------------------------------------------
 
 describe('1 GiB sent with sendStream, the server alone in a child process', () => {
-  let build: ChildBuild | undefined;
-  let child: StreamingChild | undefined;
-
-  beforeAll(async () => {
-    build = await buildStreamingChild();
-    child = await StreamingChild.start(build, { chunkSizes: [MiB] });
-  }, 60_000);
-
-  afterAll(async () => {
-    await child?.stop();
-    await build?.remove();
-  });
+  const child = useStreamingChild({ chunkSizes: [MiB] });
 
   test('1024 chunks of 1 MiB made on the fly arrive as one message, whole and in order; RSS growth < 64 MiB', async () => {
-    const server = child as StreamingChild;
+    const server = child();
     const base = await server.call<{ rss: number }>('watchRss');
     const { socket, rest } = await handshake(server.port, `/download?size=${GiB}&chunk=${MiB}`);
     const reader = new FrameReader(socket, rest, 4096);
@@ -164,8 +159,7 @@ describe('one fragmented message on the wire (RFC 6455 §5.4)', () => {
     const { client, b } = await open();
     const sent = await b.sendStream(['ab', 'é€', 'd']);
     expect(sent).toBe(2 + 5 + 1);
-    const { messages } = await readMessages(client, 1);
-    expect(frameShape((messages[0] as { frames: RawFrame[] }).frames)).toEqual([
+    expect(await oneMessageShape(client)).toEqual([
       [0x1, false, 0, hex('ab')],
       [0x0, false, 0, hex('é€')],
       [0x0, false, 0, hex('d')],
@@ -176,8 +170,7 @@ describe('one fragmented message on the wire (RFC 6455 §5.4)', () => {
   test('Buffer chunks: binary by default', async () => {
     const { client, b } = await open();
     expect(await b.sendStream([Buffer.from([1, 2]), Buffer.from([3])])).toBe(3);
-    const { messages } = await readMessages(client, 1);
-    expect(frameShape((messages[0] as { frames: RawFrame[] }).frames)).toEqual([
+    expect(await oneMessageShape(client)).toEqual([
       [0x2, false, 0, '0102'],
       [0x0, false, 0, '03'],
       [0x0, true, 0, ''],
@@ -199,8 +192,7 @@ describe('one fragmented message on the wire (RFC 6455 §5.4)', () => {
     const { client, b } = await open();
     const data = Buffer.from('0123456789');
     expect(await b.sendStream([data, Buffer.from('ab')], { fragmentSize: 4 })).toBe(12);
-    const { messages } = await readMessages(client, 1);
-    expect(frameShape((messages[0] as { frames: RawFrame[] }).frames)).toEqual([
+    expect(await oneMessageShape(client)).toEqual([
       [0x2, false, 0, hex('0123')],
       [0x0, false, 0, hex('4567')],
       [0x0, false, 0, hex('89')],

@@ -360,10 +360,11 @@ export class RawClient {
   }
 
   /**
-   * Reads frames until a close frame (answering nothing), then waits for TCP close.
+   * Reads frames until a close frame (answering nothing, or echoing it with `echo`: RFC 6455
+   * §5.5.1), then waits for TCP close.
    * Returns the close code (undefined for an empty close), reason, and the data frames seen first.
    */
-  async expectClose(timeout = 5000): Promise<{ code: number | undefined; reason: string; before: RawFrame[]; tcpClosed: boolean }> {
+  async expectClose(timeout = 5000, options: { echo?: boolean } = {}): Promise<{ code: number | undefined; reason: string; before: RawFrame[]; tcpClosed: boolean }> {
     const before: RawFrame[] = [];
     const deadline = Date.now() + timeout;
     for (;;) {
@@ -374,6 +375,7 @@ export class RawClient {
       }
       const code = f.payload.length >= 2 ? f.payload.readUInt16BE(0) : undefined;
       const reason = f.payload.subarray(2).toString('utf8');
+      if (options.echo === true) this.send(0x8, f.payload);
       const tcpClosed = await this.waitClosed(Math.max(1, deadline - Date.now()));
       return { code, reason, before, tcpClosed };
     }
