@@ -363,25 +363,36 @@ async function waitForQuiet() {
   noise.waitedSeconds += (performance.now() - start) / 1000;
 }
 
-/** Runs one loadgen job against one target; never throws: a failure is `{ error }`. */
-async function measure(targets, t, kind, params, timeoutMs = 120_000) {
+/**
+ * Runs `attempt()` (a measurement: `{ foreignCpuPct, stealPct, … }`, or `{ error }`, which is
+ * returned at once) again, up to MAX_ATTEMPTS times, while other processes took more than
+ * NOISE_LIMIT % of a core meanwhile; returns the quietest, with its `noisePct` and `attempts`.
+ */
+async function quietest(attempt) {
   let best = null;
-  for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
-    await waitForQuiet();
-    const r = await measureOnce(targets, t, kind, params, timeoutMs);
+  for (let n = 1; n <= MAX_ATTEMPTS; n++) {
+    const r = await attempt();
     if (r.error) return r;
     r.noisePct = r.foreignCpuPct + r.stealPct;
-    r.attempts = attempt;
+    r.attempts = n;
     if (best === null || r.noisePct < best.noisePct) best = r;
     if (r.noisePct <= NOISE_LIMIT) break;
-    if (attempt < MAX_ATTEMPTS) {
+    if (n < MAX_ATTEMPTS) {
       noise.retried++;
-      await sleep(250 * attempt);
+      await sleep(250 * n);
     }
   }
   noise.windows++;
   if (best.noisePct > NOISE_LIMIT) noise.keptNoisy++;
   return best;
+}
+
+/** Runs one loadgen job against one target; never throws: a failure is `{ error }`. */
+function measure(targets, t, kind, params, timeoutMs = 120_000) {
+  return quietest(async () => {
+    await waitForQuiet();
+    return measureOnce(targets, t, kind, params, timeoutMs);
+  });
 }
 
 async function measureOnce(targets, t, kind, params, timeoutMs) {
@@ -1415,23 +1426,8 @@ class Http2TargetSet extends TargetSet {
  * the generator (sockets/s, server CPU), mem after, closed. The whole measurement is repeated
  * (fresh process again, up to MAX_ATTEMPTS) when other processes took CPU during the opening.
  */
-async function http2OpenOnce(proc, v, conns) {
-  let best = null;
-  for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
-    const r = await http2OpenAttempt(proc, v, conns);
-    if (r.error) return r;
-    r.noisePct = r.foreignCpuPct + r.stealPct;
-    r.attempts = attempt;
-    if (best === null || r.noisePct < best.noisePct) best = r;
-    if (r.noisePct <= NOISE_LIMIT) break;
-    if (attempt < MAX_ATTEMPTS) {
-      noise.retried++;
-      await sleep(250 * attempt);
-    }
-  }
-  noise.windows++;
-  if (best.noisePct > NOISE_LIMIT) noise.keptNoisy++;
-  return best;
+function http2OpenOnce(proc, v, conns) {
+  return quietest(() => http2OpenAttempt(proc, v, conns));
 }
 
 async function http2OpenAttempt(proc, v, conns) {
@@ -1716,23 +1712,8 @@ async function streamAttempt(proc, v, c) {
 }
 
 /** A transfer, measured again (fresh process each time, up to MAX_ATTEMPTS) when other processes took CPU meanwhile. */
-async function streamOnce(proc, v, c) {
-  let best = null;
-  for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
-    const r = await streamAttempt(proc, v, c);
-    if (r.error) return r;
-    r.noisePct = r.foreignCpuPct + r.stealPct;
-    r.attempts = attempt;
-    if (best === null || r.noisePct < best.noisePct) best = r;
-    if (r.noisePct <= NOISE_LIMIT) break;
-    if (attempt < MAX_ATTEMPTS) {
-      noise.retried++;
-      await sleep(250 * attempt);
-    }
-  }
-  noise.windows++;
-  if (best.noisePct > NOISE_LIMIT) noise.keptNoisy++;
-  return best;
+function streamOnce(proc, v, c) {
+  return quietest(() => streamAttempt(proc, v, c));
 }
 
 async function scenarioStreaming() {

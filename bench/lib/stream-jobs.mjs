@@ -28,33 +28,13 @@ import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { checkDownload, MiB, PATTERN } from './stream-data.mjs';
-import { Client, OP, clientFrame, maskPayload } from './wsclient.mjs';
+import { Client, OP, clientFrame, clientHeader, maskPayload, upgradeAnswer } from './wsclient.mjs';
 
 const FRAGMENT = 64 * 1024;
 const PAGE = 4096;
 const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
 /** The client reads into one reused buffer of this size (net's `onread`): no Buffer per read, reads of up to 1 MiB. */
 const READ_BUFFER = 1 << 20;
-
-/** A masked frame header for `len` payload bytes (`fin`, `opcode`), the fixed mask key of wsclient.mjs. */
-function maskedHeader(opcode, fin, len) {
-  // wsclient's clientFrame() builds header + masked payload; take its header for a 0-length
-  // payload and patch the length, so the key is wsclient's own.
-  const ext = len < 126 ? 0 : len < 65536 ? 2 : 8;
-  const h = Buffer.alloc(2 + ext + 4);
-  h[0] = (fin ? 0x80 : 0) | opcode;
-  if (ext === 0) h[1] = 0x80 | len;
-  else if (ext === 2) {
-    h[1] = 0x80 | 126;
-    h.writeUInt16BE(len, 2);
-  } else {
-    h[1] = 0x80 | 127;
-    h.writeUInt32BE(Math.floor(len / 2 ** 32), 2);
-    h.writeUInt32BE(len >>> 0, 6);
-  }
-  clientFrame(OP.BINARY, Buffer.alloc(0)).copy(h, 2 + ext, 2, 6);
-  return h;
-}
 
 /** PATTERN masked from its first byte: any 4-aligned slice of it is that slice, masked from its start. */
 const MASKED = maskPayload(PATTERN);
@@ -67,14 +47,14 @@ function uploadPlan(mode, bytes) {
   if (bytes % MiB !== 0) throw new Error('the upload size must be a multiple of 1 MiB');
   const units = bytes / MiB;
   if (mode === 'one') {
-    return { first: [maskedHeader(OP.BINARY, true, bytes), MASKED], middle: MASKED, last: MASKED, units, frames: 1, messages: 1 };
+    return { first: [clientHeader(OP.BINARY, bytes, true), MASKED], middle: MASKED, last: MASKED, units, frames: 1, messages: 1 };
   }
   // a 1 MiB unit of 64 KiB frames; `kind(i)` says each frame's opcode and FIN
   const unit = (kind) => {
     const parts = [];
     for (let off = 0; off < MiB; off += FRAGMENT) {
       const [opcode, fin] = kind(off);
-      parts.push(maskedHeader(opcode, fin, FRAGMENT), MASKED.subarray(off, off + FRAGMENT));
+      parts.push(clientHeader(opcode, FRAGMENT, fin), MASKED.subarray(off, off + FRAGMENT));
     }
     return Buffer.concat(parts);
   };
@@ -136,16 +116,10 @@ class StreamClient extends Client {
         }
         const chunk = Buffer.from(buf.subarray(0, n));
         head = head === null ? chunk : Buffer.concat([head, chunk]);
-        const end = head.indexOf('\r\n\r\n');
-        if (end < 0) {
-          if (head.length > 8192) finish(new Error('handshake response too long'));
-          return;
-        }
-        const text = head.subarray(0, end).toString('latin1');
-        if (!text.startsWith('HTTP/1.1 101')) return finish(new Error(`handshake refused: ${text.split('\r\n')[0]}`));
-        const m = /\r\nsec-websocket-accept:[ \t]*([^\r\n]*)/i.exec(text);
-        if (m === null || m[1].trim() !== accept) return finish(new Error('handshake: missing or wrong Sec-WebSocket-Accept'));
-        const rest = head.subarray(end + 4);
+        const answer = upgradeAnswer(head, accept);
+        if (answer === null) return;
+        if (answer.error) return finish(answer.error);
+        const { rest } = answer;
         head = null;
         this.open = true;
         finish(null);
@@ -154,16 +128,7 @@ class StreamClient extends Client {
       const socket = net.connect({ port, host: '127.0.0.1', noDelay: true, onread: { buffer: Buffer.allocUnsafe(READ_BUFFER), callback: onRead } });
       this.socket = socket;
       const timer = setTimeout(() => finish(new Error(`handshake timed out after ${timeoutMs} ms`)), timeoutMs);
-      socket.on('error', (error) => {
-        if (!settled) finish(error);
-        else if (!this.closing) this.fail(error);
-      });
-      socket.on('close', () => {
-        if (!settled) finish(new Error('socket closed during handshake'));
-        this.open = false;
-        if (this.closeWaiter !== undefined) this.closeWaiter();
-        else if (!this.closing) this.fail(new Error('connection closed unexpectedly by the server'));
-      });
+      this.watch(socket, () => settled, finish);
       socket.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`);
     });
   }

@@ -27,12 +27,11 @@ export function maskPayload(payload, key = MASK_KEY) {
   return out;
 }
 
-/** One complete masked client frame (FIN set). */
-export function clientFrame(opcode, payload, key = MASK_KEY) {
-  const len = payload.length;
+/** A masked client frame's header for `len` payload bytes (FIN as `fin`), the mask key included. */
+export function clientHeader(opcode, len, fin = true, key = MASK_KEY) {
   const ext = len < 126 ? 0 : len < 65536 ? 2 : 8;
   const head = Buffer.alloc(2 + ext + 4);
-  head[0] = 0x80 | opcode;
+  head[0] = (fin ? 0x80 : 0) | opcode;
   if (ext === 0) head[1] = 0x80 | len;
   else if (ext === 2) {
     head[1] = 0x80 | 126;
@@ -43,7 +42,12 @@ export function clientFrame(opcode, payload, key = MASK_KEY) {
     head.writeUInt32BE(len >>> 0, 6);
   }
   key.copy(head, 2 + ext);
-  return Buffer.concat([head, maskPayload(payload, key)]);
+  return head;
+}
+
+/** One complete masked client frame (FIN set). */
+export function clientFrame(opcode, payload, key = MASK_KEY) {
+  return Buffer.concat([clientHeader(opcode, payload.length, true, key), maskPayload(payload, key)]);
 }
 
 /** `frame` repeated `count` times in one buffer, so k pipelined frames are one slice. */
@@ -66,6 +70,21 @@ for (let i = 0; i < 64; i++) {
 let keyIndex = 0;
 
 const CRLF2 = Buffer.from('\r\n\r\n');
+
+/**
+ * The server's answer to an upgrade, from `head` (every byte received so far): null while the
+ * response head is incomplete; else `{ error }` (too long, not a 101, a missing or wrong
+ * Sec-WebSocket-Accept), or `{ text, rest }`: the head and the bytes after it.
+ */
+export function upgradeAnswer(head, accept) {
+  const end = head.indexOf(CRLF2);
+  if (end < 0) return head.length > 8192 ? { error: new Error('handshake response too long') } : null;
+  const text = head.subarray(0, end).toString('latin1');
+  if (!text.startsWith('HTTP/1.1 101')) return { error: new Error(`handshake refused: ${text.split('\r\n')[0]}`) };
+  const m = /\r\nsec-websocket-accept:[ \t]*([^\r\n]*)/i.exec(text);
+  if (m === null || m[1].trim() !== accept) return { error: new Error('handshake: missing or wrong Sec-WebSocket-Accept') };
+  return { text, rest: head.subarray(end + 4) };
+}
 
 /**
  * One client connection. `onFrames(client, k, now)` is called after each TCP chunk with the number
@@ -145,22 +164,13 @@ export class Client {
       };
       const onHandshakeData = (chunk) => {
         head = head === null ? chunk : Buffer.concat([head, chunk]);
-        const end = head.indexOf(CRLF2);
-        if (end < 0) {
-          if (head.length > 8192) finish(new Error('handshake response too long'));
+        const answer = upgradeAnswer(head, accept);
+        if (answer === null) return;
+        if (answer.error) {
+          finish(answer.error);
           return;
         }
-        const text = head.subarray(0, end).toString('latin1');
-        const rest = head.subarray(end + 4);
-        if (!text.startsWith('HTTP/1.1 101')) {
-          finish(new Error(`handshake refused: ${text.split('\r\n')[0]}`));
-          return;
-        }
-        const m = /\r\nsec-websocket-accept:[ \t]*([^\r\n]*)/i.exec(text);
-        if (m === null || m[1].trim() !== accept) {
-          finish(new Error('handshake: missing or wrong Sec-WebSocket-Accept'));
-          return;
-        }
+        const { text, rest } = answer;
         if (this.extensionsOffer !== null) {
           const ext = /\r\nsec-websocket-extensions:[ \t]*([^\r\n]*)/i.exec(text);
           this.extensionsAnswer = ext === null ? null : ext[1].trim();
@@ -171,22 +181,30 @@ export class Client {
         if (rest.length > 0) this.data(rest);
       };
       socket.on('data', onHandshakeData);
-      socket.on('error', (error) => {
-        if (!settled) finish(error);
-        else if (!this.closing) this.fail(error);
-      });
-      socket.on('close', () => {
-        if (!settled) finish(new Error('socket closed during handshake'));
-        this.open = false;
-        if (this.closeWaiter !== undefined) this.closeWaiter();
-        else if (!this.closing) this.fail(new Error('connection closed unexpectedly by the server'));
-      });
+      this.watch(socket, () => settled, finish);
       socket.write(
         `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
           `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n` +
           (this.extensionsOffer !== null ? `Sec-WebSocket-Extensions: ${this.extensionsOffer}\r\n` : '') +
           '\r\n',
       );
+    });
+  }
+
+  /**
+   * The socket's 'error' and 'close' listeners: until the handshake has settled (`settled()`),
+   * they fail it (`finish(error)`); after, they fail the client, unless it is closing.
+   */
+  watch(socket, settled, finish) {
+    socket.on('error', (error) => {
+      if (!settled()) finish(error);
+      else if (!this.closing) this.fail(error);
+    });
+    socket.on('close', () => {
+      if (!settled()) finish(new Error('socket closed during handshake'));
+      this.open = false;
+      if (this.closeWaiter !== undefined) this.closeWaiter();
+      else if (!this.closing) this.fail(new Error('connection closed unexpectedly by the server'));
     });
   }
 

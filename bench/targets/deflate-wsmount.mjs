@@ -6,10 +6,9 @@
 //   /broadcast  this.handler.broadcast(text, { route: '/broadcast' })
 // Defaults stay on (heartbeat, backpressure policy…), as in targets/wsmount.mjs.
 
-import { readFileSync } from 'node:fs';
-import http from 'node:http';
 import { Behavior, createWebSocketHandler } from '../../dist/index.js';
-import { MAX_PAYLOAD, serve } from './common.mjs';
+import { MAX_PAYLOAD } from './common.mjs';
+import { reportedOptions, serveHandler, version } from './wsmount-serve.mjs';
 
 class Echo extends Behavior {
   onText(text) {
@@ -30,23 +29,9 @@ class Broadcast extends Behavior {
 }
 
 const handler = createWebSocketHandler({ '/echo': Echo, '/broadcast': Broadcast }, { maxPayload: MAX_PAYLOAD, perMessageDeflate: true });
-const server = http.createServer((_req, res) => {
-  res.statusCode = 404;
-  res.end();
-});
-handler.attach(server);
-
-const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8'));
-const o = handler.options;
-serve(
-  server,
-  {
-    library: 'wsmount',
-    version: pkg.version,
-    perMessageDeflate: 'true (the preset)',
-    options: { maxPayload: o.maxPayload, pingInterval: o.pingInterval, maxBackpressure: o.maxBackpressure, backpressure: o.backpressure },
-  },
-  () => handler.clients.size,
+serveHandler(
+  handler,
+  { library: 'wsmount', version, perMessageDeflate: 'true (the preset)', options: reportedOptions(handler.options) },
   () => {
     const s = handler.stats();
     // whatever the handler counts about compression (field names may change while issue 12 lands)

@@ -9,9 +9,9 @@
 // Defaults stay on (heartbeat, backpressure policy…), as in targets/wsmount.mjs.
 
 import { readFileSync } from 'node:fs';
-import http from 'node:http';
 import { Behavior, createWebSocketHandler, redisBackplane } from '../../dist/index.js';
-import { MAX_PAYLOAD, serve } from './common.mjs';
+import { MAX_PAYLOAD } from './common.mjs';
+import { reportedOptions, serveHandler, version } from './wsmount-serve.mjs';
 
 const TOPIC = 'fanout';
 let nextTopic = 0;
@@ -53,23 +53,14 @@ const handler = createWebSocketHandler(
   { '/sub': Sub, '/pub': Pub, '/topics': Topics },
   { maxPayload: MAX_PAYLOAD, ...(backplane ? { backplane } : {}) },
 );
-const server = http.createServer((_req, res) => {
-  res.statusCode = 404;
-  res.end();
-});
-handler.attach(server);
-
-const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8'));
-const o = handler.options;
-serve(
-  server,
+serveHandler(
+  handler,
   {
     library: 'wsmount',
-    version: pkg.version,
+    version,
     backplane: redis ? `redisBackplane(ioredis ${JSON.parse(readFileSync(new URL('../../node_modules/ioredis/package.json', import.meta.url), 'utf8')).version})` : 'none (one process)',
-    options: { maxPayload: o.maxPayload, pingInterval: o.pingInterval, maxBackpressure: o.maxBackpressure, backpressure: o.backpressure },
+    options: reportedOptions(handler.options),
   },
-  () => handler.clients.size,
   () => {
     const s = handler.stats();
     return { subscriptions: s.subscriptions, topics: s.topics, backplane: s.backplane ?? null };

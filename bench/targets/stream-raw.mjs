@@ -9,13 +9,9 @@
 //               binary frame header and the same on-the-fly chunks as the other targets
 //               (lib/stream-data.mjs), waiting for 'drain' whenever write() returns false.
 
-import { createHash } from 'node:crypto';
-import net from 'node:net';
 import { downloadChunks } from '../lib/stream-data.mjs';
 import { serve } from './common.mjs';
-
-const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
-let open = 0;
+import { upgradeServer } from './raw-upgrade.mjs';
 
 function textFrame(text) {
   const payload = Buffer.from(text);
@@ -88,37 +84,11 @@ function download(socket, first) {
   if (first.length > 0) onData(first);
 }
 
-const server = net.createServer((socket) => {
-  socket.setNoDelay(true);
-  open++;
-  let head = null;
-  const onHead = (chunk) => {
-    head = head === null ? chunk : Buffer.concat([head, chunk]);
-    const end = head.indexOf('\r\n\r\n');
-    if (end < 0) {
-      if (head.length > 16384) socket.destroy();
-      return;
-    }
-    const text = head.subarray(0, end).toString('latin1');
-    const target = text.slice(text.indexOf(' ') + 1, text.indexOf(' ', text.indexOf(' ') + 1));
-    const path = target.split('?')[0];
-    const key = /\r\nsec-websocket-key:[ \t]*([^\r\n]*)/i.exec(text)?.[1].trim() ?? '';
-    const accept = createHash('sha1').update(key + GUID).digest('base64');
-    socket.removeListener('data', onHead);
-    socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`);
-    const rest = head.subarray(end + 4);
-    head = null;
-    if (path === '/upload') upload(socket, rest);
-    else if (path === '/download') download(socket, rest);
-    else socket.destroy();
-  };
-  socket.on('data', onHead);
-  // The client ends with a close frame, then its FIN: answer the close frame by ending too.
-  socket.on('end', () => socket.end());
-  socket.on('error', () => {});
-  socket.on('close', () => {
-    open--;
-  });
+const { server, clients } = upgradeServer((socket, target, rest) => {
+  const path = target.split('?')[0];
+  if (path === '/upload') upload(socket, rest);
+  else if (path === '/download') download(socket, rest);
+  else socket.destroy();
 });
 
-serve(server, { library: 'raw TCP', version: process.version }, () => open);
+serve(server, { library: 'raw TCP', version: process.version }, clients);

@@ -13,12 +13,10 @@
 //
 // Handler defaults otherwise (heartbeat, maxPayload, maxStreamBytes: what users get).
 
-import { readFileSync } from 'node:fs';
-import http from 'node:http';
 import { Readable } from 'node:stream';
 import { Behavior, createWebSocketHandler } from '../../dist/index.js';
 import { downloadChunks, uploadChunkOk } from '../lib/stream-data.mjs';
-import { serve } from './common.mjs';
+import { serveHandler, version } from './wsmount-serve.mjs';
 
 let messagesRead = 0;
 let streamsSent = 0;
@@ -49,21 +47,13 @@ class Download extends Behavior {
 }
 
 const handler = createWebSocketHandler({ '/upload': Upload, '/download': Download });
-const server = http.createServer((_req, res) => {
-  res.statusCode = 404;
-  res.end();
-});
-handler.attach(server);
-
-const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8'));
 const o = handler.options;
-serve(
-  server,
+serveHandler(
+  handler,
   {
     library: 'wsmount',
-    version: pkg.version,
+    version,
     options: { maxPayload: o.maxPayload, maxStreamBytes: String(o.maxStreamBytes), pingInterval: o.pingInterval, maxBackpressure: o.maxBackpressure },
   },
-  () => handler.clients.size,
   () => ({ messagesRead, streamsSent }),
 );

@@ -4,31 +4,14 @@
 // WebSocketServers mounted on wsmount routes by wsRoute.
 // wsmount's defaults stay on (heartbeat, backpressure…); only maxPayload is raised, as everywhere.
 
-import { readFileSync } from 'node:fs';
-import http from 'node:http';
 import { createWebSocketHandler } from '../../dist/index.js';
 import { WebSocket, WebSocketServer, wsRoute } from '../../dist/compat/index.js';
-import { MAX_PAYLOAD, serve } from './common.mjs';
+import { MAX_PAYLOAD } from './common.mjs';
+import { reportedOptions, serveHandler, version } from './wsmount-serve.mjs';
 import { wsRoutes } from './ws-routes.mjs';
 
 const options = { noServer: true, maxPayload: MAX_PAYLOAD, perMessageDeflate: false };
 const { echo, room } = wsRoutes(WebSocketServer, WebSocket, options);
 
 const handler = createWebSocketHandler({ '/echo': wsRoute(echo), '/broadcast': wsRoute(room) }, { maxPayload: MAX_PAYLOAD });
-const server = http.createServer((_req, res) => {
-  res.statusCode = 404;
-  res.end();
-});
-handler.attach(server);
-
-const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8'));
-const o = handler.options;
-serve(
-  server,
-  {
-    library: 'wsmount/ws',
-    version: pkg.version,
-    options: { maxPayload: o.maxPayload, pingInterval: o.pingInterval, maxBackpressure: o.maxBackpressure, backpressure: o.backpressure },
-  },
-  () => handler.clients.size,
-);
+serveHandler(handler, { library: 'wsmount/ws', version, options: reportedOptions(handler.options) });

@@ -13,11 +13,10 @@
 // serve HTTP/1.1 on the same port, hence two ports, one handler, one process). The ports of the
 // HTTP/2 servers go to run.mjs in the ready message's `info`.
 
-import { readFileSync } from 'node:fs';
-import http from 'node:http';
 import http2 from 'node:http2';
 import { Behavior, createWebSocketHandler } from '../../dist/index.js';
-import { MAX_PAYLOAD, serve } from './common.mjs';
+import { MAX_PAYLOAD } from './common.mjs';
+import { reportedOptions, serveHandler, version } from './wsmount-serve.mjs';
 
 class Echo extends Behavior {
   onText(text) {
@@ -41,14 +40,6 @@ const STREAM_WINDOW = Number(process.env.BENCH_H2_STREAM_WINDOW ?? 6 << 20);
 const SESSION_WINDOW = Number(process.env.BENCH_H2_SESSION_WINDOW ?? 15 << 20);
 
 const handler = createWebSocketHandler({ '/echo': Echo, '/broadcast': Broadcast }, { maxPayload: MAX_PAYLOAD });
-const notFound = (_req, res) => {
-  res.statusCode = 404;
-  res.end();
-};
-
-const h1 = http.createServer(notFound);
-handler.attach(h1);
-
 const h2 = http2.createServer();
 handler.attach(h2);
 
@@ -68,19 +59,17 @@ const listen = (server) => new Promise((resolve) => server.listen(0, '127.0.0.1'
 const h2Port = await listen(h2);
 const h2BigPort = await listen(h2big);
 
-const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8'));
-const o = handler.options;
-serve(
-  h1,
+// The HTTP/1.1 server (the port run.mjs gets) is serveHandler's http.createServer().
+serveHandler(
+  handler,
   {
     library: 'wsmount',
-    version: pkg.version,
+    version,
     transports: 'HTTP/1.1 (http.createServer) + h2c (http2.createServer), one handler',
     h2Port,
     h2BigPort,
     h2Settings: { defaults: http2.getDefaultSettings(), raised: { initialWindowSize: STREAM_WINDOW, sessionWindow: SESSION_WINDOW } },
-    options: { maxPayload: o.maxPayload, pingInterval: o.pingInterval, maxBackpressure: o.maxBackpressure, backpressure: o.backpressure },
+    options: reportedOptions(handler.options),
   },
-  () => handler.clients.size,
   () => ({ h2Sessions: sessions.size }),
 );

@@ -3,10 +3,9 @@
 // Defaults stay on (heartbeat, backpressure limits…): that is what users get. Only maxPayload is
 // raised, to the same limit as the other targets.
 
-import { readFileSync } from 'node:fs';
-import http from 'node:http';
 import { Behavior, createWebSocketHandler } from '../../dist/index.js';
-import { MAX_PAYLOAD, serve } from './common.mjs';
+import { MAX_PAYLOAD } from './common.mjs';
+import { reportedOptions, serveHandler, version } from './wsmount-serve.mjs';
 
 class Echo extends Behavior {
   onText(text) {
@@ -27,20 +26,4 @@ class Broadcast extends Behavior {
 }
 
 const handler = createWebSocketHandler({ '/echo': Echo, '/broadcast': Broadcast }, { maxPayload: MAX_PAYLOAD });
-const server = http.createServer((_req, res) => {
-  res.statusCode = 404;
-  res.end();
-});
-handler.attach(server);
-
-const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8'));
-const o = handler.options;
-serve(
-  server,
-  {
-    library: 'wsmount',
-    version: pkg.version,
-    options: { maxPayload: o.maxPayload, pingInterval: o.pingInterval, maxBackpressure: o.maxBackpressure, backpressure: o.backpressure },
-  },
-  () => handler.clients.size,
-);
+serveHandler(handler, { library: 'wsmount', version, options: reportedOptions(handler.options) });
