@@ -10,7 +10,6 @@ import { FrameParser, type ParserSink } from '../protocol/parser.js';
 import { beginBatch, flushBatch, inBatch } from './batch.js';
 import { StreamReceiver } from './stream-in.js';
 import { STREAM_HIGH_WATER_BYTES } from './streamed-message.js';
-import { streamInterrupted as interrupted } from './stream-out.js';
 import { EMPTY } from './sender.js';
 import { type ConnectionLimits, type ConnectionOwner, timerDelay } from './types.js';
 import { abort } from './write.js';
@@ -163,7 +162,7 @@ export class Connection extends StreamReceiver implements ParserSink {
     const payload = encodeClosePayload(code, reason);
     if (this.state !== ReadyState.OPEN) return;
     this.state = ReadyState.CLOSING;
-    this.interruptStreams(interrupted(code ?? CloseCode.NoStatus, reason === '' ? 'the connection is closing' : `the connection is closing (${reason})`));
+    this.interruptStreams(code ?? CloseCode.NoStatus, reason === '' ? 'the connection is closing' : `the connection is closing (${reason})`);
     this.readToTheEnd();
     this.sendClose(payload);
     this.armCloseTimer();
@@ -213,10 +212,9 @@ export class Connection extends StreamReceiver implements ParserSink {
   fail(code: number, reason: string): void {
     if (this.state === ReadyState.CLOSED) return;
     this.parser.stop();
-    const error = interrupted(code, reason);
-    this.interruptStreams(error);
+    this.interruptStreams(code, reason);
     // Failing: what still waits to be compressed is not sent (RFC 6455 §7.1.7).
-    this.dropOrdered(error);
+    this.dropOrdered(code, reason);
     if (!this.closeSent) {
       this.closeCode = code;
       this.closeReason = reason;
@@ -388,7 +386,7 @@ export class Connection extends StreamReceiver implements ParserSink {
   }
 
   onCloseFrame(code: number, reason: string): void {
-    this.interruptStreams(interrupted(code, 'the peer closed the connection'));
+    this.interruptStreams(code, 'the peer closed the connection');
     this.closeReceived = true;
     this.closeCode = code;
     this.closeReason = reason;
@@ -405,7 +403,7 @@ export class Connection extends StreamReceiver implements ParserSink {
   }
 
   onProtocolError(error: ProtocolError): void {
-    this.interruptStreams(error);
+    this.interruptWith(error);
     this.owner.log.info(`wsmount: closing connection ${this.behavior.id} with ${error.closeCode} (${error.code}): ${error.message}`);
     try {
       this.behavior.onError(error);
@@ -434,10 +432,9 @@ export class Connection extends StreamReceiver implements ParserSink {
       return;
     }
     this.parser.stop();
-    const gone = interrupted(CloseCode.Abnormal, 'the peer ended the TCP connection');
-    this.interruptStreams(gone);
+    this.interruptStreams(CloseCode.Abnormal, 'the peer ended the TCP connection');
     // Nothing more can be sent in order: a message being streamed stops, what waits is dropped.
-    this.dropOrdered(gone);
+    this.dropOrdered(CloseCode.Abnormal, 'the peer ended the TCP connection');
     if (this.state === ReadyState.OPEN) this.state = ReadyState.CLOSING;
     this.socket.end();
     // A peer that ended its half and reads nothing would keep our end (and our backlog) forever.
@@ -474,12 +471,11 @@ export class Connection extends StreamReceiver implements ParserSink {
       this.closeTimer = null;
     }
     this.parser.stop();
-    const closed = interrupted(this.closeCode, 'the connection closed');
-    this.interruptStreams(closed);
+    this.interruptStreams(this.closeCode, 'the connection closed');
     this.readPaused = false;
     this.heldPong = null;
     this.settleDrain(false);
-    this.dropOrdered(closed);
+    this.dropOrdered(this.closeCode, 'the connection closed');
     if (this.deflate !== null) {
       this.deflate.close();
       this.counters.compressedConnections--;

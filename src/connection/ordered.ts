@@ -7,7 +7,7 @@
 import type { Duplex } from 'node:stream';
 import type { ProtocolError } from '../protocol/errors.js';
 import type { Frame } from '../protocol/framer.js';
-import type { OutgoingStream } from './stream-out.js';
+import { type OutgoingStream, streamInterrupted } from './stream-out.js';
 
 /** What the queue writes through: the connection. */
 export interface OrderedOwner {
@@ -75,13 +75,15 @@ export class OrderedOutput {
 
   /**
    * Our close frame is due: the first stream and everything after it can never be sent (a
-   * message cut off, or one after it); the streams are cancelled with `error`. What is before the
-   * first stream (messages being compressed) still goes, ahead of the close frame.
+   * message cut off, or one after it); the streams are cancelled. What is before the
+   * first stream (messages being compressed) still goes, ahead of the close frame. The streams
+   * are rejected with `WS_STREAM_INTERRUPTED` (`code`).
    */
-  cutAtStream(error: ProtocolError): void {
+  cutAtStream(code: number, why: string): void {
     const items = this.items;
     const at = items.findIndex((item) => item.stream !== null);
     if (at < 0) return;
+    const error = streamInterrupted(code, why);
     const cut = items.splice(at);
     for (const item of cut) {
       this.bytes -= item.estimate;

@@ -2,7 +2,6 @@ import { Buffer } from 'node:buffer';
 import type { Duplex } from 'node:stream';
 import { type Behavior, type BinaryData, ReadyState } from '../behavior.js';
 import { CloseCode, MAX_CONTROL_PAYLOAD, Opcode } from '../protocol/constants.js';
-import type { ProtocolError } from '../protocol/errors.js';
 import { type Frame, encodeFrame, encodeText, frameLength, toBuffer } from '../protocol/framer.js';
 import type { Counters } from '../stats.js';
 import type { DeflateSession } from '../extensions/permessage-deflate/session.js';
@@ -305,14 +304,13 @@ export abstract class Sender {
   }
 
   /** @internal StreamOwner: one frame of a streamed message. */
-  writeStreamFrame(frame: Frame): boolean {
-    const flushed = writeFrameTo(this.socket, frame);
+  writeStreamFrame(frame: Frame): void {
+    writeFrameTo(this.socket, frame);
     const counters = this.counters;
     counters.bytesOut += frameLength(frame);
     this.active = true;
     // The message counts once, with its last frame.
     if ((((Buffer.isBuffer(frame) ? frame : frame[0])[0] as number) & 0x80) !== 0) counters.messagesOut++;
-    return flushed && !this.socket.writableNeedDrain;
   }
 
   private streamDrainWaiter: ((drained: boolean) => void) | null = null;
@@ -387,11 +385,11 @@ export abstract class Sender {
    * @internal Forgets the frames waiting to be compressed (the connection is failing, the peer
    * closed, or the socket is gone); a close frame held behind them goes now, if it still can.
    */
-  protected dropOrdered(error: ProtocolError = streamInterrupted(CloseCode.Abnormal, 'the connection closed')): void {
+  protected dropOrdered(code: number = CloseCode.Abnormal, why = 'the connection closed'): void {
     const ordered = this.ordered;
     if (ordered === null) return;
     this.ordered = null;
-    ordered.clear(error);
+    ordered.clear(streamInterrupted(code, why));
     this.writeHeldClose();
   }
 
@@ -504,7 +502,7 @@ export abstract class Sender {
     // A message being streamed stops here; those queued behind it are never sent (stream-out.ts).
     const ordered = this.ordered;
     if (ordered !== null) {
-      ordered.cutAtStream(streamInterrupted(payload.length >= 2 ? payload.readUInt16BE(0) : CloseCode.NoStatus, 'the connection is closing'));
+      ordered.cutAtStream(payload.length >= 2 ? payload.readUInt16BE(0) : CloseCode.NoStatus, 'the connection is closing');
       if (ordered.length === 0 && this.ordered === ordered) this.ordered = null;
     }
     // Messages sent before close() that are still being compressed go first (ordered.ts).

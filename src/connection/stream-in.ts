@@ -1,5 +1,4 @@
-import type { Buffer } from 'node:buffer';
-import { Buffer as NodeBuffer } from 'node:buffer';
+import { Buffer } from 'node:buffer';
 import { ReadyState } from '../behavior-types.js';
 import { CloseCode } from '../protocol/constants.js';
 import { ProtocolError } from '../protocol/errors.js';
@@ -7,6 +6,7 @@ import type { FrameParser } from '../protocol/parser.js';
 import { Utf8Validator } from '../protocol/utf8.js';
 import { beginBatch, flushBatch, inBatch } from './batch.js';
 import { Dispatcher } from './dispatch.js';
+import { streamInterrupted } from './stream-out.js';
 import { STREAM_HIGH_WATER_BYTES, STREAM_LOW_WATER_BYTES, StreamedMessage } from './streamed-message.js';
 
 /** Most inflated bytes made from a compressed piece before the consumer's queue is looked at again. */
@@ -155,7 +155,7 @@ export abstract class StreamReceiver extends Dispatcher {
       this.failStream(new ProtocolError('WS_INVALID_UTF8', CloseCode.InvalidPayload, 'text message is not valid UTF-8 (after inflating)'));
       return;
     }
-    m.push(NodeBuffer.from(view));
+    m.push(Buffer.from(view));
   }
 
   // ---- handing messages out, in order --------------------------------------------------------
@@ -273,7 +273,14 @@ export abstract class StreamReceiver extends Dispatcher {
    * (its consumer sees `error` once it has read what came), one waiting is never handed out, and
    * reading goes on to the peer's close frame.
    */
-  protected interruptStreams(error: ProtocolError): void {
+  protected interruptStreams(code: number, why: string): void {
+    // Most connections stream nothing: no error is made (a stack trace) for them.
+    if (this.incoming === null && this.waiting === null && !this.streamHeld) return;
+    this.interruptWith(streamInterrupted(code, why));
+  }
+
+  /** @internal As {@link interruptStreams}, with the error the reader sees (a protocol violation's own). */
+  protected interruptWith(error: ProtocolError): void {
     const m = this.incoming;
     this.incoming = null;
     this.waiting = null;
@@ -292,7 +299,7 @@ export abstract class StreamReceiver extends Dispatcher {
 
   /** A streamed message broke a rule: its consumer sees `error`, the connection fails with its code. */
   private failStream(error: ProtocolError): void {
-    this.interruptStreams(error);
+    this.interruptWith(error);
     this.onProtocolError(error);
   }
 

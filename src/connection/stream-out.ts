@@ -67,8 +67,8 @@ export interface StreamOwner {
   readonly streamWritable: boolean;
   /** The byte stream the frames go to: corked while a batch of frames is written. */
   readonly streamSocket: Duplex;
-  /** Writes one frame of the message; returns whether the socket is under its high-water mark. */
-  writeStreamFrame(frame: Frame): boolean;
+  /** Writes one frame of the message (the stream decides when to wait for 'drain'). */
+  writeStreamFrame(frame: Frame): void;
   /** Resolves once the socket drained (true) or the connection is gone (false). */
   streamDrain(): Promise<boolean>;
   /** The message is complete (its last frame is with the socket) or gave up: the queue goes on. */

@@ -112,8 +112,8 @@ export class OrderedWriter implements StreamOwner {
   }
 
   /** @internal */
-  writeStreamFrame(frame: Frame): boolean {
-    return writeFrameTo(this.#socket, frame) && !this.#socket.writableNeedDrain;
+  writeStreamFrame(frame: Frame): void {
+    writeFrameTo(this.#socket, frame);
   }
 
   /** @internal Resolves on the socket's 'drain' (true) or its close (false). */
