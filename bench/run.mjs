@@ -26,7 +26,8 @@
 // lib/stream-jobs.mjs): MB/s and the server's peak RSS growth, a fresh target process per transfer.
 //
 // Options: --quick, --rounds=N, --only=echo,latency,broadcast,handshakes,memory,cpu,fanout,deflate,compat,http2,streaming,
-//          --targets=wsmount,ws,ws+native,raw,ws+redis,wsmount+redis, --record, --no-taskset.
+//          --targets=wsmount,ws,ws+native,raw,ws+redis,wsmount+redis,wsmount-strings, --record, --no-taskset,
+//          --conns=1,16,256 --sizes=32,1k,64k,1m --kinds=text,binary (echo and compat rows to keep).
 // --record with --only writes bench/reference/<scenarios>[-quick].json/.md (e.g. fanout.json),
 // so a partial run never replaces the complete full/quick reference.
 
@@ -44,7 +45,7 @@ const argv = process.argv.slice(2);
 const flag = (name) => argv.includes(`--${name}`);
 const option = (name) => argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
 
-const unknown = argv.filter((a) => !/^--(quick|record|no-taskset|rounds=\d+|only=[\w,]+|targets=[\w,+/]+)$/.test(a));
+const unknown = argv.filter((a) => !/^--(quick|record|no-taskset|rounds=\d+|only=[\w,]+|targets=[\w,+/-]+|conns=[\d,]+|sizes=[\dkKmM,]+|kinds=[a-z,]+)$/.test(a));
 if (unknown.length > 0) {
   console.error(`unknown option(s): ${unknown.join(' ')}\nsee the header of bench/run.mjs`);
   process.exit(2);
@@ -163,6 +164,22 @@ const PLAN = quick
     };
 if (option('rounds')) PLAN.rounds = Number(option('rounds'));
 
+/** "32", "64k", "1m" → bytes. */
+const sizeOf = (s) => Number.parseInt(s, 10) * ({ k: KiB, m: MiB }[s.slice(-1).toLowerCase()] ?? 1);
+// --conns=16 --sizes=32,64k,1m --kinds=text,binary: keep only those rows of the echo (and compat)
+// tables, from the full or quick plan.
+{
+  const conns = option('conns')?.split(',').map(Number);
+  const sizes = option('sizes')?.split(',').map(sizeOf);
+  const kinds = option('kinds')?.split(',');
+  const keep = (c) =>
+    (conns === undefined || conns.includes(c.conns)) &&
+    (sizes === undefined || sizes.includes(c.size)) &&
+    (kinds === undefined || kinds.includes(c.text ? 'text' : 'binary'));
+  PLAN.echo.configs = PLAN.echo.configs.filter(keep);
+  PLAN.compat.configs = PLAN.compat.configs.filter(keep);
+}
+
 /** Messages in flight per echo connection: at most 32, and at most ~2 MiB (64 MiB over all connections). */
 function echoWindow(conns, size) {
   const budget = Math.min(2 * MiB, (64 * MiB) / conns);
@@ -180,6 +197,8 @@ function broadcastWindow(clients) {
 
 const ALL_TARGETS = [
   { name: 'wsmount', file: 'targets/wsmount.mjs', env: {} },
+  // Only when asked for (--targets=…,wsmount-strings): /echo as onText(string) → sendText(string).
+  { name: 'wsmount-strings', file: 'targets/wsmount.mjs', env: { BENCH_ECHO_STRINGS: '1' }, optIn: true },
   { name: 'ws', file: 'targets/ws.mjs', env: { WS_NO_BUFFER_UTIL: '1', WS_NO_UTF_8_VALIDATE: '1' } },
   { name: 'ws+native', file: 'targets/ws.mjs', env: { BENCH_WS_NATIVE: '1' } },
   { name: 'raw', file: 'targets/raw.mjs', env: {}, raw: true },
@@ -202,7 +221,7 @@ const ALL_SUBSCRIPTION_TARGETS = [
   { name: 'ws', label: 'ws + Map<topic, Set<ws>>', file: 'targets/fanout-ws.mjs', env: WS_PURE_JS },
 ];
 
-const wantedTargets = option('targets')?.split(',') ?? [...ALL_TARGETS, ...ALL_FANOUT_TARGETS].map((t) => t.name);
+const wantedTargets = option('targets')?.split(',') ?? [...ALL_TARGETS.filter((t) => !t.optIn), ...ALL_FANOUT_TARGETS].map((t) => t.name);
 const TARGETS = ALL_TARGETS.filter((t) => wantedTargets.includes(t.name));
 const FANOUT_TARGETS = ALL_FANOUT_TARGETS.filter((t) => wantedTargets.includes(t.name));
 const SUBSCRIPTION_TARGETS = ALL_SUBSCRIPTION_TARGETS.filter(

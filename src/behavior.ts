@@ -5,7 +5,8 @@ import type { WebSocketHandler } from './handler.js';
 import { chooseProtocol } from './handshake/decide.js';
 import { FIXED_101 } from './handshake/response.js';
 import { isSafeHeaderValue, isToken } from './handshake/tokens.js';
-import { decodeText } from './protocol/utf8.js';
+import { decodeText, textBytes } from './protocol/utf8.js';
+import { Opcode } from './protocol/constants.js';
 
 import type { BinaryData } from './protocol/framer.js';
 import { type PublishOptions, checkTopic } from './pubsub/topics.js';
@@ -453,9 +454,16 @@ export class Behavior<Params extends Record<string, string> = Record<string, str
 
   // ---- actions --------------------------------------------------------------------------
 
-  /** Sends a text message. */
-  sendText(text: string): SendStatus {
-    return this.#connection?.sendText(text) ?? 'dropped';
+  /**
+   * Sends a text message: a string, or its UTF-8 bytes (what `onRawText` received, a relayed
+   * payload), which go out as they are, with no decode and encode. Bytes that are not valid
+   * UTF-8 are a TypeError (checked natively: ~15 µs per MiB). A large `Buffer` is written
+   * without a copy: don't change it until it is flushed.
+   */
+  sendText(text: string | BinaryData): SendStatus {
+    if (typeof text === 'string') return this.#connection?.sendText(text) ?? 'dropped';
+    const bytes = textBytes(text);
+    return this.#connection?.sendBytes(bytes, Opcode.Text) ?? 'dropped';
   }
 
   /** Sends a binary message. */

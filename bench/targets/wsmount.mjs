@@ -7,7 +7,20 @@ import { Behavior, createWebSocketHandler } from '../../dist/index.js';
 import { MAX_PAYLOAD } from './common.mjs';
 import { reportedOptions, serveHandler, version } from './wsmount-serve.mjs';
 
+// /echo takes text as its UTF-8 bytes (onRawText, validated) and sends them back as text, as ws's
+// echo does (ws.send(data, { binary: false }) with the Buffer it received): the same work on both
+// sides, no string made. With BENCH_ECHO_STRINGS=1 (the `wsmount-strings` target) it is
+// onText(string) → sendText(string) instead: a decode to a string and an encode back per message.
 class Echo extends Behavior {
+  onRawText(bytes) {
+    this.sendText(bytes);
+  }
+  onBinary(bytes) {
+    this.sendBinary(bytes);
+  }
+}
+
+class EchoStrings extends Behavior {
   onText(text) {
     this.sendText(text);
   }
@@ -25,5 +38,5 @@ class Broadcast extends Behavior {
   }
 }
 
-const handler = createWebSocketHandler({ '/echo': Echo, '/broadcast': Broadcast }, { maxPayload: MAX_PAYLOAD });
+const handler = createWebSocketHandler({ '/echo': process.env.BENCH_ECHO_STRINGS === '1' ? EchoStrings : Echo, '/broadcast': Broadcast }, { maxPayload: MAX_PAYLOAD });
 serveHandler(handler, { library: 'wsmount', version, options: reportedOptions(handler.options) });

@@ -119,18 +119,67 @@ export function encodeFrame(opcode: number, payload: Uint8Array, options?: Frame
   return [header, body];
 }
 
-/** Frames a text message; the string is encoded straight into the frame buffer when small. */
+const encoder = new TextEncoder();
+
+/**
+ * Frames a text message. A short string is encoded straight into the frame buffer. A long one
+ * is first tried as ASCII, the common case for large text (JSON, logs): one byte per UTF-16 unit
+ * gives the frame's size before encoding, so it is encoded once, straight after its header, into
+ * one buffer. `Buffer.from(text)` would measure its UTF-8 length in a pass of its own first, and
+ * that pass cost more than the encoding itself on 1 MiB (V8's `Utf8Length`; measured on Node 20
+ * and 24: 232 → 119 µs and 258 → 115 µs). Text that does not start with ASCII goes straight to
+ * `Buffer.from`; text that does and is not all ASCII costs one extra copy of what was encoded.
+ */
 export function encodeText(text: string, options?: FrameOptions): Frame {
-  // Up to 3 bytes per UTF-16 unit: a short string fits the copy path whatever it holds.
-  if (options?.mask === undefined && text.length * 3 <= COPY_THRESHOLD) {
-    const length = Buffer.byteLength(text);
-    const size = length < 126 ? 2 : 4;
-    const out = Buffer.allocUnsafe(size + length);
-    writeHeader(out, 0, Opcode.Text, length, options?.fin ?? true, rsvBits(options), null);
-    out.write(text, size, 'utf8');
-    return out;
+  if (options?.mask === undefined) {
+    const n = text.length;
+    // Up to 3 bytes per UTF-16 unit: a short string fits the copy path whatever it holds.
+    if (n * 3 <= COPY_THRESHOLD) {
+      const length = Buffer.byteLength(text);
+      const size = length < 126 ? 2 : 4;
+      const out = Buffer.allocUnsafe(size + length);
+      writeHeader(out, 0, Opcode.Text, length, options?.fin ?? true, rsvBits(options), null);
+      out.write(text, size, 'utf8');
+      return out;
+    }
+    if (startsAscii(text)) {
+      const size = headerSize(n, false);
+      const out = Buffer.allocUnsafe(size + n);
+      // In steps, so text that turns out not to be ASCII wastes at most one step's encoding.
+      for (let at = 0; at < n; at += ASCII_STEP) {
+        const end = Math.min(n, at + ASCII_STEP);
+        const { read, written } = encoder.encodeInto(text.slice(at, end), out.subarray(size + at, size + end));
+        // Every unit read took at least one byte: all read means one byte each, ASCII.
+        if (read === end - at) continue;
+        // Not ASCII: keep the bytes encoded so far (encodeInto never splits a surrogate pair)
+        // and encode the rest after them.
+        const rest = text.slice(at + read);
+        const done = at + written;
+        const payload = Buffer.allocUnsafe(done + Buffer.byteLength(rest, 'utf8'));
+        out.copy(payload, 0, size, size + done);
+        payload.write(rest, done, 'utf8');
+        return encodeFrame(Opcode.Text, payload, options);
+      }
+      writeHeader(out, 0, Opcode.Text, n, options?.fin ?? true, rsvBits(options), null);
+      return out;
+    }
   }
   return encodeFrame(Opcode.Text, Buffer.from(text, 'utf8'), options);
+}
+
+/** Units of text encoded per step while it is tried as ASCII. */
+const ASCII_STEP = 16384;
+/** How many leading units {@link startsAscii} looks at. */
+const ASCII_PROBE = 64;
+
+/**
+ * Whether the first units of `text` are ASCII: text that starts so is tried as all ASCII
+ * (encodeText); text that does not is encoded by `Buffer.from` at once, with no wasted attempt.
+ */
+function startsAscii(text: string): boolean {
+  const end = Math.min(text.length, ASCII_PROBE);
+  for (let i = 0; i < end; i++) if (text.charCodeAt(i) >= 0x80) return false;
+  return true;
 }
 
 /**

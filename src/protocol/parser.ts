@@ -103,6 +103,8 @@ export class FrameParser {
   private messageLength = 0;
   private fragments = 0;
   private first: Buffer | null = null;
+  /** The current data frame, when its payload spans chunks: copied here as it arrives (readPayload). */
+  private frame: Buffer | null = null;
   private rest: Buffer[] | null = null;
   private utf8: Utf8Validator | null = null;
   /** The open message's first frame had RSV1 set. */
@@ -142,6 +144,7 @@ export class FrameParser {
     this.buffered = 0;
     this.offset = 0;
     this.first = null;
+    this.frame = null;
     this.rest = null;
     this.control = null;
   }
@@ -425,6 +428,40 @@ export class FrameParser {
     return piece;
   }
 
+  /**
+   * Copies the next piece of a frame that spans chunks into `frame` and unmasks it there
+   * (checking text as UTF-8 so far). Returns the frame once complete, null while it is not
+   * (more input is needed, or the check failed: stopped).
+   */
+  private assemblePiece(): Buffer | null {
+    const frame = this.frame as Buffer;
+    const at = this.position;
+    const chunk = this.chunks[0] as Buffer;
+    const n = Math.min(this.length - at, chunk.length - this.offset);
+    frame.set(this.offset === 0 && n === chunk.length ? chunk : chunk.subarray(this.offset, this.offset + n), at);
+    if (this.offset + n === chunk.length) {
+      this.chunks.shift();
+      this.offset = 0;
+    } else {
+      this.offset += n;
+    }
+    this.buffered -= n;
+    const piece = frame.subarray(at, at + n);
+    if (this.expectMasked) applyMask(piece, this.key as Buffer, at);
+    this.position = at + n;
+    this.messageLength += n;
+    // RFC 6455 §8.1: fail fast on invalid UTF-8, piece by piece (after inflating, when compressed).
+    if (this.messageOpcode === Opcode.Text && !this.compressed && !(this.utf8 ??= new Utf8Validator()).write(piece)) {
+      this.utf8.reset();
+      this.frame = null;
+      this.fail('WS_INVALID_UTF8', CloseCode.InvalidPayload, 'text message is not valid UTF-8');
+      return null;
+    }
+    if (this.position < this.length) return null;
+    this.frame = null;
+    return frame;
+  }
+
   /** Consumes payload bytes; returns false when it needs more input or has stopped. */
   private readPayload(): boolean {
     if (this.opcode >= 8) {
@@ -447,8 +484,23 @@ export class FrameParser {
 
     while (this.position < this.length) {
       if (this.buffered === 0) return false;
-      const piece = this.dataPiece();
-      if (piece === null) return false;
+      let piece: Buffer | null;
+      if (this.frame !== null) {
+        piece = this.assemblePiece();
+      } else if (this.position === 0 && this.length > (this.chunks[0] as Buffer).length - this.offset) {
+        // The frame spans chunks: it is copied into a buffer of its own as it arrives and
+        // unmasked there, so its bytes are touched once more here and are still in the cache
+        // when they are handed on (and written out, for an echo), instead of being unmasked in
+        // the socket's chunks and copied by a concatenation at the end.
+        this.frame = Buffer.allocUnsafe(this.length);
+        piece = this.assemblePiece();
+      } else {
+        piece = this.dataPiece();
+      }
+      if (piece === null) {
+        if (this.state === STOPPED) return false;
+        continue;
+      }
       if (this.first === null) this.first = piece;
       else (this.rest ??= []).push(piece);
     }

@@ -1,4 +1,4 @@
-import { isAscii, isUtf8 } from 'node:buffer';
+import { Buffer, isAscii, isUtf8 } from 'node:buffer';
 
 /** Below this many bytes a JS loop beats a call into the native validator. */
 const NATIVE_THRESHOLD = 48;
@@ -119,4 +119,20 @@ const ASCII_FAST_PATH = 1024;
  */
 export function decodeText(bytes: Buffer): string {
   return bytes.length >= ASCII_FAST_PATH && isAscii(bytes) ? bytes.toString('latin1') : bytes.toString('utf8');
+}
+
+/**
+ * The bytes of a text message given as bytes (`sendText(bytes)`), as a Buffer view: they go out
+ * as they are, so they must be UTF-8 (RFC 6455 §8.1). Throws TypeError if not.
+ */
+export function textBytes(data: ArrayBufferView | ArrayBuffer): Buffer {
+  const bytes = Buffer.isBuffer(data)
+    ? data
+    : data instanceof ArrayBuffer
+      ? Buffer.from(data)
+      : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+  if (!isValidUtf8(bytes)) {
+    throw new TypeError('sendText(bytes): the bytes are not valid UTF-8, so they cannot go as a text message (RFC 6455 §8.1); send them with sendBinary()');
+  }
+  return bytes;
 }

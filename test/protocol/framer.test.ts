@@ -262,6 +262,74 @@ describe('encodeText', () => {
   });
 });
 
+describe('encodeText: long text tried as ASCII first', () => {
+  /** The step (in UTF-16 units) in which framer.ts tries long text as ASCII. */
+  const STEP = 16384;
+  const ascii = (n: number): string => {
+    let s = '';
+    for (let i = 0; s.length < n; i++) s += String.fromCharCode(32 + (i % 95));
+    return s.slice(0, n);
+  };
+  const expectFrameOf = (text: string, frame: Frame): void => {
+    const d = decode(flatten(frame));
+    const utf8 = Buffer.from(text, 'utf8');
+    expect(d).toMatchObject({ fin: true, rsv: 0, opcode: 1, masked: false });
+    expect(d.payload.equals(utf8)).toBe(true);
+    expect(d.headerLength).toBe(headerSize(utf8.length, false));
+    expect(d.headerLength + d.payload.length).toBe(frameLength(frame));
+  };
+
+  for (const n of [COPY_THRESHOLD / 3 + 1, 4096, STEP - 1, STEP, STEP + 1, 65535, 65536, 3 * STEP + 7, 1 << 20]) {
+    it(`RFC 6455 §5.6: ${n} ASCII characters are framed as one buffer with a ${n}-byte payload`, () => {
+      const text = ascii(n);
+      const frame = encodeText(text);
+      expect(Buffer.isBuffer(frame)).toBe(true);
+      expectFrameOf(text, frame);
+    });
+  }
+
+  // Where the first non-ASCII character falls: in the probe, in the first step, on either side of
+  // a step boundary, in the last unit.
+  const n = 3 * STEP + 100;
+  for (const at of [0, 63, 64, 100, STEP - 2, STEP - 1, STEP, STEP + 1, 2 * STEP - 1, 2 * STEP, n - 1]) {
+    for (const [label, ch] of [
+      ['é (2 bytes)', 'é'],
+      ['€ (3 bytes)', '€'],
+      ['😀 (a surrogate pair, 4 bytes)', '😀'],
+      ['a lone high surrogate', '\ud83d'],
+      ['a lone low surrogate', '\ude00'],
+    ] as const) {
+      it(`RFC 6455 §5.6: ASCII text with ${label} at unit ${at} encodes exactly as Buffer.from(text, 'utf8')`, () => {
+        const base = ascii(n);
+        const text = base.slice(0, at) + ch + base.slice(at + 1);
+        expectFrameOf(text, encodeText(text));
+      });
+    }
+  }
+
+  it('RFC 6455 §5.6: a surrogate pair split by a step boundary is encoded whole (4 bytes, not two U+FFFD)', () => {
+    const text = `${ascii(STEP - 1)}😀${ascii(STEP)}`;
+    const d = decode(flatten(encodeText(text)));
+    expect(d.payload.equals(Buffer.from(text, 'utf8'))).toBe(true);
+    expect(d.payload.length).toBe(2 * STEP - 1 + 4);
+  });
+
+  it('RFC 6455 §5.6: long text with non-ASCII throughout, and ASCII with non-ASCII sprinkled late, encode as Buffer.from', () => {
+    for (const text of ['日本語テキスト'.repeat(5000), `${ascii(200)}${'é'.padEnd(10, 'a').repeat(7000)}`, `${ascii(STEP * 2)}€`]) {
+      expectFrameOf(text, encodeText(text));
+    }
+  });
+
+  it('encodeText honours fin and rsv1 on long ASCII text', () => {
+    const text = ascii(10_000);
+    expect(flatten(encodeText(text, { fin: false }))[0]).toBe(0x01);
+    expect(flatten(encodeText(text, { rsv1: true }))[0]).toBe(0xc1);
+    const d = decode(flatten(encodeText(text, { mask: Uint8Array.of(1, 2, 3, 4) })));
+    expect(d.masked).toBe(true);
+    expect(d.payload.toString('latin1')).toBe(text);
+  });
+});
+
 describe('encodeClosePayload (RFC 6455 §5.5.1, §7.4)', () => {
   it('RFC 6455 §5.5.1: a code and reason encode as a 2-byte big-endian code followed by UTF-8', () => {
     expect(encodeClosePayload(1000, 'bye').toString('hex')).toBe('03e8627965');

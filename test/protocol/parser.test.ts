@@ -715,6 +715,74 @@ describe('FrameParser: zero-copy receive', () => {
   });
 });
 
+describe('FrameParser: a frame that spans chunks is assembled in a buffer of its own', () => {
+  /** `bytes` cut at the given offsets, each piece in an ArrayBuffer of its own. */
+  function cut(bytes: Buffer, at: readonly number[]): Buffer[] {
+    const out: Buffer[] = [];
+    let from = 0;
+    for (const to of [...at, bytes.length]) {
+      out.push(Buffer.from(bytes.subarray(from, to)));
+      from = to;
+    }
+    return out;
+  }
+  const payload = Buffer.from(Array.from({ length: 70_000 }, (_, i) => (i * 7 + (i >>> 9)) & 0xff));
+
+  for (const at of [[20], [1000, 1001, 40_000], [14, 15, 16, 17, 69_999], [2, 5, 9, 13, 64 * 1024]]) {
+    it(`RFC 6455 §5.3: a masked 70,000-byte frame cut at ${at.join(', ')} arrives unmasked and whole, in a buffer that is none of the chunks`, () => {
+      const chunks = cut(frame({ op: 0x2, payload }), at);
+      const { parser, sink } = setup();
+      for (const c of chunks) parser.push(c);
+      expect(sink.errors).toEqual([]);
+      expect(sink.messages).toHaveLength(1);
+      const data = sink.messages[0] as Buffer;
+      expect(Buffer.compare(data, payload)).toBe(0);
+      // Keeping the message does not keep any socket chunk alive.
+      for (const c of chunks) expect(data.buffer).not.toBe(c.buffer);
+    });
+  }
+
+  it('RFC 6455 §5.4: fragments that each span chunks are joined in order', () => {
+    const a = payload.subarray(0, 30_000);
+    const b = payload.subarray(30_000);
+    const stream = Buffer.concat([frame({ op: 0x2, payload: a, fin: false }), frame({ op: 0x0, payload: b, key: [1, 2, 3, 4] })]);
+    const events = parse(cut(stream, [7, 10_000, 30_005, 30_020, 50_000]));
+    expect(events).toEqual([binaryEvent(payload)]);
+  });
+
+  it('RFC 6455 §8.1: invalid UTF-8 in a text frame that spans chunks fails with 1007 on the chunk that carries it, before the frame ends', () => {
+    const text = Buffer.alloc(50_000, 0x61);
+    text[20_000] = 0xff;
+    const chunks = cut(frame({ op: 0x1, payload: text }), [100, 20_000, 40_000]); // the bad byte is stream byte 8 + 20,000
+    const { parser, sink } = setup();
+    parser.push(chunks[0] as Buffer);
+    expect(sink.events).toEqual([]);
+    parser.push(chunks[1] as Buffer);
+    expect(sink.events).toEqual([]);
+    parser.push(chunks[2] as Buffer);
+    expect(sink.events).toEqual([err('WS_INVALID_UTF8', 1007)]);
+    expect(parser.stopped).toBe(true);
+    parser.push(chunks[3] as Buffer);
+    expect(sink.events).toHaveLength(1);
+  });
+
+  it('RFC 6455 §8.1: a code point split between chunks of a spanning text frame is valid', () => {
+    const text = `${'a'.repeat(99)}€${'b'.repeat(5000)}`;
+    // 2 + 2 + 4 header bytes; the euro sign's 3 bytes start at payload byte 99.
+    const events = parse(cut(frame({ op: 0x1, payload: text }), [8 + 100, 8 + 101]));
+    expect(events).toEqual([textEvent(text)]);
+  });
+
+  it('stop() in the middle of a spanning frame drops it; the parser ignores what follows', () => {
+    const chunks = cut(frame({ op: 0x2, payload }), [30_000]);
+    const { parser, sink } = setup();
+    parser.push(chunks[0] as Buffer);
+    parser.stop();
+    parser.push(chunks[1] as Buffer);
+    expect(sink.events).toEqual([]);
+  });
+});
+
 describe('FrameParser: robustness', () => {
   /** mulberry32: a small seeded PRNG so every run sees the same bytes. */
   function prng(seed: number): () => number {
