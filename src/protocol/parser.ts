@@ -1,7 +1,7 @@
 import { Buffer } from 'node:buffer';
 import { CloseCode, MAX_CONTROL_PAYLOAD, Opcode, isValidWireCloseCode } from './constants.js';
 import { ProtocolError, type ProtocolErrorCode } from './errors.js';
-import { applyMask } from './mask.js';
+import { applyMask, copyUnmasked } from './mask.js';
 import { Utf8Validator, isValidUtf8 } from './utf8.js';
 
 /** Where the parser reports what it read. One object per connection: no closures per event. */
@@ -438,7 +438,9 @@ export class FrameParser {
     const at = this.position;
     const chunk = this.chunks[0] as Buffer;
     const n = Math.min(this.length - at, chunk.length - this.offset);
-    frame.set(this.offset === 0 && n === chunk.length ? chunk : chunk.subarray(this.offset, this.offset + n), at);
+    const src = this.offset === 0 && n === chunk.length ? chunk : chunk.subarray(this.offset, this.offset + n);
+    if (this.expectMasked) copyUnmasked(src, frame, at, this.key as Buffer, at);
+    else frame.set(src, at);
     if (this.offset + n === chunk.length) {
       this.chunks.shift();
       this.offset = 0;
@@ -447,7 +449,6 @@ export class FrameParser {
     }
     this.buffered -= n;
     const piece = frame.subarray(at, at + n);
-    if (this.expectMasked) applyMask(piece, this.key as Buffer, at);
     this.position = at + n;
     this.messageLength += n;
     // RFC 6455 §8.1: fail fast on invalid UTF-8, piece by piece (after inflating, when compressed).

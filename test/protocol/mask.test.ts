@@ -1,5 +1,5 @@
-import { describe, expect, it } from 'vitest';
-import { applyMask } from '../../src/protocol/mask.js';
+import { afterAll, describe, expect, it } from 'vitest';
+import { applyMask, copyUnmasked, useSimd } from '../../src/protocol/mask.js';
 
 /** The definition in RFC 6455 §5.3: transformed-octet-i = original-octet-i XOR masking-key-octet-(i MOD 4). */
 function naive(bytes: Uint8Array, key: Uint8Array, position: number): Uint8Array {
@@ -101,4 +101,77 @@ describe('applyMask (RFC 6455 §5.3)', () => {
     expect(Uint8Array.from(big.subarray(0, 13))).toEqual(pattern(1000, 77).subarray(0, 13));
     expect(Uint8Array.from(big.subarray(913))).toEqual(pattern(1000, 77).subarray(913));
   });
+});
+
+describe('copyUnmasked (RFC 6455 §5.3), with WebAssembly SIMD and with the JS fallback', () => {
+  afterAll(() => {
+    useSimd(true);
+  });
+
+  it('Node has WebAssembly SIMD here, so the SIMD path is really tested', () => {
+    expect(useSimd(true)).toBe(true);
+    expect(useSimd(false)).toBe(false);
+  });
+
+  /** Copies `original` (placed at `srcOffset`) into a guarded destination at `at` and checks it against the definition. */
+  function check(mode: string, original: Uint8Array, key: Uint8Array, position: number, srcOffset: number, dstOffset: number, at: number): void {
+    const n = original.length;
+    const srcBacking = new Uint8Array(srcOffset + n + 4).fill(0x55);
+    const src = srcBacking.subarray(srcOffset, srcOffset + n);
+    src.set(original);
+    const dstBacking = new Uint8Array(dstOffset + at + n + 8).fill(0xaa);
+    const dst = dstBacking.subarray(dstOffset, dstOffset + at + n);
+    copyUnmasked(src, dst, at, key, position);
+    const expected = naive(original, key, position);
+    const what = `${mode}: length ${n}, key ${key.join(',')}, position ${position}, src byteOffset ${srcOffset}, dst byteOffset ${dstOffset}, at ${at}`;
+    for (let i = 0; i < n; i++) if (dst[at + i] !== expected[i]) expect.fail(`mismatch at ${i}: ${what}`);
+    for (let i = 0; i < dstBacking.length; i++) {
+      if ((i < dstOffset + at || i >= dstOffset + at + n) && dstBacking[i] !== 0xaa) expect.fail(`wrote outside the target at ${i}: ${what}`);
+    }
+    for (let i = 0; i < n; i++) if (src[i] !== original[i]) expect.fail(`changed the source at ${i}: ${what}`);
+  }
+
+  for (const [mode, on] of [
+    ['WebAssembly SIMD', true],
+    ['JS fallback', false],
+  ] as const) {
+    it(`${mode}: matches the byte-wise definition for lengths 0..300, every alignment of source and target, positions 0..5`, () => {
+      useSimd(on);
+      for (const key of KEYS) {
+        for (let length = 0; length <= 300; length++) {
+          const original = pattern(length, length + 7);
+          for (let srcOffset = 0; srcOffset < 4; srcOffset++) {
+            for (let dstOffset = 0; dstOffset < 4; dstOffset++) {
+              for (const position of [0, 1, 2, 3, 5]) check(mode, original, key, position, srcOffset, dstOffset, (position * 3) % 7);
+            }
+          }
+        }
+      }
+    });
+
+    it(`${mode}: large pieces (64 KiB ± 1, 128 KiB ± 1, 300,001 bytes: more than the WebAssembly memory holds) at every alignment`, () => {
+      useSimd(on);
+      const key = KEYS[0] as Uint8Array;
+      for (const length of [65535, 65536, 65537, 131071, 131072, 131073, 300_001]) {
+        const original = pattern(length, length);
+        for (let offset = 0; offset < 4; offset++) check(mode, original, key, offset + 1, offset, 3 - offset, offset * 5);
+      }
+    });
+
+    it(`${mode}: a payload copied piece by piece at any split equals the payload unmasked whole`, () => {
+      useSimd(on);
+      const key = KEYS[1] as Uint8Array;
+      const original = pattern(5000, 99);
+      const expected = naive(original, key, 0);
+      for (const cuts of [[1], [255, 256, 257], [63, 64, 65, 1000, 4999], [2500]]) {
+        const dst = new Uint8Array(original.length);
+        let from = 0;
+        for (const to of [...cuts, original.length]) {
+          copyUnmasked(original.subarray(from, to), dst, from, key, from);
+          from = to;
+        }
+        expect(Buffer.compare(dst, expected)).toBe(0);
+      }
+    });
+  }
 });

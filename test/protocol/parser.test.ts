@@ -3,9 +3,10 @@
  * here, independently of src/protocol/framer.ts, so the parser and the framer check each other).
  */
 import { Buffer } from 'node:buffer';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { ProtocolError } from '../../src/protocol/errors.js';
 import { FrameParser, type ParserOptions, type ParserSink } from '../../src/protocol/parser.js';
+import { useSimd } from '../../src/protocol/mask.js';
 
 // ---------------------------------------------------------------------------------------------
 // Test-side encoder and recording sink
@@ -728,8 +729,13 @@ describe('FrameParser: a frame that spans chunks is assembled in a buffer of its
   }
   const payload = Buffer.from(Array.from({ length: 70_000 }, (_, i) => (i * 7 + (i >>> 9)) & 0xff));
 
-  for (const at of [[20], [1000, 1001, 40_000], [14, 15, 16, 17, 69_999], [2, 5, 9, 13, 64 * 1024]]) {
-    it(`RFC 6455 §5.3: a masked 70,000-byte frame cut at ${at.join(', ')} arrives unmasked and whole, in a buffer that is none of the chunks`, () => {
+  afterAll(() => {
+    useSimd(true);
+  });
+
+  for (const [mode, on] of [['WebAssembly SIMD', true], ['JS unmasking', false]] as const) for (const at of [[20], [1000, 1001, 40_000], [14, 15, 16, 17, 69_999], [2, 5, 9, 13, 64 * 1024]]) {
+    it(`RFC 6455 §5.3 (${mode}): a masked 70,000-byte frame cut at ${at.join(', ')} arrives unmasked and whole, in a buffer that is none of the chunks`, () => {
+      useSimd(on);
       const chunks = cut(frame({ op: 0x2, payload }), at);
       const { parser, sink } = setup();
       for (const c of chunks) parser.push(c);
