@@ -5,7 +5,7 @@ import { CloseCode, MAX_CONTROL_PAYLOAD, Opcode } from '../protocol/constants.js
 import { type Frame, encodeFrame, encodeText, frameLength, toBuffer } from '../protocol/framer.js';
 import type { Counters } from '../stats.js';
 import type { DeflateSession } from '../extensions/permessage-deflate/session.js';
-import { holdForBatch } from './batch.js';
+import { enlist, inBatch, joinFrames } from './batch.js';
 import { OrderedOutput } from './ordered.js';
 import { OutgoingStream, type SendStreamOptions, type StreamSource, streamInterrupted } from './stream-out.js';
 import { writeFrameTo } from './write.js';
@@ -73,6 +73,13 @@ export abstract class Sender {
   /** The turn `turnBytes` counts (turns.ts), and the bytes sent in it. */
   private turn = 0;
   private turnBytes = 0;
+  /**
+   * @internal Small frames sent during a batch (batch.ts), not yet given to the socket: they go
+   * as one buffer in one write when the batch ends, or before anything else is written.
+   */
+  protected out: Buffer[] | null = null;
+  /** @internal Their bytes, at most the socket's high-water mark. */
+  protected outBytes = 0;
 
   /** @internal */
   constructor(socket: Duplex, behavior: Client, owner: ConnectionOwner, limits: ConnectionLimits, deflate: DeflateSession | null) {
@@ -108,7 +115,8 @@ export abstract class Sender {
    */
   get bufferedAmount(): number {
     const ordered = this.ordered;
-    return ordered === null ? this.socket.writableLength : this.socket.writableLength + ordered.bytes;
+    const held = this.socket.writableLength + this.outBytes;
+    return ordered === null ? held : held + ordered.bytes;
   }
 
   // ---- sending ------------------------------------------------------------------------------
@@ -124,8 +132,24 @@ export abstract class Sender {
   /** Writes a data frame that passed the backpressure check. */
   private writeNow(frame: Frame, length: number): SendStatus {
     const s = this.socket;
-    holdForBatch(s);
-    const flushed = writeFrameTo(s, frame);
+    let flushed: boolean;
+    if (inBatch() && Buffer.isBuffer(frame)) {
+      // A small frame (framer.ts copies payloads up to COPY_THRESHOLD next to their header): kept
+      // for the batch's one write, unless that takes the socket to its high-water mark: then
+      // written now, with those before it, so that 'queued' always comes with a 'drain' to come.
+      const out = this.out;
+      if (out === null) {
+        this.out = [frame];
+        enlist(this);
+      } else {
+        out.push(frame);
+      }
+      this.outBytes += length;
+      flushed = s.writableLength + this.outBytes < s.writableHighWaterMark || this.flushOut();
+    } else {
+      if (this.out !== null) this.flushOut();
+      flushed = writeFrameTo(s, frame);
+    }
     const counters = this.counters;
     counters.messagesOut++;
     counters.bytesOut += length;
@@ -159,9 +183,26 @@ export abstract class Sender {
 
   /** Whether writing `length` more bytes would take the backlog past `maxBackpressure`. */
   private wouldPassLimit(length: number): boolean {
-    const s = this.socket;
+    const held = this.socket.writableLength + this.outBytes;
     // A message larger than the limit still goes out on an empty backlog.
-    return s.writableLength > 0 && s.writableLength + length > this.limits.maxBackpressure && this.stillOver(length);
+    return held > 0 && held + length > this.limits.maxBackpressure && this.stillOver(length);
+  }
+
+  /**
+   * @internal Gives the frames held for the batch to the socket, as one buffer in one write;
+   * returns what that write returned (true when nothing was held). Called when the batch ends
+   * and before any other write, so that frames leave in the order they were sent.
+   */
+  flushOut(): boolean {
+    const out = this.out;
+    if (out === null) return true;
+    const bytes = this.outBytes;
+    this.out = null;
+    this.outBytes = 0;
+    const s = this.socket;
+    // A destroyed socket drops what was written to it; so do we.
+    if (s.destroyed) return false;
+    return s.write(out.length === 1 ? (out[0] as Buffer) : joinFrames(out, bytes));
   }
 
   /**
@@ -171,6 +212,7 @@ export abstract class Sender {
    */
   private stillOver(length: number): boolean {
     const s = this.socket;
+    this.flushOut();
     const depth = s.writableCorked;
     if (depth > 0) {
       for (let i = 0; i < depth; i++) s.uncork();
@@ -260,7 +302,7 @@ export abstract class Sender {
   private overLimit(length: number): boolean {
     const queued = this.ordered === null ? 0 : this.ordered.bytes;
     if (queued === 0) return this.wouldPassLimit(length);
-    return queued + this.socket.writableLength + length > this.limits.maxBackpressure;
+    return queued + this.socket.writableLength + this.outBytes + length > this.limits.maxBackpressure;
   }
 
   /**
@@ -305,6 +347,7 @@ export abstract class Sender {
 
   /** @internal StreamOwner: one frame of a streamed message. */
   writeStreamFrame(frame: Frame): void {
+    if (this.out !== null) this.flushOut();
     writeFrameTo(this.socket, frame);
     const counters = this.counters;
     counters.bytesOut += frameLength(frame);
@@ -340,6 +383,7 @@ export abstract class Sender {
   writeAccepted(frame: Frame): void {
     const s = this.socket;
     if (this.state === ReadyState.CLOSED || (this.closeSent && this.closeHeld === null) || !s.writable) return;
+    if (this.out !== null) this.flushOut();
     writeFrameTo(s, frame);
     const counters = this.counters;
     counters.messagesOut++;
@@ -522,6 +566,7 @@ export abstract class Sender {
     // Control payloads (≤ 125 bytes) are always framed into one buffer.
     const bytes = frame as Buffer;
     this.counters.bytesOut += bytes.length;
+    if (this.out !== null) this.flushOut();
     return this.socket.write(bytes);
   }
 
@@ -543,6 +588,7 @@ export abstract class Sender {
     const frame = encodeFrame(Opcode.Pong, payload) as Buffer;
     this.counters.bytesOut += frame.length;
     this.pongInFlight = true;
+    if (this.out !== null) this.flushOut();
     this.socket.write(frame, (this.pongWrittenBound ??= this.pongWritten.bind(this)));
   }
 
