@@ -158,6 +158,29 @@ describe('copyUnmasked (RFC 6455 §5.3), with WebAssembly SIMD and with the JS f
       }
     });
 
+    it(`${mode}: applyMask in place matches the definition around and above the SIMD threshold, at every byteOffset and position`, () => {
+      useSimd(on);
+      for (const key of KEYS) {
+        for (const length of [255, 256, 257, 511, 512, 513, 575, 576, 577, 639, 1000, 4099, 65537, 131073, 300_001]) {
+          const original = pattern(length, length + 3);
+          for (let offset = 0; offset < 8; offset++) {
+            for (const position of [0, 1, 2, 3, 6]) {
+              const backing = new Uint8Array(offset + length + 8).fill(0xaa);
+              const view = backing.subarray(offset, offset + length);
+              view.set(original);
+              applyMask(view, key, position);
+              const expected = naive(original, key, position);
+              const what = `${mode}: length ${length}, key ${key.join(',')}, byteOffset ${offset}, position ${position}`;
+              for (let i = 0; i < length; i++) if (view[i] !== expected[i]) expect.fail(`mismatch at ${i}: ${what}`);
+              for (let i = 0; i < backing.length; i++) {
+                if ((i < offset || i >= offset + length) && backing[i] !== 0xaa) expect.fail(`wrote outside the view at ${i}: ${what}`);
+              }
+            }
+          }
+        }
+      }
+    });
+
     it(`${mode}: a payload copied piece by piece at any split equals the payload unmasked whole`, () => {
       useSimd(on);
       const key = KEYS[1] as Uint8Array;
