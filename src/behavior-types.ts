@@ -50,6 +50,13 @@ export interface BehaviorInternals {
   /** Headers `verify()` asked for on the 101, as name/value pairs, or null. */
   responseHeaders(b: AnyBehavior): readonly (readonly [string, string])[] | null;
   abandon(b: AnyBehavior): void;
+  /**
+   * `onOpen()` has been called and returned `opened`: the request is let go once that settles,
+   * unless the route keeps it (`static keepRequest`).
+   */
+  opened(b: AnyBehavior, opened: unknown): void;
+  /** The request, released or not (wsmount's own code: the testing helper's close()). */
+  requestOf(b: AnyBehavior): UpgradeRequest | undefined;
 }
 
 /** @internal Set by Behavior's static block (`setInternals`); not exported from the package. */
@@ -89,4 +96,5 @@ export interface BehaviorClass {
   readonly maxConnections: number | undefined;
   readonly rateLimit: RateLimit | false | undefined;
   readonly perMessageDeflate: boolean | PerMessageDeflateOptions | undefined;
+  readonly keepRequest: boolean;
 }

@@ -94,14 +94,39 @@ export class Behavior<Params extends Record<string, string> = Record<string, str
    * here. What a connection agreed is in {@link Behavior.extensions}.
    */
   static perMessageDeflate: boolean | PerMessageDeflateOptions | undefined = undefined;
+  /**
+   * Keep the whole upgrade request ({@link Behavior.request}) for the connection's life. By
+   * default (`false`) a connection lets it go once `onOpen()` has returned (or, when `onOpen()`
+   * returns a promise, once that settles): an `IncomingMessage` and its raw headers are about
+   * 1 KiB of heap per idle connection, more than a third of what wsmount keeps per connection.
+   * What hooks usually read stays after that: {@link Behavior.headers}, {@link Behavior.url},
+   * {@link Behavior.origin}, {@link Behavior.query}, {@link Behavior.remoteAddress} and
+   * {@link Behavior.remotePort}. A route that reads `this.request` later (its socket, its
+   * `rawHeaders`…) sets `static override keepRequest = true`.
+   */
+  static keepRequest = false;
 
   /** Unique integer id for this connection (unique in the process). */
   id = 0;
   /**
    * The request that opened this WebSocket: an `http.IncomingMessage` (HTTP/1.1 upgrade) or an
    * `http2.Http2ServerRequest` (HTTP/2 extended CONNECT, see {@link Behavior.transport}).
+   * Available in `verify()`, `selectProtocol()` and `onOpen()` (until the promise an async
+   * `onOpen()` returns settles); after that, reading it throws a `TypeError` unless the route
+   * sets {@link Behavior.keepRequest}. {@link Behavior.headers}, {@link Behavior.url} and
+   * {@link Behavior.remoteAddress} stay readable for the connection's life.
    */
-  request!: UpgradeRequest;
+  get request(): UpgradeRequest {
+    const r = this.#request;
+    if (r === undefined) {
+      throw new TypeError(
+        `wsmount: this.request is let go once onOpen() has run (route ${this.route}): read this.headers, this.url, this.remoteAddress there, or set 'static override keepRequest = true' on the behavior to keep the whole request`,
+      );
+    }
+    return r;
+  }
+  /** The request target: path and query, as the client sent it (`'/rooms/7?x=1'`). */
+  url = '';
   /** Route params, decoded (`/rooms/:id` → `{ id }`; a wildcard's rest under `'*'`). */
   params!: Params;
   /** The route pattern this connection matched, e.g. `'/rooms/:id'`. */
@@ -144,6 +169,8 @@ export class Behavior<Params extends Record<string, string> = Record<string, str
   /** The handler that accepted this connection. */
   handler!: WebSocketHandler;
 
+  #request: UpgradeRequest | undefined = undefined;
+  #headers: IncomingHttpHeaders = {};
   #rawQuery = '';
   #transport: WebSocketTransport = 'http/1.1';
   #query: URLSearchParams | undefined = undefined;
@@ -157,7 +184,10 @@ export class Behavior<Params extends Record<string, string> = Record<string, str
     setInternals({
       init(b, init) {
         b.id = init.id;
-        b.request = init.request;
+        b.#request = init.request;
+        // The parsed headers object (built once, when the handshake read it) outlives the request.
+        b.#headers = init.request.headers;
+        b.url = init.request.url ?? '';
         b.remoteAddress = init.request.socket.remoteAddress;
         b.remotePort = init.request.socket.remotePort;
         // Read now: over HTTP/2 the socket is a proxy to the session's, gone once the stream is.
@@ -179,6 +209,22 @@ export class Behavior<Params extends Record<string, string> = Record<string, str
       responseHeaders(b) {
         return b.#responseHeaders;
       },
+      opened(b, opened) {
+        if ((b.constructor as BehaviorClass).keepRequest === true) return;
+        if (typeof (opened as PromiseLike<unknown> | undefined)?.then === 'function') {
+          const letGo = (): void => {
+            b.#request = undefined;
+          };
+          // The promise's rejection is the connection's to report (track()): this branch only waits.
+          (opened as PromiseLike<unknown>).then(letGo, letGo);
+        } else {
+          b.#request = undefined;
+        }
+        b.#responseHeaders = null;
+      },
+      requestOf(b) {
+        return b.#request;
+      },
     });
   }
 
@@ -193,12 +239,12 @@ export class Behavior<Params extends Record<string, string> = Record<string, str
 
   /** The upgrade request's headers (lower-case names). */
   get headers(): IncomingHttpHeaders {
-    return this.request.headers;
+    return this.#headers;
   }
 
   /** The `Origin` header, if the client sent one. */
   get origin(): string | undefined {
-    const o = this.request.headers.origin;
+    const o = this.#headers.origin;
     return typeof o === 'string' ? o : undefined;
   }
 
@@ -597,6 +643,6 @@ export class Behavior<Params extends Record<string, string> = Record<string, str
   terminate(): void {
     const c = this.#connection;
     if (c !== null) c.terminate();
-    else this.request.socket.destroy();
+    else this.#request?.socket.destroy();
   }
 }

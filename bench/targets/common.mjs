@@ -24,6 +24,16 @@ export function serve(server, info, clients, extra) {
       process.send({ id: m.id, ok: true, result: { clients: clients(), ...extra?.() } });
       return;
     }
+    if (m?.kind === 'heapSnapshot') {
+      // A heap snapshot after forced GCs, for bench/heap-breakdown.mjs (objects by constructor).
+      for (let i = 0; i < 4; i++) {
+        globalThis.gc();
+        await sleep(25);
+      }
+      const { writeHeapSnapshot } = await import('node:v8');
+      process.send({ id: m.id, ok: true, result: { file: writeHeapSnapshot(m.file), clients: clients() } });
+      return;
+    }
     if (m?.kind !== 'mem') return;
     for (let i = 0; i < 4; i++) {
       globalThis.gc();

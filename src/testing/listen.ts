@@ -13,6 +13,7 @@ import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { Server as TlsServer } from 'node:tls';
 import { abort } from '../connection/write.js';
+import { type Behavior, internals } from '../behavior.js';
 import { isHttp2Server as isHttp2Transport } from '../transport/http2.js';
 import { type HandlerOptions, type Routes, WebSocketHandler } from '../handler.js';
 
@@ -267,10 +268,16 @@ export async function listen<R extends Routes>(
     const serverClosed = startListening && server.listening ? new Promise<void>((resolve) => server.close(() => resolve())) : Promise.resolve();
     // 1. Close frames (1001) to this server's WebSocket clients: over HTTP/1.1 on its sockets,
     // over HTTP/2 in its sessions.
-    const ours = (request: IncomingMessage | Http2ServerRequest): boolean =>
-      'stream' in request ? sessions.has(request.stream.session as ServerHttp2Session) : sockets.has(request.socket as Duplex);
-    const mine = [...handler.clients].filter((client) => ours(client.request as IncomingMessage | Http2ServerRequest));
-    const waitFor = mine.map((client) => connectionOf(client.request as IncomingMessage | Http2ServerRequest));
+    // The behavior's own request may be let go already (Behavior.keepRequest): its connection's
+    // byte stream says the same.
+    const streamOf = (client: Behavior): Duplex | undefined => {
+      const request = internals.requestOf(client);
+      return request !== undefined ? connectionOf(request as IncomingMessage | Http2ServerRequest) : internals.connection(client)?.socket;
+    };
+    const ours = (stream: Duplex | undefined): boolean =>
+      stream !== undefined && (sockets.has(stream) || sessions.has((stream as { session?: unknown }).session as ServerHttp2Session));
+    const mine = [...handler.clients].filter((client) => ours(streamOf(client)));
+    const waitFor = mine.map((client) => streamOf(client) as Duplex);
     let handlerClosed: Promise<void> = Promise.resolve();
     if (ownHandler) {
       handlerClosed = handler.close({ timeout: closeTimeout });

@@ -391,7 +391,7 @@ export class Admission {
 
   /** Answers 101 (HTTP/2: 200) and opens the connection. */
   private open(u: Upgrade): boolean {
-    const { request, socket, head, behavior, decision, route } = u;
+    const { socket, head, behavior, decision, route } = u;
     const net = socket as Duplex & { setNoDelay?: (on: boolean) => void; setTimeout?: (ms: number) => void };
     net.setNoDelay?.(true);
     net.setTimeout?.(0);
@@ -412,16 +412,24 @@ export class Admission {
     this.counters.handshakesAccepted++;
     connection.route = route;
     this.handler.connectionOpened(behavior, route);
+    let opened: void | Promise<void> = undefined;
     try {
-      connection.track(behavior.onOpen(), 'onOpen');
+      opened = behavior.onOpen();
+      connection.track(opened, 'onOpen');
     } catch (error) {
       connection.hookFailed(error, 'onOpen');
+    }
+    // The request is let go once onOpen has run (Behavior.keepRequest): ~1 KiB per idle connection.
+    try {
+      internals.opened(behavior, opened);
+    } catch {
+      // a foreign thenable whose then() throws: the request stays, nothing else changes
     }
     // `head` may share memory with the HTTP parser's buffer: copy it before unmasking in place.
     connection.start(head.length > 0 ? [Buffer.from(head), ...u.early] : u.early);
     socket.uncork();
     this.log.debug(
-      `wsmount: connection ${behavior.id} open on ${request.url ?? ''}${decision.deflate === null ? '' : ` (${decision.deflate.responseHeader})`}`,
+      `wsmount: connection ${behavior.id} open on ${behavior.url}${decision.deflate === null ? '' : ` (${decision.deflate.responseHeader})`}`,
     );
     return true;
   }

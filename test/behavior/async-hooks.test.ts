@@ -107,6 +107,7 @@ describe('async onText / onBinary: one at a time, in order', () => {
     const paused: boolean[] = [];
     let self: Behavior | undefined;
     class Blocked extends Behavior {
+      static override keepRequest = true;
       override async onText(text: string): Promise<void> {
         self = this;
         got.push(text);

@@ -1,15 +1,15 @@
 /**
- * What a Behavior instance knows about its connection: id, request, headers, origin, peer
+ * What a Behavior instance knows about its connection: id, request (until onOpen has run), url, headers, origin, peer
  * address, route params (decoded), query (never part of routing), subprotocol, data,
  * readyState through the lifecycle, bufferedAmount, handler.
  */
 import { describe, expect, test } from 'vitest';
-import { Behavior, type BehaviorClass } from '../../src/index.js';
+import { Behavior, type BehaviorClass, type UpgradeRequest } from '../../src/index.js';
 import { useFixture } from '../helpers/fixture.js';
 import { closePayload, rawRequest, upgradeRequest } from '../helpers/raw.js';
 import { type TestServer, waitFor } from '../helpers/server.js';
 
-const { serve, connect } = useFixture();
+const { serve, connect, gate } = useFixture();
 
 /** Records every instance it creates, in order. */
 function recorder(): { cls: BehaviorClass; made: Behavior[] } {
@@ -46,15 +46,79 @@ describe('Behavior properties', () => {
     const client = await connect(s.port, '/rooms/7?x=1', { Origin: 'https://app.example', 'X-Trace': 'abc' });
     await waitFor(() => made.length === 1, 2000, 'open');
     const b = made[0] as Behavior;
-    expect(b.request.url).toBe('/rooms/7?x=1');
-    expect(b.request.method).toBe('GET');
+    expect(b.url).toBe('/rooms/7?x=1');
+    expect(b.query.get('x')).toBe('1');
     expect(b.headers['x-trace']).toBe('abc');
-    expect(b.headers).toBe(b.request.headers);
     expect(b.origin).toBe('https://app.example');
     expect(b.remoteAddress).toBe('127.0.0.1');
     expect(b.remotePort).toBe(client.socket.localPort);
     expect(b.handler).toBe(s.srv.handler);
     expect(b.route).toBe('/rooms/:id');
+  });
+
+  test('the request is there in verify() and onOpen(), let go after onOpen (headers, url, origin, query and the address stay); a route with keepRequest keeps it', async () => {
+    const seen: { hook: string; url: string | undefined; method: string | undefined }[] = [];
+    const made: Behavior[] = [];
+    class Light extends Behavior {
+      override verify(request: UpgradeRequest): void {
+        seen.push({ hook: 'verify', url: request.url, method: this.request.method });
+      }
+      override onOpen(): void {
+        seen.push({ hook: 'onOpen', url: this.request.url, method: this.request.method });
+        made.push(this);
+      }
+    }
+    class Kept extends Light {
+      static override keepRequest = true;
+    }
+    const s = await serve({ '/light': Light, '/kept': Kept });
+    await connect(s.port, '/light?a=1', { Origin: 'https://app.example', 'X-Trace': 'abc' });
+    await connect(s.port, '/kept?b=2');
+    await waitFor(() => made.length === 2, 2000, 'two opens');
+    expect(seen).toEqual([
+      { hook: 'verify', url: '/light?a=1', method: 'GET' },
+      { hook: 'onOpen', url: '/light?a=1', method: 'GET' },
+      { hook: 'verify', url: '/kept?b=2', method: 'GET' },
+      { hook: 'onOpen', url: '/kept?b=2', method: 'GET' },
+    ]);
+    const [light, kept] = made as [Behavior, Behavior];
+    expect(() => light.request).toThrow(/keepRequest/);
+    expect(light.url).toBe('/light?a=1');
+    expect(light.headers['x-trace']).toBe('abc');
+    expect(light.origin).toBe('https://app.example');
+    expect(light.query.get('a')).toBe('1');
+    expect(light.remoteAddress).toBe('127.0.0.1');
+    expect(kept.request.url).toBe('/kept?b=2');
+    expect(kept.headers).toBe(kept.request.headers);
+  });
+
+  test('an async onOpen() reads the request after an await; it is let go once its promise settles', async () => {
+    const g = gate();
+    const urls: string[] = [];
+    let self: Behavior | undefined;
+    class Slow extends Behavior {
+      override async onOpen(): Promise<void> {
+        self = this;
+        await g.wait;
+        urls.push(this.request.url ?? '');
+      }
+    }
+    const s = await serve({ '/slow': Slow });
+    await connect(s.port, '/slow?z=1');
+    await waitFor(() => self !== undefined, 2000, 'open');
+    expect(self?.request.url).toBe('/slow?z=1');
+    g.open();
+    await waitFor(() => urls.length === 1, 2000, 'onOpen to finish');
+    expect(urls).toEqual(['/slow?z=1']);
+    const released = (): boolean => {
+      try {
+        void self?.request;
+        return false;
+      } catch {
+        return true;
+      }
+    };
+    await waitFor(released, 2000, 'the request to be let go');
   });
 
   test('remoteAddress and remotePort are still known in onClose (to log who left), whatever way the peer left', async () => {

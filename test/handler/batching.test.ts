@@ -16,6 +16,8 @@ const { mount, connect } = useFixture();
 
 const listeners: Behavior[] = [];
 class Listener extends Behavior {
+  // The test counts writes on the socket it reaches through the request, after onOpen.
+  static override keepRequest = true;
   override onOpen(): void {
     listeners.push(this);
   }

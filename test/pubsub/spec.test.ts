@@ -88,6 +88,8 @@ const closes: CloseRecord[] = [];
  * bytes as bytes), otherwise text messages are Commands. `?farewell=topic` publishes from onClose.
  */
 class Peer extends Behavior {
+  // Tests reach the socket through the request after onOpen (countWrites).
+  static override keepRequest = true;
   name = '';
   /** What this.publish() returned, in order. */
   readonly returns: number[] = [];

@@ -147,6 +147,7 @@ describe('in-memory transport', () => {
   test('the behavior sees the request as Node parsed it', { timeout: 3000 }, async () => {
     let seen: Behavior | undefined;
     class Look extends Behavior {
+      static override keepRequest = true;
       onOpen() {
         seen = this;
       }

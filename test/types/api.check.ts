@@ -153,7 +153,28 @@ class BadRate extends Behavior {
 class BadPing extends Behavior {
   static override pingInterval: string = '30s';
 }
-export const badStatics = [BadPolicy, BadRate, BadPing];
+// @ts-expect-error: a static keepRequest is a boolean
+class BadKeep extends Behavior {
+  static override keepRequest: string = 'yes';
+}
+export const badStatics = [BadPolicy, BadRate, BadPing, BadKeep];
+
+/** keepRequest: the whole request for the connection's life; url and headers stay without it. */
+class KeepsRequest extends Behavior {
+  static override keepRequest = true;
+  override onText(): void {
+    const socket = this.request.socket;
+    const url: string = this.url;
+    const host: string | undefined = this.headers.host;
+    void socket;
+    void url;
+    void host;
+  }
+}
+export const keeps: BehaviorClass = KeepsRequest;
+export const keepFlag: boolean = KeepsRequest.keepRequest;
+// @ts-expect-error: url is always a string (the request target), never undefined
+export const noUrl: undefined = new Behavior().url;
 
 export async function usesDrain(b: Behavior): Promise<void> {
   if (b.sendBinary(new Uint8Array(1)) === 'queued' && !(await b.drained())) return;
