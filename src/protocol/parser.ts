@@ -429,8 +429,8 @@ export class FrameParser {
   }
 
   /**
-   * Copies the next piece of a frame that spans chunks into `frame` and unmasks it there
-   * (checking text as UTF-8 so far). Returns the frame once complete, null while it is not
+   * Copies the next piece of a frame that spans chunks into `frame`, unmasked (checking text
+   * as UTF-8 so far). Returns the frame once complete, null while it is not
    * (more input is needed, or the check failed: stopped).
    */
   private assemblePiece(): Buffer | null {
@@ -489,10 +489,10 @@ export class FrameParser {
       if (this.frame !== null) {
         piece = this.assemblePiece();
       } else if (this.position === 0 && this.length > (this.chunks[0] as Buffer).length - this.offset) {
-        // The frame spans chunks: it is copied into a buffer of its own as it arrives and
-        // unmasked there, so its bytes are touched once more here and are still in the cache
-        // when they are handed on (and written out, for an echo), instead of being unmasked in
-        // the socket's chunks and copied by a concatenation at the end.
+        // The frame spans chunks: it is copied into a buffer of its own as it arrives, unmasked
+        // on the way (copyUnmasked), so its bytes are still in the cache when they are handed on
+        // (and written out, for an echo), instead of being unmasked in the socket's chunks and
+        // copied by a concatenation at the end. The message never pins a socket chunk either.
         this.frame = Buffer.allocUnsafe(this.length);
         piece = this.assemblePiece();
       } else {
