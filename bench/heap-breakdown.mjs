@@ -6,6 +6,8 @@
 //
 //   node bench/heap-breakdown.mjs                     # wsmount and ws, 1,000 connections
 //   node bench/heap-breakdown.mjs --conns=5000 --targets=wsmount,ws,raw --top=30
+//   node bench/heap-breakdown.mjs --targets=wsmount --retainers=Object,Array,'hidden system / PropertyArray'
+//     (who holds the new objects of those kinds: "holder .edge", per connection)
 //
 // Run `npm run build` first (the wsmount target imports dist/). Snapshots are written to a
 // temporary directory and removed. Output: one table per target, and bench/results/heap.json.
@@ -78,6 +80,50 @@ function groups(file) {
   return out;
 }
 
+/**
+ * `--retainers=Object,Array`: for the objects of those keys that are new in `after` (ids not in
+ * `before`), who holds them: "holder's key .edge name", counted per connection.
+ */
+const retainerKeys = option('retainers', '').split(',').filter((k) => k !== '');
+function retainers(beforeFile, afterFile) {
+  const load = (file) => JSON.parse(readFileSync(file, 'utf8'));
+  const a = load(beforeFile);
+  const b = load(afterFile);
+  const f = b.snapshot.meta.node_fields;
+  const w = f.length;
+  const ef = b.snapshot.meta.edge_fields;
+  const ew = ef.length;
+  const types = b.snapshot.meta.node_types[0];
+  const etypes = b.snapshot.meta.edge_types[0];
+  const [iType, iName, iId, iEdges] = ['type', 'name', 'id', 'edge_count'].map((k) => f.indexOf(k));
+  const [eType, eName, eTo] = ['type', 'name_or_index', 'to_node'].map((k) => ef.indexOf(k));
+  const oldIds = new Set();
+  for (let i = 0; i < a.nodes.length; i += w) oldIds.add(a.nodes[i + iId]);
+  const keyOf = (i) => {
+    const type = types[b.nodes[i + iType]];
+    const name = b.strings[b.nodes[i + iName]];
+    return type === 'object' || type === 'closure' || type === 'native' || type === 'hidden' || type === 'array' ? `${type} ${name}`.slice(0, 60) : type;
+  };
+  const wanted = new Set(retainerKeys.map((k) => (k.includes(' ') ? k : `object ${k}`)));
+  const out = new Map();
+  let e = 0;
+  for (let i = 0; i < b.nodes.length; i += w) {
+    const holder = keyOf(i);
+    const n = b.nodes[i + iEdges];
+    for (let k = 0; k < n; k++, e += ew) {
+      const et = etypes[b.edges[e + eType]];
+      if (et === 'weak' || et === 'shortcut') continue;
+      const to = b.edges[e + eTo];
+      const toKey = keyOf(to);
+      if (!wanted.has(toKey) || oldIds.has(b.nodes[to + iId])) continue;
+      const name = et === 'element' || et === 'hidden' ? `[${et}]` : String(b.strings[b.edges[e + eName]]);
+      const key = `${toKey} <- ${holder} .${name}`;
+      out.set(key, (out.get(key) ?? 0) + 1);
+    }
+  }
+  return [...out].sort((x, y) => y[1] - x[1]).filter(([, c]) => c / conns >= 0.5);
+}
+
 const dir = mkdtempSync(join(tmpdir(), 'wsmount-heap-'));
 const results = {};
 const gen = await start('loadgen.mjs', {});
@@ -104,6 +150,7 @@ try {
       }
       rows.sort((x, y) => y.bytes - x.bytes);
       results[name] = { conns, totalBytesPerConn: total, rows };
+      if (retainerKeys.length > 0) results[name].retainers = retainers(before.file, after.file).map(([key, count]) => ({ key, perConnection: count / conns }));
     } finally {
       child.kill();
     }
@@ -118,6 +165,10 @@ for (const [name, r] of Object.entries(results)) {
   console.log('| object (V8 type, constructor) | per connection | bytes per connection |');
   console.log('|:--|--:|--:|');
   for (const row of r.rows.slice(0, top)) console.log(`| ${row.key.replace(/\|/g, '\\|')} | ${row.count.toFixed(2)} | ${row.bytes.toFixed(0)} |`);
+  if (r.retainers) {
+    console.log(`\nnew objects held per connection (${retainerKeys.join(', ')}): holder .edge`);
+    for (const x of r.retainers.slice(0, 40)) console.log(`  ${x.perConnection.toFixed(2)}  ${x.key}`);
+  }
 }
 mkdirSync(join(here, 'results'), { recursive: true });
 writeFileSync(join(here, 'results', 'heap.json'), JSON.stringify({ date: new Date().toISOString(), node: process.version, conns, results }, null, 2));
