@@ -266,7 +266,7 @@ async function paced(o) {
 // ---- broadcast: one client triggers, the server fans out to every client ----------------------------
 
 async function broadcast(o) {
-  const { port, clients: n, size, window, warmupMs, measureMs, serverPid } = o;
+  const { port, clients: n, size, window, warmupMs, measureMs, serverPid, path = '/broadcast' } = o;
   const payload = payloadOf(size);
   const frame = clientFrame(OP.TEXT, payload);
   const flen = frame.length;
@@ -285,7 +285,7 @@ async function broadcast(o) {
       sentB += room;
     }
   };
-  const clients = await openMany(n, port, '/broadcast', {
+  const clients = await openMany(n, port, path, {
     allowMasked: o.raw,
     setup(c) {
       setup(c);

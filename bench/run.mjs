@@ -73,7 +73,7 @@ const PLAN = quick
         ],
       },
       paced: { conns: 16, size: 32, text: true, rate: 20_000, warmupMs: 400, measureMs: 2000 },
-      broadcast: { clients: [1000], size: 32, warmupMs: 250, measureMs: 600 },
+      broadcast: { clients: [1000], publish: [], size: 64, warmupMs: 250, measureMs: 600 },
       handshakes: { concurrency: [1, 32], warmupMs: 250, measureMs: 700 },
       memory: { conns: [1000] },
       fanout: { subscribers: 1000, size: 32, windows: [16, 64], warmupMs: 300, measureMs: 1000, rate: 50, pacedWarmupMs: 300, pacedMs: 1500 },
@@ -124,7 +124,7 @@ const PLAN = quick
       },
       paced: { conns: 16, size: 32, text: true, rate: 20_000, warmupMs: 500, measureMs: 3000, rounds: 5 },
 
-      broadcast: { clients: [100, 1000, 5000], size: 32, warmupMs: 400, measureMs: 1200 },
+      broadcast: { clients: [100, 1000, 5000], publish: [1000], size: 64, warmupMs: 400, measureMs: 1200 },
       handshakes: { concurrency: [1, 32, 256], warmupMs: 400, measureMs: 1500 },
       memory: { conns: [1000, 5000] },
       fanout: { subscribers: 1000, size: 32, windows: [16, 64], warmupMs: 500, measureMs: 1500, rate: 50, pacedWarmupMs: 500, pacedMs: 3000 },
@@ -192,7 +192,7 @@ function echoWindow(conns, size) {
  * several frames per socket read once it lags (raw TCP shows how far it can go).
  */
 function broadcastWindow(clients) {
-  return Math.min(256, Math.max(16, Math.ceil(16_000 / clients)));
+  return Math.min(256, Math.max(64, Math.ceil(16_000 / clients)));
 }
 
 const ALL_TARGETS = [
@@ -308,7 +308,7 @@ function waitReady(child, what, timeoutMs = 15_000) {
 }
 
 async function startTarget(t) {
-  const child = spawnPinned(SERVER_CPU, ['--expose-gc', join(here, t.file)], { env: targetEnv(t), taskset: pin });
+  const child = spawnPinned(SERVER_CPU, ['--expose-gc', ...(process.env.BENCH_TARGET_ARGS ? process.env.BENCH_TARGET_ARGS.split(' ') : []), join(here, t.file)], { env: targetEnv(t), taskset: pin });
   try {
     const ready = await waitReady(child, `target ${t.name}`);
     if (ready.pid !== child.pid) throw new Error(`target ${t.name}: pid ${ready.pid} is not the spawned pid ${child.pid}`);
@@ -673,13 +673,16 @@ async function scenarioPaced(echoRows) {
 
 async function scenarioBroadcast() {
   const p = PLAN.broadcast;
-  const configs = p.clients.map((clients) => ({ clients, size: p.size, window: broadcastWindow(clients), label: `${clients} clients` }));
+  const configs = [
+    ...p.clients.map((clients) => ({ path: '/broadcast', clients, size: p.size, window: broadcastWindow(clients), label: `${clients} clients` })),
+    ...p.publish.map((clients) => ({ path: '/publish', clients, size: p.size, window: broadcastWindow(clients), label: `${clients} subscribers, publish` })),
+  ];
   const targets = new TargetSet(TARGETS);
   await targets.startAll();
   let raw;
   try {
     raw = await interleaved('broadcast', configs, TARGETS, (c, t) =>
-      measure(targets, t, 'broadcast', { clients: c.clients, size: c.size, window: c.window, warmupMs: p.warmupMs, measureMs: p.measureMs }),
+      measure(targets, t, 'broadcast', { path: c.path, clients: c.clients, size: c.size, window: c.window, warmupMs: p.warmupMs, measureMs: p.measureMs }),
     );
   } finally {
     await targets.stopAll();
@@ -691,15 +694,16 @@ async function scenarioBroadcast() {
   );
   print(
     table(
-      ['clients', 'in flight', ...names(), ...rc.map((r) => r[0])],
-      rows.map((r) => [r.clients, r.window, ...names().map((n) => cell(r.sums[n], si)), ...rc.map(([, b]) => ratio(over(r.sums.wsmount, r.sums[b])))]),
+      ['clients', 'sent with', 'in flight', ...names(), ...rc.map((r) => r[0])],
+      rows.map((r) => [r.clients, r.path === '/publish' ? 'publish' : 'broadcast', r.window, ...names().map((n) => cell(r.sums[n], si)), ...rc.map(([, b]) => ratio(over(r.sums.wsmount, r.sums[b])))]),
     ),
   );
   print('\nCPU during those runs (server / generator, median):\n');
-  print(table(['clients', ...names()], rows.map((r) => [r.clients, ...names().map((n) => cpuCell(r.samples[n]))])));
+  print(table(['clients', 'sent with', 'in flight', ...names()], rows.map((r) => [r.clients, r.path === '/publish' ? 'publish' : 'broadcast', r.window, ...names().map((n) => cpuCell(r.samples[n]))])));
   printErrors('broadcast', rows.map((r) => ({ label: r.label, sums: r.sums })));
   results.scenarios.broadcast = rows.map((r) => ({
     clients: r.clients,
+    sentWith: r.path === '/publish' ? 'publish' : 'broadcast',
     size: r.size,
     broadcastsInFlight: r.window,
     medianDeliveriesPerSec: Object.fromEntries(names().map((n) => [n, r.sums[n]?.value ?? null])),
@@ -2019,6 +2023,26 @@ function verdicts(r) {
       const x = over(row.sums.wsmount, row.sums.ws);
       add('broadcast to 1,000 ≥ 2× ws', ratio(x), Number.isFinite(x) ? x >= 2 : false, `${si(row.sums.wsmount?.value)} vs ${si(row.sums.ws?.value)} deliveries/s`);
     }
+    // Issue 16: broadcast and topic publish ≥ 30× ws at 100 and 1,000 recipients, ≥ 16× at 5,000.
+    for (const b of r.broadcast) {
+      const x = over(b.sums.wsmount, b.sums.ws);
+      const min = b.clients >= 5000 ? 16 : 30;
+      const what = b.path === '/publish' ? `publish to ${b.clients.toLocaleString('en-US')} subscribers` : `broadcast to ${b.clients.toLocaleString('en-US')}`;
+      add(`${what} ≥ ${min}× ws`, ratio(x), Number.isFinite(x) ? x >= min : false, `${si(b.sums.wsmount?.value)} vs ${si(b.sums.ws?.value)} deliveries/s (${bytes(b.size)}, ${b.window} in flight)`);
+    }
+  }
+  // Issue 16 at 16 connections: keep the small-message lead; large messages against ws with bufferutil.
+  for (const [size, type, base, min] of [
+    [32, 'binary', 'ws', 12],
+    [64 * KiB, 'binary', 'ws+native', 1.0],
+    [64 * KiB, 'text', 'ws+native', 1.0],
+    [MiB, 'text', 'ws+native', 1.0],
+    [MiB, 'binary', 'ws+native', 1.1],
+  ]) {
+    const row = r.echo?.find((e) => e.conns === 16 && e.size === size && e.text === (type === 'text'));
+    if (!row || !has(base) || !has('wsmount')) continue;
+    const x = over(row.sums.wsmount, row.sums[base]);
+    add(`echo ${bytes(size)} ${type}, 16 conns ≥ ${min}× ${base}`, ratio(x), Number.isFinite(x) ? x >= min : false, `${si(row.sums.wsmount?.value)} vs ${si(row.sums[base]?.value)} msg/s`);
   }
   if (r.handshakes && has('ws')) {
     // Issue 16: ≥ 1.25× ws in parallel, ≥ 1.3× sequential.

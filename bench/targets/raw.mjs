@@ -1,6 +1,6 @@
 // The physical limit: a raw TCP server with just enough HTTP to answer the upgrade (101 with the
 // right Sec-WebSocket-Accept), then no WebSocket at all: /echo writes every chunk back as it came,
-// /broadcast writes every chunk it receives to every /broadcast socket. The generator's masked
+// /broadcast (and /publish) writes every chunk it receives to every socket of that room. The generator's masked
 // frames come back masked, and the generator validates them the same way.
 
 import { serve } from './common.mjs';
@@ -22,13 +22,25 @@ function uncork(socket) {
   socket.uncork();
 }
 
+// The same for fan-out: what arrives in one turn reaches each socket in one write.
+let roomCorked = false;
 function broadcastChunk(chunk) {
+  if (!roomCorked) {
+    roomCorked = true;
+    for (const s of room) s.cork();
+    setImmediate(uncorkRoom);
+  }
   for (const s of room) s.write(chunk);
+}
+
+function uncorkRoom() {
+  roomCorked = false;
+  for (const s of room) s.uncork();
 }
 
 const { server, clients } = upgradeServer(
   (socket, path, rest) => {
-    if (path === '/broadcast') {
+    if (path === '/broadcast' || path === '/publish') {
       room.add(socket);
       socket.on('data', broadcastChunk);
       if (rest.length > 0) broadcastChunk(rest);

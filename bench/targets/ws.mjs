@@ -1,5 +1,6 @@
 // ws, written the idiomatic way: one WebSocketServer per path with noServer: true, routed from the
-// http server's 'upgrade' event, and the documented broadcast loop.
+// http server's 'upgrade' event, and the documented broadcast loop (also for /publish: ws has no
+// topics; one topic every client subscribed to is that loop).
 //
 // Pure JS vs native is chosen by the environment run.mjs passes: WS_NO_BUFFER_UTIL=1 and
 // WS_NO_UTF_8_VALIDATE=1 for "ws", neither for "ws+native". This file reports which optional
@@ -24,7 +25,7 @@ const server = http.createServer((_req, res) => {
 });
 server.on('upgrade', (req, socket, head) => {
   const { pathname } = new URL(req.url, 'http://localhost');
-  const wss = pathname === '/echo' ? echo : pathname === '/broadcast' ? room : null;
+  const wss = pathname === '/echo' ? echo : pathname === '/broadcast' || pathname === '/publish' ? room : null;
   if (wss === null) {
     socket.destroy();
     return;

@@ -56,6 +56,33 @@ export function batchThisTask(): void {
   queueMicrotask(flushBatch);
 }
 
+// ---- the arena: small frames a connection frames for itself during a batch ---------------------
+
+/** Size of one arena (frames framed there are at most COPY_THRESHOLD + 4 bytes). */
+export const ARENA_BYTES: number = 64 * 1024;
+
+/**
+ * The arena small frames are written into during a batch (sender.ts `sendSmall`): a connection's
+ * consecutive frames (an echo of the 32 messages in one chunk) sit back to back, and leave as one
+ * view of it, with no Buffer object per frame and no copy to join them. Bytes handed out are
+ * never written again: a full arena is left to the views that hold it (like Node's own Buffer
+ * pool) and a new one is taken.
+ */
+export let arena: Buffer = Buffer.allocUnsafeSlow(ARENA_BYTES);
+/** Bytes of {@link arena} taken. */
+export let arenaUsed: number = 0;
+
+/** Makes room for `size` bytes (far below {@link ARENA_BYTES}) in the arena; returns their offset. */
+export function arenaTake(size: number): number {
+  if (arenaUsed + size > ARENA_BYTES) {
+    arena = Buffer.allocUnsafeSlow(ARENA_BYTES);
+    arenaUsed = 0;
+  }
+  const at = arenaUsed;
+  arenaUsed = at + size;
+  return at;
+}
+
 /**
  * The frames of one connection's list as one buffer. A broadcast or publish gives every
  * recipient the same frames (the same Buffer objects) in the same order, so a list equal, frame

@@ -2,10 +2,10 @@ import { Buffer } from 'node:buffer';
 import type { Duplex } from 'node:stream';
 import { type Behavior, type BinaryData, ReadyState } from '../behavior.js';
 import { CloseCode, MAX_CONTROL_PAYLOAD, Opcode } from '../protocol/constants.js';
-import { type Frame, encodeFrame, encodeText, frameLength, toBuffer } from '../protocol/framer.js';
+import { COPY_THRESHOLD, type Frame, encodeFrame, encodeText, frameLength, toBuffer } from '../protocol/framer.js';
 import type { Counters } from '../stats.js';
 import type { DeflateSession } from '../extensions/permessage-deflate/session.js';
-import { enlist, inBatch, joinFrames } from './batch.js';
+import { arena, arenaTake, enlist, inBatch, joinFrames } from './batch.js';
 import { OrderedOutput } from './ordered.js';
 import { OutgoingStream, type SendStreamOptions, type StreamSource, streamInterrupted } from './stream-out.js';
 import { writeFrameTo } from './write.js';
@@ -80,6 +80,14 @@ export abstract class Sender {
   protected out: Buffer[] | null = null;
   /** @internal Their bytes, at most the socket's high-water mark. */
   protected outBytes = 0;
+  /**
+   * @internal The run of frames this connection framed in the batch arena (batch.ts) and has not
+   * put in `out` yet: `runArena[runStart, runEnd)`. Extended while nothing else was framed there
+   * after it.
+   */
+  private runArena: Buffer | null = null;
+  private runStart = 0;
+  private runEnd = 0;
 
   /** @internal */
   constructor(socket: Duplex, behavior: Client, owner: ConnectionOwner, limits: ConnectionLimits, deflate: DeflateSession | null) {
@@ -129,6 +137,52 @@ export abstract class Sender {
     return this.writeNow(frame, length);
   }
 
+  /**
+   * A small message sent during a batch with nothing ordered ahead of it: framed straight into
+   * the batch arena (batch.ts), after this connection's previous frame when nothing else was
+   * framed in between, and held with the batch's other frames for its one write.
+   */
+  private sendSmall(opcode: number, payload: Buffer | string, length: number): SendStatus {
+    const size = (length < 126 ? 2 : 4) + length;
+    if (this.wouldPassLimit(size)) return this.overBackpressure(size);
+    const at = arenaTake(size);
+    const a = arena;
+    a[at] = 0x80 | opcode;
+    let h = 2;
+    if (length < 126) {
+      a[at + 1] = length;
+    } else {
+      a[at + 1] = 126;
+      a[at + 2] = length >>> 8;
+      a[at + 3] = length & 0xff;
+      h = 4;
+    }
+    if (typeof payload === 'string') a.write(payload, at + h, length, 'utf8');
+    else a.set(payload, at + h);
+    if (this.runArena === a && this.runEnd === at) {
+      this.runEnd = at + size;
+    } else {
+      if (this.runArena !== null) this.endRun();
+      else if (this.out === null) enlist(this);
+      this.runArena = a;
+      this.runStart = at;
+      this.runEnd = at + size;
+    }
+    this.outBytes += size;
+    const s = this.socket;
+    const flushed = s.writableLength + this.outBytes < s.writableHighWaterMark || this.flushOut();
+    return this.sent(size, flushed);
+  }
+
+  /** Puts the arena run in the list (`out`), where frames held otherwise follow it. */
+  private endRun(): void {
+    const view = (this.runArena as Buffer).subarray(this.runStart, this.runEnd);
+    this.runArena = null;
+    const out = this.out;
+    if (out === null) this.out = [view];
+    else out.push(view);
+  }
+
   /** Writes a data frame that passed the backpressure check. */
   private writeNow(frame: Frame, length: number): SendStatus {
     const s = this.socket;
@@ -137,6 +191,7 @@ export abstract class Sender {
       // A small frame (framer.ts copies payloads up to COPY_THRESHOLD next to their header): kept
       // for the batch's one write, unless that takes the socket to its high-water mark: then
       // written now, with those before it, so that 'queued' always comes with a 'drain' to come.
+      if (this.runArena !== null) this.endRun();
       const out = this.out;
       if (out === null) {
         this.out = [frame];
@@ -147,9 +202,14 @@ export abstract class Sender {
       this.outBytes += length;
       flushed = s.writableLength + this.outBytes < s.writableHighWaterMark || this.flushOut();
     } else {
-      if (this.out !== null) this.flushOut();
+      if (this.outBytes !== 0) this.flushOut();
       flushed = writeFrameTo(s, frame);
     }
+    return this.sent(length, flushed);
+  }
+
+  /** Counts a data frame given to the socket or held for it; its send status. */
+  private sent(length: number, flushed: boolean): SendStatus {
     const counters = this.counters;
     counters.messagesOut++;
     counters.bytesOut += length;
@@ -194,6 +254,7 @@ export abstract class Sender {
    * and before any other write, so that frames leave in the order they were sent.
    */
   flushOut(): boolean {
+    if (this.runArena !== null) this.endRun();
     const out = this.out;
     if (out === null) return true;
     const bytes = this.outBytes;
@@ -249,6 +310,8 @@ export abstract class Sender {
       if (this.overLimit(bytes.length)) return this.overBackpressure(bytes.length);
       return this.writeCompressed(d.frame(Opcode.Text, bytes), bytes.length);
     }
+    // At most 3 bytes per UTF-16 unit: a string this short fits a small frame whatever it holds.
+    if (text.length * 3 <= COPY_THRESHOLD && this.ordered === null && inBatch()) return this.sendSmall(Opcode.Text, text, Buffer.byteLength(text));
     return this.writeData(encodeText(text));
   }
 
@@ -263,7 +326,11 @@ export abstract class Sender {
   sendBytes(bytes: Buffer, opcode: typeof Opcode.Text | typeof Opcode.Binary): SendStatus {
     if (this.state !== ReadyState.OPEN) return 'dropped';
     const d = this.deflate;
-    if (d === null || !d.compresses(bytes.length)) return this.writeData(encodeFrame(opcode, bytes));
+    if (d === null || !d.compresses(bytes.length)) {
+      const length = bytes.length;
+      if (length <= COPY_THRESHOLD && this.ordered === null && inBatch()) return this.sendSmall(opcode, bytes, length);
+      return this.writeData(encodeFrame(opcode, bytes));
+    }
     if (this.overLimit(bytes.length)) return this.overBackpressure(bytes.length);
     return this.writeCompressed(d.frame(opcode, bytes), bytes.length);
   }
@@ -347,7 +414,7 @@ export abstract class Sender {
 
   /** @internal StreamOwner: one frame of a streamed message. */
   writeStreamFrame(frame: Frame): void {
-    if (this.out !== null) this.flushOut();
+    if (this.outBytes !== 0) this.flushOut();
     writeFrameTo(this.socket, frame);
     const counters = this.counters;
     counters.bytesOut += frameLength(frame);
@@ -383,7 +450,7 @@ export abstract class Sender {
   writeAccepted(frame: Frame): void {
     const s = this.socket;
     if (this.state === ReadyState.CLOSED || (this.closeSent && this.closeHeld === null) || !s.writable) return;
-    if (this.out !== null) this.flushOut();
+    if (this.outBytes !== 0) this.flushOut();
     writeFrameTo(s, frame);
     const counters = this.counters;
     counters.messagesOut++;
@@ -566,7 +633,7 @@ export abstract class Sender {
     // Control payloads (≤ 125 bytes) are always framed into one buffer.
     const bytes = frame as Buffer;
     this.counters.bytesOut += bytes.length;
-    if (this.out !== null) this.flushOut();
+    if (this.outBytes !== 0) this.flushOut();
     return this.socket.write(bytes);
   }
 
@@ -588,7 +655,7 @@ export abstract class Sender {
     const frame = encodeFrame(Opcode.Pong, payload) as Buffer;
     this.counters.bytesOut += frame.length;
     this.pongInFlight = true;
-    if (this.out !== null) this.flushOut();
+    if (this.outBytes !== 0) this.flushOut();
     this.socket.write(frame, (this.pongWrittenBound ??= this.pongWritten.bind(this)));
   }
 
