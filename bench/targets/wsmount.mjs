@@ -1,5 +1,6 @@
 // wsmount over the same routes as the other targets: /echo echoes text and binary, /broadcast
-// sends every message it receives to every /broadcast client with handler.broadcast.
+// sends every message it receives to every /broadcast client with handler.broadcast, /publish
+// publishes it to a topic every /publish client subscribed to.
 // Defaults stay on (heartbeat, backpressure limits…): that is what users get. Only maxPayload is
 // raised, to the same limit as the other targets.
 
@@ -38,5 +39,19 @@ class Broadcast extends Behavior {
   }
 }
 
-const handler = createWebSocketHandler({ '/echo': process.env.BENCH_ECHO_STRINGS === '1' ? EchoStrings : Echo, '/broadcast': Broadcast }, { maxPayload: MAX_PAYLOAD });
+// A topic: every /publish client subscribes to one topic, and every message received is
+// published to it (to every subscriber, the sender included, as /broadcast does).
+class Publish extends Behavior {
+  onOpen() {
+    this.subscribe('bench');
+  }
+  onText(text) {
+    this.handler.publish('bench', text);
+  }
+  onBinary(bytes) {
+    this.handler.publish('bench', bytes);
+  }
+}
+
+const handler = createWebSocketHandler({ '/echo': process.env.BENCH_ECHO_STRINGS === '1' ? EchoStrings : Echo, '/broadcast': Broadcast, '/publish': Publish }, { maxPayload: MAX_PAYLOAD });
 serveHandler(handler, { library: 'wsmount', version, options: reportedOptions(handler.options) });
