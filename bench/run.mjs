@@ -28,7 +28,8 @@
 // Options: --quick, --rounds=N, --only=echo,latency,broadcast,handshakes,memory,cpu,fanout,deflate,compat,http2,streaming,
 //          --targets=wsmount,ws,ws+native,raw,ws+redis,wsmount+redis,wsmount-strings, --record, --no-taskset,
 //          --conns=1,16,256 --sizes=32,1k,64k,1m --kinds=text,binary (echo and compat rows to keep).
-// --record with --only writes bench/reference/<scenarios>[-quick].json/.md (e.g. fanout.json),
+// --record with --only writes bench/reference/<scenarios>[-quick].json/.md (e.g. fanout.json);
+// on a Node other than 20 the name ends in -node<major> (full-node24.json),
 // so a partial run never replaces the complete full/quick reference.
 
 import { execFileSync } from 'node:child_process';
@@ -2321,7 +2322,10 @@ async function main() {
     // A partial run (--only) never replaces the complete reference of its mode: it gets a file
     // named after its scenarios (bench/reference/fanout.json, fanout-quick.json…).
     const partial = SCENARIOS.some((s) => !wantedScenarios.includes(s));
-    const name = partial ? `${wantedScenarios.join('+')}${quick ? '-quick' : ''}` : PLAN.mode;
+    // Node 20 is the reference runtime; a run on another major gets its own file (full-node24.md).
+    const major = Number(process.versions.node.split('.')[0]);
+    const base = partial ? `${wantedScenarios.join('+')}${quick ? '-quick' : ''}` : PLAN.mode;
+    const name = major === 20 ? base : `${base}-node${major}`;
     const refDir = join(here, 'reference');
     mkdirSync(refDir, { recursive: true });
     writeFileSync(join(refDir, `${name}.json`), `${JSON.stringify(json, null, 2)}\n`);
