@@ -104,7 +104,12 @@ export class Utf8Validator {
 
 /** Whether `bytes` is, as a whole, valid UTF-8. */
 export function isValidUtf8(bytes: Uint8Array): boolean {
-  if (bytes.length >= NATIVE_THRESHOLD) return isUtf8(bytes);
+  const n = bytes.length;
+  if (n >= NATIVE_THRESHOLD) return isUtf8(bytes);
+  // Short ASCII, the common case (a reason, a small message sent as bytes): no validator object.
+  let i = 0;
+  while (i < n && (bytes[i] as number) < 0x80) i++;
+  if (i === n) return true;
   const v = new Utf8Validator();
   return v.write(bytes) && v.end();
 }
