@@ -384,3 +384,19 @@ test('HTTP/2 (RFC 8441): two WebSockets on one session, small frames held for th
   }
   expect(gotB[100]?.payload.toString()).toBe('b-last');
 });
+
+test("a connection's own replies in its own chunk (its socket corked): past the high-water mark they say 'queued', drained() resolves, order kept", async () => {
+  const { speaker } = await setUp(0);
+  const statuses: SendStatus[] = [];
+  let drained: Promise<boolean> | null = null;
+  onSpeak = (_text, self) => {
+    for (let i = 0; i < 200; i++) statuses.push(self.sendText(`${String(i).padStart(4, '0')}${'r'.repeat(1000)}`));
+    drained = self.drained();
+  };
+  speaker.send(0x1, 'go');
+  const got = await frames(speaker, 200);
+  expect(statuses).toContain('queued');
+  expect(statuses.every((s) => s !== 'dropped')).toBe(true);
+  expect(await (drained as unknown as Promise<boolean>)).toBe(true);
+  for (let i = 0; i < 200; i++) expect(got[i]?.payload.subarray(0, 4).toString()).toBe(String(i).padStart(4, '0'));
+});
