@@ -2063,6 +2063,14 @@ function verdicts(r) {
       Number.isFinite(x) ? x <= 0.7 : false,
       `rss ${kib(row.rss.wsmount?.value)} vs ${kib(row.rss.ws?.value)}; heapUsed ${kib(row.heap.wsmount?.value)} vs ${kib(row.heap.ws?.value)} (${ratio(h)})`,
     );
+    // Issue 16: RSS per idle connection ≤ 0.9× ws at 1,000 and ≤ 0.75× at 5,000; heap ≤ 0.7×.
+    for (const m of r.memory) {
+      const rx = over(m.rss.wsmount, m.rss.ws);
+      const hx = over(m.heap.wsmount, m.heap.ws);
+      const min = m.conns >= 5000 ? 0.75 : 0.9;
+      add(`RSS per idle connection ≤ ${min}× ws (${m.conns} conns)`, ratio(rx), Number.isFinite(rx) ? rx <= min : false, `${kib(m.rss.wsmount?.value)} vs ${kib(m.rss.ws?.value)}`);
+      add(`heap per idle connection ≤ 0.7× ws (${m.conns} conns)`, ratio(hx), Number.isFinite(hx) ? hx <= 0.7 : false, `${kib(m.heap.wsmount?.value)} vs ${kib(m.heap.ws?.value)}`);
+    }
   }
   if (r.fanout) {
     const { sums, has: hasF } = r.fanout;
@@ -2258,7 +2266,7 @@ async function main() {
   if (wantedScenarios.includes('http2')) r.http2 = await scenarioHttp2();
   if (wantedScenarios.includes('streaming')) r.streaming = await scenarioStreaming();
 
-  print('\n## Targets (the team\'s goals, from issues 6, 11, 12, 13 and 15)\n');
+  print('\n## Targets (the team\'s goals, from issues 6, 11, 12, 13, 15 and 16)\n');
   const v = verdicts(r);
   print(table(['goal', 'wsmount', 'result', 'detail'], v.map((x) => [x.goal, x.value, x.result, x.detail])));
   print('\n## Targets as run\n');
