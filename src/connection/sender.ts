@@ -2,7 +2,7 @@ import { Buffer } from 'node:buffer';
 import type { Duplex } from 'node:stream';
 import { type Behavior, type BinaryData, ReadyState } from '../behavior.js';
 import { CloseCode, MAX_CONTROL_PAYLOAD, Opcode } from '../protocol/constants.js';
-import { COPY_THRESHOLD, type Frame, encodeFrame, encodeText, frameLength, toBuffer } from '../protocol/framer.js';
+import { COPY_THRESHOLD, type Frame, encodeFrame, encodeText, frameLength, toBuffer, writeHeader } from '../protocol/framer.js';
 import type { Counters } from '../stats.js';
 import type { DeflateSession } from '../extensions/permessage-deflate/session.js';
 import { arena, arenaTake, enlist, inBatch, joinFrames } from './batch.js';
@@ -147,18 +147,9 @@ export abstract class Sender {
     if (this.wouldPassLimit(size)) return this.overBackpressure(size);
     const at = arenaTake(size);
     const a = arena;
-    a[at] = 0x80 | opcode;
-    let h = 2;
-    if (length < 126) {
-      a[at + 1] = length;
-    } else {
-      a[at + 1] = 126;
-      a[at + 2] = length >>> 8;
-      a[at + 3] = length & 0xff;
-      h = 4;
-    }
-    if (typeof payload === 'string') a.write(payload, at + h, length, 'utf8');
-    else a.set(payload, at + h);
+    const start = writeHeader(a, at, opcode, length, true, 0, null);
+    if (typeof payload === 'string') a.write(payload, start, length, 'utf8');
+    else a.set(payload, start);
     if (this.runArena === a && this.runEnd === at) {
       this.runEnd = at + size;
     } else {
