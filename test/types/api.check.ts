@@ -185,3 +185,17 @@ export async function usesDrain(b: Behavior): Promise<void> {
   const wrong: SendStatus = 'failed';
   void [ms, sure, wrong];
 }
+
+// sendText takes a string, or UTF-8 bytes sent as they are (issue 16: an onRawText relay makes no string).
+export class RawRelay extends Behavior {
+  override onRawText(bytes: Buffer): void {
+    this.sendText(bytes);
+    this.sendText(new Uint8Array(bytes));
+    this.sendText(new ArrayBuffer(4));
+    this.sendText(new DataView(bytes.buffer));
+    // @ts-expect-error: a number is neither text nor bytes
+    this.sendText(42);
+    // @ts-expect-error: an array of byte values is not bytes
+    this.sendText([104, 105]);
+  }
+}
