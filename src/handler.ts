@@ -15,7 +15,7 @@ import { OutgoingMessage } from './connection/outgoing.js';
 import { Topics, checkTopic } from './pubsub/topics.js';
 import { splitTarget } from './router.js';
 import { type CheckedRoutes, type Client, type ClientOf, type RoutePattern, type Routes, behaviorClass } from './routes.js';
-import { Counters, type HandlerStats, countsOf } from './stats.js';
+import { Counters, type HandlerStats, type RouteStats, countsOf } from './stats.js';
 import { type MarkedSocket, type UpgradeListener, checkServer, dropNoteIfAlone, kHandler, noteBeforeOthers } from './transport/http1.js';
 import {
   HTTP2,
@@ -121,7 +121,7 @@ export class WebSocketHandler<R extends Routes = Routes> {
       const cls = behaviorClass(pattern, routes[pattern]);
       const limits = routeLimits(cls, o, pattern);
       const deflate = routeDeflate(cls, o, pattern);
-      const route: Route = { pattern, cls, clients: new Set(), limits, deflate, maxConnections: cls.maxConnections ?? Infinity, count: 0 };
+      const route: Route = { pattern, cls, clients: new Set(), limits, counters: new Counters(), deflate, maxConnections: cls.maxConnections ?? Infinity, count: 0 };
       admission.router.add(pattern, route);
       this.byRoute.set(pattern, route);
       if (limits.pingInterval > 0) shortest = Math.min(shortest, limits.pingInterval, limits.pongTimeout);
@@ -224,12 +224,20 @@ export class WebSocketHandler<R extends Routes = Routes> {
   /**
    * A snapshot of the handler's counters: open connections (in all and per route), handshakes
    * accepted and rejected by status, messages and bytes in and out, closes by code, backpressure
-   * drops and closes, heartbeat timeouts. The counters cost a few additions per message.
+   * drops and closes, heartbeat timeouts and round trips; in all and per route (`routes`). The
+   * counters cost a few additions per message.
    */
   stats(): HandlerStats {
-    const c = this.counters;
+    // The handler's own counters (rejections, verify timeouts) plus every route's.
+    const c = new Counters();
+    c.add(this.counters);
     const connectionsByRoute: Record<string, number> = {};
-    for (const [pattern, route] of this.byRoute) connectionsByRoute[pattern] = route.clients.size;
+    const routes: Record<string, RouteStats> = {};
+    for (const [pattern, route] of this.byRoute) {
+      connectionsByRoute[pattern] = route.clients.size;
+      routes[pattern] = route.counters.routeStats(route.clients.size);
+      c.add(route.counters);
+    }
     let handshakesRejected = 0;
     for (const n of c.rejected.values()) handshakesRejected += n;
     return {
@@ -251,6 +259,8 @@ export class WebSocketHandler<R extends Routes = Routes> {
       idleCloses: c.idleCloses,
       rateLimitCloses: c.rateLimitCloses,
       verifyTimeouts: c.verifyTimeouts,
+      heartbeatRtt: c.rttHistogram(),
+      routes,
       topics: this.pubsub.size,
       subscriptions: this.pubsub.subscriptions,
       publishes: this.pubsub.published,
@@ -386,7 +396,7 @@ export class WebSocketHandler<R extends Routes = Routes> {
     this.all.delete(behavior);
     route.clients.delete(behavior);
     this.admission.reserve(route, behavior.remoteAddress, -1);
-    this.counters.closedWith(code);
+    route.counters.closedWith(code);
     if (this.all.size === 0 && this.sweepTimer !== null) {
       clearInterval(this.sweepTimer);
       this.sweepTimer = null;

@@ -33,7 +33,8 @@ export {
   type StreamChunk,
   type StreamSource,
 } from './connection/index.js';
-export type { CompressionStats, HandlerStats } from './stats.js';
+export type { CompressionStats, DurationHistogram, HandlerStats, RouteStats } from './stats.js';
+export { DURATION_BOUNDS, MAX_CLOSE_CODES } from './stats.js';
 export {
   CLUSTER_MESSAGE_KEY,
   MAX_TOPIC_LENGTH,

@@ -5,6 +5,7 @@ import { type Behavior, Behavior as BehaviorClass, ReadyState } from '../behavio
 import { CloseCode, Opcode } from '../protocol/constants.js';
 import { ProtocolError } from '../protocol/errors.js';
 import type { DeflateSession, Inflated } from '../extensions/permessage-deflate/session.js';
+import type { Counters } from '../stats.js';
 import { encodeClosePayload, encodeFrame } from '../protocol/framer.js';
 import { FrameParser, type ParserSink } from '../protocol/parser.js';
 import { beginBatch, flushBatch, inBatch } from './batch.js';
@@ -108,8 +109,8 @@ export class Connection extends StreamReceiver implements ParserSink {
   private refilledAt: number;
 
   /** @internal */
-  constructor(socket: Duplex, behavior: Client, owner: ConnectionOwner, limits: ConnectionLimits, deflate: DeflateSession | null = null) {
-    super(socket, behavior, owner, limits, deflate);
+  constructor(socket: Duplex, behavior: Client, owner: ConnectionOwner, limits: ConnectionLimits, counters: Counters, deflate: DeflateSession | null = null) {
+    super(socket, behavior, owner, limits, counters, deflate);
     this.parser = new FrameParser(this, {
       expectMasked: true,
       maxPayload: limits.maxPayload,
@@ -378,6 +379,7 @@ export class Connection extends StreamReceiver implements ParserSink {
       // Any pong answers the heartbeat (RFC 6455 §5.5.3 allows a peer to answer only the latest ping).
       this.awaitingPong = false;
       this.latency = performance.now() - this.lastPing;
+      this.counters.roundTrip(this.latency);
     }
     try {
       this.behavior.onPong(data);

@@ -29,7 +29,7 @@ export const EMPTY: Buffer = Buffer.alloc(0);
 export abstract class Sender {
   readonly socket: Duplex;
   readonly behavior: Client;
-  /** @internal the handler's counters. */
+  /** @internal the route's counters. */
   readonly counters: Counters;
   state: ReadyState = ReadyState.OPEN;
   /** @internal reading is paused because queued incoming messages are over the high-water mark. */
@@ -90,11 +90,11 @@ export abstract class Sender {
   private runEnd = 0;
 
   /** @internal */
-  constructor(socket: Duplex, behavior: Client, owner: ConnectionOwner, limits: ConnectionLimits, deflate: DeflateSession | null) {
+  constructor(socket: Duplex, behavior: Client, owner: ConnectionOwner, limits: ConnectionLimits, counters: Counters, deflate: DeflateSession | null) {
     this.socket = socket;
     this.behavior = behavior;
     this.owner = owner;
-    this.counters = owner.counters;
+    this.counters = counters;
     this.limits = limits;
     this.deflate = deflate;
   }

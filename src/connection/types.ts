@@ -1,5 +1,4 @@
 import type { Logger } from '../logger.js';
-import type { Counters } from '../stats.js';
 import type { Connection } from './connection.js';
 
 /**
@@ -32,7 +31,6 @@ export type HookName = 'onOpen' | 'onText' | 'onRawText' | 'onBinary' | 'onStrea
 /** What a connection needs from the handler that owns it. @internal */
 export interface ConnectionOwner {
   readonly log: Logger;
-  readonly counters: Counters;
   connectionClosed(connection: Connection, code: number): void;
 }
 

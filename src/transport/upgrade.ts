@@ -33,6 +33,8 @@ export interface Route {
   cls: BehaviorClass;
   clients: Set<Client>;
   limits: ConnectionLimits;
+  /** The route's counters, bumped by its connections. */
+  counters: Counters;
   /** Compression: the route's static or the handler's `perMessageDeflate`, resolved; null = declined. */
   deflate: DeflateConfig | null;
   maxConnections: number;
@@ -405,11 +407,11 @@ export class Admission {
       this.reject(u.transport, socket, rejection(500, 'VERIFY_FAILED', 'internal error'));
       return false;
     }
-    const deflate = decision.deflate === null || route.deflate === null ? null : new DeflateSession(decision.deflate, route.deflate, this.counters);
-    const connection = new Connection(socket, behavior, this.handler, route.limits, deflate);
+    const deflate = decision.deflate === null || route.deflate === null ? null : new DeflateSession(decision.deflate, route.deflate, route.counters);
+    const connection = new Connection(socket, behavior, this.handler, route.limits, route.counters, deflate);
     internals.connect(behavior, connection);
     socket.removeListener('error', onEarlySocketError);
-    this.counters.handshakesAccepted++;
+    route.counters.handshakesAccepted++;
     connection.route = route;
     this.handler.connectionOpened(behavior, route);
     let opened: void | Promise<void> = undefined;

@@ -9,7 +9,7 @@
 import { Buffer } from 'node:buffer';
 import net from 'node:net';
 import { describe, expect, test } from 'vitest';
-import { Behavior, type HandlerStats } from '../../src/index.js';
+import { Behavior, DURATION_BOUNDS, type HandlerStats, MAX_CLOSE_CODES, type RouteStats } from '../../src/index.js';
 import { Echo, useFixture } from '../helpers/fixture.js';
 import { encodeClientFrame, rawRequest, upgradeRequest } from '../helpers/raw.js';
 import { sleep, waitFor } from '../helpers/server.js';
@@ -31,6 +31,23 @@ function delta(after: HandlerStats, before: HandlerStats, keys: (keyof HandlerSt
 }
 
 const traffic: (keyof HandlerStats)[] = ['messagesIn', 'messagesOut', 'bytesIn', 'bytesOut'];
+
+const emptyRoute: RouteStats = {
+  connections: 0,
+  handshakesAccepted: 0,
+  messagesIn: 0,
+  messagesOut: 0,
+  bytesIn: 0,
+  bytesOut: 0,
+  closesByCode: {},
+  backpressureDrops: 0,
+  backpressureCloses: 0,
+  pingsSent: 0,
+  pongTimeouts: 0,
+  idleCloses: 0,
+  rateLimitCloses: 0,
+  heartbeatRtt: { bounds: DURATION_BOUNDS, counts: new Array<number>(DURATION_BOUNDS.length + 1).fill(0), count: 0, sum: 0 },
+};
 
 describe('stats()', () => {
   test('a new handler: zero everywhere, every route listed with 0 connections, empty maps', async () => {
@@ -54,6 +71,8 @@ describe('stats()', () => {
       idleCloses: 0,
       rateLimitCloses: 0,
       verifyTimeouts: 0,
+      heartbeatRtt: { bounds: DURATION_BOUNDS, counts: new Array(DURATION_BOUNDS.length + 1).fill(0), count: 0, sum: 0 },
+      routes: { '/a': emptyRoute, '/rooms/:id': emptyRoute },
       topics: 0,
       subscriptions: 0,
       publishes: 0,
@@ -227,5 +246,78 @@ describe('stats()', () => {
     expect(second).not.toBe(first);
     expect(second.connectionsByRoute).toEqual({ '/e': 0 });
     expect(second.closesByCode).toEqual({ 1000: 1 });
+  });
+
+  test('routes: each route counts its own traffic, opens and closes; the totals are their sums', async () => {
+    made.length = 0;
+    class Other extends Held {}
+    const { handler, port } = await mount({ '/a': Held, '/b': Other, '/idle': Echo });
+    const a = await connect(port, '/a');
+    const b1 = await connect(port, '/b');
+    const b2 = await connect(port, '/b');
+    await waitFor(() => made.length === 3, 2000, 'three open');
+    a.send(0x1, 'hello'); // 11 bytes in, 7 out
+    await a.nextFrame(2000);
+    for (const b of [b1, b2]) {
+      b.send(0x1, 'x'.repeat(200)); // 4 + 4 + 200 in, 4 + 200 out
+      await b.nextFrame(2000);
+    }
+    await b1.close(4002);
+    await waitFor(() => handler.stats().connections === 2, 2000, 'b1 closed');
+    const s = handler.stats();
+    expect(s.routes['/a']).toMatchObject({ connections: 1, handshakesAccepted: 1, messagesIn: 1, messagesOut: 1, bytesIn: 11, bytesOut: 7, closesByCode: {} });
+    // b1's close frame (2 + 4 + 2 bytes) counts in bytesIn, the server's answer (2 + 2) in bytesOut.
+    expect(s.routes['/b']).toMatchObject({ connections: 1, handshakesAccepted: 2, messagesIn: 2, messagesOut: 2, bytesIn: 2 * 208 + 8, bytesOut: 2 * 204 + 4, closesByCode: { 4002: 1 } });
+    expect(s.routes['/idle']).toEqual(emptyRoute);
+    for (const k of ['messagesIn', 'messagesOut', 'bytesIn', 'bytesOut', 'handshakesAccepted'] as const) {
+      expect({ k, total: s[k] }).toEqual({ k, total: (s.routes['/a'] as RouteStats)[k] + (s.routes['/b'] as RouteStats)[k] });
+    }
+    expect(s.closesByCode).toEqual({ 4002: 1 });
+  });
+
+  test('heartbeatRtt: every answered heartbeat ping lands in one bucket; per route and in all; sum in seconds', async () => {
+    made.length = 0;
+    const { handler, port } = await mount({ '/h': Held, '/quiet': Echo }, { pingInterval: 50, pongTimeout: 1000 });
+    const client = await connect(port, '/h');
+    let answered = 0;
+    for (let i = 0; i < 3; i++) {
+      const frame = await client.nextFrame(3000);
+      expect(frame.opcode).toBe(0x9);
+      client.send(0xa, frame.payload);
+      answered++;
+      await waitFor(() => handler.stats().heartbeatRtt.count === answered, 2000, `round trip ${answered}`);
+    }
+    const s = handler.stats();
+    const h = s.heartbeatRtt;
+    expect(h.counts.length).toBe(DURATION_BOUNDS.length + 1);
+    expect(h.counts.reduce((x, y) => x + y, 0)).toBe(3);
+    expect(h.sum).toBeGreaterThan(0);
+    expect(h.sum).toBeLessThan(3 * 3); // three answers, each within the 3 s wait, in seconds (not ms)
+    expect(s.routes['/h']?.heartbeatRtt).toEqual(h);
+    expect(s.routes['/h']?.pingsSent).toBeGreaterThanOrEqual(3);
+    expect(s.routes['/quiet']?.heartbeatRtt.count).toBe(0);
+    // The latency the behavior reports is the last round trip, and lies in a bucket that counted.
+    const latency = (made[0] as Behavior).latency as number;
+    const bucket = DURATION_BOUNDS.findIndex((bound) => latency / 1000 <= bound);
+    expect(h.counts[bucket === -1 ? DURATION_BOUNDS.length : bucket]).toBeGreaterThan(0);
+  });
+
+  test(`closesByCode stays bounded: past ${MAX_CLOSE_CODES} distinct codes on a route, new ones count under "other"`, async () => {
+    const { handler, port } = await mount({ '/e': Echo });
+    const codes = Array.from({ length: MAX_CLOSE_CODES + 5 }, (_, i) => 4000 + i);
+    for (const code of codes) {
+      const c = await connect(port, '/e');
+      await c.close(code);
+    }
+    // A code already counted keeps counting as itself.
+    const again = await connect(port, '/e');
+    await again.close(4000);
+    await waitFor(() => handler.stats().connections === 0 && Object.values(handler.stats().closesByCode).reduce((x, y) => x + y, 0) === codes.length + 1, 3000, 'every close');
+    const byCode = handler.stats().closesByCode;
+    expect(Object.keys(byCode).length).toBe(MAX_CLOSE_CODES + 1);
+    expect(byCode.other).toBe(5);
+    expect(byCode['4000']).toBe(2);
+    expect(byCode[String(4000 + MAX_CLOSE_CODES - 1)]).toBe(1);
+    expect(byCode[String(4000 + MAX_CLOSE_CODES)]).toBeUndefined();
   });
 });

@@ -5,6 +5,8 @@ import type {
   BehaviorClass,
   HandlerOptions,
   HandlerStats,
+  RouteStats,
+  DurationHistogram,
   RateLimit,
   ResolvedHandlerOptions,
   SendStatus,
@@ -66,11 +68,15 @@ type Counter =
   | 'publishes';
 type Tally = 'connectionsByRoute' | 'handshakesRejectedByStatus' | 'closesByCode';
 export const statsShape: [
-  Equal<keyof HandlerStats, Counter | Tally | 'backplane' | 'compression'>,
+  Equal<keyof HandlerStats, Counter | Tally | 'backplane' | 'compression' | 'heartbeatRtt' | 'routes'>,
   Equal<HandlerStats[Counter], number>,
   Equal<HandlerStats[Tally], Record<string, number>>,
   Equal<ReturnType<typeof sockets.stats>, HandlerStats>,
-] = [true, true, true, true];
+  Equal<HandlerStats['routes'], Record<string, RouteStats>>,
+  Equal<HandlerStats['heartbeatRtt'], DurationHistogram>,
+  Equal<RouteStats['heartbeatRtt'], DurationHistogram>,
+  Equal<DurationHistogram['bounds'], readonly number[]>,
+] = [true, true, true, true, true, true, true, true];
 
 export const behaviorMembers: [
   Equal<ReturnType<Behavior['drained']>, Promise<boolean>>,
