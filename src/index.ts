@@ -35,6 +35,7 @@ export {
 } from './connection/index.js';
 export type { CompressionStats, DurationHistogram, HandlerStats, RouteStats } from './stats.js';
 export { DURATION_BOUNDS, MAX_CLOSE_CODES } from './stats.js';
+export { prometheusHandler, prometheusMetrics, type PrometheusOptions, type StatsSource } from './metrics/prometheus.js';
 export {
   CLUSTER_MESSAGE_KEY,
   MAX_TOPIC_LENGTH,
