@@ -30,6 +30,12 @@ export type UpgradeRequest = IncomingMessage | Http2ServerRequest;
 /** Which protocol carries a WebSocket: HTTP/1.1 (TLS or not), HTTP/2 over TLS, cleartext HTTP/2. */
 export type WebSocketTransport = 'http/1.1' | 'h2' | 'h2c';
 
+/** The transport a request arrived on. Read it while the request is live (over HTTP/2 its socket is a proxy). @internal */
+export function transportOf(request: UpgradeRequest): WebSocketTransport {
+  if (request.httpVersionMajor !== 2) return 'http/1.1';
+  return (request.socket as { encrypted?: boolean }).encrypted === true ? 'h2' : 'h2c';
+}
+
 /** What the handler tells a new behavior about its connection. @internal */
 export interface BehaviorInit {
   id: number;

@@ -10,7 +10,7 @@ import { Opcode } from './protocol/constants.js';
 
 import type { BinaryData } from './protocol/framer.js';
 import { type PublishOptions, checkTopic } from './pubsub/topics.js';
-import { type BehaviorClass, type NegotiatedExtensions, ReadyState, type UpgradeRequest, type WebSocketTransport, setInternals } from './behavior-types.js';
+import { type BehaviorClass, type NegotiatedExtensions, ReadyState, type UpgradeRequest, type WebSocketTransport, setInternals, transportOf } from './behavior-types.js';
 import type { PerMessageDeflateOptions } from './extensions/permessage-deflate/options.js';
 export type { BinaryData };
 export { Backpressure, type BehaviorClass, type NegotiatedExtensions, ReadyState, type UpgradeRequest, type WebSocketTransport } from './behavior-types.js';
@@ -191,7 +191,7 @@ export class Behavior<Params extends Record<string, string> = Record<string, str
         b.remoteAddress = init.request.socket.remoteAddress;
         b.remotePort = init.request.socket.remotePort;
         // Read now: over HTTP/2 the socket is a proxy to the session's, gone once the stream is.
-        if (init.request.httpVersionMajor === 2) b.#transport = (init.request.socket as { encrypted?: boolean }).encrypted === true ? 'h2' : 'h2c';
+        b.#transport = transportOf(init.request);
         b.params = init.params;
         b.route = init.route;
         b.#rawQuery = init.query;

@@ -35,6 +35,16 @@ export {
 } from './connection/index.js';
 export type { CompressionStats, DurationHistogram, HandlerStats, RouteStats } from './stats.js';
 export { DURATION_BOUNDS, MAX_CLOSE_CODES } from './stats.js';
+export {
+  DIAGNOSTICS_CHANNELS,
+  type BackpressureMessage,
+  type ConnectionCloseMessage,
+  type ConnectionOpenMessage,
+  type HandshakeAcceptedMessage,
+  type HandshakeRejectedMessage,
+  type ProtocolErrorMessage,
+  type UpgradeReceivedMessage,
+} from './diagnostics.js';
 export { prometheusHandler, prometheusMetrics, type PrometheusOptions, type StatsSource } from './metrics/prometheus.js';
 export {
   CLUSTER_MESSAGE_KEY,

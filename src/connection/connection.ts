@@ -6,6 +6,7 @@ import { CloseCode, Opcode } from '../protocol/constants.js';
 import { ProtocolError } from '../protocol/errors.js';
 import type { DeflateSession, Inflated } from '../extensions/permessage-deflate/session.js';
 import type { Counters } from '../stats.js';
+import { type ConnectionCloseMessage, type ProtocolErrorMessage, channels } from '../diagnostics.js';
 import { encodeClosePayload, encodeFrame } from '../protocol/framer.js';
 import { FrameParser, type ParserSink } from '../protocol/parser.js';
 import { beginBatch, flushBatch, inBatch } from './batch.js';
@@ -407,6 +408,10 @@ export class Connection extends StreamReceiver implements ParserSink {
 
   onProtocolError(error: ProtocolError): void {
     this.interruptWith(error);
+    if (channels.protocolError.hasSubscribers) {
+      const message: ProtocolErrorMessage = { client: this.behavior, error };
+      channels.protocolError.publish(message);
+    }
     this.owner.log.info(`wsmount: closing connection ${this.behavior.id} with ${error.closeCode} (${error.code}): ${error.message}`);
     try {
       this.behavior.onError(error);
@@ -490,6 +495,10 @@ export class Connection extends StreamReceiver implements ParserSink {
     // messages() still throws) until released.
     this.inbox?.end();
     this.owner.connectionClosed(this, this.closeCode);
+    if (channels.close.hasSubscribers) {
+      const message: ConnectionCloseMessage = { client: this.behavior, code: this.closeCode, reason: this.closeReason };
+      channels.close.publish(message);
+    }
     if (this.busy) this.closePending = true;
     else this.reportClose();
   }

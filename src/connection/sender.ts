@@ -4,6 +4,7 @@ import { type Behavior, type BinaryData, ReadyState } from '../behavior.js';
 import { CloseCode, MAX_CONTROL_PAYLOAD, Opcode } from '../protocol/constants.js';
 import { COPY_THRESHOLD, type Frame, encodeFrame, encodeText, frameLength, toBuffer, writeHeader } from '../protocol/framer.js';
 import type { Counters } from '../stats.js';
+import { type BackpressureMessage, channels } from '../diagnostics.js';
 import type { DeflateSession } from '../extensions/permessage-deflate/session.js';
 import { arena, arenaTake, enlist, inBatch, joinFrames } from './batch.js';
 import { OrderedOutput } from './ordered.js';
@@ -275,6 +276,17 @@ export abstract class Sender {
 
   private overBackpressure(length: number): SendStatus {
     this.counters.backpressureDrops++;
+    if (channels.backpressure.hasSubscribers) {
+      const limits = this.limits;
+      const message: BackpressureMessage = {
+        client: this.behavior,
+        action: limits.dropOnBackpressure ? 'drop' : 'close',
+        bytes: length,
+        bufferedAmount: this.bufferedAmount,
+        maxBackpressure: limits.maxBackpressure,
+      };
+      channels.backpressure.publish(message);
+    }
     if (this.limits.dropOnBackpressure) {
       this.owner.log.debug(
         `wsmount: dropped a ${length}-byte message to connection ${this.behavior.id}: ${this.bufferedAmount} bytes are waiting (maxBackpressure ${this.limits.maxBackpressure})`,

@@ -9,6 +9,7 @@
 import { Buffer } from 'node:buffer';
 import type { Duplex } from 'node:stream';
 import { type BehaviorClass, type UpgradeRequest, internals } from '../behavior.js';
+import { transportOf } from '../behavior-types.js';
 import { Connection, type ConnectionLimits, timerDelay } from '../connection/index.js';
 import type { WebSocketHandler } from '../handler.js';
 import { type Acceptance, type Refusal, decideHandshake } from '../handshake/decide.js';
@@ -19,6 +20,13 @@ import { DeflateSession } from '../extensions/permessage-deflate/session.js';
 import { Router, splitTarget } from '../router.js';
 import type { Client } from '../routes.js';
 import type { Counters } from '../stats.js';
+import {
+  type ConnectionOpenMessage,
+  type HandshakeAcceptedMessage,
+  type HandshakeRejectedMessage,
+  type UpgradeReceivedMessage,
+  channels,
+} from '../diagnostics.js';
 import { HTTP1, type MarkedSocket, kClaim, kUnclaimed, onEarlySocketError } from './http1.js';
 import { upgradeOnlyMount } from './http2.js';
 import type { Transport } from './transport.js';
@@ -115,6 +123,10 @@ export class Admission {
       return;
     }
     socket[kClaim] = this.handler;
+    if (channels.upgrade.hasSubscribers) {
+      const message: UpgradeReceivedMessage = { request, socket, transport: transportOf(request), path, route: match.pattern };
+      channels.upgrade.publish(message);
+    }
     if (!transport.http2 && upgradeOnlyMount(socket.server)) {
       this.log.warn(
         "wsmount: this http2 server passes HTTP/1.1 upgrades to wsmount, but no wsmount handler serves its HTTP/2 streams (mounted with server.on('upgrade', …)?): WebSockets over HTTP/2 get no answer from wsmount. Mount with sockets.attach(server)",
@@ -128,7 +140,7 @@ export class Admission {
       behavior = new cls();
     } catch (error) {
       this.log.error(`wsmount: constructing the behavior for ${match.pattern} threw`, error);
-      this.reject(transport, socket, rejection(500, 'VERIFY_FAILED', 'internal error'));
+      this.reject(transport, socket, rejection(500, 'VERIFY_FAILED', 'internal error'), request, route.pattern);
       return;
     }
     internals.init(behavior, { id: nextId++, request, params: match.params, route: route.pattern, query, handler: this.handler });
@@ -150,12 +162,12 @@ export class Admission {
       });
     } catch (error) {
       internals.abandon(behavior);
-      this.hookRefused(transport, socket, path, running, error);
+      this.hookRefused(transport, socket, request, route.pattern, path, running, error);
       return;
     }
     if (!decision.ok) {
       internals.abandon(behavior);
-      this.reject(transport, socket, decision.rejection);
+      this.reject(transport, socket, decision.rejection, request, route.pattern);
       return;
     }
     behavior.protocol = decision.protocol;
@@ -163,7 +175,7 @@ export class Admission {
     const full = this.overLimit(route, ip);
     if (full !== null) {
       internals.abandon(behavior);
-      this.reject(transport, socket, full);
+      this.reject(transport, socket, full, request, route.pattern);
       return;
     }
     this.reserve(route, ip, 1);
@@ -250,7 +262,7 @@ export class Admission {
         abort(socket);
       } else {
         this.log.warn(`wsmount: verify() for ${u.path} took longer than verifyTimeout (${this.options.verifyTimeout} ms); answered 503`);
-        this.reject(u.transport, socket, rejection(503, 'VERIFY_TIMEOUT', 'the server could not decide in time', { 'Retry-After': '5' }));
+        this.reject(u.transport, socket, rejection(503, 'VERIFY_TIMEOUT', 'the server could not decide in time', { 'Retry-After': '5' }), u.request, u.route.pattern);
       }
       this.handler.checkIdle();
     };
@@ -286,15 +298,15 @@ export class Admission {
       return false;
     }
     if (failure !== undefined) {
-      this.hookRefused(u.transport, socket, u.path, 'verify()', failure.error);
+      this.hookRefused(u.transport, socket, u.request, u.route.pattern, u.path, 'verify()', failure.error);
       return false;
     }
     if (verdict === false) {
-      this.reject(u.transport, socket, rejection(403, 'VERIFY_REJECTED', 'forbidden'));
+      this.reject(u.transport, socket, rejection(403, 'VERIFY_REJECTED', 'forbidden'), u.request, u.route.pattern);
       return false;
     }
     if (!this.accepting) {
-      this.reject(u.transport, socket, rejection(503, 'SHUTTING_DOWN', 'the server is shutting down', { 'Retry-After': '5' }));
+      this.reject(u.transport, socket, rejection(503, 'SHUTTING_DOWN', 'the server is shutting down', { 'Retry-After': '5' }), u.request, u.route.pattern);
       return false;
     }
     return this.open(u);
@@ -328,6 +340,10 @@ export class Admission {
   private leaveForOthers(request: UpgradeRequest, socket: MarkedSocket, transport: Transport): void {
     if (socket[kUnclaimed] === true) return; // another wsmount handler is already watching it
     socket[kUnclaimed] = true;
+    if (channels.upgrade.hasSubscribers) {
+      const message: UpgradeReceivedMessage = { request, socket, transport: transportOf(request), path: splitTarget(request.url ?? '/').path, route: null };
+      channels.upgrade.publish(message);
+    }
     const foreign = transport.othersMayTake(socket);
     const answer = (): void => {
       if (transport.endedUnanswered(socket)) {
@@ -337,7 +353,7 @@ export class Admission {
         return;
       }
       if (transport.handled(socket)) return;
-      this.reject(transport, socket, rejection(404, 'NOT_FOUND', `no WebSocket route for ${splitTarget(request.url ?? '/').path}`));
+      this.reject(transport, socket, rejection(404, 'NOT_FOUND', `no WebSocket route for ${splitTarget(request.url ?? '/').path}`), request, null);
     };
     setImmediate(() => {
       if (transport.handled(socket)) return;
@@ -376,17 +392,21 @@ export class Admission {
    * `HandshakeRejection` answers with its status; anything else is logged with the path and
    * answered 500.
    */
-  private hookRefused(transport: Transport, socket: Duplex, path: string, hook: string, error: unknown): void {
+  private hookRefused(transport: Transport, socket: Duplex, request: UpgradeRequest, route: string, path: string, hook: string, error: unknown): void {
     if (error instanceof HandshakeRejection) {
-      this.reject(transport, socket, rejection(error.status, 'VERIFY_REJECTED', error.message, error.headers));
+      this.reject(transport, socket, rejection(error.status, 'VERIFY_REJECTED', error.message, error.headers), request, route);
       return;
     }
     this.log.error(`wsmount: ${hook} for ${path} threw`, error);
-    this.reject(transport, socket, rejection(500, 'VERIFY_FAILED', 'internal error'));
+    this.reject(transport, socket, rejection(500, 'VERIFY_FAILED', 'internal error'), request, route);
   }
 
-  private reject(transport: Transport, socket: Duplex, r: Rejection): void {
+  private reject(transport: Transport, socket: Duplex, r: Rejection, request: UpgradeRequest, route: string | null): void {
     this.counters.rejectedWith(r.status);
+    if (channels.rejected.hasSubscribers) {
+      const message: HandshakeRejectedMessage = { request, route, status: r.status, code: r.code, message: r.message };
+      channels.rejected.publish(message);
+    }
     this.log.info(`wsmount: handshake rejected with ${r.status} (${r.code}): ${r.message}`);
     transport.reject(socket, r, this.options.closeTimeout);
   }
@@ -404,7 +424,7 @@ export class Admission {
       // Node refused the answer (an HTTP/2 header it does not allow): nothing was sent.
       socket.uncork();
       this.log.error(`wsmount: the answer to the handshake for ${u.path} could not be sent (a header set by verify()?)`, error);
-      this.reject(u.transport, socket, rejection(500, 'VERIFY_FAILED', 'internal error'));
+      this.reject(u.transport, socket, rejection(500, 'VERIFY_FAILED', 'internal error'), u.request, route.pattern);
       return false;
     }
     const deflate = decision.deflate === null || route.deflate === null ? null : new DeflateSession(decision.deflate, route.deflate, route.counters);
@@ -414,6 +434,14 @@ export class Admission {
     route.counters.handshakesAccepted++;
     connection.route = route;
     this.handler.connectionOpened(behavior, route);
+    if (channels.accepted.hasSubscribers) {
+      const message: HandshakeAcceptedMessage = { request: u.request, client: behavior };
+      channels.accepted.publish(message);
+    }
+    if (channels.open.hasSubscribers) {
+      const message: ConnectionOpenMessage = { client: behavior };
+      channels.open.publish(message);
+    }
     let opened: void | Promise<void> = undefined;
     try {
       opened = behavior.onOpen();
