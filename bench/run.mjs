@@ -5,7 +5,9 @@
 // cpu 0 and the load generator pinned to cpu 1, runs every scenario with targets interleaved and
 // repeated (for each configuration: rounds × targets in rotating order), and reports medians and
 // ratios from the same run. Writes bench/results/latest.json and latest.md; with --record also
-// bench/reference/<mode>.json and .md (the committed results).
+// bench/reference/<mode>.json and .md (the committed results). Each JSON gets its SVG charts
+// (lib/charts.mjs) in charts/<name>/ beside it: bench/results/charts/latest/,
+// bench/reference/charts/<mode>/; `node bench/charts.mjs <result.json>` redraws them.
 //
 // The fan-out scenario (issue 11: topics across processes) has its own three targets: wsmount in
 // one process, two ws servers relaying through Redis, two wsmount servers with redisBackplane;
@@ -34,12 +36,13 @@
 
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import net from 'node:net';
 import { CLK_TCK, cpuModel, foreignLoad, hasTaskset, killAllChildrenSync, killChild, request, spawnPinned, spawnPinnedCommand } from './lib/proc.mjs';
 import { bytes, geomean, kib, median, ms, ratio, si, table } from './lib/report.mjs';
+import { writeCharts } from './lib/charts.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const argv = process.argv.slice(2);
@@ -2326,6 +2329,7 @@ async function main() {
   writeFileSync(join(outDir, 'latest.json'), `${JSON.stringify(json, null, 2)}\n`);
   writeFileSync(join(outDir, 'latest.md'), `${output.join('\n')}\n`);
   console.error(`\nwrote bench/results/latest.json and latest.md`);
+  const charts = [[json, join(outDir, 'charts', 'latest')]];
   if (flag('record')) {
     // A partial run (--only) never replaces the complete reference of its mode: it gets a file
     // named after its scenarios (bench/reference/fanout.json, fanout-quick.json…).
@@ -2339,6 +2343,16 @@ async function main() {
     writeFileSync(join(refDir, `${name}.json`), `${JSON.stringify(json, null, 2)}\n`);
     writeFileSync(join(refDir, `${name}.md`), `${output.join('\n')}\n`);
     console.error(`recorded bench/reference/${name}.json and .md`);
+    charts.push([json, join(refDir, 'charts', name)]);
+  }
+  // Charts last, once every result file is safe: a chart that cannot be drawn costs no result.
+  for (const [result, dir] of charts) {
+    try {
+      const files = writeCharts(result, dir);
+      console.error(`drew ${files.length} charts in ${relative(join(here, '..'), dir)}/`);
+    } catch (e) {
+      console.error(`charts for ${relative(join(here, '..'), dir)} failed (the results are written; \`node bench/charts.mjs\` redraws them):`, e);
+    }
   }
   return v;
 }
