@@ -346,6 +346,21 @@ describe('from bench results', () => {
     }
   });
 
+  test('every chart the README shows is a committed reference chart', () => {
+    const readme = readFileSync(join(root, 'README.md'), 'utf8');
+    const shown: string[] = [];
+    for (const line of readme.split('\n')) {
+      const start = line.indexOf('](bench/reference/charts/');
+      if (!line.startsWith('![') || start < 0) continue;
+      shown.push(line.slice(start + 2, line.indexOf(')', start)));
+    }
+    expect(shown).toContain('bench/reference/charts/full/echo-32b.svg');
+    for (const path of shown) {
+      const [, , , run, file] = path.split('/');
+      expect(renderCharts(reference(run ?? '')).map((c) => c.file), path).toContain(file);
+    }
+  });
+
   test('an older or partial result gives the charts it can, and nothing for what it lacks', () => {
     expect(renderCharts({})).toEqual([]);
     expect(renderCharts({ scenarios: { handshakes: { concurrency: [1, 32] } } })).toEqual([]);
