@@ -27,9 +27,14 @@
 // connection, wsmount's onStream / sendStream against ws's createWebSocketStream (targets/stream-*.mjs,
 // lib/stream-jobs.mjs): MB/s and the server's peak RSS growth, a fresh target process per transfer.
 //
-// Options: --quick, --rounds=N, --only=echo,latency,broadcast,handshakes,memory,cpu,fanout,deflate,compat,http2,streaming,
+// The observability scenario (issue 17: `observability`) runs wsmount against itself: nothing
+// watching, its Prometheus exposition scraped every second, a subscriber on every
+// diagnostics_channel channel, and with --base=<path of another build's dist/index.js> that build.
+//
+// Options: --quick, --rounds=N, --only=echo,latency,broadcast,handshakes,memory,cpu,fanout,deflate,compat,http2,streaming,observability,
 //          --targets=wsmount,ws,ws+native,raw,ws+redis,wsmount+redis,wsmount-strings, --record, --no-taskset,
-//          --conns=1,16,256 --sizes=32,1k,64k,1m --kinds=text,binary (echo and compat rows to keep).
+//          --conns=1,16,256 --sizes=32,1k,64k,1m --kinds=text,binary (echo and compat rows to keep),
+//          --base=/path/to/dist/index.js (observability: a build to compare with).
 // --record with --only writes bench/reference/<scenarios>[-quick].json/.md (e.g. fanout.json);
 // on a Node other than 20 the name ends in -node<major> (full-node24.json),
 // so a partial run never replaces the complete full/quick reference.
@@ -39,6 +44,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
+import http from 'node:http';
 import net from 'node:net';
 import { CLK_TCK, cpuModel, foreignLoad, hasTaskset, killAllChildrenSync, killChild, request, spawnPinned, spawnPinnedCommand } from './lib/proc.mjs';
 import { bytes, geomean, kib, median, ms, ratio, si, table } from './lib/report.mjs';
@@ -49,7 +55,7 @@ const argv = process.argv.slice(2);
 const flag = (name) => argv.includes(`--${name}`);
 const option = (name) => argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
 
-const unknown = argv.filter((a) => !/^--(quick|record|no-taskset|rounds=\d+|only=[\w,]+|targets=[\w,+/-]+|conns=[\d,]+|sizes=[\dkKmM,]+|kinds=[a-z,]+)$/.test(a));
+const unknown = argv.filter((a) => !/^--(quick|record|no-taskset|rounds=\d+|only=[\w,]+|targets=[\w,+/-]+|conns=[\d,]+|sizes=[\dkKmM,]+|kinds=[a-z,]+|base=\S+)$/.test(a));
 if (unknown.length > 0) {
   console.error(`unknown option(s): ${unknown.join(' ')}\nsee the header of bench/run.mjs`);
   process.exit(2);
@@ -115,6 +121,7 @@ const PLAN = quick
         raisedWindows: { stream: 6 * MiB, session: 15 * MiB },
       },
       streaming: { bytes: 256 * MiB, rounds: 1, chunk: 64 * KiB, sweepChunk: 1 * MiB, fragmentSizes: [16 * KiB, 64 * KiB, 256 * KiB, 1 * MiB] },
+      observability: { rounds: 2, warmupMs: 1000, measureMs: 3000, echo: [{ conns: 16, size: 32, text: false }], handshakes: [32] },
     }
   : {
       mode: 'full',
@@ -165,6 +172,18 @@ const PLAN = quick
       // One message of `bytes` each way; the download's source yields `chunk`-byte Buffers; the
       // fragmentSize sweep uses `sweepChunk` sources. 5 rounds: a transfer is short (~0.2-3 s).
       streaming: { bytes: 256 * MiB, rounds: 5, chunk: 64 * KiB, sweepChunk: 1 * MiB, fragmentSizes: [16 * KiB, 64 * KiB, 256 * KiB, 1 * MiB] },
+      // Windows of 5 s, so that each holds 5 scrapes (one per second, as Prometheus' usual
+      // interval at its fastest); 5 rounds: the differences sought are small.
+      observability: {
+        rounds: 5,
+        warmupMs: 1000,
+        measureMs: 5000,
+        echo: [
+          { conns: 16, size: 32, text: false },
+          { conns: 16, size: 32, text: true },
+        ],
+        handshakes: [32],
+      },
     };
 if (option('rounds')) PLAN.rounds = Number(option('rounds'));
 
@@ -271,7 +290,7 @@ const ALL_STREAM_TARGETS = [
   { name: 'raw', infoKey: 'streaming raw', file: 'targets/stream-raw.mjs', env: {}, raw: true },
 ];
 const STREAM_TARGETS = ALL_STREAM_TARGETS.filter((t) => wantedTargets.includes(t.name));
-const SCENARIOS = ['echo', 'latency', 'broadcast', 'handshakes', 'memory', 'cpu', 'fanout', 'deflate', 'compat', 'http2', 'streaming'];
+const SCENARIOS = ['echo', 'latency', 'broadcast', 'handshakes', 'memory', 'cpu', 'fanout', 'deflate', 'compat', 'http2', 'streaming', 'observability'];
 const wantedScenarios = option('only')?.split(',') ?? SCENARIOS;
 for (const s of wantedScenarios) if (!SCENARIOS.includes(s)) throw new Error(`unknown scenario ${s}`);
 
@@ -1279,6 +1298,115 @@ async function scenarioCompat() {
   return rows;
 }
 
+/**
+ * The observability scenario's targets (issue 17): the wsmount target as it is (no scrape, no
+ * subscriber), scraped for the Prometheus exposition every second, and with a subscriber on every
+ * diagnostics_channel channel; with --base=<another build's dist/index.js>, that build too (its
+ * echo, no observability: what the counting and the unsubscribed channels cost against the build
+ * before them).
+ */
+const OBSERVE_TARGETS = [
+  { name: 'wsmount', file: 'targets/wsmount.mjs', env: {} },
+  { name: 'wsmount+scrape', infoKey: 'observability wsmount+scrape', file: 'targets/wsmount.mjs', env: { BENCH_OBSERVE: 'metrics' }, scrape: true },
+  { name: 'wsmount+diag', infoKey: 'observability wsmount+diag', file: 'targets/wsmount.mjs', env: { BENCH_OBSERVE: 'diagnostics' } },
+  ...(option('base') ? [{ name: 'wsmount-base', infoKey: 'observability wsmount-base', file: 'targets/wsmount.mjs', env: { BENCH_WSMOUNT_DIST: option('base') } }] : []),
+];
+
+/**
+ * GET /metrics on the running scrape target every second, as a Prometheus server would (from this
+ * process: the generator's cpu is not involved). Returns stop(), which gives the scrape counts.
+ */
+function scrapeEverySecond(targets, name) {
+  const counts = { scrapes: 0, failed: 0, bytes: 0 };
+  const timer = setInterval(() => {
+    const r = targets.running.get(name);
+    if (r === undefined || !alive(r.child)) return;
+    http
+      .get({ host: '127.0.0.1', port: r.port, path: '/metrics', agent: false }, (res) => {
+        let n = 0;
+        res.on('data', (chunk) => {
+          n += chunk.length;
+        });
+        res.on('end', () => {
+          if (res.statusCode === 200 && n > 0) {
+            counts.scrapes++;
+            counts.bytes += n;
+          } else counts.failed++;
+        });
+      })
+      .on('error', () => {
+        counts.failed++;
+      });
+  }, 1000);
+  return () => {
+    clearInterval(timer);
+    return counts;
+  };
+}
+
+async function scenarioObservability() {
+  const p = PLAN.observability;
+  // Every variant runs whatever --targets says: the scenario is wsmount against itself.
+  const T = OBSERVE_TARGETS;
+  const cn = T.map((t) => t.name);
+  const configs = [
+    ...p.echo.map((c) => ({ kind: 'echo', ...c, window: echoWindow(c.conns, c.size), label: `echo ${c.conns} conns ${bytes(c.size)} ${c.text ? 'text' : 'binary'}` })),
+    ...p.handshakes.map((concurrency) => ({ kind: 'handshakes', concurrency, label: `handshakes, ${concurrency} concurrent` })),
+  ];
+  const targets = new TargetSet(T);
+  await targets.startAll();
+  const stopScraping = scrapeEverySecond(targets, 'wsmount+scrape');
+  let raw;
+  let scraped;
+  try {
+    raw = await interleaved(
+      'observability',
+      configs,
+      T,
+      (c, t) =>
+        c.kind === 'echo'
+          ? measure(targets, t, 'echo', { conns: c.conns, size: c.size, text: c.text, window: c.window, warmupMs: p.warmupMs, measureMs: p.measureMs })
+          : measure(targets, t, 'handshakes', { concurrency: c.concurrency, warmupMs: p.warmupMs, measureMs: p.measureMs }),
+      p.rounds,
+    );
+  } finally {
+    scraped = stopScraping();
+    await targets.stopAll();
+  }
+  const rows = configs.map((c, i) => ({ ...c, sums: Object.fromEntries(cn.map((n) => [n, summarize(raw[i][n], 'rate')])), samples: raw[i] }));
+  const others = cn.filter((n) => n !== 'wsmount');
+  print(
+    `\n## Observability: what watching costs (echo msgs/s and handshake cycles/s, median of ${p.rounds} interleaved rounds of ${p.measureMs / 1000} s; ratios to wsmount with nothing watching)\n`,
+  );
+  print(
+    table(
+      ['scenario', ...cn, ...others.map((n) => `${n} ÷ wsmount`)],
+      rows.map((r) => [r.label, ...cn.map((n) => cell(r.sums[n], si)), ...others.map((n) => ratio(over(r.sums[n], r.sums.wsmount)))]),
+    ),
+  );
+  print(
+    `\nwsmount+scrape: GET /metrics (prometheusHandler) every second throughout, ${scraped.scrapes} scrapes answered (${scraped.failed} failed, ${bytes(scraped.bytes / Math.max(1, scraped.scrapes))} each). wsmount+diag: a subscriber on each of the 7 diagnostics_channel channels (counting events). wsmount-base (with --base): another build, nothing watching.`,
+  );
+  printErrors('observability', rows.map((r) => ({ label: r.label, sums: r.sums })));
+  results.scenarios.observability = {
+    rows: rows.map((r) => ({
+      kind: r.kind,
+      label: r.label,
+      conns: r.conns ?? null,
+      size: r.size ?? null,
+      type: r.kind === 'echo' ? (r.text ? 'text' : 'binary') : null,
+      concurrency: r.concurrency ?? null,
+      medianRate: Object.fromEntries(cn.map((n) => [n, r.sums[n]?.value ?? null])),
+      ratios: Object.fromEntries(others.map((n) => [`${n} ÷ wsmount`, over(r.sums[n], r.sums.wsmount)])),
+      errors: Object.fromEntries(cn.filter((n) => r.sums[n]?.error).map((n) => [n, r.sums[n].error])),
+      samples: r.samples,
+    })),
+    scrapes: scraped,
+    base: option('base') ?? null,
+  };
+  return rows;
+}
+
 async function scenarioDeflate() {
   const p = PLAN.deflate;
   const T = DEFLATE_TARGETS;
@@ -2268,6 +2396,7 @@ async function main() {
   if (wantedScenarios.includes('compat')) r.compat = await scenarioCompat();
   if (wantedScenarios.includes('http2')) r.http2 = await scenarioHttp2();
   if (wantedScenarios.includes('streaming')) r.streaming = await scenarioStreaming();
+  if (wantedScenarios.includes('observability')) r.observability = await scenarioObservability();
 
   print('\n## Targets (the team\'s goals, from issues 6, 11, 12, 13, 15 and 16)\n');
   const v = verdicts(r);

@@ -21,11 +21,12 @@ export function notFound(_req, res) {
 }
 
 /**
- * Attaches `handler` to a new http.Server that answers plain requests 404 and serves it: `info`
- * is what the target reports, the client count is the handler's, `extra` as in serve().
+ * Attaches `handler` to a new http.Server that answers plain requests with `onRequest` (404 by
+ * default) and serves it: `info` is what the target reports, the client count is the handler's,
+ * `extra` as in serve().
  */
-export function serveHandler(handler, info, extra) {
-  const server = http.createServer(notFound);
+export function serveHandler(handler, info, extra, onRequest = notFound) {
+  const server = http.createServer(onRequest);
   handler.attach(server);
   serve(server, info, () => handler.clients.size, extra);
 }

@@ -4,9 +4,13 @@
 // Defaults stay on (heartbeat, backpressure limits…): that is what users get. Only maxPayload is
 // raised, to the same limit as the other targets.
 
-import { Behavior, createWebSocketHandler } from '../../dist/index.js';
+import diagnostics_channel from 'node:diagnostics_channel';
 import { MAX_PAYLOAD } from './common.mjs';
-import { reportedOptions, serveHandler, version } from './wsmount-serve.mjs';
+import { notFound, reportedOptions, serveHandler, version } from './wsmount-serve.mjs';
+
+// BENCH_WSMOUNT_DIST: another build's dist/index.js (the `wsmount-base` target: a change measured
+// against the build before it, in one interleaved run).
+const { Behavior, DIAGNOSTICS_CHANNELS, createWebSocketHandler, prometheusHandler } = await import(process.env.BENCH_WSMOUNT_DIST ?? '../../dist/index.js');
 
 // /echo takes text as its UTF-8 bytes (onRawText, validated) and sends them back as text, as ws's
 // echo does (ws.send(data, { binary: false }) with the Buffer it received): the same work on both
@@ -54,4 +58,24 @@ class Publish extends Behavior {
 }
 
 const handler = createWebSocketHandler({ '/echo': process.env.BENCH_ECHO_STRINGS === '1' ? EchoStrings : Echo, '/broadcast': Broadcast, '/publish': Publish }, { maxPayload: MAX_PAYLOAD });
-serveHandler(handler, { library: 'wsmount', version, options: reportedOptions(handler.options) });
+
+// The observability scenario's variants (issue 17), with the same routes:
+// - BENCH_OBSERVE=metrics: GET /metrics answers the Prometheus exposition (bench/run.mjs scrapes it
+//   every second, as a Prometheus server would);
+// - BENCH_OBSERVE=diagnostics: a subscriber on every diagnostics_channel channel, as a tracer
+//   would have (it counts the events, so that each message is built and delivered).
+const observe = process.env.BENCH_OBSERVE ?? '';
+let events = 0;
+if (observe === 'diagnostics') {
+  for (const name of Object.values(DIAGNOSTICS_CHANNELS)) {
+    diagnostics_channel.subscribe(name, () => {
+      events++;
+    });
+  }
+}
+const metrics = observe === 'metrics' ? prometheusHandler(handler) : null;
+const onRequest = (req, res) => {
+  if (metrics !== null && req.url === '/metrics') metrics(req, res);
+  else notFound(req, res);
+};
+serveHandler(handler, { library: 'wsmount', version, options: reportedOptions(handler.options), observe }, () => (observe === 'diagnostics' ? { events } : {}), onRequest);
