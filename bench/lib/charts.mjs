@@ -676,6 +676,33 @@ export function chartsOf(result) {
     );
   }
 
+  // Observability (issue 17): each variant's rate as a fraction of wsmount with nothing watching.
+  const obs = arr(s.observability?.rows).filter((r) => r?.medianRate && isNum(r.medianRate.wsmount));
+  if (obs.length > 0) {
+    const targets = targetsOf(obs, 'medianRate');
+    charts.push(
+      simple({
+        id: 'observability',
+        title: 'What watching costs: throughput relative to wsmount with nothing watching',
+        unit: '×',
+        numbers: 'plain',
+        labels: {
+          wsmount: 'wsmount, nothing watching',
+          'wsmount+scrape': 'Prometheus scrape every second',
+          'wsmount+diag': 'diagnostics_channel subscribers',
+          'wsmount-base': 'the build before (--base)',
+        },
+        groups: obs.map((r) => ({
+          label: r.label,
+          bars: barsOf(r, (row, t) => (isNum(row.medianRate?.[t]) ? row.medianRate[t] / row.medianRate.wsmount : row.medianRate?.[t] ?? null), targets),
+          ratios: [],
+        })),
+        result,
+        rounds: result.scenarios?.observability?.rows?.[0]?.samples?.wsmount?.length,
+      }),
+    );
+  }
+
   // WebSockets over HTTP/2.
   const h2 = s.http2;
   if (h2 && typeof h2 === 'object') {
@@ -791,6 +818,7 @@ export const CHART_IDS = [
   'streaming',
   'streaming-rss',
   'streaming-fragment-size',
+  'observability',
 ];
 
 /** Whether a file name is one writeCharts may write (and so may remove when a run no longer has it). */
