@@ -45,7 +45,7 @@ export {
   type ProtocolErrorMessage,
   type UpgradeReceivedMessage,
 } from './diagnostics.js';
-export { prometheusHandler, prometheusMetrics, type PrometheusOptions, type StatsSource } from './metrics/prometheus.js';
+export { prometheusHandler, prometheusMetrics, type LabeledStatsSource, type PrometheusOptions, type PrometheusSource, type StatsSource } from './metrics/prometheus.js';
 export {
   CLUSTER_MESSAGE_KEY,
   MAX_TOPIC_LENGTH,
