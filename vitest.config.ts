@@ -23,6 +23,7 @@ export default defineConfig({
   resolve: {
     alias: [
       { find: /^wsmount\/ws$/, replacement: fileURLToPath(new URL('./src/compat/index.ts', import.meta.url)) },
+      { find: /^wsmount\/dashboard$/, replacement: fileURLToPath(new URL('./src/dashboard/index.ts', import.meta.url)) },
       { find: /^wsmount\/testing$/, replacement: fileURLToPath(new URL('./src/testing/index.ts', import.meta.url)) },
       { find: /^wsmount$/, replacement: fileURLToPath(new URL('./src/index.ts', import.meta.url)) },
     ],

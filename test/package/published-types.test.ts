@@ -34,6 +34,7 @@ describe('published .d.ts files', () => {
       `${repo}dist/index.d.ts`,
       `${repo}dist/testing/index.d.ts`,
       `${repo}dist/compat/index.d.ts`,
+      `${repo}dist/dashboard/index.d.ts`,
     ];
     const out = await new Promise<string>((resolve) => {
       execFile(process.execPath, args, { cwd: repo, timeout: 60_000 }, (error, stdout, stderr) => resolve(error ? `${stdout}${stderr}` || String(error) : ''));

@@ -1,7 +1,7 @@
 /**
  * Most users compile with TypeScript 5, not the 7 this repository builds with. A consumer module
  * using the typed route table with wsmount/testing (a typed handler passed to connect() and
- * listen(), clientsOf, broadcast's filter, data and params) type-checks under TypeScript 5.9
+ * listen(), clientsOf, broadcast's filter, data and params) and wsmount/dashboard type-checks under TypeScript 5.9
  * against the published declarations in dist/ (built by `npm test` first), with strict settings
  * and skipLibCheck off; and a wrong pattern is still an error there.
  *
@@ -41,6 +41,7 @@ const consumer = `
 import type { IncomingMessage } from 'node:http';
 import { Backpressure, Behavior, createWebSocketHandler, createWebSocketServer, type RouteParams, type WebSocketHandler } from 'wsmount';
 import { connect, listen } from 'wsmount/testing';
+import { createDashboard, type DashboardSnapshot } from 'wsmount/dashboard';
 
 class Room extends Behavior<RouteParams<'/rooms/:room'>> {
   static override protocols = ['chat.v1'];
@@ -73,6 +74,13 @@ export async function main(): Promise<string> {
   // A typed handler is a WebSocketHandler (kept in a list, passed to code that takes any handler).
   const all: WebSocketHandler[] = [sockets, createWebSocketServer({ '/echo': Echo }).handler];
   void all;
+  // wsmount/dashboard takes the typed handler, and is a plain (req, res, next?) request handler.
+  const dashboard = createDashboard(sockets, { path: '/admin/ws' });
+  const handle: (req: IncomingMessage, res: import('node:http').ServerResponse) => void = dashboard;
+  const snapshot: DashboardSnapshot = dashboard.state().snapshot;
+  void handle;
+  void snapshot.slowConsumers[0]?.bufferedAmount;
+  dashboard.close();
   await client.close();
   await other.close();
   await server.close();

@@ -1,7 +1,7 @@
 /**
  * Every ```ts block in README.md compiles as a module of a user's strict TypeScript project
  * (strict, noImplicitOverride, module/moduleResolution NodeNext, "type": "module"), where
- * 'wsmount', 'wsmount/testing' and 'wsmount/ws' are this repository's src/.
+ * 'wsmount', 'wsmount/testing', 'wsmount/ws' and 'wsmount/dashboard' are this repository's src/.
  *
  * How: each block is written to <tmp>/readme/L<line>.ts, next to a symlink to our node_modules
  * (so `express`, `vitest` and `@types/node` resolve as in a user's project) and the user modules
@@ -209,6 +209,7 @@ beforeAll(async () => {
           wsmount: [join(root, 'src/index.ts')],
           'wsmount/testing': [join(root, 'src/testing/index.ts')],
           'wsmount/ws': [join(root, 'src/compat/index.ts')],
+          'wsmount/dashboard': [join(root, 'src/dashboard/index.ts')],
         },
       },
       include: ['readme/*.ts', 'self-check/*.ts', 'src/*.ts'],
