@@ -1,10 +1,12 @@
 // The wsmount demo as a function: one standalone server that answers WebSockets on
 // /chat, /headers, /reverse, /notify and /listen, and serves the demo pages over plain HTTP
-// on the same port, with the handler's counters at /stats.json. `npm run demo` runs it (demo/server.js); the browser tests start it too.
+// on the same port, with the handler's counters at /stats.json and the live dashboard
+// (wsmount/dashboard) at /dashboard/. `npm run demo` runs it (demo/server.js); the browser tests start it too.
 import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { extname } from 'node:path';
 import { Behavior, createWebSocketServer } from 'wsmount';
+import { createDashboard } from 'wsmount/dashboard';
 
 const pages = new URL('./public/', import.meta.url);
 const types = {
@@ -39,11 +41,12 @@ function guestName() {
 /**
  * Starts the demo. Resolves once it listens.
  *
- * @param {{ port?: number, host?: string, log?: (line: string) => void }} [options]
- *   `port` 0 picks a free one; `log` receives the server's log lines (joins, leaves, messages).
- * @returns {Promise<{ port: number, url: string, close(): Promise<void>, handler: import('wsmount').WebSocketHandler }>}
+ * @param {{ port?: number, host?: string, log?: (line: string) => void, dashboard?: import('wsmount/dashboard').DashboardOptions }} [options]
+ *   `port` 0 picks a free one; `log` receives the server's log lines (joins, leaves, messages);
+ *   `dashboard`: options for the dashboard at /dashboard/ (its `interval`, `span`…).
+ * @returns {Promise<{ port: number, url: string, close(): Promise<void>, handler: import('wsmount').WebSocketHandler, dashboard: import('wsmount/dashboard').Dashboard }>}
  */
-export async function startDemo({ port = 0, host = '127.0.0.1', log = console.log } = {}) {
+export async function startDemo({ port = 0, host = '127.0.0.1', log = console.log, dashboard: dashboardOptions = {} } = {}) {
   // ---- /chat: everyone in the room sees every message ------------------------------------
   // Each participant has a name, given in the query string (/chat?name=alice) and changeable
   // later. The page sends JSON commands: {"type":"say","text":"…"} and {"type":"rename","name":"…"}.
@@ -217,6 +220,9 @@ export async function startDemo({ port = 0, host = '127.0.0.1', log = console.lo
 
   async function servePage(req, res) {
     const path = new URL(req.url ?? '/', 'http://localhost').pathname;
+    // The live dashboard: its page, feed and snapshot.json under /dashboard/. A real app puts
+    // its own authentication in front of it (it shows addresses); the demo shows it to anyone.
+    if (path === '/dashboard' || path.startsWith('/dashboard/')) return dashboard(req, res);
     if (path === '/stats.json') {
       res.writeHead(200, { 'Content-Type': 'application/json', 'Cache-Control': 'no-store' });
       res.end(JSON.stringify(server.handler.stats()));
@@ -242,12 +248,18 @@ export async function startDemo({ port = 0, host = '127.0.0.1', log = console.lo
     // At most 50 sockets per address: the demo may be reached from a network (HOST=0.0.0.0).
     { port, host, onRequest: servePage, maxConnectionsPerIp: 50 },
   );
+  const dashboard = createDashboard(server.handler, { path: '/dashboard', title: 'wsmount demo', ...dashboardOptions });
   const bound = await server.listen();
   const shown = host === '0.0.0.0' || host === '::' ? 'localhost' : host.includes(':') ? `[${host}]` : host;
   return {
     port: bound,
     url: `http://${shown}:${bound}/`,
-    close: () => server.close(),
+    // The dashboard first: its open feeds would otherwise keep the HTTP server from closing.
+    close: () => {
+      dashboard.close();
+      return server.close();
+    },
     handler: server.handler,
+    dashboard,
   };
 }

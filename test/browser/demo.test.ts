@@ -124,7 +124,7 @@ describe.runIf(hasChromium)('demo pages in Chromium', () => {
   it('index links every demo page', async () => {
     const page = await open('/');
     const links = await Promise.all((await page.locator('.demos a').all()).map((a) => a.getAttribute('href')));
-    expect(links).toEqual(['chat.html', 'headers.html', 'reverse.html', 'notify.html', 'listen.html', 'stats.html']);
+    expect(links).toEqual(['chat.html', 'headers.html', 'reverse.html', 'notify.html', 'listen.html', 'stats.html', 'dashboard/']);
     await snap(page, 'index');
     await page.locator('.demos a', { hasText: 'Reverse' }).click();
     await expect.poll(() => stateOf(page), WAIT).toBe('open');
@@ -149,7 +149,7 @@ describe.runIf(hasChromium)('demo pages in Chromium', () => {
   });
 
   it('every page fits a 360-pixel-wide phone screen: nothing sticks out sideways', async () => {
-    for (const path of ['/', '/chat?name=a-rather-long-name-here', '/headers', '/reverse', '/notify', '/listen', '/stats.html']) {
+    for (const path of ['/', '/chat?name=a-rather-long-name-here', '/headers', '/reverse', '/notify', '/listen', '/stats.html', '/dashboard/']) {
       const page = await open(path, { width: 360, height: 640 });
       await page.waitForLoadState('load');
       if (path !== '/') await expect.poll(() => stateOf(page), WAIT).toMatch(/^(open|live)$/);
@@ -365,6 +365,27 @@ describe.runIf(hasChromium)('demo pages in Chromium', () => {
     expect(await stats.locator('td[data-name="bytesOut"] .n').textContent()).toMatch(/^\d{1,3}(,\d{3})+$/);
     expect(await stats.locator('td[data-name="bytesOut"] .hint').textContent()).toMatch(/^\d+(\.\d)? KiB$/);
     await snap(stats, 'stats', { fullPage: true });
+  });
+
+  it("dashboard: the demo mounts wsmount/dashboard at /dashboard/, linked from the index; it charts the demo's own sockets live", async () => {
+    const index = await open('/');
+    await index.locator('.demos a', { hasText: 'Dashboard' }).click();
+    await expect.poll(() => stateOf(index), WAIT).toBe('live');
+    expect(new URL(index.url()).pathname).toBe('/dashboard/');
+    expect(await index.title()).toBe('wsmount demo · WebSocket dashboard');
+    const routes = await index.locator('#routes tbody tr td:first-child').allTextContents();
+    expect([...routes].sort()).toEqual(['/chat', '/headers', '/listen', '/notify', '/reverse']);
+    const open0 = Number(await index.locator('#card-connections').textContent());
+    await joinChat('watched');
+    await expect.poll(async () => Number(await index.locator('#card-connections').textContent()), WAIT).toBe(open0 + 1);
+    await expect
+      .poll(() => index.locator('#routes tbody tr', { hasText: '/chat' }).locator('td').nth(1).textContent(), WAIT)
+      .toBe(String(demo.handler.clientsOf('/chat').size));
+    // A line (or more: it breaks where nobody watched and no sample was taken).
+    await expect.poll(() => index.locator('#chart-connections path.line').count(), WAIT).toBeGreaterThanOrEqual(1);
+    // The stats page links to it too.
+    const stats = await open('/stats.html');
+    expect(await stats.locator('main a[href="dashboard/"]').count()).toBe(1);
   });
 
   it('every page reconnects after the server restarts on the same port, and works again', async () => {
