@@ -41,12 +41,14 @@ function guestName() {
 /**
  * Starts the demo. Resolves once it listens.
  *
- * @param {{ port?: number, host?: string, log?: (line: string) => void, dashboard?: import('wsmount/dashboard').DashboardOptions }} [options]
+ * @param {{ port?: number, host?: string, log?: (line: string) => void, dashboard?: import('wsmount/dashboard').DashboardOptions, handlerOptions?: import('wsmount').HandlerOptions }} [options]
  *   `port` 0 picks a free one; `log` receives the server's log lines (joins, leaves, messages);
- *   `dashboard`: options for the dashboard at /dashboard/ (its `interval`, `span`…).
+ *   `dashboard`: options for the dashboard at /dashboard/ (its `interval`, `span`…);
+ *   `handlerOptions`: handler options over the demo's own (the dashboard's screenshot script
+ *   sets a short heartbeat).
  * @returns {Promise<{ port: number, url: string, close(): Promise<void>, handler: import('wsmount').WebSocketHandler, dashboard: import('wsmount/dashboard').Dashboard }>}
  */
-export async function startDemo({ port = 0, host = '127.0.0.1', log = console.log, dashboard: dashboardOptions = {} } = {}) {
+export async function startDemo({ port = 0, host = '127.0.0.1', log = console.log, dashboard: dashboardOptions = {}, handlerOptions = {} } = {}) {
   // ---- /chat: everyone in the room sees every message ------------------------------------
   // Each participant has a name, given in the query string (/chat?name=alice) and changeable
   // later. The page sends JSON commands: {"type":"say","text":"…"} and {"type":"rename","name":"…"}.
@@ -246,7 +248,7 @@ export async function startDemo({ port = 0, host = '127.0.0.1', log = console.lo
   const server = createWebSocketServer(
     { '/chat': Chat, '/headers': Headers, '/reverse': Reverse, '/notify': Notify, '/listen': Listen },
     // At most 50 sockets per address: the demo may be reached from a network (HOST=0.0.0.0).
-    { port, host, onRequest: servePage, maxConnectionsPerIp: 50 },
+    { port, host, onRequest: servePage, maxConnectionsPerIp: 50, ...handlerOptions },
   );
   const dashboard = createDashboard(server.handler, { path: '/dashboard', title: 'wsmount demo', ...dashboardOptions });
   const bound = await server.listen();

@@ -16,6 +16,7 @@ export const CLIENT_SCRIPT: string = String.raw`
 
   var integer = new Intl.NumberFormat(undefined, { maximumFractionDigits: 0 });
   var decimal = new Intl.NumberFormat(undefined, { maximumFractionDigits: 1 });
+  var fine = new Intl.NumberFormat(undefined, { maximumFractionDigits: 2 });
   var compact = new Intl.NumberFormat(undefined, { notation: 'compact', maximumFractionDigits: 1 });
   var clock = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit', second: '2-digit' });
   var UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
@@ -74,22 +75,33 @@ export const CLIENT_SCRIPT: string = String.raw`
     return ms % 60000 === 0 ? '−' + ms / 60000 + 'm' : '−' + ms / 1000 + 's';
   }
 
-  /**
-   * A round step for four grid lines over max, with some room above it: 1, 2, 2.5 or 5 × 10^k
-   * (whole for counts; for bytes, of a power of 1024, so a tick reads 200 KiB rather than 195.3).
-   */
-  function niceStep(max, whole, binary) {
-    var raw = max > 0 ? max / 3.6 : 0.25;
-    var unit = 1;
-    if (binary) while (raw >= 1024 * unit) unit *= 1024;
-    var scaled = raw / unit;
-    var power = Math.pow(10, Math.floor(Math.log10(scaled)));
+  /** The smallest of 1, 2, 2.5, 5 × 10^k at least raw (whole numbers only, for counts). */
+  function roundStep(raw, whole) {
+    var power = Math.pow(10, Math.floor(Math.log10(raw)));
     var steps = [1, 2, 2.5, 5, 10];
     for (var i = 0; i < steps.length; i++) {
-      var step = steps[i] * power * unit;
-      if (step >= raw && (!whole || step % 1 === 0)) return step;
+      var step = steps[i] * power;
+      if (step >= raw * 0.999 && (!whole || step % 1 === 0)) return step;
     }
-    return whole ? Math.max(1, Math.ceil(raw)) : 10 * power * unit;
+    return 10 * power;
+  }
+  /**
+   * The y grid for values up to max: about four round steps and a little room above max. For
+   * bytes the step is round in a power of 1024 (unit), at most 200 of it (so the top tick stays
+   * under about 1,000): the ticks read 200 KiB, 400 KiB… or 0.25 MiB, 0.5 MiB…
+   */
+  function scale(max, whole, binary) {
+    var raw = max > 0 ? max / 4 : 0.25;
+    var unit = 1;
+    if (binary) while (unit < Math.pow(1024, 5) && raw > unit * 200) unit *= 1024;
+    var step = roundStep(raw / unit, whole && unit === 1) * unit;
+    var n = max > 0 ? Math.max(1, Math.ceil((max * 1.04) / step)) : 4;
+    return { step: step, n: n, unit: unit };
+  }
+  /** A tick label in the grid's unit (bytes) or as the chart's own numbers. */
+  function tickText(kind, grid, v) {
+    if (kind === 'bytes') return v === 0 ? '0' : fine.format(v / grid.unit) + ' ' + UNITS[Math.round(Math.log(grid.unit) / Math.log(1024))];
+    return kind === 'rate' ? perSecond(v) : count(v);
   }
 
   /** The bucket holding the q-quantile of a histogram, or -1 when it is empty. */
@@ -122,10 +134,11 @@ export const CLIENT_SCRIPT: string = String.raw`
 
   // ---- line charts -----------------------------------------------------------------------
   /**
-   * Draws series ({ key, className, label }) of the history over the last span. A line breaks
-   * where points are missing (no page watched, so no samples were taken).
+   * Draws series ({ key, className }) of the history over the last span, on a y axis of kind
+   * 'count', 'rate' or 'bytes'. A line breaks where points are missing (no page watched, so no
+   * samples were taken).
    */
-  function lineChart(svg, series, format, whole, binary) {
+  function lineChart(svg, series, kind) {
     var snapshot = view.snapshot;
     var height = 180;
     var width = sizeOf(svg, height);
@@ -136,15 +149,15 @@ export const CLIENT_SCRIPT: string = String.raw`
     points.forEach(function (p) {
       series.forEach(function (s) { if (!missing(p[s.key]) && p[s.key] > max) max = p[s.key]; });
     });
-    var step = niceStep(max, whole, binary);
-    var ceiling = step * 4;
+    var grid = scale(max, kind !== 'rate', kind === 'bytes');
+    var ceiling = grid.step * grid.n;
     function x(t) { return left + ((t - start) / (end - start)) * (width - left - right); }
     function y(v) { return top + (1 - v / ceiling) * (height - top - bottom); }
 
-    for (var i = 0; i <= 4; i++) {
-      var gy = y(step * i);
+    for (var i = 0; i <= grid.n; i++) {
+      var gy = y(grid.step * i);
       svg.appendChild(svgElement('line', { 'class': i === 0 ? 'axis' : 'grid', x1: left, x2: width - right, y1: gy, y2: gy }));
-      svg.appendChild(svgElement('text', { 'class': 'tick', x: left - 6, y: gy + 4, 'text-anchor': 'end' }, format(step * i)));
+      svg.appendChild(svgElement('text', { 'class': 'tick', x: left - 6, y: gy + 4, 'text-anchor': 'end' }, tickText(kind, grid, grid.step * i)));
     }
     var tickSizes = [10000, 30000, 60000, 120000, 300000, 600000, 900000, 1800000, 3600000];
     var tick = tickSizes[tickSizes.length - 1];
@@ -219,14 +232,14 @@ export const CLIENT_SCRIPT: string = String.raw`
     var left = 44, right = 8, top = 10, bottom = 24;
     var n = h.counts.length;
     var max = Math.max.apply(null, h.counts);
-    var step = niceStep(max, true, false);
-    var ceiling = step * 4;
+    var grid = scale(max, true, false);
+    var ceiling = grid.step * grid.n;
     var slot = (width - left - right) / n;
     function y(v) { return top + (1 - v / ceiling) * (height - top - bottom); }
-    for (var i = 0; i <= 4; i++) {
-      var gy = y(step * i);
+    for (var i = 0; i <= grid.n; i++) {
+      var gy = y(grid.step * i);
       svg.appendChild(svgElement('line', { 'class': i === 0 ? 'axis' : 'grid', x1: left, x2: width - right, y1: gy, y2: gy }));
-      svg.appendChild(svgElement('text', { 'class': 'tick', x: left - 6, y: gy + 4, 'text-anchor': 'end' }, compact.format(step * i)));
+      svg.appendChild(svgElement('text', { 'class': 'tick', x: left - 6, y: gy + 4, 'text-anchor': 'end' }, compact.format(grid.step * i)));
     }
     for (var b = 0; b < n; b++) {
       var bx = left + b * slot;
@@ -292,9 +305,9 @@ export const CLIENT_SCRIPT: string = String.raw`
     card('bytes-out', missing(p.bytesOutPerSecond) ? '–' : bytes(p.bytesOutPerSecond) + '/s', bytes(t.bytesOut) + ' written');
     card('heartbeat', bucketText(h, p50), h.count === 0 ? 'no round trip yet' : 'p99 ' + bucketText(h, p99) + ' · ' + count(h.count) + ' round trips');
 
-    lineChart(byId('chart-connections'), [{ key: 'connections', className: 's-conn' }], count, true, false);
-    lineChart(byId('chart-messages'), [{ key: 'messagesInPerSecond', className: 's-in' }, { key: 'messagesOutPerSecond', className: 's-out' }], perSecond, false, false);
-    lineChart(byId('chart-bytes'), [{ key: 'bytesInPerSecond', className: 's-in' }, { key: 'bytesOutPerSecond', className: 's-out' }], bytes, true, true);
+    lineChart(byId('chart-connections'), [{ key: 'connections', className: 's-conn' }], 'count');
+    lineChart(byId('chart-messages'), [{ key: 'messagesInPerSecond', className: 's-in' }, { key: 'messagesOutPerSecond', className: 's-out' }], 'rate');
+    lineChart(byId('chart-bytes'), [{ key: 'bytesInPerSecond', className: 's-in' }, { key: 'bytesOutPerSecond', className: 's-out' }], 'bytes');
     closeChart(byId('chart-closes'), s.closesByCode);
     rttChart(byId('chart-rtt'), h);
     setText('rtt-summary', h.count === 0

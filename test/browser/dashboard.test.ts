@@ -162,13 +162,14 @@ describe.runIf(hasChromium)('the dashboard page in Chromium', () => {
     await expect.poll(async () => Number((await text(page, '#card-messages-out'))?.replace(/,/g, '')), WAIT).toBeGreaterThan(0);
     expect(await text(page, '#card-bytes-in')).toMatch(/^[\d,.]+ (B|KiB|MiB)\/s$/);
 
-    // The line charts have lines (two series where there are two), the histogram bars.
+    // The line charts have lines of two points or more (two series where there are two), the histogram bars.
     await expect
       .poll(async () => {
         const s = await stateOf(page);
-        return [s.connections.length, s.messages.length, s.bytes.length, s.rttBars > 0];
+        const drawn = [...s.connections, ...s.messages, ...s.bytes].every((d) => d.includes('L'));
+        return [s.connections.length, s.messages.length, s.bytes.length, drawn, s.rttBars > 0];
       }, WAIT)
-      .toEqual([1, 2, 2, true]);
+      .toEqual([1, 2, 2, true, true]);
     const first = await stateOf(page);
     for (const d of [...first.connections, ...first.messages, ...first.bytes]) expect(d).toMatch(/^M[\d.]+ [\d.]+(L[\d.]+ [\d.]+)+$/);
     expect(await text(page, '#card-heartbeat')).toMatch(/^≤ [\d.]+ m?s$/);
