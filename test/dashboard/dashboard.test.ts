@@ -1,11 +1,12 @@
 /**
  * wsmount/dashboard over real HTTP on loopback: where it answers under a mount path (plain Node,
- * Express, the whole server), methods, the security headers, the live feed's content and its
+ * Express, Koa, the whole server), methods, the security headers, the live feed's content and its
  * sharing between viewers, the viewer bound, the timer that runs only while someone watches, and
  * close().
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import express from 'express';
+import Koa from 'koa';
 import { afterEach, describe, expect, test, vi } from 'vitest';
 import { createDashboard, type Dashboard, type DashboardOptions, type DashboardSnapshot, type DashboardSource, type DashboardState } from 'wsmount/dashboard';
 import { connect } from 'wsmount/testing';
@@ -114,6 +115,30 @@ describe('routing under a mount path', () => {
     expect((await request(port, '/admin/ws')).status).toBe(200);
     expect((await request(port, '/admin/ws/snapshot.json')).status).toBe(200);
     expect((await request(port, '/admin/ws/nope')).status).toBe(404); // Express's own, after next()
+  });
+
+  test('Koa: a middleware hands the raw request over (ctx.respond = false) with { path }; other paths stay Koa’s', async () => {
+    const handler = fixture.handlerFor({ '/echo': Echo });
+    const dashboard = createDashboard(handler, { path: '/admin/ws' });
+    fixture.defer(() => dashboard.close());
+    const app = new Koa();
+    app.use(async (ctx, next) => {
+      if (!ctx.path.startsWith('/admin/ws')) return next();
+      ctx.respond = false;
+      dashboard(ctx.req, ctx.res);
+    });
+    app.use((ctx) => {
+      ctx.body = 'koa';
+    });
+    const { port } = await serveApp(fixture, handler, app.callback());
+    expect((await request(port, '/admin/ws')).body).toContain('<!doctype html>');
+    expect((await request(port, '/admin/ws/snapshot.json')).headers['content-type']).toBe('application/json; charset=utf-8');
+    expect((await request(port, '/admin/ws/nope')).status).toBe(404);
+    expect((await request(port, '/elsewhere')).body).toBe('koa');
+    const feed = await FeedReader.open(port, '/admin/ws/feed');
+    await feed.until(() => feed.events.length >= 1);
+    expect(feed.events[0]?.event).toBe('init');
+    feed.close();
   });
 
   test('the whole server: createServer(dashboard) answers /, /feed and /snapshot.json', async () => {
