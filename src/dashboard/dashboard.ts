@@ -148,8 +148,9 @@ export function createDashboard(source: DashboardSource, options: DashboardOptio
   function tick(): void {
     const frame = `data: ${JSON.stringify(sampler.sample(viewers.size))}\n\n`;
     for (const viewer of viewers) {
+      if (viewer.destroyed) leave(viewer);
       // A page that stopped reading misses frames rather than growing the server's memory.
-      if (viewer.writableLength <= MAX_VIEWER_BACKLOG) viewer.write(frame);
+      else if (viewer.writableLength <= MAX_VIEWER_BACKLOG) viewer.write(frame);
     }
   }
 
@@ -185,6 +186,13 @@ export function createDashboard(source: DashboardSource, options: DashboardOptio
     response.writeHead(200, headers);
     viewers.add(response);
     response.on('close', () => leave(response));
+    // A write to a socket that broke is the socket's business: never an unhandled 'error'.
+    response.on('error', () => leave(response));
+    if (response.destroyed) {
+      // The page went away before the feed started: its 'close' has been and gone.
+      leave(response);
+      return;
+    }
     if (timer === null) {
       // The first viewer: a fresh sample now (rates from the last one, if any), then one per interval.
       sampler.sample(viewers.size);

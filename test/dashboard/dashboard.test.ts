@@ -430,6 +430,61 @@ describe('hostile strings', () => {
   });
 });
 
+describe('viewers that are gone', () => {
+  /** A response as the dashboard sees it, destroyed (its socket closed) when `destroyed` says. */
+  function fakeResponse(destroyed: () => boolean) {
+    const listeners = new Map<string, (() => void)[]>();
+    return {
+      writes: [] as string[],
+      get destroyed() {
+        return destroyed();
+      },
+      writableLength: 0,
+      writeHead() {
+        return this;
+      },
+      write(chunk: string) {
+        this.writes.push(chunk);
+        return true;
+      },
+      on(event: string, listener: () => void) {
+        listeners.set(event, [...(listeners.get(event) ?? []), listener]);
+        return this;
+      },
+      emit(event: string) {
+        for (const l of listeners.get(event) ?? []) l();
+      },
+      end() {},
+    };
+  }
+  const feedRequest = { method: 'GET', url: '/feed', headers: {} } as IncomingMessage;
+
+  test('a page that left before its feed started is not counted, and starts no timer', () => {
+    const dashboard = createDashboard(fixture.handlerFor({ '/echo': Echo }), { interval: 100 });
+    fixture.defer(() => dashboard.close());
+    const gone = fakeResponse(() => true);
+    dashboard(feedRequest, gone as unknown as ServerResponse);
+    expect(dashboard.viewers).toBe(0);
+    expect(dashboard.live).toBe(false);
+  });
+
+  test('a viewer whose response errors or is found destroyed at a tick leaves; the timer stops with the last', async () => {
+    const dashboard = createDashboard(fixture.handlerFor({ '/echo': Echo }), { interval: 100 });
+    fixture.defer(() => dashboard.close());
+    let broken = false;
+    const a = fakeResponse(() => broken);
+    const b = fakeResponse(() => false);
+    dashboard(feedRequest, a as unknown as ServerResponse);
+    dashboard(feedRequest, b as unknown as ServerResponse);
+    expect(dashboard.viewers).toBe(2);
+    b.emit('error');
+    expect(dashboard.viewers).toBe(1);
+    broken = true;
+    await waitFor(() => dashboard.viewers === 0, 2000, 'the destroyed viewer to leave at a tick');
+    expect(dashboard.live).toBe(false);
+  });
+});
+
 describe('options', () => {
   test('an unknown key is a TypeError naming the options; a value out of range a RangeError; a path must be a path', () => {
     const handler = fixture.handlerFor({ '/echo': Echo });
