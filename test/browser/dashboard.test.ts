@@ -216,6 +216,21 @@ describe.runIf(hasChromium)('the dashboard page in Chromium', () => {
     expect(await page.evaluate('window.__violations')).toEqual([]);
   });
 
+  it('a hidden tab closes its feed (the server stops sampling when no page is left) and reopens it when shown', async () => {
+    const page = await open('/admin/ws/');
+    await expect.poll(() => text(page, '#state'), WAIT).toBe('live');
+    await expect.poll(() => dashboard.viewers, WAIT).toBe(1);
+    const setVisibility = (state: string) =>
+      page.evaluate(`Object.defineProperty(document, 'visibilityState', { configurable: true, get: () => '${state}' }); document.dispatchEvent(new Event('visibilitychange'))`);
+    await setVisibility('hidden');
+    await expect.poll(() => dashboard.viewers, WAIT).toBe(0);
+    expect(dashboard.live).toBe(false);
+    expect(await text(page, '#state')).toBe('paused while hidden');
+    await setVisibility('visible');
+    await expect.poll(() => text(page, '#state'), WAIT).toBe('live');
+    expect(dashboard.viewers).toBe(1);
+  });
+
   it('fits a 360-pixel-wide phone screen: nothing sticks out sideways', async () => {
     const page = await open('/admin/ws/', { width: 360, height: 800 });
     await expect.poll(() => text(page, '#state'), WAIT).toBe('live');
