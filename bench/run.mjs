@@ -1385,7 +1385,7 @@ async function scenarioObservability() {
     ),
   );
   print(
-    `\nwsmount+scrape: GET /metrics (prometheusHandler) every second throughout, ${scraped.scrapes} scrapes answered (${scraped.failed} failed, ${bytes(scraped.bytes / Math.max(1, scraped.scrapes))} each). wsmount+diag: a subscriber on each of the 7 diagnostics_channel channels (counting events). wsmount-base (with --base): another build, nothing watching.`,
+    `\nwsmount+scrape: GET /metrics (prometheusHandler) every second throughout, ${scraped.scrapes} scrapes answered (${scraped.failed} failed, ${(scraped.bytes / Math.max(1, scraped.scrapes) / 1024).toFixed(1)} KiB each). wsmount+diag: a subscriber on each of the 7 diagnostics_channel channels (counting events). wsmount-base (with --base): another build, nothing watching.`,
   );
   printErrors('observability', rows.map((r) => ({ label: r.label, sums: r.sums })));
   results.scenarios.observability = {
