@@ -1,11 +1,11 @@
 // The wsmount demo as a function: one standalone server that answers WebSockets on
 // /chat, /headers, /reverse, /notify and /listen, and serves the demo pages over plain HTTP
-// on the same port, with the handler's counters at /stats.json and the live dashboard
+// on the same port, with the handler's counters at /stats.json and /metrics (Prometheus) and the live dashboard
 // (wsmount/dashboard) at /dashboard/. `npm run demo` runs it (demo/server.js); the browser tests start it too.
 import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { extname } from 'node:path';
-import { Behavior, createWebSocketServer } from 'wsmount';
+import { Behavior, createWebSocketServer, prometheusHandler } from 'wsmount';
 import { createDashboard } from 'wsmount/dashboard';
 
 const pages = new URL('./public/', import.meta.url);
@@ -225,6 +225,8 @@ export async function startDemo({ port = 0, host = '127.0.0.1', log = console.lo
     // The live dashboard: its page, feed and snapshot.json under /dashboard/. A real app puts
     // its own authentication in front of it (it shows addresses); the demo shows it to anyone.
     if (path === '/dashboard' || path.startsWith('/dashboard/')) return dashboard(req, res);
+    // The same counters in Prometheus' text format, for a scrape_config to point at.
+    if (path === '/metrics') return metrics(req, res);
     if (path === '/stats.json') {
       res.writeHead(200, { 'Content-Type': 'application/json', 'Cache-Control': 'no-store' });
       res.end(JSON.stringify(server.handler.stats()));
@@ -250,6 +252,7 @@ export async function startDemo({ port = 0, host = '127.0.0.1', log = console.lo
     // At most 50 sockets per address: the demo may be reached from a network (HOST=0.0.0.0).
     { port, host, onRequest: servePage, maxConnectionsPerIp: 50, ...handlerOptions },
   );
+  const metrics = prometheusHandler(server.handler);
   const dashboard = createDashboard(server.handler, { path: '/dashboard', title: 'wsmount demo', ...dashboardOptions });
   const bound = await server.listen();
   const shown = host === '0.0.0.0' || host === '::' ? 'localhost' : host.includes(':') ? `[${host}]` : host;

@@ -490,6 +490,12 @@ describe('demo server limits (no browser)', () => {
       expect(stats.closesByCode['1008']).toBe(1);
       expect(stats.handshakesAccepted).toBe(1);
       expect(stats).toEqual(JSON.parse(JSON.stringify(demo.handler.stats())));
+      // The same counters at /metrics, in Prometheus' text format.
+      const metrics = await fetch(`http://127.0.0.1:${demo.port}/metrics`);
+      expect(metrics.headers.get('content-type')).toBe('text/plain; version=0.0.4; charset=utf-8');
+      const text = await metrics.text();
+      expect(text).toContain('wsmount_rate_limit_closes_total{route="/chat"} 1\n');
+      expect(text).toContain('wsmount_closes_total{route="/chat",code="1008"} 1\n');
     } finally {
       await demo.close();
     }
