@@ -33,7 +33,7 @@ export {
   type StreamChunk,
   type StreamSource,
 } from './connection/index.js';
-export type { CompressionStats, DurationHistogram, HandlerStats, RouteStats } from './stats.js';
+export type { CompressionStats, ConnectionCounters, DurationHistogram, HandlerStats, RouteStats } from './stats.js';
 export { DURATION_BOUNDS, MAX_CLOSE_CODES } from './stats.js';
 export {
   DIAGNOSTICS_CHANNELS,

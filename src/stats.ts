@@ -47,21 +47,24 @@ export const DURATION_BOUNDS: readonly number[] = Object.freeze([0.0005, 0.001, 
  */
 export const MAX_CLOSE_CODES = 32;
 
-/** One route's counters, in {@link HandlerStats.routes}. */
-export interface RouteStats {
-  /** Open connections on the route. */
+/**
+ * The counters a route's connections keep: {@link RouteStats} for one route, and in
+ * {@link HandlerStats} the sums over every route.
+ */
+export interface ConnectionCounters {
+  /** Open connections (from just before `onOpen` to just before `onClose`). */
   connections: number;
-  /** Handshakes on the route answered with 101 (connections opened, in all). */
+  /** Handshakes answered with 101 (connections opened, in all). */
   handshakesAccepted: number;
-  /** Data messages received and sent on the route's connections (a broadcast counts per recipient). */
+  /** Data messages received (after reassembly) and sent (a broadcast counts once per recipient). */
   messagesIn: number;
   messagesOut: number;
-  /** Bytes read from and written to the route's sockets, frame headers included. */
+  /** Bytes read from and written to the sockets, frame headers included. */
   bytesIn: number;
   bytesOut: number;
   /**
-   * The route's closed connections by the code their `onClose` saw (`{ 1000: 10, 1006: 2 }`). After
-   * {@link MAX_CLOSE_CODES} distinct codes, further new codes count under `other`.
+   * Closed connections by the code their `onClose` saw (`{ 1000: 10, 1006: 2 }`). After
+   * {@link MAX_CLOSE_CODES} distinct codes on a route, further new codes count under `other`.
    */
   closesByCode: Record<string, number>;
   /** Messages not sent because the connection's backlog was over `maxBackpressure`. */
@@ -79,45 +82,24 @@ export interface RouteStats {
   heartbeatRtt: DurationHistogram;
 }
 
+/** One route's counters, in {@link HandlerStats.routes}. */
+export interface RouteStats extends ConnectionCounters {}
+
 /**
  * A snapshot of a handler's counters, from {@link WebSocketHandler.stats}. Counters only grow;
- * subtract two snapshots for a rate. The traffic counters are the sums of {@link routes}'.
+ * subtract two snapshots for a rate. The {@link ConnectionCounters} are the sums of
+ * {@link routes}'.
  */
-export interface HandlerStats {
-  /** Open connections (from just before `onOpen` to just before `onClose`). */
-  connections: number;
+export interface HandlerStats extends ConnectionCounters {
   /** Open connections per route pattern (every route is listed, with 0 when idle). */
   connectionsByRoute: Record<string, number>;
   /** Upgrades matched to a route whose `verify()` is still running. */
   pendingHandshakes: number;
-  /** Handshakes answered with 101. */
-  handshakesAccepted: number;
   /** Handshakes refused, in all, and by HTTP status (`{ 403: 2, 503: 1 }`). */
   handshakesRejected: number;
   handshakesRejectedByStatus: Record<string, number>;
-  /** Data messages received (after reassembly) and sent (a broadcast counts once per recipient). */
-  messagesIn: number;
-  messagesOut: number;
-  /** Bytes read from and written to connections' sockets, frame headers included. */
-  bytesIn: number;
-  bytesOut: number;
-  /** Closed connections by the code their `onClose` saw (`{ 1000: 10, 1006: 2 }`; see {@link RouteStats.closesByCode}). */
-  closesByCode: Record<string, number>;
-  /** Messages not sent because the connection's backlog was over `maxBackpressure`. */
-  backpressureDrops: number;
-  /** Connections closed with 1008 by the `'close'` backpressure policy. */
-  backpressureCloses: number;
-  /** Heartbeat pings sent, and peers terminated for not answering within `pongTimeout`. */
-  pingsSent: number;
-  pongTimeouts: number;
-  /** Connections closed with 1001 by `idleTimeout`. */
-  idleCloses: number;
-  /** Connections closed with 1008 by the message rate limit. */
-  rateLimitCloses: number;
   /** Upgrades answered 503 because `verify()` ran past `verifyTimeout`. */
   verifyTimeouts: number;
-  /** Heartbeat round trips on every route: from our ping to the peer's pong, in seconds. */
-  heartbeatRtt: DurationHistogram;
   /** Each route's counters, by route pattern (every route is listed). */
   routes: Record<string, RouteStats>;
   /** Topics with at least one subscriber on this handler, and subscriptions here in all. */
