@@ -11,6 +11,7 @@ import { Sampler, slowConsumers } from '../../src/dashboard/sampler.js';
 import { Echo, useFixture } from '../helpers/fixture.js';
 import type { RawClient } from '../helpers/raw.js';
 import { sleep, waitFor } from '../helpers/server.js';
+import { handlerStats, routeStats } from '../helpers/stats.js';
 
 const fixture = useFixture();
 
@@ -111,50 +112,9 @@ describe('slow consumers with real clients that stopped reading', () => {
 
 /** A stats() source whose numbers the test sets. */
 function fakeStats(over: Partial<HandlerStats> = {}): HandlerStats {
-  const route = (connections: number, messagesIn: number) => ({
-    connections,
-    handshakesAccepted: connections,
-    messagesIn,
-    messagesOut: 0,
-    bytesIn: 0,
-    bytesOut: 0,
-    closesByCode: { '1000': 2, '1006': 1 },
-    backpressureDrops: 0,
-    backpressureCloses: 0,
-    pingsSent: 0,
-    pongTimeouts: 0,
-    idleCloses: 0,
-    rateLimitCloses: 0,
-    heartbeatRtt: { bounds: [1], counts: [0, 0], count: 0, sum: 0 },
-  });
-  return {
-    connections: 0,
-    connectionsByRoute: {},
-    pendingHandshakes: 0,
-    handshakesAccepted: 0,
-    handshakesRejected: 0,
-    handshakesRejectedByStatus: {},
-    messagesIn: 0,
-    messagesOut: 0,
-    bytesIn: 0,
-    bytesOut: 0,
-    closesByCode: {},
-    backpressureDrops: 0,
-    backpressureCloses: 0,
-    pingsSent: 0,
-    pongTimeouts: 0,
-    idleCloses: 0,
-    rateLimitCloses: 0,
-    verifyTimeouts: 0,
-    heartbeatRtt: { bounds: [1], counts: [0, 0], count: 0, sum: 0 },
-    routes: { '/b': route(5, 0), '/a': route(5, 0), '/busy': route(1, 0), '/idle': route(0, 0) },
-    topics: 0,
-    subscriptions: 0,
-    publishes: 0,
-    backplane: null,
-    compression: { connections: 0, messagesIn: 0, compressedBytesIn: 0, inflatedBytesIn: 0, messagesOut: 0, uncompressedBytesOut: 0, compressedBytesOut: 0 },
-    ...over,
-  };
+  const route = (connections: number, messagesIn: number) =>
+    routeStats({ connections, handshakesAccepted: connections, messagesIn, closesByCode: { '1000': 2, '1006': 1 } }, [1]);
+  return handlerStats({ routes: { '/b': route(5, 0), '/a': route(5, 0), '/busy': route(1, 0), '/idle': route(0, 0) }, ...over }, [1]);
 }
 
 describe('Sampler', () => {

@@ -27,7 +27,6 @@ import {
   DURATION_BOUNDS,
   type HandlerStats,
   MAX_CLOSE_CODES,
-  type RouteStats,
   type StatsSource,
   createWebSocketHandler,
   prometheusHandler,
@@ -37,6 +36,7 @@ import { escapeHelp, escapeLabelValue, formatValue } from '../../src/metrics/exp
 import { FAMILIES } from '../../src/metrics/prometheus.js';
 import { connect } from '../../src/testing/index.js';
 import { waitFor } from '../helpers/server.js';
+import { routeStats } from '../helpers/stats.js';
 
 // ---- helpers -----------------------------------------------------------------------------------
 
@@ -125,25 +125,7 @@ function parseLabels(text: string): Record<string, string> {
   return labels;
 }
 
-function route(partial: Partial<RouteStats>, bounds: readonly number[] = DURATION_BOUNDS): RouteStats {
-  return {
-    connections: 0,
-    handshakesAccepted: 0,
-    messagesIn: 0,
-    messagesOut: 0,
-    bytesIn: 0,
-    bytesOut: 0,
-    closesByCode: {},
-    backpressureDrops: 0,
-    backpressureCloses: 0,
-    pingsSent: 0,
-    pongTimeouts: 0,
-    idleCloses: 0,
-    rateLimitCloses: 0,
-    heartbeatRtt: { bounds, counts: new Array<number>(bounds.length + 1).fill(0), count: 0, sum: 0 },
-    ...partial,
-  };
-}
+const route = routeStats;
 
 /** A StatsSource that answers `snapshot` and counts its calls. */
 function fake(snapshot: HandlerStats): StatsSource & { calls: number } {
