@@ -2,8 +2,8 @@
  * The connection lifecycle on node:diagnostics_channel (src/diagnostics.ts): a subscriber sees
  * each event with its fields, in lifecycle order, over real sockets (HTTP/1.1 and HTTP/2), for
  * refusals by status, protocol errors (RFC 6455 §5.1: an unmasked client frame is 1002),
- * backpressure drops and closes, and every close with its code. With no subscriber, nothing is
- * published.
+ * backpressure drops and closes, and every close with its code. (That nothing is built without a
+ * subscriber cannot be seen from outside: bench/'s observability scenario measures it.)
  */
 import { Buffer } from 'node:buffer';
 import diagnostics_channel from 'node:diagnostics_channel';
@@ -189,7 +189,7 @@ describe('diagnostics_channel: the connection lifecycle', () => {
     expect(of<ConnectionCloseMessage>(seen, 'close')[0]?.code).toBe(1000);
   });
 
-  test('with no subscriber, nothing is published; a subscriber added later sees only what follows', async () => {
+  test('wsmount subscribes to none of its channels itself; a subscriber added mid-connection sees only what follows', async () => {
     const { port } = await mount({ '/e': Watched });
     const first = await connect(port, '/e');
     await waitFor(() => made.length === 1, 2000, 'first open');

@@ -10,6 +10,7 @@ import { Buffer } from 'node:buffer';
 import net from 'node:net';
 import { describe, expect, test } from 'vitest';
 import { Behavior, DURATION_BOUNDS, type HandlerStats, MAX_CLOSE_CODES, type RouteStats } from '../../src/index.js';
+import { Counters } from '../../src/stats.js';
 import { Echo, useFixture } from '../helpers/fixture.js';
 import { encodeClientFrame, rawRequest, upgradeRequest } from '../helpers/raw.js';
 import { sleep, waitFor } from '../helpers/server.js';
@@ -319,5 +320,25 @@ describe('stats()', () => {
     expect(byCode['4000']).toBe(2);
     expect(byCode[String(4000 + MAX_CLOSE_CODES - 1)]).toBe(1);
     expect(byCode[String(4000 + MAX_CLOSE_CODES)]).toBeUndefined();
+  });
+
+  test('the totals add every counter a route keeps: Counters.add() leaves out no field (a counter added later must be summed too)', () => {
+    const route = new Counters();
+    const numeric = Object.keys(route).filter((k) => typeof (route as unknown as Record<string, unknown>)[k] === 'number');
+    expect(numeric.length).toBeGreaterThan(15);
+    for (const [i, k] of numeric.entries()) (route as unknown as Record<string, number>)[k] = i + 1;
+    route.roundTrip(3);
+    route.roundTrip(20_000);
+    route.closedWith(1000);
+    route.rejectedWith(403);
+    const total = new Counters();
+    total.add(route);
+    total.add(route);
+    for (const k of numeric) {
+      expect({ k, v: (total as unknown as Record<string, number>)[k] }).toEqual({ k, v: 2 * ((route as unknown as Record<string, number>)[k] ?? NaN) });
+    }
+    expect(total.rtt).toEqual(route.rtt.map((n) => 2 * n));
+    expect([...total.closes]).toEqual([[1000, 2]]);
+    expect([...total.rejected]).toEqual([[403, 2]]);
   });
 });
