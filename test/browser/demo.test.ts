@@ -353,8 +353,11 @@ describe.runIf(hasChromium)('demo pages in Chromium', () => {
     expect(labels).toEqual(expect.arrayContaining(['Open connections', 'Open on each route', '/chat', 'Messages received', 'Bytes sent']));
     const fields = Object.keys(demo.handler.stats());
     expect(labels.filter((l) => fields.includes(l))).toEqual([]);
-    const aligned = await stats.locator('.stats th').evaluateAll((ths) => [...new Set(ths.map((th) => getComputedStyle(th).textAlign))]);
-    expect(aligned).toEqual(['left']);
+    // Polled: the page rebuilds its table every second, and a row replaced between Playwright's
+    // query and its evaluation is detached (no computed style: '').
+    await expect
+      .poll(() => stats.locator('.stats th').evaluateAll((ths) => [...new Set(ths.filter((th) => th.isConnected).map((th) => getComputedStyle(th).textAlign))]), WAIT)
+      .toEqual(['left']);
     expect(await stats.locator('th', { hasText: 'Open connections' }).locator('xpath=ancestor::section/h2').textContent()).toBe('Connections');
 
     // Numbers of four digits and more are grouped by thousands: 2,400 characters in, 4,799 back out.
