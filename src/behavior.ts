@@ -3,6 +3,7 @@ import type { Buffer } from 'node:buffer';
 import type { BackpressurePolicy, Connection, MessageStream, RateLimit, SendStatus, SendStreamOptions, StreamSource, StreamedMessage } from './connection/index.js';
 import type { WebSocketHandler } from './handler.js';
 import { chooseProtocol } from './handshake/decide.js';
+import { NO_PARAMS } from './router.js';
 import { FIXED_101 } from './handshake/response.js';
 import { isSafeHeaderValue, isToken } from './handshake/tokens.js';
 import { decodeText, textBytes } from './protocol/utf8.js';
@@ -15,6 +16,8 @@ import type { PerMessageDeflateOptions } from './extensions/permessage-deflate/o
 export type { BinaryData };
 export { Backpressure, type BehaviorClass, type NegotiatedExtensions, ReadyState, type UpgradeRequest, type WebSocketTransport } from './behavior-types.js';
 
+/** `data` not read or written yet (`null` and `undefined` are values a behavior may set). */
+const UNSET: unique symbol = Symbol('unset');
 const NO_EXTENSIONS: NegotiatedExtensions = Object.freeze({ perMessageDeflate: null });
 /** @internal */
 export { internals } from './behavior-types.js';
@@ -127,8 +130,11 @@ export class Behavior<Params extends Record<string, string> = Record<string, str
   }
   /** The request target: path and query, as the client sent it (`'/rooms/7?x=1'`). */
   url = '';
-  /** Route params, decoded (`/rooms/:id` → `{ id }`; a wildcard's rest under `'*'`). */
-  params!: Params;
+  /**
+   * Route params, decoded (`/rooms/:id` → `{ id }`; a wildcard's rest under `'*'`). A route
+   * without params gets an empty object of its own the first time it reads them.
+   */
+  declare params: Params;
   /** The route pattern this connection matched, e.g. `'/rooms/:id'`. */
   route = '';
   /** The negotiated subprotocol, or `undefined`. */
@@ -163,12 +169,17 @@ export class Behavior<Params extends Record<string, string> = Record<string, str
    * never typed as something it does not hold yet. In a class that declares nothing it is
    * `unknown`, as it is for the handler-level callbacks and `handler.clients` of a loose route
    * table. At run time it starts as an empty object of its own per connection (JavaScript code
-   * may add keys to it).
+   * may add keys to it), made the first time it is read: a connection that never uses it keeps
+   * none.
    */
-  data: unknown = {};
+  declare data: unknown;
   /** The handler that accepted this connection. */
   handler!: WebSocketHandler;
 
+  // The storage behind `data` and `params` (accessors on the prototype, defined below: declared
+  // as fields so that a subclass may still write `override data = …`).
+  #data: unknown = UNSET;
+  #params: Record<string, string> | undefined = undefined;
   #request: UpgradeRequest | undefined = undefined;
   #headers: IncomingHttpHeaders = {};
   #rawQuery = '';
@@ -181,6 +192,29 @@ export class Behavior<Params extends Record<string, string> = Record<string, str
   #responseHeaders: [string, string][] | null = null;
 
   static {
+    // An own `data`/`params` property (a subclass's `override data = …`, or an assignment while
+    // the field initializers run) shadows these; everything else reads and writes the slots.
+    Object.defineProperty(Behavior.prototype, 'data', {
+      get(this: Behavior): unknown {
+        const d = this.#data;
+        return d !== UNSET ? d : (this.#data = {});
+      },
+      set(this: Behavior, value: unknown) {
+        this.#data = value;
+      },
+      configurable: true,
+      enumerable: false,
+    });
+    Object.defineProperty(Behavior.prototype, 'params', {
+      get(this: Behavior): Record<string, string> {
+        return (this.#params ??= Object.create(null) as Record<string, string>);
+      },
+      set(this: Behavior, value: Record<string, string>) {
+        this.#params = value;
+      },
+      configurable: true,
+      enumerable: false,
+    });
     setInternals({
       init(b, init) {
         b.id = init.id;
@@ -192,7 +226,7 @@ export class Behavior<Params extends Record<string, string> = Record<string, str
         b.remotePort = init.request.socket.remotePort;
         // Read now: over HTTP/2 the socket is a proxy to the session's, gone once the stream is.
         b.#transport = transportOf(init.request);
-        b.params = init.params;
+        b.#params = init.params === NO_PARAMS ? undefined : init.params;
         b.route = init.route;
         b.#rawQuery = init.query;
         b.handler = init.handler;

@@ -126,7 +126,7 @@ export class Router<T> {
   /** The first registered route as a match with no params (for a handler that takes every path), or `undefined`. */
   first(): RouteMatch<T> | undefined {
     const r = this.all[0];
-    return r === undefined ? undefined : { value: r.value, pattern: r.pattern, params: {} };
+    return r === undefined ? undefined : { value: r.value, pattern: r.pattern, params: NO_PARAMS };
   }
 
   /** Every registered value with its pattern. */
@@ -174,7 +174,14 @@ function decode(text: string): string | undefined {
   }
 }
 
+/**
+ * @internal The params of every match of a route that declares none: one shared, frozen, empty
+ * object (a connection builds its own `this.params` from it only if it reads it).
+ */
+export const NO_PARAMS: Record<string, string> = Object.freeze(Object.create(null) as Record<string, string>);
+
 function result<T>(route: Route<T>, values: string[], rest: string | undefined): RouteMatch<T> {
+  if (route.names.length === 0 && rest === undefined) return { value: route.value, pattern: route.pattern, params: NO_PARAMS };
   const params: Record<string, string> = Object.create(null) as Record<string, string>;
   for (let i = 0; i < route.names.length; i++) params[route.names[i] as string] = values[i] as string;
   if (rest !== undefined) params['*'] = rest;

@@ -195,6 +195,55 @@ describe('Behavior properties', () => {
     expect(made[0]?.data).not.toBe(made[1]?.data);
   });
 
+  test('a route without params gives each connection an empty params object of its own, writable like any other', async () => {
+    const { made } = await opened(['/plain'], '/plain', '/plain');
+    const [a, b] = made as [Behavior, Behavior];
+    expect({ ...a.params }).toEqual({});
+    expect(a.params).not.toBe(b.params);
+    expect(Object.isFrozen(a.params)).toBe(false);
+    a.params['x'] = '1';
+    expect(a.params['x']).toBe('1');
+    expect(b.params['x']).toBeUndefined();
+    // Read once, the same object after.
+    expect(a.params).toBe(a.params);
+  });
+
+  test('data: an assignment replaces it, a subclass starting value is kept, and each connection reads its own', async () => {
+    const made: Behavior[] = [];
+    class Assign extends Behavior {
+      override onOpen(): void {
+        this.data = { set: made.length };
+        made.push(this);
+      }
+    }
+    class Declared extends Behavior {
+      override data = { user: 'nobody' };
+      override onOpen(): void {
+        made.push(this);
+      }
+    }
+    class Untouched extends Behavior {
+      override onOpen(): void {
+        made.push(this);
+      }
+    }
+    const s = await serve({ '/assign': Assign, '/declared': Declared, '/untouched': Untouched });
+    await connect(s.port, '/assign');
+    await waitFor(() => made.length === 1, 2000, 'open 1');
+    await connect(s.port, '/declared');
+    await waitFor(() => made.length === 2, 2000, 'open 2');
+    await connect(s.port, '/untouched');
+    await connect(s.port, '/untouched');
+    await waitFor(() => made.length === 4, 2000, 'opens');
+    expect(made[0]?.data).toEqual({ set: 0 });
+    expect(made[1]?.data).toEqual({ user: 'nobody' });
+    expect(made[2]?.data).toEqual({});
+    expect(made[2]?.data).toBe(made[2]?.data);
+    expect(made[2]?.data).not.toBe(made[3]?.data);
+    made[3]!.data = null;
+    expect(made[3]?.data).toBeNull();
+  });
+
   test('readyState: 1 in onOpen and onText, 2 after close(), 3 in onClose; bufferedAmount is a number', async () => {
     const states: string[] = [];
     let buffered: unknown;
