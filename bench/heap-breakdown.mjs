@@ -6,6 +6,7 @@
 //
 //   node bench/heap-breakdown.mjs                     # wsmount and ws, 1,000 connections
 //   node bench/heap-breakdown.mjs --conns=5000 --targets=wsmount,ws,raw --top=30
+//   node bench/heap-breakdown.mjs --headers=browser     # upgrade requests with Chrome's headers
 //   node bench/heap-breakdown.mjs --targets=wsmount --retainers=Object,Array,'hidden system / PropertyArray'
 //     (who holds the new objects of those kinds: "holder .edge", per connection)
 //
@@ -28,6 +29,8 @@ const TARGETS = {
   raw: { file: 'targets/raw.mjs', env: {}, raw: true },
 };
 const names = option('targets', 'wsmount,ws').split(',');
+// --headers=browser: the upgrade requests carry what Chrome sends (lib/wsclient.mjs BROWSER_HEADERS).
+const browserHeaders = option('headers', 'minimal') === 'browser';
 
 let nextId = 1;
 function request(child, message, timeoutMs = 120_000) {
@@ -133,7 +136,7 @@ try {
     const { child, port } = await start(t.file, t.env, ['--expose-gc']);
     try {
       const before = await request(child, { kind: 'heapSnapshot', file: join(dir, `${name}-before.heapsnapshot`) });
-      await request(gen.child, { kind: 'hold', port, conns, raw: t.raw === true });
+      await request(gen.child, { kind: 'hold', port, conns, raw: t.raw === true, browserHeaders });
       const after = await request(child, { kind: 'heapSnapshot', file: join(dir, `${name}-after.heapsnapshot`) });
       await request(gen.child, { kind: 'release' });
       if (after.clients !== conns) throw new Error(`${name}: the server reports ${after.clients} connections, expected ${conns}`);
@@ -161,7 +164,7 @@ try {
 }
 
 for (const [name, r] of Object.entries(results)) {
-  console.log(`\n## ${name}: heap per idle connection at ${conns} connections, by object (snapshot after − before, ÷ N): ${r.totalBytesPerConn.toFixed(0)} B\n`);
+  console.log(`\n## ${name}: heap per idle connection at ${conns} connections${browserHeaders ? " (Chrome's request headers)" : ''}, by object (snapshot after − before, ÷ N): ${r.totalBytesPerConn.toFixed(0)} B\n`);
   console.log('| object (V8 type, constructor) | per connection | bytes per connection |');
   console.log('|:--|--:|--:|');
   for (const row of r.rows.slice(0, top)) console.log(`| ${row.key.replace(/\|/g, '\\|')} | ${row.count.toFixed(2)} | ${row.bytes.toFixed(0)} |`);

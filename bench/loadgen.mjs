@@ -12,7 +12,7 @@
 
 import { performance } from 'node:perf_hooks';
 import { CLK_TCK, cpuTicks, systemTicks } from './lib/proc.mjs';
-import { Client, OP, clientFrame, closeMany, maskPayload, openMany, payloadOf, repeatFrame } from './lib/wsclient.mjs';
+import { BROWSER_HEADERS, Client, OP, clientFrame, closeMany, maskPayload, openMany, payloadOf, repeatFrame } from './lib/wsclient.mjs';
 import { deflateJobs } from './lib/deflate-jobs.mjs';
 import { h2Jobs } from './lib/h2-jobs.mjs';
 import { streamJobs } from './lib/stream-jobs.mjs';
@@ -377,6 +377,7 @@ async function hold(o) {
   const failure = failureChannel();
   const more = await openMany(o.conns, o.port, o.path ?? '/echo', {
     allowMasked: o.raw,
+    headers: o.browserHeaders === true ? BROWSER_HEADERS : '',
     setup(c) {
       c.onError = (_c, e) => failure.fail(e);
     },

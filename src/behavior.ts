@@ -4,6 +4,7 @@ import type { BackpressurePolicy, Connection, MessageStream, RateLimit, SendStat
 import type { WebSocketHandler } from './handler.js';
 import { chooseProtocol } from './handshake/decide.js';
 import { NO_PARAMS } from './router.js';
+import { compactHeaders, expandHeaders } from './handshake/kept-headers.js';
 import { FIXED_101 } from './handshake/response.js';
 import { isSafeHeaderValue, isToken } from './handshake/tokens.js';
 import { decodeText, textBytes } from './protocol/utf8.js';
@@ -181,7 +182,9 @@ export class Behavior<Params extends Record<string, string> = Record<string, str
   #data: unknown = UNSET;
   #params: Record<string, string> | undefined = undefined;
   #request: UpgradeRequest | undefined = undefined;
-  #headers: IncomingHttpHeaders = {};
+  /** The headers object, or `undefined` while only `#headerText` holds them (kept-headers.ts). */
+  #headers: IncomingHttpHeaders | undefined = undefined;
+  #headerText = '';
   #rawQuery = '';
   #transport: WebSocketTransport = 'http/1.1';
   #query: URLSearchParams | undefined = undefined;
@@ -219,7 +222,8 @@ export class Behavior<Params extends Record<string, string> = Record<string, str
       init(b, init) {
         b.id = init.id;
         b.#request = init.request;
-        // The parsed headers object (built once, when the handshake read it) outlives the request.
+        // The parsed headers object (built once, when the handshake read it) outlives the request,
+        // as one string once the request is let go (#letGo).
         b.#headers = init.request.headers;
         b.url = init.request.url ?? '';
         b.remoteAddress = init.request.socket.remoteAddress;
@@ -244,22 +248,33 @@ export class Behavior<Params extends Record<string, string> = Record<string, str
         return b.#responseHeaders;
       },
       opened(b, opened) {
+        b.#responseHeaders = null;
         if ((b.constructor as BehaviorClass).keepRequest === true) return;
         if (typeof (opened as PromiseLike<unknown> | undefined)?.then === 'function') {
           const letGo = (): void => {
-            b.#request = undefined;
+            Behavior.#letGo(b);
           };
           // The promise's rejection is the connection's to report (track()): this branch only waits.
           (opened as PromiseLike<unknown>).then(letGo, letGo);
         } else {
-          b.#request = undefined;
+          Behavior.#letGo(b);
         }
-        b.#responseHeaders = null;
       },
       requestOf(b) {
         return b.#request;
       },
     });
+  }
+
+  /** Lets the request go, keeping its headers as one string until a hook reads them again. */
+  static #letGo(b: Behavior): void {
+    b.#request = undefined;
+    const h = b.#headers;
+    const text = h === undefined ? null : compactHeaders(h);
+    if (text !== null) {
+      b.#headerText = text;
+      b.#headers = undefined;
+    }
   }
 
   /**
@@ -273,12 +288,12 @@ export class Behavior<Params extends Record<string, string> = Record<string, str
 
   /** The upgrade request's headers (lower-case names). */
   get headers(): IncomingHttpHeaders {
-    return this.#headers;
+    return (this.#headers ??= expandHeaders(this.#headerText));
   }
 
   /** The `Origin` header, if the client sent one. */
   get origin(): string | undefined {
-    const o = this.#headers.origin;
+    const o = this.headers.origin;
     return typeof o === 'string' ? o : undefined;
   }
 

@@ -96,10 +96,13 @@ export class Client {
    * @param {boolean} [o.allowMasked] the target is a raw TCP echo: frames come back masked.
    * @param {string} [o.extensions] a Sec-WebSocket-Extensions offer (the permessage-deflate
    *   scenario); the server's answer is kept in `extensionsAnswer` (null when it sent none).
+   * @param {string} [o.headers] more request header lines, each ending in CRLF (a browser's,
+   *   `BROWSER_HEADERS`).
    */
   constructor(o = {}) {
     this.allowMasked = o.allowMasked === true;
     this.extensionsOffer = o.extensions ?? null;
+    this.headers = o.headers ?? '';
     this.extensionsAnswer = null;
     this.socket = null;
     this.open = false;
@@ -186,6 +189,7 @@ export class Client {
         `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
           `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n` +
           (this.extensionsOffer !== null ? `Sec-WebSocket-Extensions: ${this.extensionsOffer}\r\n` : '') +
+          this.headers.replaceAll('{port}', String(port)) +
           '\r\n',
       );
     });
@@ -379,14 +383,26 @@ export class Client {
  * Opens `n` clients with at most `concurrency` handshakes in flight. `make()` builds each client
  * (default: a plain Client).
  */
-export async function openMany(n, port, path, { concurrency = 200, allowMasked = false, setup, make } = {}) {
+/**
+ * The rest of what Chrome 131 sends with a WebSocket upgrade on Linux (besides Host, Upgrade,
+ * Connection, the key and the version), with a short session cookie: what a server keeps per
+ * connection when it keeps the headers is measured with these (`heap-breakdown --headers=browser`).
+ */
+export const BROWSER_HEADERS =
+  'Pragma: no-cache\r\nCache-Control: no-cache\r\n' +
+  'User-Agent: Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36\r\n' +
+  'Origin: http://127.0.0.1:{port}\r\nAccept-Encoding: gzip, deflate, br, zstd\r\nAccept-Language: en-US,en;q=0.9\r\n' +
+  'Cookie: session=8f14e45fceea167a5a36dedd4bea2543; theme=dark\r\n' +
+  'Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n';
+
+export async function openMany(n, port, path, { concurrency = 200, allowMasked = false, headers = '', setup, make } = {}) {
   const clients = new Array(n);
   let next = 0;
   let error = null;
   const worker = async () => {
     while (next < n && error === null) {
       const index = next++;
-      const c = make ? make() : new Client({ allowMasked });
+      const c = make ? make() : new Client({ allowMasked, headers });
       if (setup) setup(c);
       try {
         await c.connect(port, path);

@@ -1,0 +1,141 @@
+/**
+ * What a connection keeps of its upgrade request's headers once the request is let go (after
+ * onOpen): one string (src/handshake/kept-headers.ts), from which `this.headers` is rebuilt the
+ * first time a later hook reads it. The rebuilt object must be the one Node's parser gave, key for
+ * key, in the same order, with the same joins and arrays; Node's own `request.headers` (seen in
+ * verify()) is the reference.
+ */
+import net from 'node:net';
+import { describe, expect, test } from 'vitest';
+import { Behavior, type UpgradeRequest } from '../../src/index.js';
+import { compactHeaders, expandHeaders } from '../../src/handshake/kept-headers.js';
+import { useFixture } from '../helpers/fixture.js';
+import { acceptFor, encodeClientFrame, readResponseHead } from '../helpers/raw.js';
+import { waitFor } from '../helpers/server.js';
+
+const { serve } = useFixture();
+
+/** Opens a WebSocket with `lines` as the request's header lines (repeats allowed), sends "go". */
+async function openWith(port: number, path: string, lines: string[]): Promise<net.Socket> {
+  const key = 'dGhlIHNhbXBsZSBub25jZQ==';
+  const socket = net.connect(port, '127.0.0.1');
+  await new Promise<void>((resolve, reject) => {
+    readResponseHead(socket, (head) => {
+      if (head.status !== 101 || head.headers['sec-websocket-accept'] !== acceptFor(key)) reject(new Error(`handshake answered ${head.status}`));
+      else resolve();
+    });
+    socket.once('error', reject);
+    const head = [`GET ${path} HTTP/1.1`, 'Host: 127.0.0.1', 'Upgrade: websocket', 'Connection: Upgrade', `Sec-WebSocket-Key: ${key}`, 'Sec-WebSocket-Version: 13', ...lines];
+    socket.write(Buffer.from(`${head.join('\r\n')}\r\n\r\n`, 'latin1'));
+  });
+  socket.write(encodeClientFrame(0x1, 'go'));
+  return socket;
+}
+
+describe('headers kept after onOpen', () => {
+  test("this.headers read after the request is let go equals Node's request.headers: order, duplicates joined or dropped, set-cookie as an array, latin1 bytes", async () => {
+    const inVerify: [string, unknown][][] = [];
+    const later: { entries: [string, unknown][]; proto: unknown; origin: string | undefined; requestGone: boolean }[] = [];
+    class Watch extends Behavior {
+      override verify(request: UpgradeRequest): void {
+        inVerify.push(Object.entries(request.headers));
+      }
+      override onText(): void {
+        let requestGone = false;
+        try {
+          void this.request;
+        } catch {
+          requestGone = true;
+        }
+        later.push({ entries: Object.entries(this.headers), proto: Object.getPrototypeOf(this.headers), origin: this.origin, requestGone });
+      }
+    }
+    const s = await serve({ '/w': Watch });
+    const lines = [
+      'Origin: https://app.example',
+      'X-Trace: a',
+      'x-trace: b', // joined with ", "
+      'Cookie: a=1',
+      'Cookie: b=2', // joined with "; "
+      'Set-Cookie: s=1',
+      'Set-Cookie: t=2', // always an array
+      'User-Agent: first',
+      'User-Agent: second', // a duplicate Node drops
+      'X-Empty:',
+      'X-Latin: caf\u00e9 cr\u00e8me', // sent as latin1 bytes
+      'X-Spaces:   padded value  ',
+      'Accept-Language: en-US,en;q=0.9',
+    ];
+    const socket = await openWith(s.port, '/w', lines);
+    try {
+      await waitFor(() => later.length === 1, 3000, 'onText');
+      const [got] = later;
+      expect(got?.requestGone).toBe(true);
+      expect(got?.proto).toBe(Object.prototype);
+      expect(got?.entries).toEqual(inVerify[0]);
+      expect(got?.origin).toBe('https://app.example');
+      // The reference itself has what the comments above say (a check that the request was the one meant).
+      const ref = Object.fromEntries(inVerify[0] ?? []);
+      expect(ref['x-trace']).toBe('a, b');
+      expect(ref['cookie']).toBe('a=1; b=2');
+      expect(ref['set-cookie']).toEqual(['s=1', 't=2']);
+      expect(ref['user-agent']).toBe('first');
+      expect(ref['x-empty']).toBe('');
+      expect(ref['x-latin']).toBe('caf\u00e9 cr\u00e8me');
+    } finally {
+      socket.destroy();
+    }
+  });
+
+  test('changes verify() made to request.headers are kept; a value that is not a string keeps the object as it is', async () => {
+    const later: Record<string, unknown>[] = [];
+    const sameObject: boolean[] = [];
+    class Edit extends Behavior {
+      #seen: unknown = null;
+      override verify(request: UpgradeRequest): void {
+        const h = request.headers as Record<string, unknown>;
+        h['x-user'] = 'ana';
+        delete h['x-drop'];
+        if (request.url === '/e?odd') h['x-count'] = 3;
+        this.#seen = h;
+      }
+      override onText(): void {
+        sameObject.push(this.headers === this.#seen);
+        later.push({ ...this.headers });
+      }
+    }
+    const s = await serve({ '/e': Edit });
+    const a = await openWith(s.port, '/e', ['X-Drop: 1']);
+    const b = await openWith(s.port, '/e?odd', []);
+    try {
+      await waitFor(() => later.length === 2, 3000, 'two onText');
+      const plain = later.find((h) => h['x-count'] === undefined);
+      const odd = later.find((h) => h['x-count'] !== undefined);
+      expect(plain?.['x-user']).toBe('ana');
+      expect(plain).not.toHaveProperty('x-drop');
+      expect(odd?.['x-count']).toBe(3);
+      // The plain one was kept as text and rebuilt; the odd one could not be, and is the same object.
+      expect(sameObject.sort()).toEqual([false, true]);
+    } finally {
+      a.destroy();
+      b.destroy();
+    }
+  });
+
+  test('compactHeaders/expandHeaders: a round trip keeps order, arrays and empty values; what a string cannot hold stays an object', () => {
+    const h = { host: 'x', 'set-cookie': ['a=1'], empty: '', 'x-list': 'a, b', z: 'last' };
+    const text = compactHeaders(h);
+    expect(text).not.toBeNull();
+    const back = expandHeaders(text as string);
+    expect(Object.entries(back)).toEqual(Object.entries(h));
+    expect(Array.isArray(back['set-cookie'])).toBe(true);
+    expect(expandHeaders(compactHeaders({}) as string)).toEqual({});
+    expect(compactHeaders({ a: 'line\nbreak' })).toBeNull();
+    expect(compactHeaders({ 'a\u0001': 'x' })).toBeNull();
+    expect(compactHeaders({ a: ['ok', 'bad\n'] })).toBeNull();
+    expect(compactHeaders({ a: [] })).toBeNull();
+    expect(compactHeaders({ a: 1 } as unknown as Record<string, string>)).toBeNull();
+    expect(compactHeaders({ a: undefined })).toBeNull();
+    expect(compactHeaders(Object.assign(Object.create(null) as Record<string, string>, { a: 'x' }))).toBeNull();
+  });
+});
