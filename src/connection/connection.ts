@@ -15,6 +15,7 @@ import { STREAM_HIGH_WATER_BYTES } from './streamed-message.js';
 import { EMPTY } from './sender.js';
 import { type ConnectionLimits, type ConnectionOwner, timerDelay } from './types.js';
 import { abort } from './write.js';
+import { F_AWAITING_PONG, F_CLOSE_RECEIVED, F_END_PENDING } from './flags.js';
 export type { HookName } from './types.js';
 const kConnection: unique symbol = Symbol('wsmount.connection');
 
@@ -91,9 +92,19 @@ export class Connection extends StreamReceiver implements ParserSink {
   /** @internal */
   closeTimer: NodeJS.Timeout | null = null;
   /** The peer's FIN arrived while a message was inflating: handled once it and what follows are. */
-  private endPending = false;
+  private get endPending(): boolean {
+    return (this.flags & F_END_PENDING) !== 0;
+  }
+  private set endPending(on: boolean) {
+    this.flags = on ? this.flags | F_END_PENDING : this.flags & ~F_END_PENDING;
+  }
   /** The peer's close frame has arrived. */
-  private closeReceived = false;
+  private get closeReceived(): boolean {
+    return (this.flags & F_CLOSE_RECEIVED) !== 0;
+  }
+  private set closeReceived(on: boolean) {
+    this.flags = on ? this.flags | F_CLOSE_RECEIVED : this.flags & ~F_CLOSE_RECEIVED;
+  }
   /** What `onClose` will report; 1006 until a close frame arrives or we fail the connection. */
   private closeCode: number = CloseCode.Abnormal;
   private closeReason = '';
@@ -102,7 +113,12 @@ export class Connection extends StreamReceiver implements ParserSink {
   private lastActive: number;
   /** When the last heartbeat ping was sent (or the connection opened). */
   private lastPing: number;
-  private awaitingPong = false;
+  private get awaitingPong(): boolean {
+    return (this.flags & F_AWAITING_PONG) !== 0;
+  }
+  private set awaitingPong(on: boolean) {
+    this.flags = on ? this.flags | F_AWAITING_PONG : this.flags & ~F_AWAITING_PONG;
+  }
   /** @internal the last heartbeat round trip in ms, or -1. */
   latency = -1;
   // Rate limit: a token bucket.

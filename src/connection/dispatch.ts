@@ -6,6 +6,7 @@ import { decodeText } from '../protocol/utf8.js';
 import { Inbound, MESSAGES_HIGH_WATER_BYTES, MESSAGES_HIGH_WATER_COUNT, MESSAGES_LOW_WATER_BYTES, MESSAGES_LOW_WATER_COUNT, type MessageStream, MessageQueue } from './inbound.js';
 import { Sender } from './sender.js';
 import type { HookName } from './types.js';
+import { F_BUSY, F_CLOSE_PENDING, F_HOOK_BROKEN } from './flags.js';
 
 const baseOnRawText = Behavior.prototype.onRawText;
 const baseOnStream = Behavior.prototype.onStream;
@@ -24,12 +25,27 @@ export abstract class Dispatcher extends Sender {
   /** @internal the active `messages()` iterator, which takes data messages instead of the hooks. */
   inbox: MessageQueue | null = null;
   /** @internal A promise returned by `onOpen`, `onText` or `onBinary` has not settled yet: later messages wait in `backlog`. */
-  protected busy = false;
+  protected get busy(): boolean {
+    return (this.flags & F_BUSY) !== 0;
+  }
+  protected set busy(on: boolean) {
+    this.flags = on ? this.flags | F_BUSY : this.flags & ~F_BUSY;
+  }
   private backlog: Inbound | null = null;
   /** @internal The socket closed while `busy`: `onClose` runs once the last hook settles. */
-  protected closePending = false;
+  protected get closePending(): boolean {
+    return (this.flags & F_CLOSE_PENDING) !== 0;
+  }
+  protected set closePending(on: boolean) {
+    this.flags = on ? this.flags | F_CLOSE_PENDING : this.flags & ~F_CLOSE_PENDING;
+  }
   /** A hook failed: the connection is closing with 1011 and no more data messages are delivered. */
-  private hookBroken = false;
+  private get hookBroken(): boolean {
+    return (this.flags & F_HOOK_BROKEN) !== 0;
+  }
+  private set hookBroken(on: boolean) {
+    this.flags = on ? this.flags | F_HOOK_BROKEN : this.flags & ~F_HOOK_BROKEN;
+  }
   private hookDoneBound: (() => void) | null = null;
   private hookRejectedBound: ((error: unknown) => void) | null = null;
   private drainRejectedBound: ((error: unknown) => void) | null = null;

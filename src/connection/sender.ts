@@ -13,6 +13,7 @@ import { writeFrameTo } from './write.js';
 import type { OutgoingMessage } from './outgoing.js';
 import { BYTES_PER_TURN, currentTurn, queueDrainNotice, takeSyncDrain, turnNow } from './turns.js';
 import type { ConnectionLimits, ConnectionOwner, HookName, SendStatus } from './types.js';
+import { F_ACTIVE, F_CLOSE_SENT, F_DRAIN_NOTICE_DUE, F_DRAIN_OWED, F_END_HELD, F_INFLATING, F_PONG_IN_FLIGHT, F_READ_PAUSED, F_STREAM_HELD, F_USER_PAUSED } from './flags.js';
 
 type Client = Behavior;
 
@@ -33,20 +34,47 @@ export abstract class Sender {
   /** @internal the route's counters. */
   readonly counters: Counters;
   state: ReadyState = ReadyState.OPEN;
+  /** @internal The boolean state of every layer, one bit each (flags.ts). */
+  protected flags = 0;
   /** @internal reading is paused because queued incoming messages are over the high-water mark. */
-  readPaused = false;
+  get readPaused(): boolean {
+    return (this.flags & F_READ_PAUSED) !== 0;
+  }
+  set readPaused(on: boolean) {
+    this.flags = on ? this.flags | F_READ_PAUSED : this.flags & ~F_READ_PAUSED;
+  }
   /** @internal The app paused reading (the ws face's `pause()`), until `resume()` or the close. */
-  userPaused = false;
+  get userPaused(): boolean {
+    return (this.flags & F_USER_PAUSED) !== 0;
+  }
+  set userPaused(on: boolean) {
+    this.flags = on ? this.flags | F_USER_PAUSED : this.flags & ~F_USER_PAUSED;
+  }
   /** @internal A message received as a stream has enough unread bytes waiting, or the next one waits its turn (stream-in.ts). */
-  streamHeld = false;
+  get streamHeld(): boolean {
+    return (this.flags & F_STREAM_HELD) !== 0;
+  }
+  set streamHeld(on: boolean) {
+    this.flags = on ? this.flags | F_STREAM_HELD : this.flags & ~F_STREAM_HELD;
+  }
   /** @internal */
   protected readonly owner: ConnectionOwner;
   /** @internal */
   protected readonly limits: ConnectionLimits;
   /** @internal */
-  protected closeSent = false;
+  protected get closeSent(): boolean {
+    return (this.flags & F_CLOSE_SENT) !== 0;
+  }
+  protected set closeSent(on: boolean) {
+    this.flags = on ? this.flags | F_CLOSE_SENT : this.flags & ~F_CLOSE_SENT;
+  }
   /** @internal A data message went either way since the last heartbeat sweep. */
-  protected active = false;
+  protected get active(): boolean {
+    return (this.flags & F_ACTIVE) !== 0;
+  }
+  protected set active(on: boolean) {
+    this.flags = on ? this.flags | F_ACTIVE : this.flags & ~F_ACTIVE;
+  }
   /** @internal permessage-deflate, when negotiated (the seam: extensions/permessage-deflate/session.ts). */
   readonly deflate: DeflateSession | null;
   /** @internal data frames waiting behind one being compressed on the thread pool (ordered.ts). */
@@ -54,11 +82,26 @@ export abstract class Sender {
   /** @internal our close frame, held until the frames in `ordered` are written (RFC 6455 §5.5.1: no data after it). */
   protected closeHeld: Buffer | null = null;
   /** @internal the TCP end (after the peer's close) waits for `closeHeld` to be written. */
-  protected endHeld = false;
+  protected get endHeld(): boolean {
+    return (this.flags & F_END_HELD) !== 0;
+  }
+  protected set endHeld(on: boolean) {
+    this.flags = on ? this.flags | F_END_HELD : this.flags & ~F_END_HELD;
+  }
   /** @internal a received message is being inflated on the thread pool: reading waits for it. */
-  protected inflating = false;
+  protected get inflating(): boolean {
+    return (this.flags & F_INFLATING) !== 0;
+  }
+  protected set inflating(on: boolean) {
+    this.flags = on ? this.flags | F_INFLATING : this.flags & ~F_INFLATING;
+  }
   /** A pong has been written and not yet handed to the kernel (its write callback is due). */
-  private pongInFlight = false;
+  private get pongInFlight(): boolean {
+    return (this.flags & F_PONG_IN_FLIGHT) !== 0;
+  }
+  private set pongInFlight(on: boolean) {
+    this.flags = on ? this.flags | F_PONG_IN_FLIGHT : this.flags & ~F_PONG_IN_FLIGHT;
+  }
   /**
    * @internal A ping came while a pong was in flight: only the latest is answered (RFC 6455
    * §5.5.3), with this payload, once that pong is out; reading is paused meanwhile, so a peer that
@@ -68,9 +111,19 @@ export abstract class Sender {
   private pongWrittenBound: (() => void) | null = null;
   private drainWaiters: ((drained: boolean) => void)[] | null = null;
   /** A drain notice is queued (turns.ts): it will tell the drain waiters and `onDrain`. */
-  private drainNoticeDue = false;
+  private get drainNoticeDue(): boolean {
+    return (this.flags & F_DRAIN_NOTICE_DUE) !== 0;
+  }
+  private set drainNoticeDue(on: boolean) {
+    this.flags = on ? this.flags | F_DRAIN_NOTICE_DUE : this.flags & ~F_DRAIN_NOTICE_DUE;
+  }
   /** The socket emitted 'drain', or a send said 'queued' for fairness, since `onDrain` last ran. */
-  private drainOwed = false;
+  private get drainOwed(): boolean {
+    return (this.flags & F_DRAIN_OWED) !== 0;
+  }
+  private set drainOwed(on: boolean) {
+    this.flags = on ? this.flags | F_DRAIN_OWED : this.flags & ~F_DRAIN_OWED;
+  }
   /** The turn `turnBytes` counts (turns.ts), and the bytes sent in it. */
   private turn = 0;
   private turnBytes = 0;

@@ -8,6 +8,7 @@ import { beginBatch, flushBatch, inBatch } from './batch.js';
 import { Dispatcher } from './dispatch.js';
 import { streamInterrupted } from './stream-out.js';
 import { STREAM_HIGH_WATER_BYTES, STREAM_LOW_WATER_BYTES, StreamedMessage } from './streamed-message.js';
+import { F_ABANDONED, F_COMPRESSED } from './flags.js';
 
 /** Most inflated bytes made from a compressed piece before the consumer's queue is looked at again. */
 const INFLATE_STEP = 64 * 1024;
@@ -30,7 +31,12 @@ export abstract class StreamReceiver extends Dispatcher {
   /** A message that started while `current` was unread or a hook pending: the parser waits at its start. */
   private waiting: StreamedMessage | null = null;
   /** The incoming message arrived compressed (RSV1). */
-  private compressed = false;
+  private get compressed(): boolean {
+    return (this.flags & F_COMPRESSED) !== 0;
+  }
+  private set compressed(on: boolean) {
+    this.flags = on ? this.flags | F_COMPRESSED : this.flags & ~F_COMPRESSED;
+  }
   /** Its inflated bytes so far. */
   private inflatedBytes = 0;
   /** A compressed piece stopped at its output step: `'piece'` or `'last'` (the trailer) goes on when the consumer reads. */
@@ -41,7 +47,12 @@ export abstract class StreamReceiver extends Dispatcher {
    * A message was left before its end: the connection is closing (1008), and nothing more is
    * handed out or inflated (under context takeover the rest of the window is gone, RFC 7692 §7.2.2).
    */
-  private abandoned = false;
+  private get abandoned(): boolean {
+    return (this.flags & F_ABANDONED) !== 0;
+  }
+  private set abandoned(on: boolean) {
+    this.flags = on ? this.flags | F_ABANDONED : this.flags & ~F_ABANDONED;
+  }
   private inflatedOutBound: ((view: Buffer) => void) | null = null;
 
   /** Takes a token from the rate limit's bucket, or fails the connection (connection.ts). */
