@@ -5,7 +5,7 @@
 // per connection (1.00 Socket, 1.00 IncomingMessage…), their bytes as V8's shallow sizes.
 //
 //   node bench/heap-breakdown.mjs                     # wsmount and ws, 1,000 connections
-//   node bench/heap-breakdown.mjs --conns=5000 --targets=wsmount,ws,raw --top=30
+//   node bench/heap-breakdown.mjs --conns=5000 --targets=wsmount,ws,http,raw --top=30
 //   node bench/heap-breakdown.mjs --headers=browser     # upgrade requests with Chrome's headers
 //   node bench/heap-breakdown.mjs --targets=wsmount --retainers=Object,Array,'hidden system / PropertyArray'
 //     (who holds the new objects of those kinds: "holder .edge", per connection)
@@ -27,6 +27,9 @@ const TARGETS = {
   wsmount: { file: 'targets/wsmount.mjs', env: {} },
   ws: { file: 'targets/ws.mjs', env: { WS_NO_BUFFER_UTIL: '1', WS_NO_UTF_8_VALIDATE: '1' } },
   raw: { file: 'targets/raw.mjs', env: {}, raw: true },
+  // Node's HTTP server answering the upgrade and keeping the socket, nothing more: the floor under
+  // ws and wsmount (targets/http-upgrade.mjs).
+  http: { file: 'targets/http-upgrade.mjs', env: {}, raw: true },
 };
 const names = option('targets', 'wsmount,ws').split(',');
 // --headers=browser: the upgrade requests carry what Chrome sends (lib/wsclient.mjs BROWSER_HEADERS).

@@ -34,7 +34,8 @@
 // Options: --quick, --rounds=N, --only=echo,latency,broadcast,handshakes,memory,cpu,fanout,deflate,compat,http2,streaming,observability,
 //          --targets=wsmount,ws,ws+native,raw,ws+redis,wsmount+redis,wsmount-strings, --record, --no-taskset,
 //          --conns=1,16,256 --sizes=32,1k,64k,1m --kinds=text,binary (echo and compat rows to keep),
-//          --base=/path/to/dist/index.js (observability: a build to compare with).
+//          --base=/path/to/dist/index.js (observability: a build to compare with; with
+//          --targets=wsmount,wsmount-base, an A/B run of a change's echo and handshakes).
 // --record with --only writes bench/reference/<scenarios>[-quick].json/.md (e.g. fanout.json);
 // on a Node other than 20 the name ends in -node<major> (full-node24.json),
 // so a partial run never replaces the complete full/quick reference.
@@ -1310,7 +1311,7 @@ const OBSERVE_TARGETS = [
   { name: 'wsmount+scrape', infoKey: 'observability wsmount+scrape', file: 'targets/wsmount.mjs', env: { BENCH_OBSERVE: 'metrics' }, scrape: true },
   { name: 'wsmount+diag', infoKey: 'observability wsmount+diag', file: 'targets/wsmount.mjs', env: { BENCH_OBSERVE: 'diagnostics' } },
   ...(option('base') ? [{ name: 'wsmount-base', infoKey: 'observability wsmount-base', file: 'targets/wsmount.mjs', env: { BENCH_WSMOUNT_DIST: option('base') } }] : []),
-];
+].filter((t) => option('targets') === undefined || wantedTargets.includes(t.name));
 
 /**
  * GET /metrics on the running scrape target every second, as a Prometheus server would (from this

@@ -8,7 +8,7 @@ import type { DeflateSession, Inflated } from '../extensions/permessage-deflate/
 import type { Counters } from '../stats.js';
 import { type ConnectionCloseMessage, type ProtocolErrorMessage, channels } from '../diagnostics.js';
 import { encodeClosePayload, encodeFrame } from '../protocol/framer.js';
-import { FrameParser, type ParserSink } from '../protocol/parser.js';
+import { FrameParser, type ParserOptions, type ParserSink } from '../protocol/parser.js';
 import { beginBatch, flushBatch, inBatch } from './batch.js';
 import { StreamReceiver } from './stream-in.js';
 import { STREAM_HIGH_WATER_BYTES } from './streamed-message.js';
@@ -70,6 +70,23 @@ function onDrain(this: SocketWithConnection): void {
   this[kConnection]?.socketDrained();
 }
 
+/** The parser options of each route's connections, by kind (compressed or not, streaming or not): shared. */
+const parserOptionsOf = new WeakMap<ConnectionLimits, ParserOptions[]>();
+
+function parserOptions(limits: ConnectionLimits, allowRsv1: boolean, streaming: boolean): ParserOptions {
+  let kinds = parserOptionsOf.get(limits);
+  if (kinds === undefined) parserOptionsOf.set(limits, (kinds = []));
+  const kind = (allowRsv1 ? 1 : 0) | (streaming ? 2 : 0);
+  return (kinds[kind] ??= {
+    expectMasked: true,
+    maxPayload: limits.maxPayload,
+    maxFragments: limits.maxFragments,
+    allowRsv1,
+    streaming,
+    maxStreamBytes: limits.maxStreamBytes,
+  });
+}
+
 function closeTimedOut(connection: Connection): void {
   connection.closeTimer = null;
   abort(connection.socket);
@@ -128,16 +145,9 @@ export class Connection extends StreamReceiver implements ParserSink {
   /** @internal */
   constructor(socket: Duplex, behavior: Client, owner: ConnectionOwner, limits: ConnectionLimits, counters: Counters, deflate: DeflateSession | null = null) {
     super(socket, behavior, owner, limits, counters, deflate);
-    this.parser = new FrameParser(this, {
-      expectMasked: true,
-      maxPayload: limits.maxPayload,
-      maxFragments: limits.maxFragments,
-      // RFC 7692 §6: RSV1 means "compressed" only once permessage-deflate is agreed.
-      allowRsv1: deflate !== null,
-      // A route that takes messages as streams (stream-in.ts).
-      streaming: behavior.onStream !== baseOnStream,
-      maxStreamBytes: limits.maxStreamBytes,
-    });
+    // RFC 7692 §6: RSV1 means "compressed" only once permessage-deflate is agreed; a route that
+    // takes messages as streams: stream-in.ts.
+    this.parser = new FrameParser(this, parserOptions(limits, deflate !== null, behavior.onStream !== baseOnStream));
     if (deflate !== null) this.counters.compressedConnections++;
     const now = performance.now();
     this.lastActive = now;

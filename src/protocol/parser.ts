@@ -67,6 +67,8 @@ const PAYLOAD = 4;
 const STOPPED = 5;
 
 const EMPTY = Buffer.alloc(0);
+/** The parser's input list while it has none (frozen: a push into it would be a bug, and throws). */
+const NO_CHUNKS: Buffer[] = Object.freeze([]) as unknown as Buffer[];
 
 /**
  * The incremental RFC 6455 frame parser: bytes in, events out (to a {@link ParserSink}).
@@ -78,14 +80,11 @@ const EMPTY = Buffer.alloc(0);
  */
 export class FrameParser {
   private readonly sink: ParserSink;
-  private readonly expectMasked: boolean;
-  private readonly allowRsv1: boolean;
-  private readonly streaming: boolean;
-  maxPayload: number;
-  maxStreamBytes: number;
-  maxFragments: number;
+  /** Read where used, never copied: parsers of one route share one options object. */
+  private readonly options: ParserOptions;
 
-  private chunks: Buffer[] = [];
+  /** Unread input; `NO_CHUNKS` while there is none (an idle connection keeps no array). */
+  private chunks: Buffer[] = NO_CHUNKS;
   /** Read position in `chunks[0]`. */
   private offset = 0;
   private buffered = 0;
@@ -119,12 +118,22 @@ export class FrameParser {
 
   constructor(sink: ParserSink, options: ParserOptions) {
     this.sink = sink;
-    this.expectMasked = options.expectMasked;
-    this.allowRsv1 = options.allowRsv1 ?? false;
-    this.streaming = options.streaming ?? false;
-    this.maxStreamBytes = options.maxStreamBytes ?? Infinity;
-    this.maxPayload = options.maxPayload;
-    this.maxFragments = options.maxFragments;
+    this.options = options;
+  }
+
+  /** The largest message (or frame) taken, in bytes. */
+  get maxPayload(): number {
+    return this.options.maxPayload;
+  }
+
+  /** The most frames one message may come in. */
+  get maxFragments(): number {
+    return this.options.maxFragments;
+  }
+
+  /** In streaming mode, the largest message taken, in bytes (Infinity: none). */
+  get maxStreamBytes(): number {
+    return this.options.maxStreamBytes ?? Infinity;
   }
 
   /** Whether the parser has stopped (after a close frame or a protocol error). */
@@ -140,7 +149,7 @@ export class FrameParser {
   /** Stops parsing and drops everything buffered. */
   stop(): void {
     this.state = STOPPED;
-    this.chunks = [];
+    this.chunks = NO_CHUNKS;
     this.buffered = 0;
     this.offset = 0;
     this.first = null;
@@ -177,7 +186,8 @@ export class FrameParser {
   /** Feeds bytes from the peer. The parser takes ownership of `chunk` (it unmasks in place). */
   push(chunk: Buffer): void {
     if (this.state === STOPPED || chunk.length === 0) return;
-    this.chunks.push(chunk);
+    if (this.chunks === NO_CHUNKS) this.chunks = [chunk];
+    else this.chunks.push(chunk);
     this.buffered += chunk.length;
     if (!this.paused && !this.running) this.run();
   }
@@ -188,6 +198,8 @@ export class FrameParser {
       this.loop();
     } finally {
       this.running = false;
+      // All input consumed: the array goes (a connection that falls idle keeps none).
+      if (this.buffered === 0 && this.state !== STOPPED) this.chunks = NO_CHUNKS;
     }
   }
 
@@ -280,8 +292,8 @@ export class FrameParser {
 
     // RFC 6455 §5.2: RSV bits must be 0 unless a negotiated extension defines them. RFC 7692
     // §6.1: permessage-deflate defines RSV1 on the first frame of a data message only.
-    if (rsv !== 0 && !(rsv === 4 && this.allowRsv1 && opcode !== Opcode.Continuation && opcode < 8)) {
-      const why = !this.allowRsv1 || rsv !== 4
+    if (rsv !== 0 && !(rsv === 4 && this.options.allowRsv1 === true && opcode !== Opcode.Continuation && opcode < 8)) {
+      const why = !this.options.allowRsv1 === true || rsv !== 4
         ? `reserved bits set (RSV=${rsv}) with no extension negotiated that defines them`
         : opcode === Opcode.Continuation
           ? 'RSV1 set on a continuation frame (RFC 7692 §6.1: only the first frame of a message)'
@@ -319,7 +331,7 @@ export class FrameParser {
       return false;
     }
     // RFC 6455 §5.1: clients mask every frame; servers mask none.
-    if (masked !== this.expectMasked) {
+    if (masked !== this.options.expectMasked) {
       if (masked) this.fail('WS_MASKED_FRAME', CloseCode.ProtocolError, 'a server must not mask its frames');
       else this.fail('WS_UNMASKED_FRAME', CloseCode.ProtocolError, 'a client must mask its frames');
       return false;
@@ -341,7 +353,7 @@ export class FrameParser {
 
   /** Runs once the frame's payload length is known: limits, then on to the key or payload. */
   private afterLength(): void {
-    if (this.opcode < 8 && this.streaming) {
+    if (this.opcode < 8 && this.options.streaming === true) {
       this.streamFrame();
       return;
     }
@@ -351,21 +363,21 @@ export class FrameParser {
       // deflateBound allows ~1/8 plus a few bytes): its inflated size is held to maxPayload
       // exactly, while inflating; here it gets that margin, so an incompressible message of
       // maxPayload bytes still passes.
-      const limit = this.compressed ? this.maxPayload + Math.ceil(this.maxPayload / 8) + 1024 : this.maxPayload;
+      const limit = this.compressed ? this.options.maxPayload + Math.ceil(this.options.maxPayload / 8) + 1024 : this.options.maxPayload;
       if (this.messageLength + this.length > limit) {
-        this.fail('WS_MESSAGE_TOO_BIG', CloseCode.MessageTooBig, `message over maxPayload (${this.maxPayload} bytes)`);
+        this.fail('WS_MESSAGE_TOO_BIG', CloseCode.MessageTooBig, `message over maxPayload (${this.options.maxPayload} bytes)`);
         return;
       }
       if (this.opcode !== Opcode.Continuation) {
         this.messageOpcode = this.opcode;
         this.fragments = 0;
       }
-      if (++this.fragments > this.maxFragments) {
-        this.fail('WS_TOO_MANY_FRAGMENTS', CloseCode.PolicyViolation, `message in over maxFragments (${this.maxFragments}) frames`);
+      if (++this.fragments > this.options.maxFragments) {
+        this.fail('WS_TOO_MANY_FRAGMENTS', CloseCode.PolicyViolation, `message in over maxFragments (${this.options.maxFragments}) frames`);
         return;
       }
     }
-    this.state = this.expectMasked ? MASK_KEY : PAYLOAD;
+    this.state = this.options.expectMasked ? MASK_KEY : PAYLOAD;
   }
 
   /**
@@ -374,13 +386,13 @@ export class FrameParser {
    * bounded by the sink). A new message is announced before any of its payload.
    */
   private streamFrame(): void {
-    const max = this.maxStreamBytes;
+    const max = this.options.maxStreamBytes ?? Infinity;
     const limit = this.compressed ? max + Math.ceil(max / 8) + 1024 : max;
     if (this.messageLength + this.length > limit) {
       this.fail('WS_MESSAGE_TOO_BIG', CloseCode.MessageTooBig, `streamed message over maxStreamBytes (${max} bytes)`);
       return;
     }
-    this.state = this.expectMasked ? MASK_KEY : PAYLOAD;
+    this.state = this.options.expectMasked ? MASK_KEY : PAYLOAD;
     if (this.opcode === Opcode.Continuation) return;
     this.messageOpcode = this.opcode;
     (this.sink.onStreamStart as (isText: boolean, compressed: boolean) => void)(this.opcode === Opcode.Text, this.compressed);
@@ -416,7 +428,7 @@ export class FrameParser {
    */
   private dataPiece(): Buffer | null {
     const piece = this.take(this.length - this.position);
-    if (this.expectMasked) applyMask(piece, this.key as Buffer, this.position);
+    if (this.options.expectMasked) applyMask(piece, this.key as Buffer, this.position);
     this.position += piece.length;
     this.messageLength += piece.length;
     // RFC 6455 §8.1: fail fast on invalid UTF-8, piece by piece (after inflating, when compressed).
@@ -439,7 +451,7 @@ export class FrameParser {
     const chunk = this.chunks[0] as Buffer;
     const n = Math.min(this.length - at, chunk.length - this.offset);
     const src = this.offset === 0 && n === chunk.length ? chunk : chunk.subarray(this.offset, this.offset + n);
-    if (this.expectMasked) copyUnmasked(src, frame, at, this.key as Buffer, at);
+    if (this.options.expectMasked) copyUnmasked(src, frame, at, this.key as Buffer, at);
     else frame.set(src, at);
     if (this.offset + n === chunk.length) {
       this.chunks.shift();
@@ -470,7 +482,7 @@ export class FrameParser {
       while (this.position < this.length) {
         if (this.buffered === 0) return false;
         const piece = this.take(this.length - this.position);
-        if (this.expectMasked) applyMask(piece, this.key as Buffer, this.position);
+        if (this.options.expectMasked) applyMask(piece, this.key as Buffer, this.position);
         this.position += piece.length;
         (this.control ??= []).push(piece);
       }
@@ -481,7 +493,7 @@ export class FrameParser {
       this.dispatchControl(payload);
       return this.state !== STOPPED;
     }
-    if (this.streaming) return this.streamPayload();
+    if (this.options.streaming === true) return this.streamPayload();
 
     while (this.position < this.length) {
       if (this.buffered === 0) return false;
