@@ -67,10 +67,6 @@ const PAYLOAD = 4;
 const STOPPED = 5;
 
 const EMPTY = Buffer.alloc(0);
-const P_FIN = 1;
-const P_COMPRESSED = 2;
-const P_PAUSED = 4;
-const P_RUNNING = 8;
 /** The parser's input list while it has none (frozen: a push into it would be a bug, and throws). */
 const NO_CHUNKS: Buffer[] = Object.freeze([]) as unknown as Buffer[];
 
@@ -86,8 +82,6 @@ export class FrameParser {
   private readonly sink: ParserSink;
   /** Read where used, never copied: parsers of one route share one options object. */
   private readonly options: ParserOptions;
-  /** `fin`, `compressed`, `paused` and `running`, one bit each (a boolean field costs 8 bytes per connection). */
-  private bits = 0;
 
   /** Unread input; `NO_CHUNKS` while there is none (an idle connection keeps no array). */
   private chunks: Buffer[] = NO_CHUNKS;
@@ -97,12 +91,7 @@ export class FrameParser {
   private state = HEADER;
 
   // Current frame.
-  private get fin(): boolean {
-    return (this.bits & P_FIN) !== 0;
-  }
-  private set fin(on: boolean) {
-    this.bits = on ? this.bits | P_FIN : this.bits & ~P_FIN;
-  }
+  private fin = false;
   private opcode = 0;
   private length = 0;
   private position = 0;
@@ -118,26 +107,11 @@ export class FrameParser {
   private rest: Buffer[] | null = null;
   private utf8: Utf8Validator | null = null;
   /** The open message's first frame had RSV1 set. */
-  private get compressed(): boolean {
-    return (this.bits & P_COMPRESSED) !== 0;
-  }
-  private set compressed(on: boolean) {
-    this.bits = on ? this.bits | P_COMPRESSED : this.bits & ~P_COMPRESSED;
-  }
+  private compressed = false;
   /** `pause()` was called: input is kept until `resume()`. */
-  private get paused(): boolean {
-    return (this.bits & P_PAUSED) !== 0;
-  }
-  private set paused(on: boolean) {
-    this.bits = on ? this.bits | P_PAUSED : this.bits & ~P_PAUSED;
-  }
+  private paused = false;
   /** `run()` is on the stack: a `resume()` from a sink callback lets it go on instead of re-entering. */
-  private get running(): boolean {
-    return (this.bits & P_RUNNING) !== 0;
-  }
-  private set running(on: boolean) {
-    this.bits = on ? this.bits | P_RUNNING : this.bits & ~P_RUNNING;
-  }
+  private running = false;
 
   // A control frame whose payload spans chunks.
   private control: Buffer[] | null = null;
