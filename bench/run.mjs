@@ -34,6 +34,7 @@
 // Options: --quick, --rounds=N, --only=echo,latency,broadcast,handshakes,memory,cpu,fanout,deflate,compat,http2,streaming,observability,
 //          --targets=wsmount,ws,ws+native,raw,ws+redis,wsmount+redis,wsmount-strings, --record, --no-taskset,
 //          --conns=1,16,256 --sizes=32,1k,64k,1m --kinds=text,binary (echo and compat rows to keep),
+//          --gen-node=/path/to/node (run the load generator on that Node; the targets run on this one),
 //          --base=/path/to/dist/index.js (observability: a build to compare with; with
 //          --targets=wsmount,wsmount-base, an A/B run of a change's echo and handshakes).
 // --record with --only writes bench/reference/<scenarios>[-quick].json/.md (e.g. fanout.json);
@@ -56,7 +57,7 @@ const argv = process.argv.slice(2);
 const flag = (name) => argv.includes(`--${name}`);
 const option = (name) => argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
 
-const unknown = argv.filter((a) => !/^--(quick|record|no-taskset|rounds=\d+|only=[\w,]+|targets=[\w,+/-]+|conns=[\d,]+|sizes=[\dkKmM,]+|kinds=[a-z,]+|base=\S+)$/.test(a));
+const unknown = argv.filter((a) => !/^--(quick|record|no-taskset|rounds=\d+|only=[\w,]+|targets=[\w,+/-]+|conns=[\d,]+|sizes=[\dkKmM,]+|kinds=[a-z,]+|base=\S+|gen-node=\S+)$/.test(a));
 if (unknown.length > 0) {
   console.error(`unknown option(s): ${unknown.join(' ')}\nsee the header of bench/run.mjs`);
   process.exit(2);
@@ -349,7 +350,9 @@ const allAlive = (r) => (r.children ?? [r.child]).every(alive);
 let loadgen = null;
 async function ensureLoadgen() {
   if (loadgen !== null && alive(loadgen)) return loadgen;
-  const child = spawnPinned(LOADGEN_CPU, [join(here, 'loadgen.mjs')], { taskset: pin });
+  // --gen-node: the generator on another Node than the targets (its own GC pauses and timer
+  // jitter are part of every latency it measures: one generator for runs on several runtimes).
+  const child = spawnPinned(LOADGEN_CPU, [join(here, 'loadgen.mjs')], { taskset: pin, node: option('gen-node') ?? process.execPath });
   await waitReady(child, 'the load generator');
   loadgen = child;
   return child;
@@ -2372,6 +2375,7 @@ async function main() {
     date: started.toISOString(),
     mode: PLAN.mode,
     node: process.version,
+    ...(option('gen-node') ? { generatorNode: execFileSync(option('gen-node'), ['--version'], { encoding: 'utf8' }).trim() } : {}),
     cpu: cpuModel(),
     cores: (await import('node:os')).cpus().length,
     pinned: pin ? { server: `cpu ${SERVER_CPU}`, generator: `cpu ${LOADGEN_CPU}`, redis: `cpu ${REDIS_CPU}` } : false,
@@ -2380,7 +2384,7 @@ async function main() {
     plan: PLAN,
   };
   print(`# wsmount benchmarks (${PLAN.mode})\n`);
-  print(`${meta.date} · wsmount ${meta.git.commit}${meta.git.srcModified ? ' + uncommitted src changes' : ''} · Node ${meta.node} · ${meta.cpu}, ${meta.cores} cores · ${pin ? `server on cpu ${SERVER_CPU}, generator on cpu ${LOADGEN_CPU} (taskset)` : 'NOT pinned (no taskset)'} · ${PLAN.rounds} round(s), targets interleaved`);
+  print(`${meta.date} · wsmount ${meta.git.commit}${meta.git.srcModified ? ' + uncommitted src changes' : ''} · Node ${meta.node}${meta.generatorNode ? ` (generator on Node ${meta.generatorNode})` : ''} · ${meta.cpu}, ${meta.cores} cores · ${pin ? `server on cpu ${SERVER_CPU}, generator on cpu ${LOADGEN_CPU} (taskset)` : 'NOT pinned (no taskset)'} · ${PLAN.rounds} round(s), targets interleaved`);
   if (!pin) console.error('warning: taskset unavailable or --no-taskset: server and generator share cores; figures are less meaningful');
   await ensureLoadgen();
   const r = {};

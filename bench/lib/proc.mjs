@@ -91,11 +91,11 @@ export async function foreignLoad(ms = 250) {
 
 /**
  * Spawns `node <args>` pinned to `cpu` (taskset) with the open-files limit raised to the hard
- * limit, with an IPC channel. bash and taskset both `exec`, so the child's pid is node's pid.
+ * limit, with an IPC channel (`node`: another Node binary than this one). bash and taskset both `exec`, so the child's pid is node's pid.
  */
-export function spawnPinned(cpu, nodeArgs, { env = {}, taskset = true } = {}) {
+export function spawnPinned(cpu, nodeArgs, { env = {}, taskset = true, node = process.execPath } = {}) {
   const script = `ulimit -n "$(ulimit -Hn)" 2>/dev/null; exec ${taskset ? `taskset -c ${cpu} ` : ''}"$0" "$@"`;
-  const child = spawn('bash', ['-c', script, process.execPath, ...nodeArgs], {
+  const child = spawn('bash', ['-c', script, node, ...nodeArgs], {
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     env: { ...process.env, ...env },
   });
