@@ -14,6 +14,7 @@ import { Counters } from '../../src/stats.js';
 import { Echo, useFixture } from '../helpers/fixture.js';
 import { encodeClientFrame, rawRequest, upgradeRequest } from '../helpers/raw.js';
 import { sleep, waitFor } from '../helpers/server.js';
+import { routeStats } from '../helpers/stats.js';
 
 const { mount, connect, keep, defer } = useFixture();
 
@@ -33,22 +34,7 @@ function delta(after: HandlerStats, before: HandlerStats, keys: (keyof HandlerSt
 
 const traffic: (keyof HandlerStats)[] = ['messagesIn', 'messagesOut', 'bytesIn', 'bytesOut'];
 
-const emptyRoute: RouteStats = {
-  connections: 0,
-  handshakesAccepted: 0,
-  messagesIn: 0,
-  messagesOut: 0,
-  bytesIn: 0,
-  bytesOut: 0,
-  closesByCode: {},
-  backpressureDrops: 0,
-  backpressureCloses: 0,
-  pingsSent: 0,
-  pongTimeouts: 0,
-  idleCloses: 0,
-  rateLimitCloses: 0,
-  heartbeatRtt: { bounds: DURATION_BOUNDS, counts: new Array<number>(DURATION_BOUNDS.length + 1).fill(0), count: 0, sum: 0 },
-};
+const emptyRoute: RouteStats = routeStats();
 
 describe('stats()', () => {
   test('a new handler: zero everywhere, every route listed with 0 connections, empty maps', async () => {
