@@ -4,7 +4,7 @@ import type { BackpressurePolicy, Connection, MessageStream, RateLimit, SendStat
 import type { WebSocketHandler } from './handler.js';
 import { chooseProtocol } from './handshake/decide.js';
 import { NO_PARAMS } from './router.js';
-import { compactHeaders, expandHeaders } from './handshake/kept-headers.js';
+import { compactHeaders, expandHeaders, keptHeader } from './handshake/kept-headers.js';
 import { FIXED_101 } from './handshake/response.js';
 import { isSafeHeaderValue, isToken } from './handshake/tokens.js';
 import { decodeText, textBytes } from './protocol/utf8.js';
@@ -293,7 +293,9 @@ export class Behavior<Params extends Record<string, string> = Record<string, str
 
   /** The `Origin` header, if the client sent one. */
   get origin(): string | undefined {
-    const o = this.headers.origin;
+    // Read from the kept text when the object is not there (see #letGo): no rebuild for one header.
+    const h = this.#headers;
+    const o = h !== undefined ? h.origin : keptHeader(this.#headerText, 'origin');
     return typeof o === 'string' ? o : undefined;
   }
 

@@ -114,6 +114,8 @@ function fromWsDeflate(value: boolean | WsPerMessageDeflateOptions): boolean | P
  * server's events are its hooks.
  */
 export class WsConnection extends Behavior {
+  /** ws hands the request to `'connection'` listeners and its socket keeps it (`ws.request`). */
+  static override keepRequest = true;
   /** The ws-style socket handed to the server's `'connection'` listeners (set when it opens). */
   socket: WebSocket | null = null;
 

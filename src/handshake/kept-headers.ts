@@ -58,6 +58,22 @@ export function expandHeaders(text: string): IncomingHttpHeaders {
   return headers as IncomingHttpHeaders;
 }
 
+/**
+ * One header of `text` (as `compactHeaders()` wrote it) without rebuilding the object: its value,
+ * or `undefined` when there is none (an array header gives its elements).
+ */
+export function keptHeader(text: string, name: string): string | string[] | undefined {
+  if (text === '') return undefined;
+  const parts = text.split(LF);
+  let list: string[] | undefined;
+  for (let i = 0; i + 1 < parts.length; i += 2) {
+    const key = parts[i] as string;
+    if (key === name) return parts[i + 1] as string;
+    if (key.startsWith(ARRAY) && key.slice(1) === name) (list ??= []).push(parts[i + 1] as string);
+  }
+  return list;
+}
+
 function plain(s: string): boolean {
   return !s.includes(LF) && !s.includes(ARRAY);
 }

@@ -293,7 +293,7 @@ export class FrameParser {
     // RFC 6455 §5.2: RSV bits must be 0 unless a negotiated extension defines them. RFC 7692
     // §6.1: permessage-deflate defines RSV1 on the first frame of a data message only.
     if (rsv !== 0 && !(rsv === 4 && this.options.allowRsv1 === true && opcode !== Opcode.Continuation && opcode < 8)) {
-      const why = !this.options.allowRsv1 === true || rsv !== 4
+      const why = this.options.allowRsv1 !== true || rsv !== 4
         ? `reserved bits set (RSV=${rsv}) with no extension negotiated that defines them`
         : opcode === Opcode.Continuation
           ? 'RSV1 set on a continuation frame (RFC 7692 §6.1: only the first frame of a message)'

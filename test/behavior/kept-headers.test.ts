@@ -8,7 +8,7 @@
 import net from 'node:net';
 import { describe, expect, test } from 'vitest';
 import { Behavior, type UpgradeRequest } from '../../src/index.js';
-import { compactHeaders, expandHeaders } from '../../src/handshake/kept-headers.js';
+import { compactHeaders, expandHeaders, keptHeader } from '../../src/handshake/kept-headers.js';
 import { useFixture } from '../helpers/fixture.js';
 import { acceptFor, encodeClientFrame, readResponseHead } from '../helpers/raw.js';
 import { waitFor } from '../helpers/server.js';
@@ -120,6 +120,18 @@ describe('headers kept after onOpen', () => {
       a.destroy();
       b.destroy();
     }
+  });
+
+  test('keptHeader reads one header from the text: names only where names stand, arrays whole, absent as undefined', () => {
+    const text = compactHeaders({ 'x-a': 'origin', origin: 'https://app.example', 'set-cookie': ['a=1', 'b=2'], empty: '' }) as string;
+    expect(keptHeader(text, 'origin')).toBe('https://app.example');
+    expect(keptHeader(text, 'set-cookie')).toEqual(['a=1', 'b=2']);
+    expect(keptHeader(text, 'empty')).toBe('');
+    expect(keptHeader(text, 'x-b')).toBeUndefined();
+    // 'https://app.example' is a value, not a name.
+    expect(keptHeader(text, 'https://app.example')).toBeUndefined();
+    expect(keptHeader(compactHeaders({ 'x-a': 'origin' }) as string, 'origin')).toBeUndefined();
+    expect(keptHeader('', 'origin')).toBeUndefined();
   });
 
   test('compactHeaders/expandHeaders: a round trip keeps order, arrays and empty values; what a string cannot hold stays an object', () => {

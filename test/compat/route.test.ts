@@ -57,6 +57,23 @@ class Upper extends Behavior {
 }
 
 describe('wsRoute beside Behavior routes on one handler', () => {
+  it('keeps the request it hands to listeners (ws.request) and reads the headers from it: one copy, the same object after messages', async () => {
+    const later: boolean[] = [];
+    const wss = new WebSocketServer();
+    wss.on('connection', (ws: WebSocket) => {
+      ws.on('message', () => {
+        later.push(ws.behavior.headers === ws.request.headers && ws.behavior.headers['x-trace'] === 'abc');
+        ws.send('ok');
+      });
+    });
+    const s = await serve({ '/ws': wsRoute(wss) });
+    const a = await client(s.url('/ws'), undefined, { headers: { 'X-Trace': 'abc' } });
+    a.send('hello');
+    await once(a, 'message');
+    expect(later).toEqual([true]);
+    expect(WsConnection.keepRequest).toBe(true);
+  });
+
   it('routes each path to its own kind, with route params and the request on the socket', async () => {
     const seen: { url: string | undefined; params: Record<string, string>; route: string }[] = [];
     const wss = echoServer();
