@@ -121,21 +121,6 @@ export class FrameParser {
     this.options = options;
   }
 
-  /** The largest message (or frame) taken, in bytes. */
-  get maxPayload(): number {
-    return this.options.maxPayload;
-  }
-
-  /** The most frames one message may come in. */
-  get maxFragments(): number {
-    return this.options.maxFragments;
-  }
-
-  /** In streaming mode, the largest message taken, in bytes (Infinity: none). */
-  get maxStreamBytes(): number {
-    return this.options.maxStreamBytes ?? Infinity;
-  }
-
   /** Whether the parser has stopped (after a close frame or a protocol error). */
   get stopped(): boolean {
     return this.state === STOPPED;
