@@ -182,12 +182,11 @@ export class Behavior<Params extends Record<string, string> = Record<string, str
   #data: unknown = UNSET;
   #params: Record<string, string> | undefined = undefined;
   #request: UpgradeRequest | undefined = undefined;
-  /** The headers object, or `undefined` while only `#headerText` holds them (kept-headers.ts). */
-  #headers: IncomingHttpHeaders | undefined = undefined;
-  #headerText = '';
-  #rawQuery = '';
+  /** The headers object, or, once the request is let go, the same as one string (kept-headers.ts) until a hook reads them. */
+  #headers: IncomingHttpHeaders | string = '';
   #transport: WebSocketTransport = 'http/1.1';
-  #query: URLSearchParams | undefined = undefined;
+  /** The query string (after `?`), until `query` parses it. */
+  #query: URLSearchParams | string = '';
   #connection: Connection | null = null;
   /** State before a connection exists: CONNECTING, or CLOSED if the handshake failed. */
   #state: ReadyState = ReadyState.CONNECTING;
@@ -225,14 +224,16 @@ export class Behavior<Params extends Record<string, string> = Record<string, str
         // The parsed headers object (built once, when the handshake read it) outlives the request,
         // as one string once the request is let go (#letGo).
         b.#headers = init.request.headers;
-        b.url = init.request.url ?? '';
+        // A path that is the route's pattern (no params, no query) shares the pattern's string.
+        const url = init.request.url ?? '';
+        b.url = url === init.route ? init.route : url;
         b.remoteAddress = init.request.socket.remoteAddress;
         b.remotePort = init.request.socket.remotePort;
         // Read now: over HTTP/2 the socket is a proxy to the session's, gone once the stream is.
         b.#transport = transportOf(init.request);
         b.#params = init.params === NO_PARAMS ? undefined : init.params;
         b.route = init.route;
-        b.#rawQuery = init.query;
+        b.#query = init.query;
         b.handler = init.handler;
       },
       connect(b, connection) {
@@ -270,11 +271,8 @@ export class Behavior<Params extends Record<string, string> = Record<string, str
   static #letGo(b: Behavior): void {
     b.#request = undefined;
     const h = b.#headers;
-    const text = h === undefined ? null : compactHeaders(h);
-    if (text !== null) {
-      b.#headerText = text;
-      b.#headers = undefined;
-    }
+    const text = typeof h === 'string' ? null : compactHeaders(h);
+    if (text !== null) b.#headers = text;
   }
 
   /**
@@ -288,14 +286,15 @@ export class Behavior<Params extends Record<string, string> = Record<string, str
 
   /** The upgrade request's headers (lower-case names). */
   get headers(): IncomingHttpHeaders {
-    return (this.#headers ??= expandHeaders(this.#headerText));
+    const h = this.#headers;
+    return typeof h !== 'string' ? h : (this.#headers = expandHeaders(h));
   }
 
   /** The `Origin` header, if the client sent one. */
   get origin(): string | undefined {
     // Read from the kept text when the object is not there (see #letGo): no rebuild for one header.
     const h = this.#headers;
-    const o = h !== undefined ? h.origin : keptHeader(this.#headerText, 'origin');
+    const o = typeof h !== 'string' ? h.origin : keptHeader(h, 'origin');
     return typeof o === 'string' ? o : undefined;
   }
 
@@ -306,7 +305,8 @@ export class Behavior<Params extends Record<string, string> = Record<string, str
 
   /** The query string, parsed (it never takes part in routing). */
   get query(): URLSearchParams {
-    return (this.#query ??= new URLSearchParams(this.#rawQuery));
+    const q = this.#query;
+    return typeof q !== 'string' ? q : (this.#query = new URLSearchParams(q));
   }
 
   /** 0 CONNECTING (in `verify`), 1 OPEN, 2 CLOSING, 3 CLOSED. */

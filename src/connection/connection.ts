@@ -107,7 +107,12 @@ export class Connection extends StreamReceiver implements ParserSink {
   /** @internal the topics it is subscribed to (pubsub/topics.ts), once it has subscribed to one. */
   topics: Set<string> | null = null;
   /** @internal */
-  closeTimer: NodeJS.Timeout | null = null;
+  get closeTimer(): NodeJS.Timeout | null {
+    return this.extras === null ? null : this.extras.closeTimer;
+  }
+  set closeTimer(value: NodeJS.Timeout | null) {
+    if (value !== null || this.extras !== null) this.extra().closeTimer = value;
+  }
   /** The peer's FIN arrived while a message was inflating: handled once it and what follows are. */
   private get endPending(): boolean {
     return (this.flags & F_END_PENDING) !== 0;
@@ -123,8 +128,18 @@ export class Connection extends StreamReceiver implements ParserSink {
     this.flags = on ? this.flags | F_CLOSE_RECEIVED : this.flags & ~F_CLOSE_RECEIVED;
   }
   /** What `onClose` will report; 1006 until a close frame arrives or we fail the connection. */
-  private closeCode: number = CloseCode.Abnormal;
-  private closeReason = '';
+  private get closeCode(): number {
+    return this.extras === null ? CloseCode.Abnormal : this.extras.closeCode;
+  }
+  private set closeCode(value: number) {
+    if (value !== CloseCode.Abnormal || this.extras !== null) this.extra().closeCode = value;
+  }
+  private get closeReason(): string {
+    return this.extras === null ? '' : this.extras.closeReason;
+  }
+  private set closeReason(value: string) {
+    if (value !== '' || this.extras !== null) this.extra().closeReason = value;
+  }
 
   // Heartbeat and idle time (performance.now() milliseconds), updated by the handler's sweep.
   private lastActive: number;

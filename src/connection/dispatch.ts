@@ -1,12 +1,15 @@
 import type { Buffer } from 'node:buffer';
+import type { Duplex } from 'node:stream';
 import { Behavior, ReadyState } from '../behavior.js';
 import { CloseCode } from '../protocol/constants.js';
 import { ProtocolError } from '../protocol/errors.js';
 import { decodeText } from '../protocol/utf8.js';
 import { Inbound, MESSAGES_HIGH_WATER_BYTES, MESSAGES_HIGH_WATER_COUNT, MESSAGES_LOW_WATER_BYTES, MESSAGES_LOW_WATER_COUNT, type MessageStream, MessageQueue } from './inbound.js';
+import type { Counters } from '../stats.js';
+import type { DeflateSession } from '../extensions/permessage-deflate/session.js';
 import { Sender } from './sender.js';
-import type { HookName } from './types.js';
-import { F_BUSY, F_CLOSE_PENDING, F_HOOK_BROKEN } from './flags.js';
+import type { ConnectionLimits, ConnectionOwner, HookName } from './types.js';
+import { F_BUSY, F_CLOSE_PENDING, F_HOOK_BROKEN, F_RAW_TEXT } from './flags.js';
 
 const baseOnRawText = Behavior.prototype.onRawText;
 const baseOnStream = Behavior.prototype.onStream;
@@ -46,13 +49,36 @@ export abstract class Dispatcher extends Sender {
   private set hookBroken(on: boolean) {
     this.flags = on ? this.flags | F_HOOK_BROKEN : this.flags & ~F_HOOK_BROKEN;
   }
-  private hookDoneBound: (() => void) | null = null;
-  private hookRejectedBound: ((error: unknown) => void) | null = null;
-  private drainRejectedBound: ((error: unknown) => void) | null = null;
+  private get hookDoneBound(): (() => void) | null {
+    return this.extras === null ? null : this.extras.hookDoneBound;
+  }
+  private set hookDoneBound(value: (() => void) | null) {
+    if (value !== null || this.extras !== null) this.extra().hookDoneBound = value;
+  }
+  private get hookRejectedBound(): ((error: unknown) => void) | null {
+    return this.extras === null ? null : this.extras.hookRejectedBound;
+  }
+  private set hookRejectedBound(value: ((error: unknown) => void) | null) {
+    if (value !== null || this.extras !== null) this.extra().hookRejectedBound = value;
+  }
+  private get drainRejectedBound(): ((error: unknown) => void) | null {
+    return this.extras === null ? null : this.extras.drainRejectedBound;
+  }
+  private set drainRejectedBound(value: ((error: unknown) => void) | null) {
+    if (value !== null || this.extras !== null) this.extra().drainRejectedBound = value;
+  }
   /** The hook whose promise is pending while `busy`. */
   private pendingHook: HookName = 'onOpen';
   /** The behavior overrides `onRawText`: text goes there as bytes, not to `onText`. */
-  private readonly rawText: boolean = this.behavior.onRawText !== baseOnRawText;
+  private get rawText(): boolean {
+    return (this.flags & F_RAW_TEXT) !== 0;
+  }
+
+  /** @internal */
+  constructor(socket: Duplex, behavior: Behavior, owner: ConnectionOwner, limits: ConnectionLimits, counters: Counters, deflate: DeflateSession | null) {
+    super(socket, behavior, owner, limits, counters, deflate);
+    if (behavior.onRawText !== baseOnRawText) this.flags |= F_RAW_TEXT;
+  }
 
   // ---- receiving ------------------------------------------------------------------------------
 

@@ -21,3 +21,4 @@ export const F_ABANDONED = 16384;
 export const F_END_PENDING = 32768;
 export const F_CLOSE_RECEIVED = 65536;
 export const F_AWAITING_PONG = 131072;
+export const F_RAW_TEXT = 262144;

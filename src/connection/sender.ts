@@ -7,6 +7,7 @@ import type { Counters } from '../stats.js';
 import { type BackpressureMessage, channels } from '../diagnostics.js';
 import type { DeflateSession } from '../extensions/permessage-deflate/session.js';
 import { arena, arenaTake, enlist, inBatch, joinFrames } from './batch.js';
+import { Extras } from './extras.js';
 import { OrderedOutput } from './ordered.js';
 import { OutgoingStream, type SendStreamOptions, type StreamSource, streamInterrupted } from './stream-out.js';
 import { writeFrameTo } from './write.js';
@@ -36,6 +37,12 @@ export abstract class Sender {
   state: ReadyState = ReadyState.OPEN;
   /** @internal The boolean state of every layer, one bit each (flags.ts). */
   protected flags = 0;
+  /** @internal State most connections never use, made on first use (extras.ts). */
+  protected extras: Extras | null = null;
+  /** @internal `extras`, made now if it was not there. */
+  protected extra(): Extras {
+    return (this.extras ??= new Extras());
+  }
   /** @internal reading is paused because queued incoming messages are over the high-water mark. */
   get readPaused(): boolean {
     return (this.flags & F_READ_PAUSED) !== 0;
@@ -80,7 +87,12 @@ export abstract class Sender {
   /** @internal data frames waiting behind one being compressed on the thread pool (ordered.ts). */
   protected ordered: OrderedOutput | null = null;
   /** @internal our close frame, held until the frames in `ordered` are written (RFC 6455 §5.5.1: no data after it). */
-  protected closeHeld: Buffer | null = null;
+  protected get closeHeld(): Buffer | null {
+    return this.extras === null ? null : this.extras.closeHeld;
+  }
+  protected set closeHeld(value: Buffer | null) {
+    if (value !== null || this.extras !== null) this.extra().closeHeld = value;
+  }
   /** @internal the TCP end (after the peer's close) waits for `closeHeld` to be written. */
   protected get endHeld(): boolean {
     return (this.flags & F_END_HELD) !== 0;
@@ -107,9 +119,20 @@ export abstract class Sender {
    * §5.5.3), with this payload, once that pong is out; reading is paused meanwhile, so a peer that
    * pings and does not read fills its TCP window instead of our memory.
    */
-  protected heldPong: Buffer | null = null;
+  protected get heldPong(): Buffer | null {
+    return this.extras === null ? null : this.extras.heldPong;
+  }
+  protected set heldPong(value: Buffer | null) {
+    if (value !== null || this.extras !== null) this.extra().heldPong = value;
+  }
+  /** Made for the first ping a peer sends (browsers send none; some clients ping every few seconds). */
   private pongWrittenBound: (() => void) | null = null;
-  private drainWaiters: ((drained: boolean) => void)[] | null = null;
+  private get drainWaiters(): ((drained: boolean) => void)[] | null {
+    return this.extras === null ? null : this.extras.drainWaiters;
+  }
+  private set drainWaiters(value: ((drained: boolean) => void)[] | null) {
+    if (value !== null || this.extras !== null) this.extra().drainWaiters = value;
+  }
   /** A drain notice is queued (turns.ts): it will tell the drain waiters and `onDrain`. */
   private get drainNoticeDue(): boolean {
     return (this.flags & F_DRAIN_NOTICE_DUE) !== 0;
@@ -479,7 +502,12 @@ export abstract class Sender {
     if ((((Buffer.isBuffer(frame) ? frame : frame[0])[0] as number) & 0x80) !== 0) counters.messagesOut++;
   }
 
-  private streamDrainWaiter: ((drained: boolean) => void) | null = null;
+  private get streamDrainWaiter(): ((drained: boolean) => void) | null {
+    return this.extras === null ? null : this.extras.streamDrainWaiter;
+  }
+  private set streamDrainWaiter(value: ((drained: boolean) => void) | null) {
+    if (value !== null || this.extras !== null) this.extra().streamDrainWaiter = value;
+  }
 
   /** @internal StreamOwner: resolves on the socket's next 'drain' (true) or its close (false). */
   streamDrain(): Promise<boolean> {

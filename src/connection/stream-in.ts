@@ -25,11 +25,26 @@ const INFLATE_STEP = 64 * 1024;
 export abstract class StreamReceiver extends Dispatcher {
   abstract readonly parser: FrameParser;
   /** The message whose bytes are arriving. */
-  private incoming: StreamedMessage | null = null;
+  private get incoming(): StreamedMessage | null {
+    return this.extras === null ? null : this.extras.incoming;
+  }
+  private set incoming(value: StreamedMessage | null) {
+    if (value !== null || this.extras !== null) this.extra().incoming = value;
+  }
   /** The message handed to `onStream` and not yet read to its end. */
-  private current: StreamedMessage | null = null;
+  private get current(): StreamedMessage | null {
+    return this.extras === null ? null : this.extras.current;
+  }
+  private set current(value: StreamedMessage | null) {
+    if (value !== null || this.extras !== null) this.extra().current = value;
+  }
   /** A message that started while `current` was unread or a hook pending: the parser waits at its start. */
-  private waiting: StreamedMessage | null = null;
+  private get waiting(): StreamedMessage | null {
+    return this.extras === null ? null : this.extras.waiting;
+  }
+  private set waiting(value: StreamedMessage | null) {
+    if (value !== null || this.extras !== null) this.extra().waiting = value;
+  }
   /** The incoming message arrived compressed (RSV1). */
   private get compressed(): boolean {
     return (this.flags & F_COMPRESSED) !== 0;
@@ -38,11 +53,26 @@ export abstract class StreamReceiver extends Dispatcher {
     this.flags = on ? this.flags | F_COMPRESSED : this.flags & ~F_COMPRESSED;
   }
   /** Its inflated bytes so far. */
-  private inflatedBytes = 0;
+  private get inflatedBytes(): number {
+    return this.extras === null ? 0 : this.extras.inflatedBytes;
+  }
+  private set inflatedBytes(value: number) {
+    if (value !== 0 || this.extras !== null) this.extra().inflatedBytes = value;
+  }
   /** A compressed piece stopped at its output step: `'piece'` or `'last'` (the trailer) goes on when the consumer reads. */
-  private inflateDue: 'piece' | 'last' | null = null;
+  private get inflateDue(): 'piece' | 'last' | null {
+    return this.extras === null ? null : this.extras.inflateDue;
+  }
+  private set inflateDue(value: 'piece' | 'last' | null) {
+    if (value !== null || this.extras !== null) this.extra().inflateDue = value;
+  }
   /** UTF-8 check of a compressed text message, after inflating. */
-  private utf8: Utf8Validator | null = null;
+  private get utf8(): Utf8Validator | null {
+    return this.extras === null ? null : this.extras.utf8;
+  }
+  private set utf8(value: Utf8Validator | null) {
+    if (value !== null || this.extras !== null) this.extra().utf8 = value;
+  }
   /**
    * A message was left before its end: the connection is closing (1008), and nothing more is
    * handed out or inflated (under context takeover the rest of the window is gone, RFC 7692 §7.2.2).
@@ -53,7 +83,12 @@ export abstract class StreamReceiver extends Dispatcher {
   private set abandoned(on: boolean) {
     this.flags = on ? this.flags | F_ABANDONED : this.flags & ~F_ABANDONED;
   }
-  private inflatedOutBound: ((view: Buffer) => void) | null = null;
+  private get inflatedOutBound(): ((view: Buffer) => void) | null {
+    return this.extras === null ? null : this.extras.inflatedOutBound;
+  }
+  private set inflatedOutBound(value: ((view: Buffer) => void) | null) {
+    if (value !== null || this.extras !== null) this.extra().inflatedOutBound = value;
+  }
 
   /** Takes a token from the rate limit's bucket, or fails the connection (connection.ts). */
   protected abstract takeToken(): boolean;

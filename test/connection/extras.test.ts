@@ -1,0 +1,108 @@
+/**
+ * What an idle connection keeps (src/connection/extras.ts): the state that most connections
+ * never use — the close handshake, held control frames, drain waiters, asynchronous hooks,
+ * streamed messages — lives in one object made only when one of them is first needed. A
+ * connection that has exchanged messages and heartbeats with a real peer keeps none of it; each
+ * use that needs it still works, and the close reports the code and reason it must.
+ */
+import { expect, test } from 'vitest';
+import { Behavior, type StreamedMessage } from '../../src/index.js';
+import { internals } from '../../src/behavior-types.js';
+import { useFixture } from '../helpers/fixture.js';
+import { closePayload } from '../helpers/raw.js';
+import { waitFor } from '../helpers/server.js';
+
+const { mount, connect } = useFixture();
+
+/** The connection's `extras` slot (protected: read here through a cast). */
+function extrasOf(b: Behavior): unknown {
+  const c = internals.connection(b) as unknown as { extras: unknown } | null;
+  if (c === null) throw new Error('no connection');
+  return c.extras;
+}
+
+const opened: Behavior[] = [];
+const closes: [number, string][] = [];
+
+class Plain extends Behavior {
+  override onOpen(): void {
+    opened.push(this);
+  }
+  override onText(text: string): void {
+    this.sendText(text);
+  }
+  override onBinary(bytes: Buffer): void {
+    this.sendBinary(bytes);
+  }
+  override onClose(code: number, reason: string): void {
+    closes.push([code, reason]);
+  }
+}
+
+class Async extends Plain {
+  override async onText(text: string): Promise<void> {
+    await Promise.resolve();
+    this.sendText(text);
+  }
+}
+
+class Streams extends Plain {
+  override async onStream(message: StreamedMessage): Promise<void> {
+    this.sendText(await message.text());
+  }
+}
+
+test('messages both ways, pings answered and heartbeats returned leave an open connection with no extras; the close then reports its code and reason', async () => {
+  opened.length = 0;
+  closes.length = 0;
+  const { port } = await mount({ '/plain': Plain }, { pingInterval: 50, pongTimeout: 5000 });
+  const client = await connect(port, '/plain');
+  await waitFor(() => opened.length === 1);
+  const b = opened[0] as Behavior;
+  client.send(0x1, 'hello');
+  expect((await client.nextFrame()).payload.toString()).toBe('hello');
+  client.send(0x2, Buffer.from([1, 2, 3]));
+  expect([...(await client.nextFrame()).payload]).toEqual([1, 2, 3]);
+  client.send(0x9, 'ping');
+  const pong = await client.nextFrame();
+  expect([pong.opcode, pong.payload.toString()]).toEqual([0xa, 'ping']);
+  // Our heartbeat: answer two of its pings.
+  for (let i = 0; i < 2; i++) {
+    const ping = await client.nextFrame();
+    expect(ping.opcode).toBe(0x9);
+    client.send(0xa, ping.payload);
+  }
+  await waitFor(() => b.latency !== undefined);
+  expect(extrasOf(b)).toBeNull();
+  client.send(0x8, closePayload(4001, 'bye'));
+  const reply = await client.expectClose();
+  expect(reply.code).toBe(4001);
+  await waitFor(() => closes.length === 1);
+  expect(closes[0]).toEqual([4001, 'bye']);
+});
+
+test('an idle connection closed by the peer without a close frame reports 1006 and an empty reason', async () => {
+  opened.length = 0;
+  closes.length = 0;
+  const { port } = await mount({ '/plain': Plain }, { pingInterval: 0 });
+  const client = await connect(port, '/plain');
+  await waitFor(() => opened.length === 1);
+  expect(extrasOf(opened[0] as Behavior)).toBeNull();
+  client.destroy();
+  await waitFor(() => closes.length === 1);
+  expect(closes[0]).toEqual([1006, '']);
+});
+
+test('a hook that returns a promise and a message received as a stream make the extras, and work', async () => {
+  opened.length = 0;
+  const { port } = await mount({ '/async': Async, '/streams': Streams }, { pingInterval: 0 });
+  const a = await connect(port, '/async');
+  const s = await connect(port, '/streams');
+  await waitFor(() => opened.length === 2);
+  for (const client of [a, s]) {
+    client.send(0x1, 'one', { fin: false });
+    client.send(0x0, ' two');
+    expect((await client.nextFrame()).payload.toString()).toBe('one two');
+  }
+  for (const b of opened) expect(extrasOf(b)).not.toBeNull();
+});
