@@ -227,6 +227,9 @@ const ALL_TARGETS = [
   { name: 'ws', file: 'targets/ws.mjs', env: { WS_NO_BUFFER_UTIL: '1', WS_NO_UTF_8_VALIDATE: '1' } },
   { name: 'ws+native', file: 'targets/ws.mjs', env: { BENCH_WS_NATIVE: '1' } },
   { name: 'raw', file: 'targets/raw.mjs', env: {}, raw: true },
+  // Only with --base=<dist/index.js> and asked for (--targets=wsmount,wsmount-base,…): another
+  // build of wsmount beside this one, an A/B run of a change on any echo row.
+  ...(option('base') ? [{ name: 'wsmount-base', file: 'targets/wsmount.mjs', env: { BENCH_WSMOUNT_DIST: option('base') }, optIn: true }] : []),
 ];
 
 /**

@@ -4,6 +4,20 @@ import { ProtocolError, type ProtocolErrorCode } from './errors.js';
 import { applyMask, copyUnmasked } from './mask.js';
 import { Utf8Validator, isValidUtf8 } from './utf8.js';
 
+/**
+ * The masking key's 4 bytes, for the unmasking functions: one buffer shared by every parser and
+ * filled just before each call (a parser keeps its key as a number, not as a 96-byte Buffer per
+ * connection).
+ */
+const KEY = new Uint8Array(4);
+function keyOf(mask: number): Uint8Array {
+  KEY[0] = mask;
+  KEY[1] = mask >>> 8;
+  KEY[2] = mask >>> 16;
+  KEY[3] = mask >>> 24;
+  return KEY;
+}
+
 /** Where the parser reports what it read. One object per connection: no closures per event. */
 export interface ParserSink {
   /**
@@ -95,7 +109,8 @@ export class FrameParser {
   private opcode = 0;
   private length = 0;
   private position = 0;
-  private key: Buffer | null = null;
+  /** The frame's masking key, as the little-endian 32-bit word of its 4 bytes (see {@link keyOf}). */
+  private mask = 0;
 
   // Current data message (opcode 0 when none is open).
   private messageOpcode = 0;
@@ -215,11 +230,10 @@ export class FrameParser {
         }
         case MASK_KEY: {
           if (this.buffered < 4) return;
-          const key = this.key ?? (this.key = Buffer.allocUnsafe(4));
-          key[0] = this.byte();
-          key[1] = this.byte();
-          key[2] = this.byte();
-          key[3] = this.byte();
+          const b0 = this.byte();
+          const b1 = this.byte();
+          const b2 = this.byte();
+          this.mask = b0 | (b1 << 8) | (b2 << 16) | (this.byte() << 24);
           this.state = PAYLOAD;
           break;
         }
@@ -396,7 +410,7 @@ export class FrameParser {
     }
     this.state = HEADER;
     if (!this.fin) return true;
-    if (text && !(this.utf8 ??= new Utf8Validator()).end()) {
+    if (text && !this.textEnded()) {
       this.fail('WS_INVALID_UTF8', CloseCode.InvalidPayload, 'text message ends inside a UTF-8 sequence');
       return false;
     }
@@ -408,17 +422,37 @@ export class FrameParser {
   }
 
   /**
+   * Checks the next piece of an uncompressed text message (already counted in `position`) as
+   * UTF-8 so far. A message that is whole in this piece (the common case) is checked as a whole,
+   * with no validator: a connection keeps one only while a text message spans pieces.
+   */
+  private textValid(piece: Buffer): boolean {
+    if (this.utf8 === null && this.fin && piece.length === this.length) return isValidUtf8(piece);
+    const v = (this.utf8 ??= new Utf8Validator());
+    if (v.write(piece)) return true;
+    this.utf8 = null;
+    return false;
+  }
+
+  /** Whether the text message that just ended ends on a code point boundary; lets its validator go. */
+  private textEnded(): boolean {
+    const v = this.utf8;
+    if (v === null) return true;
+    this.utf8 = null;
+    return v.end();
+  }
+
+  /**
    * Takes the next piece of a data frame's payload (input must be buffered), unmasked, counted,
    * and for uncompressed text checked as UTF-8 so far; null when that check failed (stopped).
    */
   private dataPiece(): Buffer | null {
     const piece = this.take(this.length - this.position);
-    if (this.options.expectMasked) applyMask(piece, this.key as Buffer, this.position);
+    if (this.options.expectMasked) applyMask(piece, keyOf(this.mask), this.position);
     this.position += piece.length;
     this.messageLength += piece.length;
     // RFC 6455 §8.1: fail fast on invalid UTF-8, piece by piece (after inflating, when compressed).
-    if (this.messageOpcode === Opcode.Text && !this.compressed && !(this.utf8 ??= new Utf8Validator()).write(piece)) {
-      this.utf8.reset();
+    if (this.messageOpcode === Opcode.Text && !this.compressed && !this.textValid(piece)) {
       this.fail('WS_INVALID_UTF8', CloseCode.InvalidPayload, 'text message is not valid UTF-8');
       return null;
     }
@@ -436,7 +470,7 @@ export class FrameParser {
     const chunk = this.chunks[0] as Buffer;
     const n = Math.min(this.length - at, chunk.length - this.offset);
     const src = this.offset === 0 && n === chunk.length ? chunk : chunk.subarray(this.offset, this.offset + n);
-    if (this.options.expectMasked) copyUnmasked(src, frame, at, this.key as Buffer, at);
+    if (this.options.expectMasked) copyUnmasked(src, frame, at, keyOf(this.mask), at);
     else frame.set(src, at);
     if (this.offset + n === chunk.length) {
       this.chunks.shift();
@@ -449,8 +483,7 @@ export class FrameParser {
     this.position = at + n;
     this.messageLength += n;
     // RFC 6455 §8.1: fail fast on invalid UTF-8, piece by piece (after inflating, when compressed).
-    if (this.messageOpcode === Opcode.Text && !this.compressed && !(this.utf8 ??= new Utf8Validator()).write(piece)) {
-      this.utf8.reset();
+    if (this.messageOpcode === Opcode.Text && !this.compressed && !this.textValid(piece)) {
       this.frame = null;
       this.fail('WS_INVALID_UTF8', CloseCode.InvalidPayload, 'text message is not valid UTF-8');
       return null;
@@ -467,7 +500,7 @@ export class FrameParser {
       while (this.position < this.length) {
         if (this.buffered === 0) return false;
         const piece = this.take(this.length - this.position);
-        if (this.options.expectMasked) applyMask(piece, this.key as Buffer, this.position);
+        if (this.options.expectMasked) applyMask(piece, keyOf(this.mask), this.position);
         this.position += piece.length;
         (this.control ??= []).push(piece);
       }
@@ -507,7 +540,7 @@ export class FrameParser {
 
     const isText = this.messageOpcode === Opcode.Text;
     const compressed = this.compressed;
-    if (isText && !compressed && !(this.utf8 ??= new Utf8Validator()).end()) {
+    if (isText && !compressed && !this.textEnded()) {
       this.fail('WS_INVALID_UTF8', CloseCode.InvalidPayload, 'text message ends inside a UTF-8 sequence');
       return false;
     }

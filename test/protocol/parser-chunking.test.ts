@@ -275,3 +275,62 @@ describe('FrameParser: any chunking gives the same events', () => {
     }
   });
 });
+
+describe('parsers fed in turns, and what a parser keeps between messages', () => {
+  it('many parsers fed in interleaved random pieces each get their own messages: no key or UTF-8 state leaks from one to another', () => {
+    const texts = ['é'.repeat(300), 'plain ascii text', '€𝄞'.repeat(50), ''];
+    const streams = Array.from({ length: 6 }, (_, p) =>
+      Buffer.concat([
+        frame({ op: 0x1, payload: texts[p % texts.length] as string }),
+        frame({ op: 0x2, payload: bytes(70_000, p) }),
+        frame({ op: 0x1, payload: 'ab€', fin: false }),
+        frame({ op: 0x9, payload: 'ping' }),
+        frame({ op: 0x0, payload: '𝄞z' }),
+      ]),
+    );
+    const expected = streams.map((s) => run(s, whole(), SERVER));
+    const sinks = streams.map(() => new Recorder());
+    const parsers = sinks.map((sink) => new FrameParser(sink, SERVER));
+    const at = streams.map(() => 0);
+    const rand = prng(99);
+    while (at.some((a, i) => a < (streams[i] as Buffer).length)) {
+      const i = Math.floor(rand() * streams.length);
+      const s = streams[i] as Buffer;
+      if ((at[i] as number) >= s.length) continue;
+      const size = 1 + Math.floor(rand() * 700);
+      (parsers[i] as FrameParser).push(Buffer.from(s.subarray(at[i], (at[i] as number) + size)));
+      at[i] = (at[i] as number) + size;
+    }
+    expect(expected.every((e) => e.length === 4 && !e.some((x) => x.startsWith('error')))).toBe(true);
+    expect(sinks.map((s) => s.events)).toEqual(expected);
+  });
+
+  it('keeps no UTF-8 validator once a text message has ended: whole, split across chunks, or fragmented', () => {
+    const stream = Buffer.concat([
+      frame({ op: 0x1, payload: 'whole €' }),
+      frame({ op: 0x1, payload: 'split across pieces 𝄞'.repeat(20) }),
+      frame({ op: 0x1, payload: 'frag €', fin: false }),
+      frame({ op: 0x0, payload: 'ment' }),
+    ]);
+    const sink = new Recorder();
+    const parser = new FrameParser(sink, SERVER);
+    const kept = (): unknown => (parser as unknown as { utf8: unknown }).utf8;
+    const cuts = [0, 9, 40, 300, stream.length - 3, stream.length];
+    const during: unknown[] = [];
+    for (let k = 1; k < cuts.length; k++) {
+      parser.push(Buffer.from(stream.subarray(cuts[k - 1], cuts[k])));
+      during.push(kept());
+    }
+    expect(sink.events.map((e) => e.split(' ')[0])).toEqual(['text', 'text', 'text']);
+    // Mid-message (the split text, the fragmented one) a validator is held; after the last, none.
+    expect(during.slice(0, -1).some((v) => v !== null)).toBe(true);
+    expect(kept()).toBeNull();
+  });
+
+  it('still fails fast on a text message split across chunks that is not UTF-8, and on one that ends inside a code point', () => {
+    const bad = Buffer.concat([frame({ op: 0x1, payload: Buffer.concat([Buffer.from('x'.repeat(100)), Buffer.from([0xc3, 0x28]), Buffer.from('y'.repeat(100))]) })]);
+    expect(run(bad, randomSizes(5, 30), SERVER)).toEqual(['error WS_INVALID_UTF8 1007']);
+    const cut = Buffer.concat([frame({ op: 0x1, payload: Buffer.from([0x61, 0xe2, 0x82]), fin: false }), frame({ op: 0x0, payload: Buffer.alloc(0) })]);
+    expect(run(cut, bytewise(), SERVER)).toEqual(['error WS_INVALID_UTF8 1007']);
+  });
+});
