@@ -7,6 +7,7 @@
 //   node bench/heap-breakdown.mjs                     # wsmount and ws, 1,000 connections
 //   node bench/heap-breakdown.mjs --conns=5000 --targets=wsmount,ws,http,raw --top=30
 //   node bench/heap-breakdown.mjs --headers=browser     # upgrade requests with Chrome's headers
+//   node bench/heap-breakdown.mjs --active              # each connection echoed one message and a ping first
 //   node bench/heap-breakdown.mjs --targets=wsmount --retainers=Object,Array,'hidden system / PropertyArray'
 //     (who holds the new objects of those kinds: "holder .edge", per connection)
 //
@@ -34,6 +35,9 @@ const TARGETS = {
 const names = option('targets', 'wsmount,ws').split(',');
 // --headers=browser: the upgrade requests carry what Chrome sends (lib/wsclient.mjs BROWSER_HEADERS).
 const browserHeaders = option('headers', 'minimal') === 'browser';
+// --active: each connection sends one text message and a ping, and gets the echo and the pong,
+// before the second snapshot: idle after traffic, as most connections of a real app are.
+const active = process.argv.includes('--active');
 
 let nextId = 1;
 function request(child, message, timeoutMs = 120_000) {
@@ -140,6 +144,7 @@ try {
     try {
       const before = await request(child, { kind: 'heapSnapshot', file: join(dir, `${name}-before.heapsnapshot`) });
       await request(gen.child, { kind: 'hold', port, conns, raw: t.raw === true, browserHeaders });
+      if (active) await request(gen.child, { kind: 'touch' });
       const after = await request(child, { kind: 'heapSnapshot', file: join(dir, `${name}-after.heapsnapshot`) });
       await request(gen.child, { kind: 'release' });
       if (after.clients !== conns) throw new Error(`${name}: the server reports ${after.clients} connections, expected ${conns}`);
@@ -167,7 +172,7 @@ try {
 }
 
 for (const [name, r] of Object.entries(results)) {
-  console.log(`\n## ${name}: heap per idle connection at ${conns} connections${browserHeaders ? " (Chrome's request headers)" : ''}, by object (snapshot after − before, ÷ N): ${r.totalBytesPerConn.toFixed(0)} B\n`);
+  console.log(`\n## ${name}: heap per idle connection at ${conns} connections${browserHeaders ? " (Chrome's request headers)" : ''}${active ? ' (after one message and one ping each way)' : ''}, by object (snapshot after − before, ÷ N): ${r.totalBytesPerConn.toFixed(0)} B\n`);
   console.log('| object (V8 type, constructor) | per connection | bytes per connection |');
   console.log('|:--|--:|--:|');
   for (const row of r.rows.slice(0, top)) console.log(`| ${row.key.replace(/\|/g, '\\|')} | ${row.count.toFixed(2)} | ${row.bytes.toFixed(0)} |`);
@@ -177,5 +182,5 @@ for (const [name, r] of Object.entries(results)) {
   }
 }
 mkdirSync(join(here, 'results'), { recursive: true });
-writeFileSync(join(here, 'results', 'heap.json'), JSON.stringify({ date: new Date().toISOString(), node: process.version, conns, results }, null, 2));
+writeFileSync(join(here, 'results', 'heap.json'), JSON.stringify({ date: new Date().toISOString(), node: process.version, conns, active, browserHeaders, results }, null, 2));
 console.log('\nwrote bench/results/heap.json');

@@ -388,6 +388,27 @@ async function hold(o) {
   return { held: held.length };
 }
 
+/**
+ * After `hold`: each held client sends one small text message and a ping, and waits for the
+ * echo. The connections are then idle after traffic, as most connections of a real app are
+ * (heap-breakdown --active).
+ */
+async function touch() {
+  const failure = failureChannel();
+  const text = Buffer.from('hello, idle');
+  const before = held.map((c) => c.dataFrames);
+  for (const c of held) {
+    c.expectOpcode = OP.TEXT;
+    c.expectLen = text.length;
+    c.onError = (_c, e) => failure.fail(e);
+    c.write(Buffer.concat([clientFrame(OP.TEXT, text), clientFrame(OP.PING, Buffer.from('p'))]));
+  }
+  if (!(await waitFor(() => held.every((c, i) => c.dataFrames > before[i]), 30_000, failure))) throw new Error('touch: not every echo came back within 30 s');
+  await sleep(50);
+  if (failure.error) throw failure.error;
+  return { touched: held.length };
+}
+
 async function release() {
   const clients = held;
   held = [];
@@ -697,7 +718,7 @@ async function say(o) {
 
 // ---- IPC ---------------------------------------------------------------------------------------------
 
-const jobs = { echo, paced, broadcast, handshakes, hold, release, fanout, say, ...deflateJobs({ failureChannel, snapshot, windowOf, waitFor, sleep }), ...h2Jobs({ failureChannel, snapshot, windowOf, waitFor, sleep }), ...streamJobs({ failureChannel, snapshot, windowOf, sleep }) };
+const jobs = { echo, paced, broadcast, handshakes, hold, touch, release, fanout, say, ...deflateJobs({ failureChannel, snapshot, windowOf, waitFor, sleep }), ...h2Jobs({ failureChannel, snapshot, windowOf, waitFor, sleep }), ...streamJobs({ failureChannel, snapshot, windowOf, sleep }) };
 
 process.on('message', async (job) => {
   const run = jobs[job?.kind];
