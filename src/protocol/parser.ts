@@ -427,7 +427,9 @@ export class FrameParser {
    * with no validator: a connection keeps one only while a text message spans pieces.
    */
   private textValid(piece: Buffer): boolean {
-    if (this.utf8 === null && this.fin && piece.length === this.length) return isValidUtf8(piece);
+    // Whole and valid: done. Whole and not valid goes through the validator too, which tells a
+    // bad byte from a message cut inside a code point (a different close reason, at the end).
+    if (this.utf8 === null && this.fin && piece.length === this.length && isValidUtf8(piece)) return true;
     const v = (this.utf8 ??= new Utf8Validator());
     if (v.write(piece)) return true;
     this.utf8 = null;

@@ -105,4 +105,15 @@ test('a hook that returns a promise and a message received as a stream make the 
     expect((await client.nextFrame()).payload.toString()).toBe('one two');
   }
   for (const b of opened) expect(extrasOf(b)).not.toBeNull();
+  // With the extras made, the close still reports what the peer sent.
+  closes.length = 0;
+  a.send(0x8, closePayload(4002, 'done here'));
+  expect((await a.expectClose()).code).toBe(4002);
+  s.send(0x8, closePayload(1000));
+  expect((await s.expectClose()).code).toBe(1000);
+  await waitFor(() => closes.length === 2);
+  expect(closes.sort()).toEqual([
+    [1000, ''],
+    [4002, 'done here'],
+  ]);
 });

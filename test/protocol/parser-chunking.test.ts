@@ -332,5 +332,32 @@ describe('parsers fed in turns, and what a parser keeps between messages', () =>
     expect(run(bad, randomSizes(5, 30), SERVER)).toEqual(['error WS_INVALID_UTF8 1007']);
     const cut = Buffer.concat([frame({ op: 0x1, payload: Buffer.from([0x61, 0xe2, 0x82]), fin: false }), frame({ op: 0x0, payload: Buffer.alloc(0) })]);
     expect(run(cut, bytewise(), SERVER)).toEqual(['error WS_INVALID_UTF8 1007']);
+    // A code point split across fragments is valid: only the message as a whole must be UTF-8.
+    const across = Buffer.concat([frame({ op: 0x1, payload: Buffer.from([0x61, 0xe2]), fin: false }), frame({ op: 0x0, payload: Buffer.from([0x82, 0xac]) })]);
+    expect(run(across, whole(), SERVER)).toEqual([`text ${digest(Buffer.from('a€'))}`]);
+  });
+
+  it('tells a bad byte from a message cut inside a code point, whether the message comes whole or in pieces', () => {
+    const reasons = (stream: Buffer, sizes: Iterable<number>): string[] => {
+      const seen: string[] = [];
+      const sink = new Recorder();
+      sink.onProtocolError = (error: ProtocolError): void => {
+        seen.push(error.message);
+      };
+      const parser = new FrameParser(sink, SERVER);
+      let at = 0;
+      for (const size of sizes) {
+        if (at >= stream.length) break;
+        parser.push(Buffer.from(stream.subarray(at, at + size)));
+        at += size;
+      }
+      return seen;
+    };
+    const truncated = frame({ op: 0x1, payload: Buffer.from([0x61, 0xe2, 0x82]) });
+    const badByte = frame({ op: 0x1, payload: Buffer.from([0x61, 0xe2, 0x28, 0x61]) });
+    for (const sizes of [whole, bytewise]) {
+      expect(reasons(truncated, sizes())).toEqual(['text message ends inside a UTF-8 sequence']);
+      expect(reasons(badByte, sizes())).toEqual(['text message is not valid UTF-8']);
+    }
   });
 });
