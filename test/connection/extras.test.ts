@@ -104,7 +104,7 @@ test('a hook that returns a promise and a message received as a stream make the 
     client.send(0x0, ' two');
     expect((await client.nextFrame()).payload.toString()).toBe('one two');
   }
-  for (const b of opened) expect(extrasOf(b)).not.toBeNull();
+  for (const b of opened) expect(extrasOf(b)).toBeInstanceOf(Object);
   // With the extras made, the close still reports what the peer sent.
   closes.length = 0;
   a.send(0x8, closePayload(4002, 'done here'));
