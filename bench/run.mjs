@@ -227,6 +227,10 @@ const ALL_TARGETS = [
   { name: 'ws', file: 'targets/ws.mjs', env: { WS_NO_BUFFER_UTIL: '1', WS_NO_UTF_8_VALIDATE: '1' } },
   { name: 'ws+native', file: 'targets/ws.mjs', env: { BENCH_WS_NATIVE: '1' } },
   { name: 'raw', file: 'targets/raw.mjs', env: {}, raw: true },
+  // Only when asked for (--targets=…,http): Node's HTTP server answering the upgrade with a bare
+  // 101 and echoing bytes, no WebSocket library: the floor for any library mounted on it (ws and
+  // wsmount both are), beside raw TCP's, which parses no HTTP at all.
+  { name: 'http', file: 'targets/http-upgrade.mjs', env: {}, raw: true, optIn: true },
   // Only with --base=<dist/index.js> and asked for (--targets=wsmount,wsmount-base,…): another
   // build of wsmount beside this one, an A/B run of a change on any echo row.
   ...(option('base') ? [{ name: 'wsmount-base', file: 'targets/wsmount.mjs', env: { BENCH_WSMOUNT_DIST: option('base') }, optIn: true }] : []),

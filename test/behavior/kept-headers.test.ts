@@ -150,4 +150,73 @@ describe('headers kept after onOpen', () => {
     expect(compactHeaders({ a: undefined })).toBeNull();
     expect(compactHeaders(Object.assign(Object.create(null) as Record<string, string>, { a: 'x' }))).toBeNull();
   });
+
+  test('common names and whole common headers are one character each: shorter text, the same headers back, any value still exact', () => {
+    // What Chrome sends with an upgrade (Node lower-cases names, not values).
+    const chrome = {
+      host: '127.0.0.1:8080',
+      connection: 'Upgrade',
+      pragma: 'no-cache',
+      'cache-control': 'no-cache',
+      'user-agent': 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36',
+      upgrade: 'websocket',
+      origin: 'http://127.0.0.1:8080',
+      'sec-websocket-version': '13',
+      'accept-encoding': 'gzip, deflate, br, zstd',
+      'accept-language': 'en-US,en;q=0.9',
+      cookie: 'session=8f14e45fceea167a5a36dedd4bea2543; theme=dark',
+      'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==',
+      'sec-websocket-extensions': 'permessage-deflate; client_max_window_bits',
+    };
+    const plainLength = Object.entries(chrome).reduce((n, [k, v]) => n + k.length + v.length + 2, -1);
+    const text = compactHeaders(chrome) as string;
+    expect(text.length).toBeLessThan(plainLength - 200);
+    expect(Object.entries(expandHeaders(text))).toEqual(Object.entries(chrome));
+    for (const [name, value] of Object.entries(chrome)) expect(keptHeader(text, name), name).toBe(value);
+    // A known name with another value than the dictionary's keeps that value exactly (case too),
+    // and a value equal to a dictionary entry under another name is not taken for it.
+    const other = { connection: 'keep-alive, Upgrade', upgrade: 'WebSocket', 'sec-websocket-version': '8', 'x-custom': 'no-cache', 'accept-encoding': '' };
+    const t2 = compactHeaders(other) as string;
+    expect(Object.entries(expandHeaders(t2))).toEqual(Object.entries(other));
+    expect(keptHeader(t2, 'upgrade')).toBe('WebSocket');
+    expect(keptHeader(t2, 'x-custom')).toBe('no-cache');
+    expect(keptHeader(t2, 'pragma')).toBeUndefined();
+    // Arrays under a known name (an in-memory connect can pass any headers object).
+    const arrays = { 'sec-websocket-protocol': ['chat', 'superchat'], 'set-cookie': ['a=1'], cookie: 'c=1' };
+    const t3 = compactHeaders(arrays as unknown as Record<string, string>) as string;
+    expect(Object.entries(expandHeaders(t3))).toEqual(Object.entries(arrays));
+    expect(keptHeader(t3, 'sec-websocket-protocol')).toEqual(['chat', 'superchat']);
+    // A control character in a name or value would read as a token: the object is kept; a tab is fine.
+    for (const c of ['\u0000', '\u0002', '\u0008', '\u000b', '\u001f']) {
+      expect(compactHeaders({ host: `a${c}` }), JSON.stringify(c)).toBeNull();
+      expect(compactHeaders({ [`x${c}`]: 'v' }), JSON.stringify(c)).toBeNull();
+    }
+    const tab = { 'x-tab': 'a\tb', '\u007f': '\u00ff' };
+    expect(expandHeaders(compactHeaders(tab) as string)).toEqual(tab);
+  });
+
+  test('over a real socket, a request with the usual headers is kept short and read back whole', async () => {
+    let seen: { before: Record<string, unknown>; after: Record<string, unknown>; origin: string | undefined } | null = null;
+    class Keep extends Behavior {
+      #before: Record<string, unknown> = {};
+      override onOpen(): void {
+        this.#before = { ...this.headers };
+      }
+      override onText(): void {
+        seen = { before: this.#before, after: { ...this.headers }, origin: this.origin };
+      }
+    }
+    const { port } = await serve({ '/keep': Keep });
+    const socket = await openWith(port, '/keep', ['Origin: http://127.0.0.1', 'Pragma: no-cache', 'Cache-Control: no-cache', 'Accept-Encoding: gzip, deflate, br, zstd']);
+    try {
+      await waitFor(() => seen !== null);
+      const s = seen as unknown as { before: Record<string, unknown>; after: Record<string, unknown>; origin: string | undefined };
+      expect(Object.entries(s.after)).toEqual(Object.entries(s.before));
+      expect(s.before.connection).toBe('Upgrade');
+      expect(s.before['sec-websocket-version']).toBe('13');
+      expect(s.origin).toBe('http://127.0.0.1');
+    } finally {
+      socket.destroy();
+    }
+  });
 });
