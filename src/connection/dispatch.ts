@@ -26,7 +26,12 @@ function isThenable(value: unknown): value is PromiseLike<unknown> {
  */
 export abstract class Dispatcher extends Sender {
   /** @internal the active `messages()` iterator, which takes data messages instead of the hooks. */
-  inbox: MessageQueue | null = null;
+  get inbox(): MessageQueue | null {
+    return this.extras === null ? null : this.extras.inbox;
+  }
+  set inbox(value: MessageQueue | null) {
+    if (value !== null || this.extras !== null) this.extra().inbox = value;
+  }
   /** @internal A promise returned by `onOpen`, `onText` or `onBinary` has not settled yet: later messages wait in `backlog`. */
   protected get busy(): boolean {
     return (this.flags & F_BUSY) !== 0;
@@ -34,7 +39,12 @@ export abstract class Dispatcher extends Sender {
   protected set busy(on: boolean) {
     this.flags = on ? this.flags | F_BUSY : this.flags & ~F_BUSY;
   }
-  private backlog: Inbound | null = null;
+  private get backlog(): Inbound | null {
+    return this.extras === null ? null : this.extras.backlog;
+  }
+  private set backlog(value: Inbound | null) {
+    if (value !== null || this.extras !== null) this.extra().backlog = value;
+  }
   /** @internal The socket closed while `busy`: `onClose` runs once the last hook settles. */
   protected get closePending(): boolean {
     return (this.flags & F_CLOSE_PENDING) !== 0;

@@ -14,7 +14,7 @@ import { writeFrameTo } from './write.js';
 import type { OutgoingMessage } from './outgoing.js';
 import { BYTES_PER_TURN, currentTurn, queueDrainNotice, takeSyncDrain, turnNow } from './turns.js';
 import type { ConnectionLimits, ConnectionOwner, HookName, SendStatus } from './types.js';
-import { F_ACTIVE, F_CLOSE_SENT, F_DRAIN_NOTICE_DUE, F_DRAIN_OWED, F_END_HELD, F_INFLATING, F_PONG_IN_FLIGHT, F_READ_PAUSED, F_STREAM_HELD, F_USER_PAUSED } from './flags.js';
+import { F_ACTIVE, F_CLOSE_SENT, F_DRAIN_NOTICE_DUE, F_DRAIN_OWED, F_END_HELD, F_INFLATING, F_PONG_IN_FLIGHT, F_READ_PAUSED, F_STATE_SHIFT, F_STREAM_HELD, F_USER_PAUSED } from './flags.js';
 
 type Client = Behavior;
 
@@ -28,15 +28,40 @@ export const EMPTY: Buffer = Buffer.alloc(0);
  * (at most one queued at a time) and the close frame. A base class rather than an object of its
  * own, so a send costs no extra hop and a connection no extra allocation.
  */
+/** What every connection of a route shares, kept once per route (by its counters). */
+interface SharedByRoute {
+  readonly owner: ConnectionOwner;
+  readonly limits: ConnectionLimits;
+  readonly counters: Counters;
+}
+const sharedOf = new WeakMap<Counters, SharedByRoute>();
+function sharedByRoute(owner: ConnectionOwner, limits: ConnectionLimits, counters: Counters): SharedByRoute {
+  const known = sharedOf.get(counters);
+  if (known !== undefined && known.owner === owner && known.limits === limits) return known;
+  const made: SharedByRoute = { owner, limits, counters };
+  sharedOf.set(counters, made);
+  return made;
+}
+
 // A StreamOwner (stream-out.ts) by shape: `implements` would name an internal type in the published types.
 export abstract class Sender {
   readonly socket: Duplex;
   readonly behavior: Client;
+  /** @internal What the route's connections share (its handler, limits and counters): one slot, not three. */
+  private readonly shared: SharedByRoute;
   /** @internal the route's counters. */
-  readonly counters: Counters;
-  state: ReadyState = ReadyState.OPEN;
-  /** @internal The boolean state of every layer, one bit each (flags.ts). */
+  get counters(): Counters {
+    return this.shared.counters;
+  }
+  /** @internal The boolean state of every layer, one bit each (flags.ts), and the ready state. */
   protected flags = 0;
+  /** The ready state: two bits of `flags`, stored XOR OPEN so that 0 (a new connection) is OPEN. */
+  get state(): ReadyState {
+    return (((this.flags >>> F_STATE_SHIFT) & 3) ^ ReadyState.OPEN) as ReadyState;
+  }
+  set state(value: ReadyState) {
+    this.flags = (this.flags & ~(3 << F_STATE_SHIFT)) | ((value ^ ReadyState.OPEN) << F_STATE_SHIFT);
+  }
   /** @internal State most connections never use, made on first use (extras.ts). */
   protected extras: Extras | null = null;
   /** @internal `extras`, made now if it was not there. */
@@ -65,9 +90,13 @@ export abstract class Sender {
     this.flags = on ? this.flags | F_STREAM_HELD : this.flags & ~F_STREAM_HELD;
   }
   /** @internal */
-  protected readonly owner: ConnectionOwner;
+  protected get owner(): ConnectionOwner {
+    return this.shared.owner;
+  }
   /** @internal */
-  protected readonly limits: ConnectionLimits;
+  protected get limits(): ConnectionLimits {
+    return this.shared.limits;
+  }
   /** @internal */
   protected get closeSent(): boolean {
     return (this.flags & F_CLOSE_SENT) !== 0;
@@ -85,7 +114,12 @@ export abstract class Sender {
   /** @internal permessage-deflate, when negotiated (the seam: extensions/permessage-deflate/session.ts). */
   readonly deflate: DeflateSession | null;
   /** @internal data frames waiting behind one being compressed on the thread pool (ordered.ts). */
-  protected ordered: OrderedOutput | null = null;
+  protected get ordered(): OrderedOutput | null {
+    return this.extras === null ? null : this.extras.ordered;
+  }
+  protected set ordered(value: OrderedOutput | null) {
+    if (value !== null || this.extras !== null) this.extra().ordered = value;
+  }
   /** @internal our close frame, held until the frames in `ordered` are written (RFC 6455 §5.5.1: no data after it). */
   protected get closeHeld(): Buffer | null {
     return this.extras === null ? null : this.extras.closeHeld;
@@ -170,9 +204,7 @@ export abstract class Sender {
   constructor(socket: Duplex, behavior: Client, owner: ConnectionOwner, limits: ConnectionLimits, counters: Counters, deflate: DeflateSession | null) {
     this.socket = socket;
     this.behavior = behavior;
-    this.owner = owner;
-    this.counters = counters;
-    this.limits = limits;
+    this.shared = sharedByRoute(owner, limits, counters);
     this.deflate = deflate;
   }
 

@@ -117,3 +117,44 @@ test('a hook that returns a promise and a message received as a stream make the 
     [4002, 'done here'],
   ]);
 });
+
+test("a route's connections share one object for its handler, limits and counters; the ready state is two bits of the flags and goes OPEN, CLOSING, CLOSED", async () => {
+  opened.length = 0;
+  closes.length = 0;
+  const { port } = await mount({ '/a': Plain, '/b': Async }, { pingInterval: 0 });
+  const a1 = await connect(port, '/a');
+  const a2 = await connect(port, '/a');
+  const b1 = await connect(port, '/b');
+  await waitFor(() => opened.length === 3);
+  type Inside = { shared: { counters: unknown; limits: unknown; owner: unknown }; counters: unknown; flags: number; state: number };
+  const inside = (b: Behavior): Inside => internals.connection(b) as unknown as Inside;
+  const [x1, x2, y1] = ['/a', '/a', '/b'].map((route, i) => {
+    const b = opened.filter((o) => o.route === route)[i === 1 ? 1 : 0] as Behavior;
+    return inside(b);
+  }) as [Inside, Inside, Inside];
+  expect(x1).not.toBe(x2);
+  expect(x1.shared).toBe(x2.shared);
+  expect(x1.shared).not.toBe(y1.shared);
+  expect(x1.counters).toBe(x1.shared.counters);
+  expect(x1.counters).not.toBe(y1.counters);
+  // Open: the state's bits are 0, whatever other flags are set.
+  const b = opened.find((o) => o.route === '/a') as Behavior;
+  expect(b.readyState).toBe(1);
+  expect(x1.flags & (3 << 20)).toBe(0);
+  // Closing (our close sent, the peer's not yet received), then closed.
+  b.close(4003, 'going');
+  expect(b.readyState).toBe(2);
+  expect(x1.state).toBe(2);
+  const frame = await a1.expectClose();
+  expect(frame.code).toBe(4003);
+  a1.send(0x8, closePayload(4003));
+  await waitFor(() => b.readyState === 3);
+  expect(x1.state).toBe(3);
+  // The other connections of the route are untouched.
+  expect(x2.state).toBe(1);
+  expect(y1.state).toBe(1);
+  a2.send(0x1, 'still here');
+  expect((await a2.nextFrame()).payload.toString()).toBe('still here');
+  b1.send(0x1, 'and here');
+  expect((await b1.nextFrame()).payload.toString()).toBe('and here');
+});
