@@ -269,6 +269,13 @@ export class Behavior<Params extends Record<string, string> = Record<string, str
 
   /** Lets the request go, keeping its headers as one string until a hook reads them again. */
   static #letGo(b: Behavior): void {
+    // Node caches the peer's address on the socket the first time it is read (an object of ~56 B
+    // that lives as long as the socket); `remoteAddress` and `remotePort` have it already. A
+    // later read of `socket.remoteAddress` asks the kernel again (and, as Node documents, may be
+    // undefined once the socket is destroyed).
+    // Over HTTP/2 `request.socket` is a proxy to the session's socket, which other streams share.
+    const socket = b.#transport === 'http/1.1' ? (b.#request?.socket as { _peername?: unknown } | undefined) : undefined;
+    if (socket !== undefined && typeof socket._peername === 'object' && socket._peername !== null) socket._peername = null;
     b.#request = undefined;
     const h = b.#headers;
     const text = typeof h === 'string' ? null : compactHeaders(h);

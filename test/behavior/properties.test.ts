@@ -92,6 +92,36 @@ describe('Behavior properties', () => {
     expect(kept.headers).toBe(kept.request.headers);
   });
 
+  test("letting the request go also lets go Node's cached peer address on the socket; remoteAddress/remotePort stay, the socket can still be asked, keepRequest keeps it", async () => {
+    type Peer = { _peername?: unknown; remoteAddress?: string; remotePort?: number };
+    const sockets = new Map<string, Peer>();
+    const made: Behavior[] = [];
+    class Light extends Behavior {
+      override onOpen(): void {
+        sockets.set(this.route, this.request.socket as unknown as Peer);
+        made.push(this);
+      }
+    }
+    class Kept extends Light {
+      static override keepRequest = true;
+    }
+    const s = await serve({ '/light': Light, '/kept': Kept });
+    const lightClient = await connect(s.port, '/light');
+    await connect(s.port, '/kept');
+    await waitFor(() => made.length === 2, 2000, 'two opens');
+    const light = sockets.get('/light') as Peer;
+    const kept = sockets.get('/kept') as Peer;
+    // Read at the upgrade (so cached), then let go with the request on the light route only.
+    expect(light._peername).toBeNull();
+    expect(kept._peername).toMatchObject({ address: '127.0.0.1' });
+    const [lb, kb] = made as [Behavior, Behavior];
+    expect([lb.remoteAddress, kb.remoteAddress]).toEqual(['127.0.0.1', '127.0.0.1']);
+    expect(lb.remotePort).toBe(lightClient.socket.localPort);
+    // While the socket is open, Node asks the kernel again.
+    expect(light.remoteAddress).toBe('127.0.0.1');
+    expect(light.remotePort).toBe(lightClient.socket.localPort);
+  });
+
   test('an async onOpen() reads the request after an await; it is let go once its promise settles', async () => {
     const g = gate();
     const urls: string[] = [];
