@@ -19,6 +19,15 @@ export { Backpressure, type BehaviorClass, type NegotiatedExtensions, ReadyState
 
 /** `data` not read or written yet (`null` and `undefined` are values a behavior may set). */
 const UNSET: unique symbol = Symbol('unset');
+/** `Behavior.transport`'s values, by their index in the behavior's bits; http/1.1 first (0, the default). */
+const TRANSPORTS: readonly WebSocketTransport[] = ['http/1.1', 'h2', 'h2c'];
+/** The bit of a behavior's bits that says its handshake failed (readyState CLOSED with no connection). */
+const ABANDONED = 4;
+/**
+ * Extra headers for the 101, set by `setResponseHeader()` during the handshake: kept beside the
+ * behavior, not in it (a slot every connection would carry for its whole life), until it opens.
+ */
+const responseHeadersOf = new WeakMap<object, [string, string][]>();
 const NO_EXTENSIONS: NegotiatedExtensions = Object.freeze({ perMessageDeflate: null });
 /** @internal */
 export { internals } from './behavior-types.js';
@@ -184,14 +193,11 @@ export class Behavior<Params extends Record<string, string> = Record<string, str
   #request: UpgradeRequest | undefined = undefined;
   /** The headers object, or, once the request is let go, the same as one string (kept-headers.ts) until a hook reads them. */
   #headers: IncomingHttpHeaders | string = '';
-  #transport: WebSocketTransport = 'http/1.1';
+  /** The transport (its index in TRANSPORTS) and, in bit 2, whether the handshake failed (ABANDONED): one slot. */
+  #bits = 0;
   /** The query string (after `?`), until `query` parses it. */
   #query: URLSearchParams | string = '';
   #connection: Connection | null = null;
-  /** State before a connection exists: CONNECTING, or CLOSED if the handshake failed. */
-  #state: ReadyState = ReadyState.CONNECTING;
-  /** Extra headers for the 101, set by `setResponseHeader()`. */
-  #responseHeaders: [string, string][] | null = null;
 
   static {
     // An own `data`/`params` property (a subclass's `override data = …`, or an assignment while
@@ -230,7 +236,7 @@ export class Behavior<Params extends Record<string, string> = Record<string, str
         b.remoteAddress = init.request.socket.remoteAddress;
         b.remotePort = init.request.socket.remotePort;
         // Read now: over HTTP/2 the socket is a proxy to the session's, gone once the stream is.
-        b.#transport = transportOf(init.request);
+        b.#bits = (b.#bits & ABANDONED) | TRANSPORTS.indexOf(transportOf(init.request));
         b.#params = init.params === NO_PARAMS ? undefined : init.params;
         b.route = init.route;
         b.#query = init.query;
@@ -243,13 +249,13 @@ export class Behavior<Params extends Record<string, string> = Record<string, str
         return b.#connection;
       },
       abandon(b) {
-        b.#state = ReadyState.CLOSED;
+        b.#bits |= ABANDONED;
       },
       responseHeaders(b) {
-        return b.#responseHeaders;
+        return responseHeadersOf.get(b) ?? null;
       },
       opened(b, opened) {
-        b.#responseHeaders = null;
+        responseHeadersOf.delete(b);
         if ((b.constructor as BehaviorClass).keepRequest === true) return;
         if (typeof (opened as PromiseLike<unknown> | undefined)?.then === 'function') {
           const letGo = (): void => {
@@ -274,7 +280,7 @@ export class Behavior<Params extends Record<string, string> = Record<string, str
     // later read of `socket.remoteAddress` asks the kernel again (and, as Node documents, may be
     // undefined once the socket is destroyed).
     // Over HTTP/2 `request.socket` is a proxy to the session's socket, which other streams share.
-    const socket = b.#transport === 'http/1.1' ? (b.#request?.socket as { _peername?: unknown } | undefined) : undefined;
+    const socket = (b.#bits & ~ABANDONED) === 0 ? (b.#request?.socket as { _peername?: unknown } | undefined) : undefined;
     if (socket !== undefined && typeof socket._peername === 'object' && socket._peername !== null) socket._peername = null;
     b.#request = undefined;
     const h = b.#headers;
@@ -288,7 +294,7 @@ export class Behavior<Params extends Record<string, string> = Record<string, str
    * behavior is the same on each.
    */
   get transport(): WebSocketTransport {
-    return this.#transport;
+    return TRANSPORTS[this.#bits & ~ABANDONED] as WebSocketTransport;
   }
 
   /** The upgrade request's headers (lower-case names). */
@@ -319,7 +325,8 @@ export class Behavior<Params extends Record<string, string> = Record<string, str
   /** 0 CONNECTING (in `verify`), 1 OPEN, 2 CLOSING, 3 CLOSED. */
   get readyState(): ReadyState {
     const c = this.#connection;
-    return c === null ? this.#state : c.state;
+    // Before a connection exists: CONNECTING, or CLOSED if the handshake failed.
+    return c !== null ? c.state : (this.#bits & ABANDONED) !== 0 ? ReadyState.CLOSED : ReadyState.CONNECTING;
   }
 
   /**
@@ -383,7 +390,7 @@ export class Behavior<Params extends Record<string, string> = Record<string, str
    * refusal carries the headers of its `HandshakeRejection`.
    */
   setResponseHeader(name: string, value: string | readonly string[]): void {
-    if (this.#connection !== null || this.#state === ReadyState.CLOSED) {
+    if (this.#connection !== null || (this.#bits & ABANDONED) !== 0) {
       throw new TypeError(`setResponseHeader('${name}') is for verify(): the 101 response has already been sent or refused`);
     }
     if (typeof name !== 'string' || !isToken(name)) throw new TypeError(`setResponseHeader: '${String(name)}' is not a valid header name`);
@@ -397,9 +404,9 @@ export class Behavior<Params extends Record<string, string> = Record<string, str
         );
       }
     }
-    const kept = (this.#responseHeaders ?? []).filter(([n]) => n.toLowerCase() !== lower);
+    const kept = (responseHeadersOf.get(this) ?? []).filter(([n]) => n.toLowerCase() !== lower);
     for (const v of values) kept.push([name, v as string]);
-    this.#responseHeaders = kept;
+    responseHeadersOf.set(this, kept);
   }
 
   /**
@@ -630,7 +637,7 @@ export class Behavior<Params extends Record<string, string> = Record<string, str
   subscribe(topic: string): boolean {
     const c = this.#connection;
     if (c === null) {
-      if (this.#state === ReadyState.CLOSED) return false;
+      if ((this.#bits & ABANDONED) !== 0) return false;
       throw new Error('subscribe() is available once the connection is open (from onOpen on), not in verify()');
     }
     return this.handler.pubsub.subscribe(c, topic);
