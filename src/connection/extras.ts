@@ -2,14 +2,13 @@ import type { Buffer } from 'node:buffer';
 import { CloseCode } from '../protocol/constants.js';
 import type { Utf8Validator } from '../protocol/utf8.js';
 import type { Inbound, MessageQueue } from './inbound.js';
-import type { OrderedOutput } from './ordered.js';
 import type { StreamedMessage } from './streamed-message.js';
 
 /**
  * @internal The connection's state that most connections never use, or use only at their end:
  * the close handshake, a held close frame or pong, `drained()` waiters, the bound callbacks of
- * asynchronous hooks and the messages waiting for them, a `messages()` iterator, frames ordered
- * behind compression or a streamed send, a message received as a stream. One object, made the first time one of
+ * asynchronous hooks and the messages waiting for them, a `messages()` iterator, a message
+ * received as a stream. One object, made the first time one of
  * these is set to anything but its default (`Sender.extras`); every field here would cost 8
  * bytes in every idle connection. Each class of the connection's chain reads and writes its own
  * fields through accessors of the old names, as with the flags (flags.ts). Data messages that
@@ -21,7 +20,6 @@ export class Extras {
   heldPong: Buffer | null = null;
   drainWaiters: ((drained: boolean) => void)[] | null = null;
   streamDrainWaiter: ((drained: boolean) => void) | null = null;
-  ordered: OrderedOutput | null = null;
   // Dispatcher (dispatch.ts)
   inbox: MessageQueue | null = null;
   backlog: Inbound | null = null;

@@ -114,12 +114,9 @@ export abstract class Sender {
   /** @internal permessage-deflate, when negotiated (the seam: extensions/permessage-deflate/session.ts). */
   readonly deflate: DeflateSession | null;
   /** @internal data frames waiting behind one being compressed on the thread pool (ordered.ts). */
-  protected get ordered(): OrderedOutput | null {
-    return this.extras === null ? null : this.extras.ordered;
-  }
-  protected set ordered(value: OrderedOutput | null) {
-    if (value !== null || this.extras !== null) this.extra().ordered = value;
-  }
+  // A field, not in the extras: a compressed connection that sends messages over the inline
+  // deflate limit, or any streamed send, sets it and clears it again, and would keep the extras.
+  protected ordered: OrderedOutput | null = null;
   /** @internal our close frame, held until the frames in `ordered` are written (RFC 6455 §5.5.1: no data after it). */
   protected get closeHeld(): Buffer | null {
     return this.extras === null ? null : this.extras.closeHeld;

@@ -52,6 +52,9 @@ const PAIRS: ReadonlyArray<readonly [string, string]> = [
 
 /** The token character of dictionary entry `i` (skipping tab and LF, which stay themselves). */
 const tokenChar = (i: number): string => String.fromCharCode(i < 7 ? 2 + i : 4 + i);
+// Every token must be a character plain() refuses in a real name or value (U+0002–U+001F but
+// tab and LF): 28 entries at most.
+if (NAMES.length + PAIRS.length > 28) throw new Error('kept-headers: more dictionary entries than token characters');
 /** Name → its token, and its values that have a pair token. */
 const ENCODE = new Map<string, { token: string; pairs: Map<string, string> }>();
 /** Token → [name, value]; value null for a name token. */

@@ -6,6 +6,7 @@
  * use that needs it still works, and the close reports the code and reason it must.
  */
 import { expect, test } from 'vitest';
+import WebSocket from 'ws';
 import { Behavior, type StreamedMessage } from '../../src/index.js';
 import { internals } from '../../src/behavior-types.js';
 import { useFixture } from '../helpers/fixture.js';
@@ -145,9 +146,9 @@ test("a route's connections share one object for its handler, limits and counter
   b.close(4003, 'going');
   expect(b.readyState).toBe(2);
   expect(x1.state).toBe(2);
-  const frame = await a1.expectClose();
+  const frame = await a1.expectClose(5000, { echo: true });
   expect(frame.code).toBe(4003);
-  a1.send(0x8, closePayload(4003));
+  expect(frame.tcpClosed).toBe(true);
   await waitFor(() => b.readyState === 3);
   expect(x1.state).toBe(3);
   // The other connections of the route are untouched.
@@ -157,4 +158,30 @@ test("a route's connections share one object for its handler, limits and counter
   expect((await a2.nextFrame()).payload.toString()).toBe('still here');
   b1.send(0x1, 'and here');
   expect((await b1.nextFrame()).payload.toString()).toBe('and here');
+});
+
+test('a compressed connection echoing messages over the inline deflate limit (compressed on the thread pool, so ordered) keeps no extras once its queue is empty', async () => {
+  opened.length = 0;
+  const { port } = await mount({ '/plain': Plain }, { pingInterval: 0, perMessageDeflate: true });
+  const client = new WebSocket(`ws://127.0.0.1:${port}/plain`, { perMessageDeflate: true });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      client.once('open', () => resolve());
+      client.once('error', reject);
+    });
+    expect(client.extensions).toContain('permessage-deflate');
+    await waitFor(() => opened.length === 1);
+    const big = 'wsmount '.repeat(16 * 1024); // 128 KiB, over the 16 KiB compressed inline
+    for (let i = 0; i < 3; i++) {
+      const echo = new Promise<string>((resolve) => client.once('message', (d) => resolve(String(d))));
+      client.send(big);
+      expect(await echo).toBe(big);
+    }
+    const b = opened[0] as Behavior;
+    const inside = internals.connection(b) as unknown as { ordered: unknown };
+    await waitFor(() => inside.ordered === null);
+    expect(extrasOf(b)).toBeNull();
+  } finally {
+    client.terminate();
+  }
 });
