@@ -121,12 +121,14 @@ export class WebSocketHandler<R extends Routes = Routes> {
       const cls = behaviorClass(pattern, routes[pattern]);
       const limits = routeLimits(cls, o, pattern);
       const deflate = routeDeflate(cls, o, pattern);
-      const route: Route = { pattern, cls, clients: new Set(), limits, counters: new Counters(), deflate, maxConnections: cls.maxConnections ?? Infinity, count: 0 };
+      const route: Route = { pattern, cls, clients: null, open: 0, limits, counters: new Counters(), deflate, maxConnections: cls.maxConnections ?? Infinity, count: 0 };
       admission.router.add(pattern, route);
       this.byRoute.set(pattern, route);
       if (limits.pingInterval > 0) shortest = Math.min(shortest, limits.pingInterval, limits.pongTimeout);
       if (limits.idleTimeout > 0) shortest = Math.min(shortest, limits.idleTimeout);
     }
+    // One route: its clients are the handler's clients, one set for both.
+    if (this.byRoute.size === 1) for (const route of this.byRoute.values()) route.clients = this.all;
     // The sweep runs ten times per shortest interval: a deadline is met within a tenth of it.
     this.tick = shortest === Infinity ? 0 : Math.max(1, Math.floor(shortest / 10));
     // The set holds instances of the table's classes (checked above), so of ClientOf<R>.
@@ -218,6 +220,9 @@ export class WebSocketHandler<R extends Routes = Routes> {
   clientsOf<P extends keyof R & string>(route: P): ReadonlySet<ClientOf<R, P>> {
     const r = this.byRoute.get(route);
     if (r === undefined) throw new Error(`wsmount: no route ${route}; the routes are ${this.patterns().join(', ')}`);
+    // Made on first use from the handler's set (in its order, which is the order they joined);
+    // kept up to date from then on (connectionOpened, connectionClosed).
+    r.clients ??= new Set([...this.all].filter((client) => client.route === r.pattern));
     return r.clients as ReadonlySet<Client> as unknown as ReadonlySet<ClientOf<R, P>>;
   }
 
@@ -234,8 +239,8 @@ export class WebSocketHandler<R extends Routes = Routes> {
     const connectionsByRoute: Record<string, number> = {};
     const routes: Record<string, RouteStats> = {};
     for (const [pattern, route] of this.byRoute) {
-      connectionsByRoute[pattern] = route.clients.size;
-      routes[pattern] = route.counters.routeStats(route.clients.size);
+      connectionsByRoute[pattern] = route.open;
+      routes[pattern] = route.counters.routeStats(route.open);
       c.add(route.counters);
     }
     let handshakesRejected = 0;
@@ -381,7 +386,9 @@ export class WebSocketHandler<R extends Routes = Routes> {
   /** @internal the 101 is written: the connection joins the client sets, and the sweep runs while any is open. */
   connectionOpened(behavior: Client, route: Route): void {
     this.all.add(behavior);
-    route.clients.add(behavior);
+    route.open++;
+    const clients = route.clients;
+    if (clients !== null && clients !== this.all) clients.add(behavior);
     if (this.sweepTimer === null && this.tick > 0) {
       this.sweepTimer = setInterval(WebSocketHandler.sweep, this.tick, this);
       this.sweepTimer.unref();
@@ -393,8 +400,11 @@ export class WebSocketHandler<R extends Routes = Routes> {
     const behavior = connection.behavior;
     const route = connection.route as Route;
     this.pubsub.dropAll(connection);
-    this.all.delete(behavior);
-    route.clients.delete(behavior);
+    if (this.all.delete(behavior)) {
+      route.open--;
+      const clients = route.clients;
+      if (clients !== null && clients !== this.all) clients.delete(behavior);
+    }
     this.admission.reserve(route, behavior.remoteAddress, -1);
     route.counters.closedWith(code);
     if (this.all.size === 0 && this.sweepTimer !== null) {

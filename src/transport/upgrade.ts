@@ -39,7 +39,14 @@ const EARLY_LIMIT = 64 * 1024;
 export interface Route {
   pattern: string;
   cls: BehaviorClass;
-  clients: Set<Client>;
+  /**
+   * The route's clients as a live set, made the first time one is asked for (`clientsOf()`, a
+   * broadcast to the route): until then they are only in the handler's set, which saves every
+   * connection an entry in a second one. With a single route it is the handler's set itself.
+   */
+  clients: Set<Client> | null;
+  /** Open connections (those in the handler's set). */
+  open: number;
   limits: ConnectionLimits;
   /** The route's counters, bumped by its connections. */
   counters: Counters;
