@@ -206,7 +206,12 @@ describe('1 GiB through onStream, the server alone in a child process', () => {
           yield f;
         }
       })());
-      // Wait until the server has stopped taking bytes.
+      // Wait until the message has begun on the server (its first chunk is what the consumer
+      // waits after), then until the server has stopped taking bytes.
+      for (let tries = 0; (await server.call<{ bytesReceived: number }>('probe')).bytesReceived <= 0; tries++) {
+        if (tries >= 400) throw new Error('the first chunk did not reach the consumer in 20 s');
+        await sleep(50);
+      }
       const received = await settledValue(async () => (await server.call<{ bytesReceived: number }>('probe')).bytesReceived, 10_000);
       const probe = await server.call<{ bytesReceived: number; consumed: number }>('probe');
       const { peak } = await server.call<{ peak: number }>('peakRss');
