@@ -121,7 +121,7 @@ export class WebSocketHandler<R extends Routes = Routes> {
       const cls = behaviorClass(pattern, routes[pattern]);
       const limits = routeLimits(cls, o, pattern);
       const deflate = routeDeflate(cls, o, pattern);
-      const route: Route = { pattern, cls, clients: null, open: 0, limits, counters: new Counters(), deflate, maxConnections: cls.maxConnections ?? Infinity, count: 0 };
+      const route: Route = { owner: this, pattern, cls, clients: null, open: 0, limits, counters: new Counters(), deflate, maxConnections: cls.maxConnections ?? Infinity, count: 0 };
       admission.router.add(pattern, route);
       this.byRoute.set(pattern, route);
       if (limits.pingInterval > 0) shortest = Math.min(shortest, limits.pingInterval, limits.pongTimeout);

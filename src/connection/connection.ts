@@ -5,7 +5,6 @@ import { type Behavior, Behavior as BehaviorClass, ReadyState } from '../behavio
 import { CloseCode, Opcode } from '../protocol/constants.js';
 import { ProtocolError } from '../protocol/errors.js';
 import type { DeflateSession, Inflated } from '../extensions/permessage-deflate/session.js';
-import type { Counters } from '../stats.js';
 import { type ConnectionCloseMessage, type ProtocolErrorMessage, channels } from '../diagnostics.js';
 import { encodeClosePayload, encodeFrame } from '../protocol/framer.js';
 import { FrameParser, type ParserOptions, type ParserSink } from '../protocol/parser.js';
@@ -13,7 +12,7 @@ import { beginBatch, flushBatch, inBatch } from './batch.js';
 import { StreamReceiver } from './stream-in.js';
 import { STREAM_HIGH_WATER_BYTES } from './streamed-message.js';
 import { EMPTY } from './sender.js';
-import { type ConnectionLimits, type ConnectionOwner, timerDelay } from './types.js';
+import { type ConnectionLimits, type RouteShared, timerDelay } from './types.js';
 import { abort } from './write.js';
 import { F_AWAITING_PONG, F_CLOSE_RECEIVED, F_END_PENDING } from './flags.js';
 export type { HookName } from './types.js';
@@ -102,8 +101,10 @@ function closeTimedOut(connection: Connection): void {
  */
 export class Connection extends StreamReceiver implements ParserSink {
   readonly parser: FrameParser;
-  /** @internal the route this connection belongs to (the handler's record). */
-  route: unknown = null;
+  /** @internal the route this connection belongs to (the handler's record, which is `shared`). */
+  get route(): unknown {
+    return this.shared;
+  }
   /** @internal the topics it is subscribed to (pubsub/topics.ts), once it has subscribed to one. */
   topics: Set<string> | null = null;
   /** @internal */
@@ -153,22 +154,20 @@ export class Connection extends StreamReceiver implements ParserSink {
   }
   /** @internal the last heartbeat round trip in ms, or -1. */
   latency = -1;
-  // Rate limit: a token bucket.
-  private tokens: number;
-  private refilledAt: number;
 
   /** @internal */
-  constructor(socket: Duplex, behavior: Client, owner: ConnectionOwner, limits: ConnectionLimits, counters: Counters, deflate: DeflateSession | null = null) {
-    super(socket, behavior, owner, limits, counters, deflate);
+  constructor(socket: Duplex, behavior: Client, route: RouteShared, deflate: DeflateSession | null = null) {
+    super(socket, behavior, route, deflate);
+    const limits = route.limits;
     // RFC 7692 §6: RSV1 means "compressed" only once permessage-deflate is agreed; a route that
     // takes messages as streams: stream-in.ts.
     this.parser = new FrameParser(this, parserOptions(limits, deflate !== null, behavior.onStream !== baseOnStream));
     if (deflate !== null) this.counters.compressedConnections++;
-    const now = performance.now();
+    // Whole milliseconds: a small integer, not a number object of its own in every connection
+    // (until the process has run 24 days). The heartbeat times its pings exactly.
+    const now = Math.floor(performance.now());
     this.lastActive = now;
     this.lastPing = now;
-    this.tokens = limits.rateCapacity;
-    this.refilledAt = now;
   }
 
   /** Starts reading: `early` holds bytes that arrived with or before the upgrade. */
@@ -392,12 +391,15 @@ export class Connection extends StreamReceiver implements ParserSink {
   protected takeToken(): boolean {
     const limits = this.limits;
     const now = performance.now();
-    this.tokens = Math.min(limits.rateCapacity, this.tokens + (now - this.refilledAt) * limits.rateRefill);
-    this.refilledAt = now;
-    if (this.tokens >= 1) {
-      this.tokens -= 1;
+    // The bucket lives in the extras, made full at the first message (it would be full by then).
+    const e = this.extra();
+    const tokens = e.refilledAt < 0 ? limits.rateCapacity : Math.min(limits.rateCapacity, e.tokens + (now - e.refilledAt) * limits.rateRefill);
+    e.refilledAt = now;
+    if (tokens >= 1) {
+      e.tokens = tokens - 1;
       return true;
     }
+    e.tokens = tokens;
     this.counters.rateLimitCloses++;
     this.owner.log.warn(`wsmount: closing connection ${this.behavior.id} with 1008: over the message rate limit`);
     this.fail(CloseCode.PolicyViolation, 'message rate limit exceeded');

@@ -5,10 +5,9 @@ import { CloseCode } from '../protocol/constants.js';
 import { ProtocolError } from '../protocol/errors.js';
 import { decodeText } from '../protocol/utf8.js';
 import { Inbound, MESSAGES_HIGH_WATER_BYTES, MESSAGES_HIGH_WATER_COUNT, MESSAGES_LOW_WATER_BYTES, MESSAGES_LOW_WATER_COUNT, type MessageStream, MessageQueue } from './inbound.js';
-import type { Counters } from '../stats.js';
 import type { DeflateSession } from '../extensions/permessage-deflate/session.js';
 import { Sender } from './sender.js';
-import type { ConnectionLimits, ConnectionOwner, HookName } from './types.js';
+import type { HookName, RouteShared } from './types.js';
 import { F_BUSY, F_CLOSE_PENDING, F_HOOK_BROKEN, F_RAW_TEXT } from './flags.js';
 
 const baseOnRawText = Behavior.prototype.onRawText;
@@ -85,8 +84,8 @@ export abstract class Dispatcher extends Sender {
   }
 
   /** @internal */
-  constructor(socket: Duplex, behavior: Behavior, owner: ConnectionOwner, limits: ConnectionLimits, counters: Counters, deflate: DeflateSession | null) {
-    super(socket, behavior, owner, limits, counters, deflate);
+  constructor(socket: Duplex, behavior: Behavior, route: RouteShared, deflate: DeflateSession | null) {
+    super(socket, behavior, route, deflate);
     if (behavior.onRawText !== baseOnRawText) this.flags |= F_RAW_TEXT;
   }
 

@@ -38,4 +38,7 @@ export class Extras {
   closeTimer: NodeJS.Timeout | null = null;
   closeCode: number = CloseCode.Abnormal;
   closeReason = '';
+  /** The message rate limit's token bucket (a route with `rateLimit`): tokens left, and when it was last refilled (-1: never). */
+  tokens = 0;
+  refilledAt = -1;
 }

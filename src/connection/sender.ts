@@ -13,7 +13,7 @@ import { OutgoingStream, type SendStreamOptions, type StreamSource, streamInterr
 import { writeFrameTo } from './write.js';
 import type { OutgoingMessage } from './outgoing.js';
 import { BYTES_PER_TURN, currentTurn, queueDrainNotice, takeSyncDrain, turnNow } from './turns.js';
-import type { ConnectionLimits, ConnectionOwner, HookName, SendStatus } from './types.js';
+import type { ConnectionLimits, ConnectionOwner, HookName, RouteShared, SendStatus } from './types.js';
 import { F_ACTIVE, F_CLOSE_SENT, F_DRAIN_NOTICE_DUE, F_DRAIN_OWED, F_END_HELD, F_INFLATING, F_PONG_IN_FLIGHT, F_READ_PAUSED, F_STATE_SHIFT, F_STREAM_HELD, F_USER_PAUSED } from './flags.js';
 
 type Client = Behavior;
@@ -28,27 +28,12 @@ export const EMPTY: Buffer = Buffer.alloc(0);
  * (at most one queued at a time) and the close frame. A base class rather than an object of its
  * own, so a send costs no extra hop and a connection no extra allocation.
  */
-/** What every connection of a route shares, kept once per route (by its counters). */
-interface SharedByRoute {
-  readonly owner: ConnectionOwner;
-  readonly limits: ConnectionLimits;
-  readonly counters: Counters;
-}
-const sharedOf = new WeakMap<Counters, SharedByRoute>();
-function sharedByRoute(owner: ConnectionOwner, limits: ConnectionLimits, counters: Counters): SharedByRoute {
-  const known = sharedOf.get(counters);
-  if (known !== undefined && known.owner === owner && known.limits === limits) return known;
-  const made: SharedByRoute = { owner, limits, counters };
-  sharedOf.set(counters, made);
-  return made;
-}
-
 // A StreamOwner (stream-out.ts) by shape: `implements` would name an internal type in the published types.
 export abstract class Sender {
   readonly socket: Duplex;
   readonly behavior: Client;
-  /** @internal What the route's connections share (its handler, limits and counters): one slot, not three. */
-  private readonly shared: SharedByRoute;
+  /** @internal The route: what its connections share (its handler, limits and counters), one slot, not three. */
+  protected readonly shared: RouteShared;
   /** @internal the route's counters. */
   get counters(): Counters {
     return this.shared.counters;
@@ -198,10 +183,10 @@ export abstract class Sender {
   private runEnd = 0;
 
   /** @internal */
-  constructor(socket: Duplex, behavior: Client, owner: ConnectionOwner, limits: ConnectionLimits, counters: Counters, deflate: DeflateSession | null) {
+  constructor(socket: Duplex, behavior: Client, route: RouteShared, deflate: DeflateSession | null) {
     this.socket = socket;
     this.behavior = behavior;
-    this.shared = sharedByRoute(owner, limits, counters);
+    this.shared = route;
     this.deflate = deflate;
   }
 

@@ -1,4 +1,5 @@
 import type { Logger } from '../logger.js';
+import type { Counters } from '../stats.js';
 import type { Connection } from './connection.js';
 
 /**
@@ -27,6 +28,17 @@ export interface RateLimit {
 
 /** The hooks a failure is reported for. */
 export type HookName = 'onOpen' | 'onText' | 'onRawText' | 'onBinary' | 'onStream' | 'onDrain' | 'onPing' | 'onPong';
+
+/**
+ * What every connection of a route shares: its handler, limits and counters. The handler's
+ * route record (transport/upgrade.ts `Route`) is this object, so a connection holds it in one
+ * slot and finds its route there too. @internal
+ */
+export interface RouteShared {
+  readonly owner: ConnectionOwner;
+  readonly limits: ConnectionLimits;
+  readonly counters: Counters;
+}
 
 /** What a connection needs from the handler that owns it. @internal */
 export interface ConnectionOwner {

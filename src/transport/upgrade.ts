@@ -11,6 +11,7 @@ import type { Duplex } from 'node:stream';
 import { type BehaviorClass, type UpgradeRequest, internals } from '../behavior.js';
 import { transportOf } from '../behavior-types.js';
 import { Connection, type ConnectionLimits, timerDelay } from '../connection/index.js';
+import type { RouteShared } from '../connection/types.js';
 import type { WebSocketHandler } from '../handler.js';
 import { type Acceptance, type Refusal, decideHandshake } from '../handshake/decide.js';
 import { HandshakeRejection, type Rejection, rejection } from '../handshake/rejection.js';
@@ -36,7 +37,7 @@ import { abort } from '../connection/write.js';
 const EARLY_LIMIT = 64 * 1024;
 
 /** One route: its behavior class, its clients, its resolved limits. @internal */
-export interface Route {
+export interface Route extends RouteShared {
   pattern: string;
   cls: BehaviorClass;
   /**
@@ -435,11 +436,10 @@ export class Admission {
       return false;
     }
     const deflate = decision.deflate === null || route.deflate === null ? null : new DeflateSession(decision.deflate, route.deflate, route.counters);
-    const connection = new Connection(socket, behavior, this.handler, route.limits, route.counters, deflate);
+    const connection = new Connection(socket, behavior, route, deflate);
     internals.connect(behavior, connection);
     socket.removeListener('error', onEarlySocketError);
     route.counters.handshakesAccepted++;
-    connection.route = route;
     this.handler.connectionOpened(behavior, route);
     if (channels.accepted.hasSubscribers) {
       const message: HandshakeAcceptedMessage = { request: u.request, client: behavior };
