@@ -5,6 +5,8 @@ import { Buffer } from 'node:buffer';
 /** What holds small frames during a batch and writes them in one go when it ends (sender.ts). */
 export interface BatchedOutput {
   flushOut(): void;
+  /** Takes the run of frames it framed in the arena, as one view, at the end of its list. */
+  takeRun(view: Buffer): void;
 }
 
 /** A chunk from some socket is being handled: small frames for any socket wait for its end. */
@@ -72,13 +74,51 @@ export let arena: Buffer = Buffer.allocUnsafeSlow(ARENA_BYTES);
 /** Bytes of {@link arena} taken. */
 export let arenaUsed: number = 0;
 
-/** Makes room for `size` bytes (far below {@link ARENA_BYTES}) in the arena; returns their offset. */
-export function arenaTake(size: number): number {
+/**
+ * The run: the frames framed last in the arena, all by one connection, back to back from
+ * `runStart` to `arenaUsed`, not yet in that connection's list. Only the last connection to
+ * frame there can extend its run, so the run is kept here, once, rather than in every
+ * connection: when another connection frames (or the arena is replaced, or its owner writes or
+ * flushes) the run is handed to its owner as one view.
+ */
+let runOwner: BatchedOutput | null = null;
+let runStart = 0;
+
+/** Hands the run, if any, to its owner. */
+function endRun(): void {
+  const owner = runOwner;
+  if (owner === null) return;
+  runOwner = null;
+  owner.takeRun(arena.subarray(runStart, arenaUsed));
+}
+
+/** Hands `owner` its run now, if it has one: before it writes or lists anything else. */
+export function endRunOf(owner: BatchedOutput): void {
+  if (runOwner === owner) endRun();
+}
+
+/** Whether `owner` has frames in the arena run. */
+export function hasRun(owner: BatchedOutput): boolean {
+  return runOwner === owner;
+}
+
+/**
+ * Makes room for `size` bytes (far below {@link ARENA_BYTES}) in the arena for `owner`, after its
+ * run when it framed last, or as the start of a new run; returns their offset.
+ */
+export function arenaTake(owner: BatchedOutput, size: number): number {
   if (arenaUsed + size > ARENA_BYTES) {
+    endRun();
     arena = Buffer.allocUnsafeSlow(ARENA_BYTES);
     arenaUsed = 0;
+  } else if (runOwner !== owner) {
+    endRun();
   }
   const at = arenaUsed;
+  if (runOwner === null) {
+    runOwner = owner;
+    runStart = at;
+  }
   arenaUsed = at + size;
   return at;
 }

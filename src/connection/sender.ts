@@ -6,7 +6,7 @@ import { COPY_THRESHOLD, type Frame, encodeFrame, encodeText, frameLength, toBuf
 import type { Counters } from '../stats.js';
 import { type BackpressureMessage, channels } from '../diagnostics.js';
 import type { DeflateSession } from '../extensions/permessage-deflate/session.js';
-import { arena, arenaTake, enlist, inBatch, joinFrames } from './batch.js';
+import { arena, arenaTake, endRunOf, enlist, hasRun, inBatch, joinFrames } from './batch.js';
 import { Extras } from './extras.js';
 import { OrderedOutput } from './ordered.js';
 import { OutgoingStream, type SendStreamOptions, type StreamSource, streamInterrupted } from './stream-out.js';
@@ -173,14 +173,6 @@ export abstract class Sender {
   protected out: Buffer[] | null = null;
   /** @internal Their bytes, at most the socket's high-water mark. */
   protected outBytes = 0;
-  /**
-   * @internal The run of frames this connection framed in the batch arena (batch.ts) and has not
-   * put in `out` yet: `runArena[runStart, runEnd)`. Extended while nothing else was framed there
-   * after it.
-   */
-  private runArena: Buffer | null = null;
-  private runStart = 0;
-  private runEnd = 0;
 
   /** @internal */
   constructor(socket: Duplex, behavior: Client, route: RouteShared, deflate: DeflateSession | null) {
@@ -236,30 +228,21 @@ export abstract class Sender {
   private sendSmall(opcode: number, payload: Buffer | string, length: number): SendStatus {
     const size = (length < 126 ? 2 : 4) + length;
     if (this.wouldPassLimit(size)) return this.overBackpressure(size);
-    const at = arenaTake(size);
+    // Holding nothing yet: enlisted for the batch's end, once.
+    if (this.out === null && !hasRun(this)) enlist(this);
+    const at = arenaTake(this, size);
     const a = arena;
     const start = writeHeader(a, at, opcode, length, true, 0, null);
     if (typeof payload === 'string') a.write(payload, start, length, 'utf8');
     else a.set(payload, start);
-    if (this.runArena === a && this.runEnd === at) {
-      this.runEnd = at + size;
-    } else {
-      if (this.runArena !== null) this.endRun();
-      else if (this.out === null) enlist(this);
-      this.runArena = a;
-      this.runStart = at;
-      this.runEnd = at + size;
-    }
     this.outBytes += size;
     const s = this.socket;
     const flushed = s.writableLength + this.outBytes < s.writableHighWaterMark || this.flushOut();
     return this.sent(size, flushed);
   }
 
-  /** Puts the arena run in the list (`out`), where frames held otherwise follow it. */
-  private endRun(): void {
-    const view = (this.runArena as Buffer).subarray(this.runStart, this.runEnd);
-    this.runArena = null;
+  /** @internal Puts this connection's arena run (batch.ts) in the list (`out`), where frames held otherwise follow it. */
+  takeRun(view: Buffer): void {
     const out = this.out;
     if (out === null) this.out = [view];
     else out.push(view);
@@ -273,7 +256,7 @@ export abstract class Sender {
       // A small frame (framer.ts copies payloads up to COPY_THRESHOLD next to their header): kept
       // for the batch's one write, unless that takes the socket to its high-water mark: then
       // written now, with those before it, so that 'queued' always comes with a 'drain' to come.
-      if (this.runArena !== null) this.endRun();
+      endRunOf(this);
       const out = this.out;
       if (out === null) {
         this.out = [frame];
@@ -336,7 +319,7 @@ export abstract class Sender {
    * and before any other write, so that frames leave in the order they were sent.
    */
   flushOut(): boolean {
-    if (this.runArena !== null) this.endRun();
+    endRunOf(this);
     const out = this.out;
     if (out === null) return true;
     const bytes = this.outBytes;
