@@ -29,6 +29,22 @@ const ABANDONED = 4;
  */
 const responseHeadersOf = new WeakMap<object, [string, string][]>();
 const NO_EXTENSIONS: NegotiatedExtensions = Object.freeze({ perMessageDeflate: null });
+
+/**
+ * Peer addresses seen lately, each kept as one string: Node makes a new string for every
+ * `socket.remoteAddress`, and connections that come through one proxy or NAT (often all of
+ * them) would each keep their own copy of the same address. Bounded: emptied when full.
+ */
+const addresses = new Map<string, string>();
+const ADDRESSES_KEPT = 256;
+function sharedAddress(address: string | undefined): string | undefined {
+  if (address === undefined) return undefined;
+  const known = addresses.get(address);
+  if (known !== undefined) return known;
+  if (addresses.size >= ADDRESSES_KEPT) addresses.clear();
+  addresses.set(address, address);
+  return address;
+}
 /** @internal */
 export { internals } from './behavior-types.js';
 
@@ -233,7 +249,7 @@ export class Behavior<Params extends Record<string, string> = Record<string, str
         // A path that is the route's pattern (no params, no query) shares the pattern's string.
         const url = init.request.url ?? '';
         b.url = url === init.route ? init.route : url;
-        b.remoteAddress = init.request.socket.remoteAddress;
+        b.remoteAddress = sharedAddress(init.request.socket.remoteAddress);
         b.remotePort = init.request.socket.remotePort;
         // Read now: over HTTP/2 the socket is a proxy to the session's, gone once the stream is.
         b.#bits = (b.#bits & ABANDONED) | TRANSPORTS.indexOf(transportOf(init.request));

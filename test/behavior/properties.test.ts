@@ -3,6 +3,7 @@
  * address, route params (decoded), query (never part of routing), subprotocol, data,
  * readyState through the lifecycle, bufferedAmount, handler.
  */
+import net from 'node:net';
 import { describe, expect, test } from 'vitest';
 import { Behavior, type BehaviorClass, type UpgradeRequest } from '../../src/index.js';
 import { useFixture } from '../helpers/fixture.js';
@@ -120,6 +121,43 @@ describe('Behavior properties', () => {
     // While the socket is open, Node asks the kernel again.
     expect(light.remoteAddress).toBe('127.0.0.1');
     expect(light.remotePort).toBe(lightClient.socket.localPort);
+  });
+
+  test('remoteAddress is right for each of 300 peers on 300 loopback addresses (more than the addresses wsmount keeps as shared strings), and for a peer whose address was seen before', async () => {
+    // Keyed by port and by address: the kernel gives two source addresses the same port at times.
+    const seen: string[] = [];
+    class Who extends Behavior {
+      override onOpen(): void {
+        seen.push(`${String(this.remoteAddress)} ${String(this.remotePort)}`);
+      }
+    }
+    const s = await serve({ '/who': Who });
+    const expected: string[] = [];
+    // 127.0.0.2 … 127.0.1.45, then 127.0.0.2 again: the kept addresses are emptied on the way.
+    const hosts = [...Array.from({ length: 300 }, (_, i) => `127.0.${(i + 2) >> 8}.${(i + 2) & 255}`), '127.0.0.2', '127.0.0.1'];
+    for (let i = 0; i < hosts.length; i += 30) {
+      await Promise.all(
+        hosts.slice(i, i + 30).map(
+          (host) =>
+            new Promise<void>((resolve, reject) => {
+              const socket = net.connect({ port: s.port, host: '127.0.0.1', localAddress: host });
+              socket.once('error', reject);
+              socket.once('connect', () => {
+                expected.push(`${host} ${String(socket.localPort)}`);
+                socket.write(upgradeRequest('/who'));
+              });
+              socket.once('data', (chunk: Buffer) => {
+                expect(chunk.toString('latin1')).toMatch(/^HTTP\/1\.1 101 /);
+                socket.destroy();
+                resolve();
+              });
+            }),
+        ),
+      );
+    }
+    await waitFor(() => seen.length === hosts.length, 5000, 'every open');
+    expect(seen.sort()).toEqual(expected.sort());
+    expect(new Set(seen.map((entry) => entry.split(' ')[0])).size).toBe(301);
   });
 
   test('an async onOpen() reads the request after an await; it is let go once its promise settles', async () => {
