@@ -249,10 +249,13 @@ export class Behavior<Params extends Record<string, string> = Record<string, str
         // A path that is the route's pattern (no params, no query) shares the pattern's string.
         const url = init.request.url ?? '';
         b.url = url === init.route ? init.route : url;
+        // Read now: over HTTP/2 the socket is a proxy to the session's, gone once the stream is.
+        const transport = TRANSPORTS.indexOf(transportOf(init.request));
+        b.#bits = (b.#bits & ABANDONED) | transport;
+        // Node caches the peer's address on the socket when it is read (see #letGo). That cache
+        // is not deleted: on Node 24 a delete turns the socket into a slow dictionary object.
         b.remoteAddress = sharedAddress(init.request.socket.remoteAddress);
         b.remotePort = init.request.socket.remotePort;
-        // Read now: over HTTP/2 the socket is a proxy to the session's, gone once the stream is.
-        b.#bits = (b.#bits & ABANDONED) | TRANSPORTS.indexOf(transportOf(init.request));
         b.#params = init.params === NO_PARAMS ? undefined : init.params;
         b.route = init.route;
         b.#query = init.query;

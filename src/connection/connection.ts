@@ -16,7 +16,12 @@ import { type ConnectionLimits, type RouteShared, timerDelay } from './types.js'
 import { abort } from './write.js';
 import { F_AWAITING_PONG, F_CLOSE_RECEIVED, F_END_PENDING } from './flags.js';
 export type { HookName } from './types.js';
-const kConnection: unique symbol = Symbol('wsmount.connection');
+/**
+ * The connection on its socket (or HTTP/2 stream), under the registered symbol of the upgrade's
+ * claim (transport/http1.ts `kClaim`): the handler that took the upgrade, then its connection.
+ * One slot on the socket for both; to another copy of wsmount either means "taken".
+ */
+const kConnection: unique symbol = Symbol.for('wsmount.claim');
 
 type Client = Behavior;
 
@@ -50,7 +55,8 @@ function onData(this: SocketWithConnection, chunk: Buffer): void {
 
 /** @internal The connection running over a byte stream, once it has started. */
 export function connectionOn(socket: Duplex): Connection | undefined {
-  return (socket as SocketWithConnection)[kConnection];
+  const c = (socket as SocketWithConnection)[kConnection];
+  return c instanceof Connection ? c : undefined;
 }
 
 function onEnd(this: SocketWithConnection): void {

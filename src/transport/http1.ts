@@ -17,7 +17,6 @@ import type { Transport } from './transport.js';
 // Marks on shared objects use registered symbols so that two copies of wsmount coordinate.
 export const kClaim: unique symbol = Symbol.for('wsmount.claim');
 export const kUnclaimed: unique symbol = Symbol.for('wsmount.unclaimed');
-const kGuarded: unique symbol = Symbol.for('wsmount.guarded');
 export const kHandler: unique symbol = Symbol.for('wsmount.handler');
 
 const kWrittenBefore: unique symbol = Symbol.for('wsmount.writtenBefore');
@@ -25,7 +24,6 @@ const kWrittenBefore: unique symbol = Symbol.for('wsmount.writtenBefore');
 export interface MarkedSocket extends Duplex {
   [kClaim]?: object;
   [kUnclaimed]?: boolean;
-  [kGuarded]?: boolean;
   /** Bytes written on the socket before this upgrade arrived (a keep-alive connection's earlier responses). */
   [kWrittenBefore]?: number;
   server?: NodeJS.EventEmitter;
@@ -50,8 +48,9 @@ export function onEarlySocketError(): void {}
  * after this upgrade arrived mean that someone answered it.
  */
 export function guard(socket: MarkedSocket): void {
-  if (socket[kGuarded] === true) return;
-  socket[kGuarded] = true;
+  // Guarded once: our listener is on it (another copy of wsmount adds its own, as harmless).
+  // Asked of the socket rather than marked on it: a mark would cost every connection a slot.
+  if (socket.rawListeners('error').includes(onEarlySocketError)) return;
   // Without a note (the handler was mounted with server.on('upgrade', …) behind another
   // listener), a listener before ours may have written already: its answer then counts as
   // written before. One that answered synchronously has, in practice, also ended the socket or

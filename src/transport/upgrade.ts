@@ -7,6 +7,7 @@
  * waiting close() finish.
  */
 import { Buffer } from 'node:buffer';
+import { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { type BehaviorClass, type UpgradeRequest, internals } from '../behavior.js';
 import { transportOf } from '../behavior-types.js';
@@ -113,19 +114,21 @@ export class Admission {
    * connection or refuse it.
    */
   upgrade(request: UpgradeRequest, socket: MarkedSocket, head: Buffer, anyPath = false, transport: Transport = HTTP1): void {
-    transport.guard(socket);
     const { path, query } = splitTarget(request.url ?? '/');
     // anyPath: the first route takes every upgrade, whatever its target (the ws face's handleUpgrade).
     const match = anyPath ? this.router.first() : this.router.match(path);
+    // The claim is the handler that took the upgrade, then (connection.ts) its open connection.
     const owner = socket[kClaim];
     if (owner !== undefined) {
-      if (owner === this.handler) {
+      if (owner === this.handler || (owner instanceof Connection && (owner.route as Route).owner === this.handler)) {
         this.log.error('wsmount: the same upgrade reached this handler twice; is it attached twice (attach() and server.on("upgrade"))?');
       } else if (match !== undefined) {
         this.log.error(`wsmount: ${path} is claimed by two wsmount handlers on one server; their routes overlap`);
       }
       return;
     }
+    // Unclaimed: marked for as long as it is (a claimed socket was guarded by its claimant).
+    transport.guard(socket);
     if (match === undefined) {
       this.leaveForOthers(request, socket, transport);
       return;
@@ -422,9 +425,11 @@ export class Admission {
   /** Answers 101 (HTTP/2: 200) and opens the connection. */
   private open(u: Upgrade): boolean {
     const { socket, head, behavior, decision, route } = u;
-    const net = socket as Duplex & { setNoDelay?: (on: boolean) => void; setTimeout?: (ms: number) => void };
+    const net = socket as Duplex & { setNoDelay?: (on: boolean) => void; setTimeout?: (ms: number) => void; timeout?: number };
     net.setNoDelay?.(true);
-    net.setTimeout?.(0);
+    // A timeout the host's server set (server.timeout) would end an idle WebSocket: cleared. A
+    // TCP socket without one is left alone (setTimeout(0) would give it a property to keep).
+    if (!(socket instanceof Socket) || (net.timeout !== undefined && net.timeout !== 0)) net.setTimeout?.(0);
     socket.cork();
     try {
       u.transport.accept(socket, decision, internals.responseHeaders(behavior) ?? undefined);
