@@ -427,8 +427,9 @@ export class Admission {
     const { socket, head, behavior, decision, route } = u;
     const net = socket as Duplex & { setNoDelay?: (on: boolean) => void; setTimeout?: (ms: number) => void; timeout?: number };
     net.setNoDelay?.(true);
-    // A timeout the host's server set (server.timeout) would end an idle WebSocket: cleared. A
-    // TCP socket without one is left alone (setTimeout(0) would give it a property to keep).
+    // A timeout the host's server set (server.timeout) would keep firing 'timeout' on an idle
+    // WebSocket (an app listening for it would end it): cleared. A TCP socket without one is
+    // left alone (setTimeout(0) would give it a property to keep).
     if (!(socket instanceof Socket) || (net.timeout !== undefined && net.timeout !== 0)) net.setTimeout?.(0);
     socket.cork();
     try {

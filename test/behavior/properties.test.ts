@@ -141,15 +141,22 @@ describe('Behavior properties', () => {
           (host) =>
             new Promise<void>((resolve, reject) => {
               const socket = net.connect({ port: s.port, host: '127.0.0.1', localAddress: host });
+              const timer = setTimeout(() => {
+                socket.destroy();
+                reject(new Error(`no answer to the upgrade from ${host} in 5 s`));
+              }, 5000);
               socket.once('error', reject);
+              socket.once('close', () => reject(new Error(`closed before the answer (${host})`)));
               socket.once('connect', () => {
                 expected.push(`${host} ${String(socket.localPort)}`);
                 socket.write(upgradeRequest('/who'));
               });
               socket.once('data', (chunk: Buffer) => {
-                expect(chunk.toString('latin1')).toMatch(/^HTTP\/1\.1 101 /);
+                clearTimeout(timer);
+                const status = chunk.toString('latin1').split('\r\n')[0];
                 socket.destroy();
-                resolve();
+                if (status?.startsWith('HTTP/1.1 101 ')) resolve();
+                else reject(new Error(`${host}: ${String(status)}`));
               });
             }),
         ),
