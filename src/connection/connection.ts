@@ -108,7 +108,7 @@ function closeTimedOut(connection: Connection): void {
 export class Connection extends StreamReceiver implements ParserSink {
   readonly parser: FrameParser;
   /** @internal the route this connection belongs to (the handler's record, which is `shared`). */
-  get route(): unknown {
+  get route(): RouteShared {
     return this.shared;
   }
   /** @internal the topics it is subscribed to (pubsub/topics.ts), once it has subscribed to one. */

@@ -120,7 +120,7 @@ export class Admission {
     // The claim is the handler that took the upgrade, then (connection.ts) its open connection.
     const owner = socket[kClaim];
     if (owner !== undefined) {
-      if (owner === this.handler || (owner instanceof Connection && (owner.route as Route).owner === this.handler)) {
+      if (owner === this.handler || (owner instanceof Connection && owner.route.owner === this.handler)) {
         this.log.error('wsmount: the same upgrade reached this handler twice; is it attached twice (attach() and server.on("upgrade"))?');
       } else if (match !== undefined) {
         this.log.error(`wsmount: ${path} is claimed by two wsmount handlers on one server; their routes overlap`);
