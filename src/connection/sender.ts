@@ -10,7 +10,7 @@ import { arena, arenaTake, endRunOf, enlist, hasRun, inBatch, joinFrames } from 
 import { Extras } from './extras.js';
 import { OrderedOutput } from './ordered.js';
 import { OutgoingStream, type SendStreamOptions, type StreamSource, streamInterrupted } from './stream-out.js';
-import { writeFrameTo } from './write.js';
+import { waitingBytes, writeFrameTo } from './write.js';
 import type { OutgoingMessage } from './outgoing.js';
 import { BYTES_PER_TURN, currentTurn, queueDrainNotice, takeSyncDrain, turnNow } from './turns.js';
 import type { ConnectionLimits, ConnectionOwner, HookName, RouteShared, SendStatus } from './types.js';
@@ -344,7 +344,7 @@ export abstract class Sender {
       for (let i = 0; i < depth; i++) s.uncork();
       for (let i = 0; i < depth; i++) s.cork();
     }
-    return s.writableLength > 0 && s.writableLength + length > this.limits.maxBackpressure;
+    return s.writableLength > 0 && waitingBytes(s) + length > this.limits.maxBackpressure;
   }
 
   private overBackpressure(length: number): SendStatus {
@@ -445,7 +445,7 @@ export abstract class Sender {
   private overLimit(length: number): boolean {
     const queued = this.ordered === null ? 0 : this.ordered.bytes;
     if (queued === 0) return this.wouldPassLimit(length);
-    return queued + this.socket.writableLength + this.outBytes + length > this.limits.maxBackpressure;
+    return queued + waitingBytes(this.socket) + this.outBytes + length > this.limits.maxBackpressure;
   }
 
   /**
