@@ -10,6 +10,7 @@
 // WebSockets-over-HTTP/2 jobs of lib/h2-jobs.mjs (h2Echo, h2Open/h2Release), and the streaming
 // jobs of lib/stream-jobs.mjs (streamOpen/streamRun/streamClose: one 256 MiB message each way).
 
+import { spawn } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
 import { CLK_TCK, cpuTicks, systemTicks } from './lib/proc.mjs';
 import { BROWSER_HEADERS, Client, OP, clientFrame, closeMany, maskPayload, openMany, payloadOf, repeatFrame } from './lib/wsclient.mjs';
@@ -100,6 +101,7 @@ function messageSetup(o, payload) {
 // ---- echo: pipelined throughput ------------------------------------------------------------------
 
 async function echo(o) {
+  if (o.cgen) return echoC(o);
   const { port, conns, size, window, warmupMs, measureMs, serverPid } = o;
   const payload = payloadOf(size);
   const frame = clientFrame(o.text ? OP.TEXT : OP.BINARY, payload);
@@ -114,8 +116,10 @@ async function echo(o) {
     setup(c) {
       setup(c);
       c.onError = (_c, e) => failure.fail(e);
+      c.echoed = 0;
       c.onFrames = (cl, k) => {
         received += k;
+        cl.echoed += k;
         cl.inflight -= k;
         if (cl.inflight < 0) {
           failure.fail(new Error('more echoes than messages sent'));
@@ -134,6 +138,10 @@ async function echo(o) {
       c.write(batch);
     }
     await Promise.race([sleep(warmupMs), failure.failed]);
+    // The warm-up also lasts until every connection has had its window echoed twice (at most 15 s
+    // more): with hundreds of connections and large messages the first rounds (fresh buffers,
+    // page faults, code not yet optimised) are far slower than the steady state the row measures.
+    await waitFor(() => clients.every((c) => c.echoed >= 2 * window), 15_000, failure);
     const a = snapshot(serverPid, received);
     await Promise.race([sleep(measureMs), failure.failed]);
     const b = snapshot(serverPid, received);
@@ -150,6 +158,58 @@ async function echo(o) {
   } finally {
     for (const c of clients) if (c.open && !c.closing) c.destroy();
   }
+}
+
+/**
+ * The same echo job run by bench/cgen/echo.c (run.mjs --gen=c), a child of this process (so on
+ * its core): it prints "A <count>" and "B <count>" as the measurement window opens and closes,
+ * "D <count>" once everything came back and every connection closed cleanly, "E <reason>" on a
+ * failure. The generator's CPU is the child's (plus this process's, idle meanwhile).
+ */
+async function echoC(o) {
+  const { port, conns, size, window, warmupMs, measureMs, serverPid } = o;
+  const child = spawn(o.cgen, [port, conns, size, window, o.text ? 1 : 0, o.raw ? 1 : 0, warmupMs, measureMs].map(String), { stdio: ['ignore', 'pipe', 'inherit'] });
+  const take = (count) => {
+    const s = snapshot(serverPid, count);
+    let ticks = 0;
+    try {
+      ticks = cpuTicks(child.pid);
+    } catch {
+      // exited: its CPU is no longer readable (the window's end is taken before it exits)
+    }
+    return { ...s, genTicks: s.genTicks + ticks };
+  };
+  const marks = {};
+  let error = null;
+  let pending = '';
+  const done = new Promise((resolve) => {
+    child.stdout.setEncoding('latin1');
+    child.stdout.on('data', (chunk) => {
+      pending += chunk;
+      for (let nl = pending.indexOf('\n'); nl >= 0; nl = pending.indexOf('\n')) {
+        const line = pending.slice(0, nl);
+        pending = pending.slice(nl + 1);
+        const [tag, ...rest] = line.split(' ');
+        if (tag === 'E') error ??= new Error(rest.join(' '));
+        else marks[tag] = tag === 'D' ? Number(rest[0]) : take(Number(rest[0]));
+      }
+    });
+    child.once('close', (code) => resolve(code));
+    child.once('error', (e) => {
+      error ??= e;
+      resolve(-1);
+    });
+  });
+  const timer = setTimeout(() => child.kill('SIGKILL'), warmupMs + measureMs + 30_000);
+  const code = await done;
+  clearTimeout(timer);
+  if (error !== null) throw error;
+  if (code !== 0 || marks.A === undefined || marks.B === undefined || marks.D === undefined) throw new Error(`the C generator exited with ${code} before it finished`);
+  const w = windowOf(marks.A, marks.B);
+  // windowOf's generator CPU is this process's: the child's ticks are the generator here.
+  w.genCpuPct = (100 * (marks.B.genTicks - marks.A.genTicks)) / CLK_TCK / w.seconds;
+  if (w.count === 0) throw new Error('no message was echoed during the measurement window');
+  return { ...w, bytesPerSec: w.rate * size, msgs: marks.D };
 }
 
 // ---- paced: fixed total rate, latency and server CPU -------------------------------------------------

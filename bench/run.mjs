@@ -35,14 +35,19 @@
 //          --targets=wsmount,ws,ws+native,raw,ws+redis,wsmount+redis,wsmount-strings,http (handshakes: the bare HTTP floor), --record, --no-taskset,
 //          --conns=1,16,256 --sizes=32,1k,64k,1m --kinds=text,binary (echo and compat rows to keep),
 //          --gen-node=/path/to/node (run the load generator on that Node; the targets run on this one),
+//          --gen=c (the echo rows' clients are bench/cgen/echo.c, built with the machine's cc, an
+//          epoll loop in C, not the Node generator: a large message then costs the generator far
+//          less than the server, as in an outside harness; the other scenarios keep the Node one),
 //          --base=/path/to/dist/index.js (observability: a build to compare with; with
 //          --targets=wsmount,wsmount-base, an A/B run of a change's echo and handshakes).
 // --record with --only writes bench/reference/<scenarios>[-quick].json/.md (e.g. fanout.json);
 // on a Node other than 20 the name ends in -node<major> (full-node24.json),
-// so a partial run never replaces the complete full/quick reference.
+// so a partial run never replaces the complete full/quick reference; with --gen=c it ends in -cgen.
 
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -57,7 +62,30 @@ const argv = process.argv.slice(2);
 const flag = (name) => argv.includes(`--${name}`);
 const option = (name) => argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
 
-const unknown = argv.filter((a) => !/^--(quick|record|no-taskset|rounds=\d+|only=[\w,]+|targets=[\w,+/-]+|conns=[\d,]+|sizes=[\dkKmM,]+|kinds=[a-z,]+|base=\S+|gen-node=\S+)$/.test(a));
+/**
+ * With --gen=c, the echo rows' C generator (bench/cgen/echo.c), built once per source with the
+ * machine's `cc` into the OS's temporary directory; null otherwise.
+ */
+const CGEN = option('gen') === 'c' ? buildCGen() : null;
+
+function buildCGen() {
+  const source = join(here, 'cgen', 'echo.c');
+  const text = readFileSync(source);
+  const dir = join(tmpdir(), `wsmount-bench-cgen-${createHash('sha256').update(text).digest('hex').slice(0, 12)}`);
+  const binary = join(dir, 'echo-gen');
+  if (!existsSync(binary)) {
+    mkdirSync(dir, { recursive: true });
+    try {
+      execFileSync('cc', ['-O2', '-o', binary, source], { stdio: ['ignore', 'inherit', 'inherit'] });
+    } catch (e) {
+      console.error(`--gen=c needs a C compiler (\`cc\`, e.g. \`apt-get install -y gcc\`) to build ${relative(process.cwd(), source)}: ${e.message}`);
+      process.exit(2);
+    }
+  }
+  return binary;
+}
+
+const unknown = argv.filter((a) => !/^--(quick|record|no-taskset|rounds=\d+|only=[\w,]+|targets=[\w,+/-]+|conns=[\d,]+|sizes=[\dkKmM,]+|kinds=[a-z,]+|base=\S+|gen-node=\S+|gen=(?:c|node))$/.test(a));
 if (unknown.length > 0) {
   console.error(`unknown option(s): ${unknown.join(' ')}\nsee the header of bench/run.mjs`);
   process.exit(2);
@@ -553,7 +581,7 @@ async function scenarioEcho() {
   let raw;
   try {
     raw = await interleaved('echo', configs, TARGETS, (c, t) =>
-      measure(targets, t, 'echo', { conns: c.conns, size: c.size, text: c.text, window: c.window, warmupMs: p.warmupMs, measureMs: p.measureMs }),
+      measure(targets, t, 'echo', { conns: c.conns, size: c.size, text: c.text, window: c.window, warmupMs: p.warmupMs, measureMs: p.measureMs, cgen: CGEN }),
     );
   } finally {
     await targets.stopAll();
@@ -565,7 +593,7 @@ async function scenarioEcho() {
     const srv = Object.fromEntries(names().map((n) => [n, summarize(raw[i][n], 'serverCpuPct')]));
     return { ...c, sums, cpu, gen, srv, samples: raw[i] };
   });
-  print(`\n## Echo throughput (messages/s echoed, median of ${PLAN.rounds}; pipelined, window = messages in flight per connection)\n`);
+  print(`\n## Echo throughput (messages/s echoed, median of ${PLAN.rounds}; pipelined, window = messages in flight per connection${CGEN === null ? '' : '; clients: bench/cgen/echo.c, an epoll loop in C'})\n`);
   const rc = ratioColumns();
   print(
     table(
@@ -2383,6 +2411,7 @@ async function main() {
     mode: PLAN.mode,
     node: process.version,
     ...(option('gen-node') ? { generatorNode: execFileSync(option('gen-node'), ['--version'], { encoding: 'utf8' }).trim() } : {}),
+    ...(CGEN === null ? {} : { echoGenerator: 'c (bench/cgen/echo.c)' }),
     cpu: cpuModel(),
     cores: (await import('node:os')).cpus().length,
     pinned: pin ? { server: `cpu ${SERVER_CPU}`, generator: `cpu ${LOADGEN_CPU}`, redis: `cpu ${REDIS_CPU}` } : false,
@@ -2391,7 +2420,7 @@ async function main() {
     plan: PLAN,
   };
   print(`# wsmount benchmarks (${PLAN.mode})\n`);
-  print(`${meta.date} · wsmount ${meta.git.commit}${meta.git.srcModified ? ' + uncommitted src changes' : ''} · Node ${meta.node}${meta.generatorNode ? ` (generator on Node ${meta.generatorNode})` : ''} · ${meta.cpu}, ${meta.cores} cores · ${pin ? `server on cpu ${SERVER_CPU}, generator on cpu ${LOADGEN_CPU} (taskset)` : 'NOT pinned (no taskset)'} · ${PLAN.rounds} round(s), targets interleaved`);
+  print(`${meta.date} · wsmount ${meta.git.commit}${meta.git.srcModified ? ' + uncommitted src changes' : ''} · Node ${meta.node}${meta.generatorNode ? ` (generator on Node ${meta.generatorNode})` : ''} · ${meta.cpu}, ${meta.cores} cores · ${pin ? `server on cpu ${SERVER_CPU}, generator on cpu ${LOADGEN_CPU} (taskset)` : 'NOT pinned (no taskset)'} · ${PLAN.rounds} round(s), targets interleaved${CGEN === null ? '' : ' · echo clients: bench/cgen/echo.c (C, epoll)'}`);
   if (!pin) console.error('warning: taskset unavailable or --no-taskset: server and generator share cores; figures are less meaningful');
   await ensureLoadgen();
   const r = {};
@@ -2477,7 +2506,7 @@ async function main() {
     const partial = SCENARIOS.some((s) => !wantedScenarios.includes(s));
     // Node 20 is the reference runtime; a run on another major gets its own file (full-node24.md).
     const major = Number(process.versions.node.split('.')[0]);
-    const base = partial ? `${wantedScenarios.join('+')}${quick ? '-quick' : ''}` : PLAN.mode;
+    const base = `${partial ? `${wantedScenarios.join('+')}${quick ? '-quick' : ''}` : PLAN.mode}${CGEN === null ? '' : '-cgen'}`;
     const name = major === 20 ? base : `${base}-node${major}`;
     const refDir = join(here, 'reference');
     mkdirSync(refDir, { recursive: true });

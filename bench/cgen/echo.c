@@ -1,0 +1,340 @@
+// The echo scenario's load generator in C (`node bench/run.mjs --only=echo --gen=c`): the same
+// job as loadgen.mjs's echo() (pipelined masked frames, `window` in flight per connection, every
+// echo validated), done by one epoll loop, so that a Node generator's own costs (its parsing,
+// its buffers, its GC) are not what a large-message row measures.
+//
+//   echo-gen PORT CONNS SIZE WINDOW TEXT RAW WARMUP_MS MEASURE_MS
+//
+// TEXT 1 sends text frames; RAW 1 expects the frames back as sent (raw TCP echoes them masked).
+// Prints one line per event on stdout: "A <count>" when the warm-up ends (WARMUP_MS, and until
+// every connection has had its window echoed twice, at most 15 s more), "B <count>" when the
+// measurement ends (count: echoes received so far), "D <count>" once every message sent has come
+// back and every connection has done its closing handshake; "E <reason>" and exit 1 on any
+// failure. Checks: FIN set, RSV bits clear, the opcode sent, masking only for RAW, the exact
+// length, the payload bytes of every 16th echo (every 4th from 64 KiB), never more echoes than
+// messages sent, nothing closed early. Bounded: 15 s to drain, 5 s for the closing handshakes.
+
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+#include <fcntl.h>
+
+static const unsigned char KEY[4] = {0x37, 0xfa, 0x21, 0x3d};
+
+typedef struct {
+  int fd;
+  long inflight;            // messages sent and not yet echoed
+  unsigned long sendOff;    // bytes of the endless frame stream written so far
+  unsigned long sendEnd;    // bytes of it owed
+  int wantOut;              // EPOLLOUT armed
+  unsigned char hdr[14];
+  int hdrHave, hdrNeed;     // header bytes held / needed (0: between frames)
+  unsigned long payLeft, payOff;
+  int checking, isClose;
+  unsigned long seen;       // data frames received
+  int closing, closeSeen;
+} Conn;
+
+static Conn *conns;
+static int nconns, epfd;
+static unsigned long size, window, flen, batchLen, total;
+static int text, raw;
+static unsigned char *batch, *expected;
+
+static void fail(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  printf("E ");
+  vprintf(fmt, ap);
+  printf("\n");
+  va_end(ap);
+  fflush(stdout);
+  exit(1);
+}
+
+static double now_ms(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return t.tv_sec * 1e3 + t.tv_nsec / 1e6;
+}
+
+static void arm(Conn *c, int out) {
+  if (c->wantOut == out) return;
+  struct epoll_event ev = {.events = EPOLLIN | (out ? EPOLLOUT : 0), .data.ptr = c};
+  if (epoll_ctl(epfd, EPOLL_CTL_MOD, c->fd, &ev) < 0) fail("epoll_ctl: %s", strerror(errno));
+  c->wantOut = out;
+}
+
+static void flush(Conn *c) {
+  while (c->sendOff < c->sendEnd) {
+    unsigned long o = c->sendOff % batchLen;
+    unsigned long n = batchLen - o;
+    if (n > c->sendEnd - c->sendOff) n = c->sendEnd - c->sendOff;
+    ssize_t w = write(c->fd, batch + o, n);
+    if (w < 0) {
+      if (errno == EAGAIN || errno == EINTR) {
+        arm(c, 1);
+        return;
+      }
+      fail("write: %s", strerror(errno));
+    }
+    c->sendOff += (unsigned long)w;
+  }
+  arm(c, 0);
+}
+
+// Parses a chunk; returns the number of data frames completed.
+static long parse(Conn *c, const unsigned char *p, size_t n) {
+  long done = 0;
+  size_t i = 0;
+  while (i < n) {
+    if (c->payLeft == 0 && c->hdrNeed == 0) {
+      c->hdrHave = 0;
+      c->hdrNeed = 2;
+    }
+    if (c->hdrNeed > 0) {
+      while (i < n && c->hdrHave < c->hdrNeed) {
+        c->hdr[c->hdrHave++] = p[i++];
+        if (c->hdrHave == 2) {
+          int len7 = c->hdr[1] & 0x7f;
+          c->hdrNeed = 2 + (len7 == 126 ? 2 : len7 == 127 ? 8 : 0) + ((c->hdr[1] & 0x80) ? 4 : 0);
+        }
+      }
+      if (c->hdrHave < c->hdrNeed) break;
+      c->hdrNeed = 0;
+      unsigned char b0 = c->hdr[0], b1 = c->hdr[1];
+      int opcode = b0 & 0x0f, masked = (b1 & 0x80) != 0, len7 = b1 & 0x7f;
+      unsigned long len = len7;
+      if (len7 == 126) len = ((unsigned long)c->hdr[2] << 8) | c->hdr[3];
+      else if (len7 == 127) {
+        len = 0;
+        for (int k = 2; k < 10; k++) len = (len << 8) | c->hdr[k];
+      }
+      if (!(b0 & 0x80)) fail("a frame without FIN");
+      if (b0 & 0x70) fail("RSV bits set");
+      if (masked && !raw) fail("a masked frame from the server");
+      c->isClose = opcode == 8;
+      if (c->isClose) {
+        if (!c->closing) fail("the server closed a connection (close frame)");
+        c->closeSeen = 1;
+      } else {
+        if (opcode != (text ? 1 : 2)) fail("opcode %d, expected %d", opcode, text ? 1 : 2);
+        if (len != size) fail("a frame of %lu bytes, expected %lu", len, size);
+        c->checking = (c->seen % (size >= 65536 ? 4 : 16)) == 0;
+      }
+      c->payLeft = len;
+      c->payOff = 0;
+      if (len > 0) continue;
+    }
+    size_t take = n - i;
+    if (take > c->payLeft) take = c->payLeft;
+    if (!c->isClose && c->checking && memcmp(p + i, expected + c->payOff, take) != 0) fail("echoed payload bytes differ");
+    i += take;
+    c->payOff += take;
+    c->payLeft -= take;
+    if (c->payLeft == 0 && !c->isClose) {
+      c->seen++;
+      done++;
+    }
+  }
+  return done;
+}
+
+static int connect_one(int port, Conn *c, unsigned char *rest, size_t *restLen) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) fail("socket: %s", strerror(errno));
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, (struct sockaddr *)&a, sizeof a) < 0) fail("connect: %s", strerror(errno));
+  char req[512];
+  int rl = snprintf(req, sizeof req,
+                    "GET /echo HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+                    port);
+  if (write(fd, req, rl) != rl) fail("handshake write: %s", strerror(errno));
+  char head[4096];
+  size_t have = 0;
+  char *end = NULL;
+  while (end == NULL) {
+    if (have == sizeof head - 1) fail("handshake answer too long");
+    ssize_t r = read(fd, head + have, sizeof head - 1 - have);
+    if (r <= 0) fail("handshake read: %s", r == 0 ? "closed" : strerror(errno));
+    have += (size_t)r;
+    head[have] = 0;
+    end = strstr(head, "\r\n\r\n");
+  }
+  if (strncmp(head, "HTTP/1.1 101", 12) != 0) fail("handshake answered: %.40s", head);
+  // The accept value for this key (RFC 6455 section 1.3's own example).
+  if (strcasestr(head, "\r\nsec-websocket-accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n") == NULL) fail("wrong Sec-WebSocket-Accept");
+  size_t used = (size_t)(end + 4 - head);
+  *restLen = have - used;
+  memcpy(rest, head + used, *restLen);
+  fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+  c->fd = fd;
+  return fd;
+}
+
+int main(int argc, char **argv) {
+  if (argc != 9) {
+    fprintf(stderr, "usage: echo-gen PORT CONNS SIZE WINDOW TEXT RAW WARMUP_MS MEASURE_MS\n");
+    return 2;
+  }
+  int port = atoi(argv[1]);
+  nconns = atoi(argv[2]);
+  size = strtoul(argv[3], NULL, 10);
+  window = strtoul(argv[4], NULL, 10);
+  text = atoi(argv[5]);
+  raw = atoi(argv[6]);
+  double warmup = atof(argv[7]), measure = atof(argv[8]);
+  if (nconns <= 0 || window == 0) fail("bad arguments");
+
+  // The payload (loadgen's payloadOf: lowercase ASCII, valid UTF-8 for text), its masked frame,
+  // and `window` copies of the frame back to back.
+  unsigned char *payload = malloc(size + 1);
+  for (unsigned long i = 0; i < size; i++) payload[i] = 97 + ((i * 7 + (i >> 8)) % 26);
+  unsigned long hl = size < 126 ? 6 : size < 65536 ? 8 : 14;
+  flen = hl + size;
+  unsigned char *frame = malloc(flen);
+  frame[0] = 0x80 | (text ? 1 : 2);
+  if (size < 126) frame[1] = 0x80 | size;
+  else if (size < 65536) {
+    frame[1] = 0x80 | 126;
+    frame[2] = size >> 8;
+    frame[3] = size & 0xff;
+  } else {
+    frame[1] = 0x80 | 127;
+    for (int k = 0; k < 8; k++) frame[2 + k] = (size >> (8 * (7 - k))) & 0xff;
+  }
+  memcpy(frame + hl - 4, KEY, 4);
+  for (unsigned long i = 0; i < size; i++) frame[hl + i] = payload[i] ^ KEY[i & 3];
+  expected = raw ? frame + hl : payload;
+  batchLen = flen * window;
+  batch = malloc(batchLen);
+  for (unsigned long k = 0; k < window; k++) memcpy(batch + k * flen, frame, flen);
+
+  epfd = epoll_create1(0);
+  conns = calloc(nconns, sizeof(Conn));
+  static unsigned char buf[1 << 18];
+  for (int i = 0; i < nconns; i++) {
+    Conn *c = &conns[i];
+    size_t restLen;
+    connect_one(port, c, buf, &restLen);
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
+    if (epoll_ctl(epfd, EPOLL_CTL_ADD, c->fd, &ev) < 0) fail("epoll_ctl: %s", strerror(errno));
+    if (restLen > 0) fail("data before the first message");
+  }
+  for (int i = 0; i < nconns; i++) {
+    Conn *c = &conns[i];
+    c->inflight = (long)window;
+    c->sendEnd = batchLen;
+    flush(c);
+  }
+
+  double t0 = now_ms();
+  int phase = 0;  // 0 warm-up, 1 measuring, 2 draining, 3 closing
+  int running = 1;
+  double deadline = t0 + warmup;
+  struct epoll_event evs[256];
+  for (;;) {
+    double t = now_ms();
+    if (phase == 0 && t >= deadline && t < t0 + warmup + 15000) {
+      // The warm-up also lasts until every connection has had its window echoed twice: with
+      // hundreds of connections and large messages, the first rounds (fresh buffers, page faults,
+      // code not yet optimised) are far slower than the steady state the row measures.
+      int warm = 1;
+      for (int i = 0; i < nconns && warm; i++) warm = conns[i].seen >= 2 * window;
+      if (!warm) deadline = t + 5;
+    }
+    if (t >= deadline) {
+      if (phase == 0) {
+        printf("A %lu\n", total);
+        fflush(stdout);
+        phase = 1;
+        deadline = t + measure;
+      } else if (phase == 1) {
+        printf("B %lu\n", total);
+        fflush(stdout);
+        phase = 2;
+        running = 0;
+        deadline = t + 15000;
+      } else if (phase == 2) {
+        long missing = 0;
+        for (int i = 0; i < nconns; i++) missing += conns[i].inflight;
+        fail("%ld messages were never echoed back (within 15 s)", missing);
+      } else {
+        int open = 0;
+        for (int i = 0; i < nconns; i++) open += !conns[i].closeSeen;
+        fail("%d connections got no close frame back (within 5 s)", open);
+      }
+    }
+    if (phase == 2) {
+      int idle = 1;
+      for (int i = 0; i < nconns && idle; i++) idle = conns[i].inflight == 0;
+      if (idle) {
+        // Closing handshakes: a masked close 1000 on every connection.
+        static const unsigned char close1000[8] = {0x88, 0x82, 0x37, 0xfa, 0x21, 0x3d, 0x03 ^ 0x37, 0xe8 ^ 0xfa};
+        for (int i = 0; i < nconns; i++) {
+          conns[i].closing = 1;
+          if (write(conns[i].fd, close1000, sizeof close1000) != sizeof close1000) fail("close write: %s", strerror(errno));
+        }
+        phase = 3;
+        deadline = now_ms() + 5000;
+      }
+    }
+    if (phase == 3) {
+      int all = 1;
+      for (int i = 0; i < nconns && all; i++) all = conns[i].closeSeen;
+      if (all) {
+        for (int i = 0; i < nconns; i++) close(conns[i].fd);
+        printf("D %lu\n", total);
+        fflush(stdout);
+        return 0;
+      }
+    }
+    int wait = (int)(deadline - now_ms());
+    if (wait > 20) wait = 20;
+    if (wait < 0) wait = 0;
+    int n = epoll_wait(epfd, evs, 256, wait);
+    if (n < 0 && errno != EINTR) fail("epoll_wait: %s", strerror(errno));
+    for (int e = 0; e < n; e++) {
+      Conn *c = evs[e].data.ptr;
+      if (evs[e].events & EPOLLOUT) flush(c);
+      if (evs[e].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
+        ssize_t r = read(c->fd, buf, sizeof buf);
+        if (r < 0) {
+          if (errno == EAGAIN || errno == EINTR) continue;
+          fail("read: %s", strerror(errno));
+        }
+        if (r == 0) {
+          if (c->closeSeen) {
+            epoll_ctl(epfd, EPOLL_CTL_DEL, c->fd, NULL);
+            continue;
+          }
+          fail("connection closed unexpectedly by the server");
+        }
+        long k = parse(c, buf, (size_t)r);
+        if (k == 0) continue;
+        c->inflight -= k;
+        total += (unsigned long)k;
+        if (c->inflight < 0) fail("more echoes than messages sent");
+        if (running) {
+          c->inflight += k;
+          c->sendEnd += (unsigned long)k * flen;
+          flush(c);
+        }
+      }
+    }
+  }
+}
