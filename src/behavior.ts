@@ -352,7 +352,9 @@ export class Behavior<Params extends Record<string, string> = Record<string, str
    * Bytes accepted by `send*()` but not yet handed to the kernel: the socket's `writableLength`,
    * plus, with compression, messages still being compressed on the thread pool and those waiting
    * behind them (counted uncompressed). A send that would take it past `maxBackpressure` is
-   * dropped (and, under the default `'close'` policy, closes with 1008).
+   * dropped (and, under the default `'close'` policy, closes with 1008). Over HTTP/2 the write
+   * Node is still framing on the stream is not held against the limit (the peer may have read
+   * part of it), so this can reach twice `maxBackpressure`.
    */
   get bufferedAmount(): number {
     return this.#connection?.bufferedAmount ?? 0;

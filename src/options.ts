@@ -40,7 +40,7 @@ export interface HandlerOptions<C extends Client = Client> {
    * past it is dropped and the `backpressure` policy applies. A single message larger than the
    * limit still goes out when nothing is waiting. Default 4 MiB (4,194,304). Over HTTP/2 the
    * write Node is still framing on the stream is left out (the peer may have read part of it),
-   * so a stream holds at most about twice this.
+   * so a stream holds at most twice this (or this plus one message larger than it).
    */
   maxBackpressure?: number;
   /**

@@ -10,7 +10,7 @@ import { arena, arenaTake, endRunOf, enlist, hasRun, inBatch, joinFrames } from 
 import { Extras } from './extras.js';
 import { OrderedOutput } from './ordered.js';
 import { OutgoingStream, type SendStreamOptions, type StreamSource, streamInterrupted } from './stream-out.js';
-import { waitingBytes, writeFrameTo } from './write.js';
+import { backlogBytes, writeFrameTo } from './write.js';
 import type { OutgoingMessage } from './outgoing.js';
 import { BYTES_PER_TURN, currentTurn, queueDrainNotice, takeSyncDrain, turnNow } from './turns.js';
 import type { ConnectionLimits, ConnectionOwner, HookName, RouteShared, SendStatus } from './types.js';
@@ -202,7 +202,8 @@ export abstract class Sender {
   /**
    * Bytes accepted by `send*()` and not yet handed to the kernel: the socket's `writableLength`
    * (corked bytes included), plus, with compression, messages still being compressed on the
-   * thread pool (counted uncompressed) and what waits behind them.
+   * thread pool (counted uncompressed) and what waits behind them. Over HTTP/2 it includes the
+   * write Node is still framing, which the backpressure policy leaves out.
    */
   get bufferedAmount(): number {
     const ordered = this.ordered;
@@ -306,11 +307,16 @@ export abstract class Sender {
     return this.turn === turnNow() && this.turnBytes > BYTES_PER_TURN;
   }
 
-  /** Whether writing `length` more bytes would take the backlog past `maxBackpressure`. */
+  /**
+   * Whether writing `length` more bytes would take the backlog past `maxBackpressure` (over
+   * HTTP/2, the backlog less the write Node is still framing: {@link backlogBytes}).
+   */
   private wouldPassLimit(length: number): boolean {
-    const held = this.socket.writableLength + this.outBytes;
+    const s = this.socket;
+    const max = this.limits.maxBackpressure;
+    const held = s.writableLength + this.outBytes;
     // A message larger than the limit still goes out on an empty backlog.
-    return held > 0 && held + length > this.limits.maxBackpressure && this.stillOver(length);
+    return held > 0 && held + length > max && backlogBytes(s) + this.outBytes + length > max && this.stillOver(length);
   }
 
   /**
@@ -344,7 +350,7 @@ export abstract class Sender {
       for (let i = 0; i < depth; i++) s.uncork();
       for (let i = 0; i < depth; i++) s.cork();
     }
-    return s.writableLength > 0 && waitingBytes(s) + length > this.limits.maxBackpressure;
+    return s.writableLength > 0 && backlogBytes(s) + length > this.limits.maxBackpressure;
   }
 
   private overBackpressure(length: number): SendStatus {
@@ -445,7 +451,7 @@ export abstract class Sender {
   private overLimit(length: number): boolean {
     const queued = this.ordered === null ? 0 : this.ordered.bytes;
     if (queued === 0) return this.wouldPassLimit(length);
-    return queued + waitingBytes(this.socket) + this.outBytes + length > this.limits.maxBackpressure;
+    return queued + backlogBytes(this.socket) + this.outBytes + length > this.limits.maxBackpressure;
   }
 
   /**

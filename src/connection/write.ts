@@ -26,12 +26,16 @@ export function writeFrameTo(socket: Duplex, frame: Frame): boolean {
  */
 export function abort(socket: Duplex): void {
   if (socket.destroyed) return;
-  // An Http2Stream (server or client side): the only Duplex with an rstCode.
-  if ('rstCode' in socket && typeof (socket as Duplex & { close?: unknown }).close === 'function') {
+  if (isHttp2Stream(socket)) {
     addAbortSignal(ABORTED, socket);
   } else {
     socket.destroy();
   }
+}
+
+/** Whether `socket` is an Http2Stream (server or client side): the only Duplex with an `rstCode` and a `close()`. */
+export function isHttp2Stream(socket: Duplex): boolean {
+  return 'rstCode' in socket && typeof (socket as Duplex & { close?: unknown }).close === 'function';
 }
 
 /** An already aborted signal: handing it to `addAbortSignal()` destroys the stream at once. */
@@ -51,9 +55,9 @@ const ABORTED: AbortSignal = AbortSignal.abort();
  * count bounds a stream's backlog at about twice `maxBackpressure` (that write holds at most what
  * was waiting when it began) and never counts bytes the peer has read.
  */
-export function waitingBytes(socket: Duplex): number {
+export function backlogBytes(socket: Duplex): number {
   const held = socket.writableLength;
-  if ((socket as Duplex & { session?: unknown }).session === undefined) return held;
+  if (!isHttp2Stream(socket)) return held;
   const writing = (socket as Duplex & { _writableState?: { writelen?: unknown } })._writableState?.writelen;
   return typeof writing === 'number' && writing <= held ? held - writing : held;
 }

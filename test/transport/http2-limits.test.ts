@@ -170,11 +170,17 @@ describe.each(TRANSPORTS)('over $name', ({ secure }) => {
           let got = 0;
           stream.on('data', (d: Buffer) => {
             pending = pending.length === 0 ? d : Buffer.concat([pending, d]);
-            while (pending.length >= 4 && pending.length >= 4 + (pending.readUInt16BE(2) & 0xffff)) {
+            while (pending.length >= 2) {
+              // Anything but a SIZE-byte binary frame (a 1008 close above all) fails at once.
               const op = (pending[0] as number) & 0x0f;
+              if (op !== 0x2 || ((pending[1] as number) & 0x7f) !== 126) {
+                reject(new Error(`stream ${k}: frame ${op} (${pending.subarray(0, 16).toString('hex')}) after ${got} echoes`));
+                return;
+              }
+              if (pending.length < 4 + SIZE) break;
               const len = pending.readUInt16BE(2);
-              if (op !== 0x2 || ((pending[1] as number) & 0x7f) !== 126 || len !== SIZE || pending[4] !== ((k + got) & 0xff)) {
-                reject(new Error(`stream ${k}: frame ${op} of ${len} B after ${got} echoes`));
+              if (len !== SIZE || pending[4] !== ((k + got) & 0xff)) {
+                reject(new Error(`stream ${k}: a frame of ${len} B after ${got} echoes`));
                 return;
               }
               pending = pending.subarray(4 + len);
