@@ -164,20 +164,22 @@ async function echo(o) {
  * The same echo job run by bench/cgen/echo.c (run.mjs --gen=c), a child of this process (so on
  * its core): it prints "A <count>" and "B <count>" as the measurement window opens and closes,
  * "D <count>" once everything came back and every connection closed cleanly, "E <reason>" on a
- * failure. The generator's CPU is the child's (plus this process's, idle meanwhile).
+ * failure. The generator's CPU is the child's (plus this process's, idle meanwhile). The window's
+ * time and the server's CPU are read when a line arrives here, a few ms after the child wrote it.
  */
 async function echoC(o) {
   const { port, conns, size, window, warmupMs, measureMs, serverPid } = o;
   const child = spawn(o.cgen, [port, conns, size, window, o.text ? 1 : 0, o.raw ? 1 : 0, warmupMs, measureMs].map(String), { stdio: ['ignore', 'pipe', 'inherit'] });
   const take = (count) => {
-    const s = snapshot(serverPid, count);
-    let ticks = 0;
+    // In the stdout listener: a target gone (its /proc entry with it) fails the job, not the process.
     try {
-      ticks = cpuTicks(child.pid);
-    } catch {
-      // exited: its CPU is no longer readable (the window's end is taken before it exits)
+      const s = snapshot(serverPid, count);
+      return { ...s, genTicks: s.genTicks + cpuTicks(child.pid) };
+    } catch (e) {
+      error ??= e;
+      child.kill('SIGKILL');
+      return undefined;
     }
-    return { ...s, genTicks: s.genTicks + ticks };
   };
   const marks = {};
   let error = null;
@@ -194,17 +196,18 @@ async function echoC(o) {
         else marks[tag] = tag === 'D' ? Number(rest[0]) : take(Number(rest[0]));
       }
     });
-    child.once('close', (code) => resolve(code));
+    child.once('close', (code, signal) => resolve(code ?? signal));
     child.once('error', (e) => {
       error ??= e;
       resolve(-1);
     });
   });
-  const timer = setTimeout(() => child.kill('SIGKILL'), warmupMs + measureMs + 30_000);
+  // Beyond the child's own bounds (5 s per handshake, 15 s more warm-up, 15 s to drain, 5 s to close).
+  const timer = setTimeout(() => child.kill('SIGKILL'), warmupMs + measureMs + 60_000 + conns * 100);
   const code = await done;
   clearTimeout(timer);
   if (error !== null) throw error;
-  if (code !== 0 || marks.A === undefined || marks.B === undefined || marks.D === undefined) throw new Error(`the C generator exited with ${code} before it finished`);
+  if (code !== 0 || marks.A === undefined || marks.B === undefined || marks.D === undefined) throw new Error(`the C generator ended (${code}) before it finished`);
   const w = windowOf(marks.A, marks.B);
   // windowOf's generator CPU is this process's: the child's ticks are the generator here.
   w.genCpuPct = (100 * (marks.B.genTicks - marks.A.genTicks)) / CLK_TCK / w.seconds;

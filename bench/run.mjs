@@ -46,7 +46,7 @@
 
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -71,12 +71,15 @@ const CGEN = option('gen') === 'c' ? buildCGen() : null;
 function buildCGen() {
   const source = join(here, 'cgen', 'echo.c');
   const text = readFileSync(source);
-  const dir = join(tmpdir(), `wsmount-bench-cgen-${createHash('sha256').update(text).digest('hex').slice(0, 12)}`);
+  // One directory per user and source; built under a temporary name, renamed once complete.
+  const dir = join(tmpdir(), `wsmount-bench-cgen-${process.getuid?.() ?? 'u'}-${createHash('sha256').update(text).digest('hex').slice(0, 12)}`);
   const binary = join(dir, 'echo-gen');
   if (!existsSync(binary)) {
-    mkdirSync(dir, { recursive: true });
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const partial = `${binary}.${process.pid}`;
     try {
-      execFileSync('cc', ['-O2', '-o', binary, source], { stdio: ['ignore', 'inherit', 'inherit'] });
+      execFileSync('cc', ['-O2', '-o', partial, source], { stdio: ['ignore', 'inherit', 'inherit'] });
+      renameSync(partial, binary);
     } catch (e) {
       console.error(`--gen=c needs a C compiler (\`cc\`, e.g. \`apt-get install -y gcc\`) to build ${relative(process.cwd(), source)}: ${e.message}`);
       process.exit(2);
@@ -2506,7 +2509,7 @@ async function main() {
     const partial = SCENARIOS.some((s) => !wantedScenarios.includes(s));
     // Node 20 is the reference runtime; a run on another major gets its own file (full-node24.md).
     const major = Number(process.versions.node.split('.')[0]);
-    const base = `${partial ? `${wantedScenarios.join('+')}${quick ? '-quick' : ''}` : PLAN.mode}${CGEN === null ? '' : '-cgen'}`;
+    const base = `${partial ? `${wantedScenarios.join('+')}${quick ? '-quick' : ''}` : PLAN.mode}${CGEN !== null && wantedScenarios.includes('echo') ? '-cgen' : ''}`;
     const name = major === 20 ? base : `${base}-node${major}`;
     const refDir = join(here, 'reference');
     mkdirSync(refDir, { recursive: true });

@@ -12,7 +12,8 @@
 // back and every connection has done its closing handshake; "E <reason>" and exit 1 on any
 // failure. Checks: FIN set, RSV bits clear, the opcode sent, masking only for RAW, the exact
 // length, the payload bytes of every 16th echo (every 4th from 64 KiB), never more echoes than
-// messages sent, nothing closed early. Bounded: 15 s to drain, 5 s for the closing handshakes.
+// messages sent, nothing closed early. Pings are answered with pongs (between frames). Bounded:
+// 5 s per handshake, 15 s to drain, 5 s for the closing handshakes; it dies with its parent.
 
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -28,6 +29,9 @@
 #include <time.h>
 #include <unistd.h>
 #include <fcntl.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/time.h>
 
 static const unsigned char KEY[4] = {0x37, 0xfa, 0x21, 0x3d};
 
@@ -40,7 +44,10 @@ typedef struct {
   unsigned char hdr[14];
   int hdrHave, hdrNeed;     // header bytes held / needed (0: between frames)
   unsigned long payLeft, payOff;
-  int checking, isClose;
+  int checking, opcode;     // the frame being read: payload checked, its opcode
+  unsigned char ctl[125];   // a control frame's payload (ping, close)
+  unsigned char pong[131];  // a pong owed to the server, sent at the next frame boundary
+  int pongLen, pongOff;
   unsigned long seen;       // data frames received
   int closing, closeSeen;
 } Conn;
@@ -76,11 +83,26 @@ static void arm(Conn *c, int out) {
 }
 
 static void flush(Conn *c) {
-  while (c->sendOff < c->sendEnd) {
+  for (;;) {
+    // A pong owed goes out between two frames (all frames are flen bytes long).
+    if (c->pongLen > 0 && (c->pongOff > 0 || c->sendOff % flen == 0)) {
+      ssize_t w = send(c->fd, c->pong + c->pongOff, c->pongLen - c->pongOff, MSG_NOSIGNAL);
+      if (w < 0) {
+        if (errno == EAGAIN || errno == EINTR) {
+          arm(c, 1);
+          return;
+        }
+        fail("write: %s", strerror(errno));
+      }
+      c->pongOff += (int)w;
+      if (c->pongOff == c->pongLen) c->pongLen = c->pongOff = 0;
+      continue;
+    }
+    if (c->sendOff >= c->sendEnd) break;
     unsigned long o = c->sendOff % batchLen;
     unsigned long n = batchLen - o;
     if (n > c->sendEnd - c->sendOff) n = c->sendEnd - c->sendOff;
-    ssize_t w = write(c->fd, batch + o, n);
+    ssize_t w = send(c->fd, batch + o, n, MSG_NOSIGNAL);
     if (w < 0) {
       if (errno == EAGAIN || errno == EINTR) {
         arm(c, 1);
@@ -123,10 +145,11 @@ static long parse(Conn *c, const unsigned char *p, size_t n) {
       if (!(b0 & 0x80)) fail("a frame without FIN");
       if (b0 & 0x70) fail("RSV bits set");
       if (masked && !raw) fail("a masked frame from the server");
-      c->isClose = opcode == 8;
-      if (c->isClose) {
-        if (!c->closing) fail("the server closed a connection (close frame)");
-        c->closeSeen = 1;
+      c->opcode = opcode;
+      if (opcode >= 8) {
+        if (opcode != 8 && opcode != 9 && opcode != 10) fail("unknown control opcode %d", opcode);
+        if (len > 125) fail("a control frame of %lu bytes", len);
+        // The masking key of a masked (raw) control frame: the last 4 header bytes.
       } else {
         if (opcode != (text ? 1 : 2)) fail("opcode %d, expected %d", opcode, text ? 1 : 2);
         if (len != size) fail("a frame of %lu bytes, expected %lu", len, size);
@@ -138,13 +161,34 @@ static long parse(Conn *c, const unsigned char *p, size_t n) {
     }
     size_t take = n - i;
     if (take > c->payLeft) take = c->payLeft;
-    if (!c->isClose && c->checking && memcmp(p + i, expected + c->payOff, take) != 0) fail("echoed payload bytes differ");
+    if (c->opcode >= 8) memcpy(c->ctl + c->payOff, p + i, take);
+    else if (c->checking && memcmp(p + i, expected + c->payOff, take) != 0) fail("echoed payload bytes differ");
     i += take;
     c->payOff += take;
     c->payLeft -= take;
-    if (c->payLeft == 0 && !c->isClose) {
+    if (c->payLeft > 0) continue;
+    if (c->opcode < 8) {
       c->seen++;
       done++;
+      continue;
+    }
+    int len = (int)c->payOff;
+    if (c->hdr[1] & 0x80) {
+      const unsigned char *k = c->hdr + c->hdrHave - 4;
+      for (int j = 0; j < len; j++) c->ctl[j] ^= k[j & 3];
+    }
+    if (c->opcode == 8) {
+      if (!c->closing) fail("the server closed a connection: close %d %.*s", len >= 2 ? (c->ctl[0] << 8) | c->ctl[1] : 1005, len > 2 ? len - 2 : 0, (const char *)c->ctl + 2);
+      c->closeSeen = 1;
+    } else if (c->opcode == 9 && !c->closing) {
+      // A heartbeat ping: answered with a masked pong carrying its payload (the latest one).
+      c->pong[0] = 0x8a;
+      c->pong[1] = 0x80 | len;
+      memcpy(c->pong + 2, KEY, 4);
+      for (int j = 0; j < len; j++) c->pong[6 + j] = c->ctl[j] ^ KEY[j & 3];
+      c->pongLen = 6 + len;
+      c->pongOff = 0;
+      flush(c);
     }
   }
   return done;
@@ -155,6 +199,10 @@ static int connect_one(int port, Conn *c, unsigned char *rest, size_t *restLen) 
   if (fd < 0) fail("socket: %s", strerror(errno));
   int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  // A target that accepts and never answers fails the handshake in 5 s, not never.
+  struct timeval tv = {.tv_sec = 5};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
   struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   if (connect(fd, (struct sockaddr *)&a, sizeof a) < 0) fail("connect: %s", strerror(errno));
@@ -163,7 +211,7 @@ static int connect_one(int port, Conn *c, unsigned char *rest, size_t *restLen) 
                     "GET /echo HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                     "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
                     port);
-  if (write(fd, req, rl) != rl) fail("handshake write: %s", strerror(errno));
+  if (send(fd, req, rl, MSG_NOSIGNAL) != rl) fail("handshake write: %s", strerror(errno));
   char head[4096];
   size_t have = 0;
   char *end = NULL;
@@ -191,6 +239,9 @@ int main(int argc, char **argv) {
     fprintf(stderr, "usage: echo-gen PORT CONNS SIZE WINDOW TEXT RAW WARMUP_MS MEASURE_MS\n");
     return 2;
   }
+  // Dies with its parent (the load generator), never left running on its own.
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (getppid() == 1) return 1;
   int port = atoi(argv[1]);
   nconns = atoi(argv[2]);
   size = strtoul(argv[3], NULL, 10);
@@ -287,7 +338,8 @@ int main(int argc, char **argv) {
         static const unsigned char close1000[8] = {0x88, 0x82, 0x37, 0xfa, 0x21, 0x3d, 0x03 ^ 0x37, 0xe8 ^ 0xfa};
         for (int i = 0; i < nconns; i++) {
           conns[i].closing = 1;
-          if (write(conns[i].fd, close1000, sizeof close1000) != sizeof close1000) fail("close write: %s", strerror(errno));
+          if (conns[i].pongLen > 0) fail("a pong still unsent at the close");
+          if (send(conns[i].fd, close1000, sizeof close1000, MSG_NOSIGNAL) != sizeof close1000) fail("close write: %s", strerror(errno));
         }
         phase = 3;
         deadline = now_ms() + 5000;
@@ -315,6 +367,10 @@ int main(int argc, char **argv) {
         ssize_t r = read(c->fd, buf, sizeof buf);
         if (r < 0) {
           if (errno == EAGAIN || errno == EINTR) continue;
+          if (c->closeSeen) {
+            epoll_ctl(epfd, EPOLL_CTL_DEL, c->fd, NULL);
+            continue;
+          }
           fail("read: %s", strerror(errno));
         }
         if (r == 0) {
