@@ -52,8 +52,9 @@ const ABORTED: AbortSignal = AbortSignal.abort();
  * first messages, and sends more, long before it completes: `writableLength` then counts those
  * messages as waiting. Measured with 16 streams on one connection and 32 messages of 64 KiB in
  * flight each: up to 63 counted (Node 24), 52 (Node 20). Leaving the write in progress out of the
- * count bounds a stream's backlog at about twice `maxBackpressure` (that write holds at most what
- * was waiting when it began) and never counts bytes the peer has read.
+ * count never counts bytes the peer has read, and bounds a stream's backlog at twice
+ * `maxBackpressure`: that write holds at most what was waiting when it began (or one message
+ * larger than the limit, sent on an empty backlog).
  */
 export function backlogBytes(socket: Duplex): number {
   const held = socket.writableLength;
