@@ -170,6 +170,9 @@ async function echo(o) {
 async function echoC(o) {
   const { port, conns, size, window, warmupMs, measureMs, serverPid } = o;
   const child = spawn(o.cgen, [port, conns, size, window, o.text ? 1 : 0, o.raw ? 1 : 0, warmupMs, measureMs].map(String), { stdio: ['ignore', 'pipe', 'inherit'] });
+  const marks = {};
+  let error = null;
+  let pending = '';
   const take = (count) => {
     // In the stdout listener: a target gone (its /proc entry with it) fails the job, not the process.
     try {
@@ -181,9 +184,6 @@ async function echoC(o) {
       return undefined;
     }
   };
-  const marks = {};
-  let error = null;
-  let pending = '';
   const done = new Promise((resolve) => {
     child.stdout.setEncoding('latin1');
     child.stdout.on('data', (chunk) => {

@@ -149,7 +149,6 @@ static long parse(Conn *c, const unsigned char *p, size_t n) {
       if (opcode >= 8) {
         if (opcode != 8 && opcode != 9 && opcode != 10) fail("unknown control opcode %d", opcode);
         if (len > 125) fail("a control frame of %lu bytes", len);
-        // The masking key of a masked (raw) control frame: the last 4 header bytes.
       } else {
         if (opcode != (text ? 1 : 2)) fail("opcode %d, expected %d", opcode, text ? 1 : 2);
         if (len != size) fail("a frame of %lu bytes, expected %lu", len, size);
@@ -174,6 +173,7 @@ static long parse(Conn *c, const unsigned char *p, size_t n) {
     }
     int len = (int)c->payOff;
     if (c->hdr[1] & 0x80) {
+      // A masked (raw) control frame: its key is the last 4 header bytes.
       const unsigned char *k = c->hdr + c->hdrHave - 4;
       for (int j = 0; j < len; j++) c->ctl[j] ^= k[j & 3];
     }
