@@ -5,7 +5,8 @@
  * Each event is published only while its channel has subscribers: with none, a lifecycle step
  * costs one `hasSubscribers` read and no message object is built.
  */
-import diagnostics_channel from 'node:diagnostics_channel';
+import { diagnosticsChannel } from './builtins.js';
+import type { Channel } from 'node:diagnostics_channel';
 import type { Duplex } from 'node:stream';
 import type { Behavior, UpgradeRequest, WebSocketTransport } from './behavior.js';
 import type { RejectionCode } from './handshake/rejection.js';
@@ -103,19 +104,19 @@ export interface ConnectionCloseMessage {
 
 /** The channels, made once. @internal */
 export const channels: {
-  readonly upgrade: diagnostics_channel.Channel;
-  readonly accepted: diagnostics_channel.Channel;
-  readonly rejected: diagnostics_channel.Channel;
-  readonly open: diagnostics_channel.Channel;
-  readonly protocolError: diagnostics_channel.Channel;
-  readonly backpressure: diagnostics_channel.Channel;
-  readonly close: diagnostics_channel.Channel;
+  readonly upgrade: Channel;
+  readonly accepted: Channel;
+  readonly rejected: Channel;
+  readonly open: Channel;
+  readonly protocolError: Channel;
+  readonly backpressure: Channel;
+  readonly close: Channel;
 } = {
-  upgrade: diagnostics_channel.channel(DIAGNOSTICS_CHANNELS.upgrade),
-  accepted: diagnostics_channel.channel(DIAGNOSTICS_CHANNELS.accepted),
-  rejected: diagnostics_channel.channel(DIAGNOSTICS_CHANNELS.rejected),
-  open: diagnostics_channel.channel(DIAGNOSTICS_CHANNELS.open),
-  protocolError: diagnostics_channel.channel(DIAGNOSTICS_CHANNELS.protocolError),
-  backpressure: diagnostics_channel.channel(DIAGNOSTICS_CHANNELS.backpressure),
-  close: diagnostics_channel.channel(DIAGNOSTICS_CHANNELS.close),
+  upgrade: diagnosticsChannel.channel(DIAGNOSTICS_CHANNELS.upgrade),
+  accepted: diagnosticsChannel.channel(DIAGNOSTICS_CHANNELS.accepted),
+  rejected: diagnosticsChannel.channel(DIAGNOSTICS_CHANNELS.rejected),
+  open: diagnosticsChannel.channel(DIAGNOSTICS_CHANNELS.open),
+  protocolError: diagnosticsChannel.channel(DIAGNOSTICS_CHANNELS.protocolError),
+  backpressure: diagnosticsChannel.channel(DIAGNOSTICS_CHANNELS.backpressure),
+  close: diagnosticsChannel.channel(DIAGNOSTICS_CHANNELS.close),
 };

@@ -2,7 +2,6 @@ import type { Buffer } from 'node:buffer';
 import type { IncomingMessage, Server as HttpServer } from 'node:http';
 import type { Http2SecureServer, Http2Server } from 'node:http2';
 import type { Server as HttpsServer } from 'node:https';
-import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
 import { type BinaryData, ReadyState, internals } from './behavior.js';
 import { type Connection, timerDelay } from './connection/index.js';

@@ -1,5 +1,6 @@
 import { Buffer } from 'node:buffer';
-import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import { http } from './builtins.js';
 import type { AddressInfo } from 'node:net';
 import { type CheckedRoutes, type Client, type ClientOf, type HandlerCloseOptions, type HandlerOptions, type Routes, WebSocketHandler } from './handler.js';
 import { checkOptionKeys } from './options.js';
@@ -87,7 +88,7 @@ export function createWebSocketServer<R extends Routes>(routes: R & CheckedRoute
   } = options;
   const handler = new WebSocketHandler<R>(routes, handlerOptions);
   // Node requires headersTimeout <= requestTimeout (0 turns requestTimeout off).
-  const server = createServer(
+  const server = http.createServer(
     {
       headersTimeout: requestTimeout === 0 ? headersTimeout : Math.min(headersTimeout, requestTimeout),
       requestTimeout,

@@ -5,7 +5,7 @@
  * connections a wsmount handler accepted, or `handleUpgrade()` does, through a handler of its own.
  */
 import { Buffer } from 'node:buffer';
-import { EventEmitter } from 'node:events';
+import { events } from '../builtins.js';
 import type { IncomingMessage, OutgoingHttpHeaders } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { type WebSocketHandler, createWebSocketHandler } from '../handler.js';
@@ -105,7 +105,7 @@ const CLOSED = 2;
  * createWebSocketHandler({ '/echo': wsRoute(wss) }).attach(server);
  * ```
  */
-export class WebSocketServer extends EventEmitter {
+export class WebSocketServer extends events.EventEmitter {
   /** The options it was made with (libraries set `handleProtocols` here, as on ws's). */
   options: WebSocketServerOptions;
   /** `options.path`, or `''`. */

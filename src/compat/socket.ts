@@ -5,7 +5,7 @@
  * follows ws 8, except where README "Coming from ws" lists a difference.
  */
 import { Buffer, isUtf8 } from 'node:buffer';
-import { EventEmitter, captureRejectionSymbol } from 'node:events';
+import { events } from '../builtins.js';
 import type { IncomingMessage } from 'node:http';
 import type { Behavior } from '../behavior.js';
 import type { Connection, SendStatus } from '../connection/index.js';
@@ -74,7 +74,7 @@ const STATES = ['CONNECTING', 'OPEN', 'CLOSING', 'CLOSED'] as const;
  * 1011 (ws would crash the process); `'error'` is emitted only when it has a listener; a message
  * fragmented on the wire arrives joined (`'fragments'` gives a one-element array).
  */
-export class WebSocket extends EventEmitter {
+export class WebSocket extends events.EventEmitter {
   static readonly CONNECTING: 0 = 0;
   static readonly OPEN: 1 = 1;
   static readonly CLOSING: 2 = 2;
@@ -299,7 +299,7 @@ export class WebSocket extends EventEmitter {
    * @internal An async listener's promise rejected (EventEmitter's captureRejections): the
    * connection fails as it does when a listener throws (logged, `'error'` to a listener, 1011).
    */
-  override [captureRejectionSymbol](error: unknown, event: string | symbol): void {
+  override [events.captureRejectionSymbol](error: unknown, event: string | symbol): void {
     const c = this.#connection;
     const hook = event === 'message' ? 'onRawText' : event === 'ping' ? 'onPing' : event === 'pong' ? 'onPong' : null;
     if (hook !== null && c.state === ReadyState.OPEN) c.hookFailed(error, hook);

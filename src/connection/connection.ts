@@ -1,5 +1,4 @@
 import { Buffer } from 'node:buffer';
-import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
 import { type Behavior, Behavior as BehaviorClass, ReadyState } from '../behavior.js';
 import { CloseCode, Opcode } from '../protocol/constants.js';

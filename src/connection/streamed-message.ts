@@ -4,7 +4,8 @@
  * socket (stream-in.ts), so a message of any size costs a bounded amount of memory.
  */
 import { Buffer } from 'node:buffer';
-import { Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
+import { stream } from '../builtins.js';
 import { CloseCode } from '../protocol/constants.js';
 import { ProtocolError } from '../protocol/errors.js';
 import { decodeText } from '../protocol/utf8.js';
@@ -139,7 +140,7 @@ export class StreamedMessage implements AsyncIterable<Buffer> {
    */
   readable(): Readable {
     this.take('readable()');
-    return Readable.from(this.iterator(), { objectMode: false });
+    return stream.Readable.from(this.iterator(), { objectMode: false });
   }
 
   /** Collects the whole message as a string. More than the route's `maxPayload` closes the connection with 1009 and rejects. */

@@ -1,5 +1,6 @@
 import { Buffer } from 'node:buffer';
-import { type Duplex, addAbortSignal } from 'node:stream';
+import type { Duplex } from 'node:stream';
+import { stream } from '../builtins.js';
 import type { Frame } from '../protocol/framer.js';
 
 /**
@@ -27,7 +28,7 @@ export function writeFrameTo(socket: Duplex, frame: Frame): boolean {
 export function abort(socket: Duplex): void {
   if (socket.destroyed) return;
   if (isHttp2Stream(socket)) {
-    addAbortSignal(ABORTED, socket);
+    stream.addAbortSignal(ABORTED, socket);
   } else {
     socket.destroy();
   }

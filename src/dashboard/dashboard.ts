@@ -1,6 +1,5 @@
 import { Buffer } from 'node:buffer';
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
-import { performance } from 'node:perf_hooks';
 import { DATA_CSP, PAGE_CSP, renderPage } from './page.js';
 import { Sampler } from './sampler.js';
 import type { Dashboard, DashboardOptions, DashboardSource, DashboardState } from './types.js';

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { crypto } from '../builtins.js';
 import { CLIENT_SCRIPT } from './client.js';
 
 // The dashboard page: one HTML document with its style and script inline, allowed by their
@@ -67,7 +67,7 @@ footer { color: var(--muted); font-size: 12px; margin-top: 4px; }
 
 /** A CSP source for `text`: its SHA-256, base64. */
 function hashSource(text: string): string {
-  return `'sha256-${createHash('sha256').update(text, 'utf8').digest('base64')}'`;
+  return `'sha256-${crypto.createHash('sha256').update(text, 'utf8').digest('base64')}'`;
 }
 
 /**

@@ -1,4 +1,3 @@
-import { performance } from 'node:perf_hooks';
 import type { RouteStats } from '../stats.js';
 import type { DashboardClient, DashboardPoint, DashboardRoute, DashboardSnapshot, DashboardSource, DashboardState, SlowConsumer } from './types.js';
 

@@ -1,5 +1,5 @@
 import { Buffer } from 'node:buffer';
-import { randomBytes } from 'node:crypto';
+import { crypto } from '../builtins.js';
 import { acceptKey } from './decide.js';
 import {
   checkPerMessageDeflateResponse,
@@ -59,7 +59,7 @@ export const MAX_RESPONSE_HEAD: number = 16 * 1024;
 
 /** A fresh `Sec-WebSocket-Key`: 16 random bytes, base64 (RFC 6455 §4.1). */
 export function generateKey(): string {
-  return randomBytes(16).toString('base64');
+  return crypto.randomBytes(16).toString('base64');
 }
 
 /**

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { crypto } from '../builtins.js';
 import { type HeaderValue, isToken, isValidKey, listHasToken, singleValue, splitList } from './tokens.js';
 import { type Rejection, rejection } from './rejection.js';
 import { parseExtensionOffers } from '../extensions/extensions-header.js';
@@ -94,7 +94,7 @@ export interface Refusal {
 
 /** `Sec-WebSocket-Accept` for a key (RFC 6455 §4.2.2). */
 export function acceptKey(key: string): string {
-  return createHash('sha1').update(key.trim() + GUID).digest('base64');
+  return crypto.createHash('sha1').update(key.trim() + GUID).digest('base64');
 }
 
 /**

@@ -1,5 +1,5 @@
 import { Buffer } from 'node:buffer';
-import { randomFillSync } from 'node:crypto';
+import { crypto } from '../builtins.js';
 import { applyMask } from './mask.js';
 import { MAX_CLOSE_REASON, Opcode, isValidWireCloseCode } from './constants.js';
 
@@ -94,7 +94,7 @@ function rsvBits(options: FrameOptions | undefined): number {
 
 function maskKeyOf(mask: Uint8Array | boolean | undefined): Uint8Array | null {
   if (mask === undefined || mask === false) return null;
-  if (mask === true) return randomFillSync(Buffer.allocUnsafe(4));
+  if (mask === true) return crypto.randomFillSync(Buffer.allocUnsafe(4));
   if (mask.length !== 4) throw new RangeError('a masking key is 4 bytes');
   return mask;
 }

@@ -2,7 +2,8 @@
  * The node:cluster backplane's primary side: the relay that carries publishes between the
  * workers' clusterBackplane()s (cluster.ts), only to workers subscribed to the topic.
  */
-import cluster, { type ClusterSettings, type Worker } from 'node:cluster';
+import type { ClusterSettings, Worker } from 'node:cluster';
+import { cluster } from '../builtins.js';
 import {
   CLUSTER_MESSAGE_KEY,
   type ClusterPrimary,
@@ -37,9 +38,9 @@ class Relay implements ClusterPrimary {
 
   constructor(maxBackpressure: number) {
     this.maxBackpressure = maxBackpressure;
-    cluster.on('message', this.onMessage);
-    cluster.on('disconnect', this.forget);
-    cluster.on('exit', this.forget);
+    cluster().on('message', this.onMessage);
+    cluster().on('disconnect', this.forget);
+    cluster().on('exit', this.forget);
   }
 
   stats(): ClusterRelayStats {
@@ -60,9 +61,9 @@ class Relay implements ClusterPrimary {
     if (global[RELAY] !== this) return;
     delete global[RELAY];
     delete process.env[MARKER];
-    cluster.off('message', this.onMessage);
-    cluster.off('disconnect', this.forget);
-    cluster.off('exit', this.forget);
+    cluster().off('message', this.onMessage);
+    cluster().off('disconnect', this.forget);
+    cluster().off('exit', this.forget);
     this.workers.clear();
     this.topics.clear();
     this.subscriptions = 0;
@@ -153,14 +154,14 @@ class Relay implements ClusterPrimary {
  */
 export function setupClusterPrimary(options?: ClusterPrimaryOptions): ClusterPrimary {
   const maxBackpressure = checkMaxBackpressure('setupClusterPrimary', options);
-  if (!cluster.isPrimary) {
+  if (!cluster().isPrimary) {
     throw new Error('wsmount: setupClusterPrimary() runs in the node:cluster primary, before cluster.fork(); this process is a worker: give clusterBackplane() to its handlers instead');
   }
   const global = globalThis as Record<symbol, unknown>;
   const existing = global[RELAY];
   if (existing !== undefined) return existing as ClusterPrimary;
   const settings: ClusterSettings = { serialization: 'advanced' };
-  cluster.setupPrimary(settings);
+  cluster().setupPrimary(settings);
   process.env[MARKER] = '1';
   const relay = new Relay(maxBackpressure);
   global[RELAY] = relay;

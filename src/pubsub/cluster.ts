@@ -22,7 +22,7 @@
  *   applies the same rule to each worker it relays to, and counts what it drops.
  */
 import { Buffer } from 'node:buffer';
-import cluster from 'node:cluster';
+import { cluster } from '../builtins.js';
 import type { Backplane, BackplaneLink, BackplaneNode } from './backplane.js';
 import { CLUSTER_MESSAGE_KEY, type ClusterBackplaneOptions, MARKER, OVERHEAD, type WireMessage, checkMaxBackpressure, isWire } from './cluster-wire.js';
 
@@ -227,9 +227,9 @@ interface WorkerBackplane extends Backplane {
  */
 export function clusterBackplane(options?: ClusterBackplaneOptions): Backplane {
   const maxBackpressure = checkMaxBackpressure('clusterBackplane', options);
-  if (!cluster.isWorker || typeof process.send !== 'function') {
+  if (!cluster().isWorker || typeof process.send !== 'function') {
     throw new Error(
-      cluster.isPrimary && typeof process.send !== 'function'
+      cluster().isPrimary && typeof process.send !== 'function'
         ? 'wsmount: clusterBackplane() runs in a node:cluster worker, and this process is not one: call setupClusterPrimary() in the primary before cluster.fork(), and clusterBackplane() in each worker (in one process, memoryBackplane() links several handlers)'
         : 'wsmount: clusterBackplane() runs in a node:cluster worker, and this process is not one (it has an IPC channel, but is not a cluster worker): use clusterBackplane() in workers forked by cluster.fork()',
     );

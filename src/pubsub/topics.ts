@@ -5,7 +5,7 @@
  * carries publishes to other processes.
  */
 import { Buffer, isUtf8 } from 'node:buffer';
-import { randomBytes } from 'node:crypto';
+import { crypto } from '../builtins.js';
 import { type Behavior, type BinaryData, ReadyState } from '../behavior.js';
 import type { Connection } from '../connection/connection.js';
 import { batchThisTask } from '../connection/batch.js';
@@ -76,7 +76,7 @@ export class Topics implements BackplaneNode {
 
   constructor(owner: TopicsOwner, backplane: Backplane | undefined) {
     this.owner = owner;
-    this.origin = randomBytes(8);
+    this.origin = crypto.randomBytes(8);
     this.id = this.origin.toString('hex');
     if (backplane === undefined) {
       this.counts = null;

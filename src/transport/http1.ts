@@ -6,7 +6,7 @@
  */
 import type { Buffer } from 'node:buffer';
 import type { IncomingMessage } from 'node:http';
-import { Server as NetServer } from 'node:net';
+import { net } from '../builtins.js';
 import type { Duplex } from 'node:stream';
 import { type Rejection, rejection } from '../handshake/rejection.js';
 import type { Acceptance } from '../handshake/decide.js';
@@ -155,7 +155,7 @@ export function isForeign(listener: UpgradeListener): boolean {
  * an Express or Koa app, which has `on()` and `listen()` but never emits `'upgrade'`.
  */
 export function checkServer(target: unknown): void {
-  if (target instanceof NetServer) return;
+  if (target instanceof net.Server) return;
   const fix = 'app.listen(port) returns the server (Express, Koa), or make one with http.createServer(app)';
   const t = target as { on?: unknown; listeners?: unknown; listen?: unknown; callback?: unknown; server?: unknown; httpServer?: unknown } | null | undefined;
   if (typeof target === 'function') {
@@ -167,10 +167,10 @@ export function checkServer(target: unknown): void {
   if (typeof t.callback === 'function') {
     throw new TypeError('wsmount: attach() needs the http server, not a Koa app (it has .callback()): const server = app.listen(port), or http.createServer(app.callback())');
   }
-  if (t.server instanceof NetServer) {
+  if (t.server instanceof net.Server) {
     throw new TypeError('wsmount: attach() needs the http server, not the app that holds it: pass its .server (Fastify: sockets.attach(app.server))');
   }
-  if (t.httpServer instanceof NetServer) {
+  if (t.httpServer instanceof net.Server) {
     throw new TypeError('wsmount: attach() needs the http server, not the object that holds it: pass its .httpServer (Vite: sockets.attach(server.httpServer))');
   }
   if (typeof t.listen === 'function') {

@@ -11,7 +11,8 @@
  * CONNECT nobody else serves).
  */
 import { Buffer } from 'node:buffer';
-import { type IncomingHttpHeaders, Http2ServerRequest, type Http2ServerResponse, type ServerHttp2Stream, constants } from 'node:http2';
+import type { IncomingHttpHeaders, Http2ServerRequest, Http2ServerResponse, ServerHttp2Stream } from 'node:http2';
+import { http2 } from '../builtins.js';
 import type { Duplex } from 'node:stream';
 import { connectionOn } from '../connection/connection.js';
 import { timerDelay } from '../connection/index.js';
@@ -62,7 +63,7 @@ export function isWebSocketConnect(headers: IncomingHttpHeaders): boolean {
 /** The request object a behavior sees: Node's own, as the compatibility API gives apps. */
 export function streamRequest(server: NodeJS.EventEmitter, stream: ServerHttp2Stream, headers: IncomingHttpHeaders, rawHeaders: string[]): Http2ServerRequest {
   (stream as MarkedStream)[kServer] = server;
-  return new Http2ServerRequest(stream, headers, {}, rawHeaders);
+  return new (http2().Http2ServerRequest)(stream, headers, {}, rawHeaders);
 }
 
 /** The compatibility layer's CONNECT event, for streams wsmount took or is watching: left alone. */
@@ -155,7 +156,7 @@ function onStreamFinish(this: ServerHttp2Stream): void {
 }
 
 function endQuietly(stream: ServerHttp2Stream): void {
-  if (!stream.closed) stream.close(constants.NGHTTP2_NO_ERROR);
+  if (!stream.closed) stream.close(http2().constants.NGHTTP2_NO_ERROR);
 }
 
 /** The HTTP/2 transport: the byte stream is the extended CONNECT's stream. @internal */
@@ -215,7 +216,7 @@ export const HTTP2: Transport = {
       if (stream.closed) return;
       // A body still unsent (a client that grants no flow-control window) would keep the
       // stream for the session's life: reset it.
-      if (stream.writableFinished) stream.close(constants.NGHTTP2_NO_ERROR);
+      if (stream.writableFinished) stream.close(http2().constants.NGHTTP2_NO_ERROR);
       else abort(stream);
     }, Math.min(timeout, 2000));
     timer.unref();

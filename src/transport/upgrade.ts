@@ -7,7 +7,7 @@
  * waiting close() finish.
  */
 import { Buffer } from 'node:buffer';
-import { Socket } from 'node:net';
+import { net } from '../builtins.js';
 import type { Duplex } from 'node:stream';
 import { type BehaviorClass, type UpgradeRequest, internals } from '../behavior.js';
 import { transportOf } from '../behavior-types.js';
@@ -425,12 +425,12 @@ export class Admission {
   /** Answers 101 (HTTP/2: 200) and opens the connection. */
   private open(u: Upgrade): boolean {
     const { socket, head, behavior, decision, route } = u;
-    const net = socket as Duplex & { setNoDelay?: (on: boolean) => void; setTimeout?: (ms: number) => void; timeout?: number };
-    net.setNoDelay?.(true);
+    const tcp = socket as Duplex & { setNoDelay?: (on: boolean) => void; setTimeout?: (ms: number) => void; timeout?: number };
+    tcp.setNoDelay?.(true);
     // A timeout the host's server set (server.timeout) would keep firing 'timeout' on an idle
     // WebSocket (an app listening for it would end it): cleared. A TCP socket without one is
     // left alone (setTimeout(0) would give it a property to keep).
-    if (!(socket instanceof Socket) || (net.timeout !== undefined && net.timeout !== 0)) net.setTimeout?.(0);
+    if (!(socket instanceof net.Socket) || (tcp.timeout !== undefined && tcp.timeout !== 0)) tcp.setTimeout?.(0);
     socket.cork();
     try {
       u.transport.accept(socket, decision, internals.responseHeaders(behavior) ?? undefined);

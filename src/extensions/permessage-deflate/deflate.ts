@@ -5,7 +5,8 @@
  * any number of no-context-takeover connections (broadcast, publish).
  */
 import { InOrder } from './in-order.js';
-import zlib from 'node:zlib';
+import { zlib } from '../../builtins.js';
+import type { DeflateRaw } from 'node:zlib';
 import { type CodecOptions, DEFAULT_MAX_SYNC_DEFLATE, type DeflateEngine, resolveEngine } from './inflate.js';
 import type { PerMessageDeflateAgreement, WindowBits } from './negotiate.js';
 import { drive, driveAsync, type SyncStream, TRAILER, wrapSync } from './zlib-sync.js';
@@ -54,7 +55,7 @@ function deflateSync(s: SyncStream, message: Buffer): Buffer {
   return strip(pieces.length === 1 ? (pieces[0] as Buffer) : Buffer.concat(pieces, produced));
 }
 
-async function deflateAsync(stream: zlib.DeflateRaw, message: Buffer): Promise<Buffer> {
+async function deflateAsync(stream: DeflateRaw, message: Buffer): Promise<Buffer> {
   const pieces: Buffer[] = [];
   const r = await driveAsync(stream, [message], Number.MAX_SAFE_INTEGER, (c) => pieces.push(c));
   if (r.status !== 'done') throw new Error(`permessage-deflate: deflate failed (${r.error ?? r.status})`);
@@ -185,7 +186,7 @@ export class PerMessageDeflater {
       this.own = s;
     }
     if (message.length <= this.maxSyncInput) return deflateSync(this.own, message);
-    return deflateAsync(this.own.stream as zlib.DeflateRaw, message);
+    return deflateAsync(this.own.stream as DeflateRaw, message);
   }
 
   /** 'dictionary' engine: a one-shot deflate primed with the last window of what was sent. */

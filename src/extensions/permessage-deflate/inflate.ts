@@ -5,7 +5,7 @@
  * message size limit enforced while inflating (zip bombs).
  */
 import { InOrder } from './in-order.js';
-import zlib from 'node:zlib';
+import { zlib } from '../../builtins.js';
 import type { PerMessageDeflateAgreement } from './negotiate.js';
 import { drive, driveAsync, privateSyncAvailable, type SyncStream, TRAILER, wrapSync } from './zlib-sync.js';
 

@@ -8,7 +8,7 @@
  * window (context takeover) lives here alone. It runs on zlib's handle synchronously (zlib-sync.ts);
  * runtimes without that handle cannot inflate streamed messages (`create` returns null).
  */
-import zlib from 'node:zlib';
+import { zlib } from '../../builtins.js';
 import { type SyncStream, TRAILER, drive, wrapSync } from './zlib-sync.js';
 
 /** Where a call stopped: all input taken, output limit reached (call `more`), or bad data. */

@@ -8,7 +8,8 @@
  * once (shape and a round trip) and the codec falls back to the public "dictionary" engine when
  * it is missing or misbehaves.
  */
-import zlib from 'node:zlib';
+import { zlib } from '../../builtins.js';
+import type { DeflateRaw, InflateRaw } from 'node:zlib';
 
 /** The shape of Node's zlib binding object that we use (node/lib/zlib.js `processChunkSync`). */
 interface ZlibHandle {
@@ -22,7 +23,7 @@ interface PrivateZlib {
   readonly _writeState: Uint32Array;
 }
 
-export type ZlibStream = zlib.InflateRaw | zlib.DeflateRaw;
+export type ZlibStream = InflateRaw | DeflateRaw;
 
 /** A zlib stream plus the last error its handle reported during a synchronous write. */
 export interface SyncStream {
