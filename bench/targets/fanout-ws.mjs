@@ -14,9 +14,12 @@
 // BENCH_REDIS_PORT is needed for /pub and /sub; the memory measurement runs without it.
 
 import { createRequire } from 'node:module';
-import http from 'node:http';
 import { WebSocket, WebSocketServer } from 'ws';
 import { MAX_PAYLOAD, serve } from './common.mjs';
+// node:http's CommonJS exports, as a CommonJS app has them: on Node 22 and later an ES module import
+// of node:http loads undici (its lazy WebSocket export), heap objects that every full garbage
+// collection of the target then marks (README, "What a server process loads").
+const http = process.getBuiltinModule('node:http');
 
 const require = createRequire(import.meta.url);
 const CHANNEL = 'fanout';

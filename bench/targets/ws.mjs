@@ -7,10 +7,13 @@
 // addons ws actually loaded, and refuses to run if that does not match what was asked for.
 
 import { createRequire } from 'node:module';
-import http from 'node:http';
 import { WebSocket, WebSocketServer } from 'ws';
 import { MAX_PAYLOAD, serve } from './common.mjs';
 import { wsRoutes } from './ws-routes.mjs';
+// node:http's CommonJS exports, as a CommonJS app has them: on Node 22 and later an ES module import
+// of node:http loads undici (its lazy WebSocket export), heap objects that every full garbage
+// collection of the target then marks (README, "What a server process loads").
+const http = process.getBuiltinModule('node:http');
 
 const require = createRequire(import.meta.url);
 const wantNative = process.env.BENCH_WS_NATIVE === '1';
