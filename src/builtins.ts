@@ -8,19 +8,13 @@
  * 30,000 heap objects. `node:http2` (16,000) and `node:cluster` (3,400), which most apps never
  * use, were loaded as eagerly. Every one of those objects is marked again by each full garbage
  * collection, and large messages make Node 24 run those back to back: without them the server's
- * CPU per 64 KiB echo fell by about a fifth (bench/README.md, "What a server process loads").
- * `node:http2` and `node:cluster` are taken the first time a WebSocket over HTTP/2 or a cluster
- * backplane needs them.
+ * CPU per 64 KiB echo fell by a fifth to two fifths (README, "What a server process loads").
+ * Each module takes what it uses itself (`const zlib = process.getBuiltinModule('node:zlib')`),
+ * so that `protocol/` and `handshake/` load `node:crypto` and nothing of `node:net` or `node:http`;
+ * `node:http2` and `node:cluster` are taken from here, the first time a WebSocket over HTTP/2 or a
+ * cluster backplane needs them.
  */
 import type { Cluster } from 'node:cluster';
-
-export const crypto: typeof import('node:crypto') = process.getBuiltinModule('node:crypto');
-export const diagnosticsChannel: typeof import('node:diagnostics_channel') = process.getBuiltinModule('node:diagnostics_channel');
-export const events: typeof import('node:events') = process.getBuiltinModule('node:events');
-export const http: typeof import('node:http') = process.getBuiltinModule('node:http');
-export const net: typeof import('node:net') = process.getBuiltinModule('node:net');
-export const stream: typeof import('node:stream') = process.getBuiltinModule('node:stream');
-export const zlib: typeof import('node:zlib') = process.getBuiltinModule('node:zlib');
 
 let http2Module: typeof import('node:http2') | undefined;
 /** `node:http2`, loaded on first use (a server that serves HTTP/2 has loaded it already). */

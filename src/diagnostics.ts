@@ -5,13 +5,14 @@
  * Each event is published only while its channel has subscribers: with none, a lifecycle step
  * costs one `hasSubscribers` read and no message object is built.
  */
-import { diagnosticsChannel } from './builtins.js';
 import type { Channel } from 'node:diagnostics_channel';
 import type { Duplex } from 'node:stream';
 import type { Behavior, UpgradeRequest, WebSocketTransport } from './behavior.js';
 import type { RejectionCode } from './handshake/rejection.js';
 import type { BackpressurePolicy } from './connection/types.js';
 import type { ProtocolError } from './protocol/errors.js';
+// Not an ES module import (src/builtins.ts says why).
+const diagnosticsChannel = process.getBuiltinModule('node:diagnostics_channel');
 
 /**
  * The channel names wsmount publishes on, in lifecycle order. Subscribe with

@@ -1,9 +1,10 @@
 import { Buffer } from 'node:buffer';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
-import { http } from './builtins.js';
 import type { AddressInfo } from 'node:net';
 import { type CheckedRoutes, type Client, type ClientOf, type HandlerCloseOptions, type HandlerOptions, type Routes, WebSocketHandler } from './handler.js';
 import { checkOptionKeys } from './options.js';
+// Not an ES module import (src/builtins.ts says why).
+const http = process.getBuiltinModule('node:http');
 
 /** Options for {@link createWebSocketServer}: the handler's, plus where to listen. */
 export interface WebSocketServerOptions<C extends Client = Client> extends HandlerOptions<C> {

@@ -5,7 +5,6 @@
  * connections a wsmount handler accepted, or `handleUpgrade()` does, through a handler of its own.
  */
 import { Buffer } from 'node:buffer';
-import { events } from '../builtins.js';
 import type { IncomingMessage, OutgoingHttpHeaders } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { type WebSocketHandler, createWebSocketHandler } from '../handler.js';
@@ -14,6 +13,8 @@ import { splitTarget } from '../router.js';
 import { type MarkedSocket, guard, writeRejection } from '../transport/http1.js';
 import type { WebSocket } from './socket.js';
 import { wsRoute } from './route.js';
+// Not an ES module import (src/builtins.ts says why).
+const events: typeof import('node:events') = process.getBuiltinModule('node:events');
 
 /** ws's permessage-deflate options; read by `wsRoute` (see README "Coming from ws" for the mapping). */
 export interface WsPerMessageDeflateOptions {

@@ -5,7 +5,6 @@
  * follows ws 8, except where README "Coming from ws" lists a difference.
  */
 import { Buffer, isUtf8 } from 'node:buffer';
-import { events } from '../builtins.js';
 import type { IncomingMessage } from 'node:http';
 import type { Behavior } from '../behavior.js';
 import type { Connection, SendStatus } from '../connection/index.js';
@@ -25,6 +24,8 @@ import {
   removeEventListener,
   setAttribute,
 } from './events.js';
+// Not an ES module import (src/builtins.ts says why).
+const events: typeof import('node:events') = process.getBuiltinModule('node:events');
 
 /** What a `message` event's `data` is: a `Buffer` (text always), or by `binaryType` for binary. */
 export type RawData = Buffer | ArrayBuffer | Buffer[];

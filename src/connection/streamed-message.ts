@@ -5,10 +5,11 @@
  */
 import { Buffer } from 'node:buffer';
 import type { Readable } from 'node:stream';
-import { stream } from '../builtins.js';
 import { CloseCode } from '../protocol/constants.js';
 import { ProtocolError } from '../protocol/errors.js';
 import { decodeText } from '../protocol/utf8.js';
+// Not an ES module import (src/builtins.ts says why).
+const stream = process.getBuiltinModule('node:stream');
 
 /** Reading pauses once this many payload bytes of a streamed message wait unread… */
 export const STREAM_HIGH_WATER_BYTES: number = 1 << 20;

@@ -1,7 +1,8 @@
 import { Buffer } from 'node:buffer';
 import type { Duplex } from 'node:stream';
-import { stream } from '../builtins.js';
 import type { Frame } from '../protocol/framer.js';
+// Not an ES module import (src/builtins.ts says why).
+const stream = process.getBuiltinModule('node:stream');
 
 /**
  * Writes a frame: one buffer, or header and payload back to back inside one cork (one syscall,

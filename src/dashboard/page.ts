@@ -1,5 +1,6 @@
-import { crypto } from '../builtins.js';
 import { CLIENT_SCRIPT } from './client.js';
+// Not an ES module import (src/builtins.ts says why).
+const crypto = process.getBuiltinModule('node:crypto');
 
 // The dashboard page: one HTML document with its style and script inline, allowed by their
 // SHA-256 hashes in the page's Content-Security-Policy (no 'unsafe-inline', no other origin). The

@@ -1,11 +1,12 @@
 import { Buffer } from 'node:buffer';
-import { crypto } from '../builtins.js';
 import { acceptKey } from './decide.js';
 import {
   checkPerMessageDeflateResponse,
   type PerMessageDeflateAcceptance,
 } from '../extensions/permessage-deflate/client-negotiate.js';
 import { type HeaderValue, isSafeHeaderValue, isToken, listHasToken, singleValue, splitList } from './tokens.js';
+// Not an ES module import (src/builtins.ts says why).
+const crypto = process.getBuiltinModule('node:crypto');
 
 /**
  * The client half of the opening handshake (RFC 6455 §4.1), I/O-free like the server's

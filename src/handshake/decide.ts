@@ -1,4 +1,3 @@
-import { crypto } from '../builtins.js';
 import { type HeaderValue, isToken, isValidKey, listHasToken, singleValue, splitList } from './tokens.js';
 import { type Rejection, rejection } from './rejection.js';
 import { parseExtensionOffers } from '../extensions/extensions-header.js';
@@ -7,6 +6,8 @@ import {
   type PerMessageDeflateAgreement,
   negotiatePerMessageDeflate,
 } from '../extensions/permessage-deflate/negotiate.js';
+// Not an ES module import (src/builtins.ts says why).
+const crypto = process.getBuiltinModule('node:crypto');
 
 /** RFC 6455 §1.3: the GUID appended to the key before hashing. */
 const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';

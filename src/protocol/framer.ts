@@ -1,7 +1,8 @@
 import { Buffer } from 'node:buffer';
-import { crypto } from '../builtins.js';
 import { applyMask } from './mask.js';
 import { MAX_CLOSE_REASON, Opcode, isValidWireCloseCode } from './constants.js';
+// Not an ES module import (src/builtins.ts says why).
+const crypto = process.getBuiltinModule('node:crypto');
 
 /**
  * A framed message ready to write: one buffer (header and payload together), or a header and

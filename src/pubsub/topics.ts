@@ -5,7 +5,6 @@
  * carries publishes to other processes.
  */
 import { Buffer, isUtf8 } from 'node:buffer';
-import { crypto } from '../builtins.js';
 import { type Behavior, type BinaryData, ReadyState } from '../behavior.js';
 import type { Connection } from '../connection/connection.js';
 import { batchThisTask } from '../connection/batch.js';
@@ -15,6 +14,8 @@ import { encodeFrame, encodeText, toBuffer } from '../protocol/framer.js';
 import { OutgoingMessage } from '../connection/outgoing.js';
 import type { Backplane, BackplaneLink, BackplaneNode, BackplaneStage, BackplaneStats } from './backplane.js';
 import { decodeEnvelope, encodeEnvelope } from './envelope.js';
+// Not an ES module import (src/builtins.ts says why).
+const crypto = process.getBuiltinModule('node:crypto');
 
 /** The longest topic name, in UTF-16 code units (JavaScript string length). */
 export const MAX_TOPIC_LENGTH = 1024;

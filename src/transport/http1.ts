@@ -6,13 +6,14 @@
  */
 import type { Buffer } from 'node:buffer';
 import type { IncomingMessage } from 'node:http';
-import { net } from '../builtins.js';
 import type { Duplex } from 'node:stream';
 import { type Rejection, rejection } from '../handshake/rejection.js';
 import type { Acceptance } from '../handshake/decide.js';
 import { type ExtraHeaders, acceptResponse, rejectionBytes } from '../handshake/response.js';
 import { splitTarget } from '../router.js';
 import type { Transport } from './transport.js';
+// Not an ES module import (src/builtins.ts says why).
+const net = process.getBuiltinModule('node:net');
 
 // Marks on shared objects use registered symbols so that two copies of wsmount coordinate.
 export const kClaim: unique symbol = Symbol.for('wsmount.claim');

@@ -7,7 +7,6 @@
  * waiting close() finish.
  */
 import { Buffer } from 'node:buffer';
-import { net } from '../builtins.js';
 import type { Duplex } from 'node:stream';
 import { type BehaviorClass, type UpgradeRequest, internals } from '../behavior.js';
 import { transportOf } from '../behavior-types.js';
@@ -33,6 +32,8 @@ import { HTTP1, type MarkedSocket, kClaim, kUnclaimed, onEarlySocketError } from
 import { upgradeOnlyMount } from './http2.js';
 import type { Transport } from './transport.js';
 import { abort } from '../connection/write.js';
+// Not an ES module import (src/builtins.ts says why).
+const net = process.getBuiltinModule('node:net');
 
 /** Bytes a client may send before its handshake completes (it should send none). */
 const EARLY_LIMIT = 64 * 1024;

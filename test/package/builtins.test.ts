@@ -83,7 +83,7 @@ describe('the Node built-ins a server process loads with wsmount', () => {
     if (nodeMajor >= 22) expect(loaded.some((m) => /undici/.test(m))).toBe(true);
   }, 60_000);
 
-  it('no runtime source file imports a value from a Node built-in (src/builtins.ts takes them; node:buffer and type imports aside)', () => {
+  it('no runtime source file imports a value from a Node built-in (process.getBuiltinModule takes them; node:buffer and type imports aside), and protocol/ and handshake/ take nothing of node:net, node:http or node:http2', () => {
     const offenders: string[] = [];
     const walk = (dir: string): void => {
       for (const name of readdirSync(dir)) {
@@ -93,6 +93,10 @@ describe('the Node built-ins a server process loads with wsmount', () => {
           if (relative(join(repo, 'src'), path) !== 'testing') walk(path);
         } else if (name.endsWith('.ts')) {
           const source = readFileSync(path, 'utf8');
+          const layer = relative(join(repo, 'src'), path).split(/[\\/]/)[0];
+          if ((layer === 'protocol' || layer === 'handshake') && /getBuiltinModule\('node:(net|https?|http2|tls)'\)|builtins\.js'/.test(source)) {
+            offenders.push(`${relative(repo, path)}: takes a transport module (DESIGN: protocol/ and handshake/ do no I/O)`);
+          }
           for (const m of source.matchAll(/^import\s+(?!type\b)([^;]*?)\s+from\s+'node:([\w/]+)';/gms)) {
             if (m[2] === 'buffer') continue;
             // `import { type A, type B } from …` imports no value either.

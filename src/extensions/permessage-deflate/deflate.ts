@@ -5,11 +5,12 @@
  * any number of no-context-takeover connections (broadcast, publish).
  */
 import { InOrder } from './in-order.js';
-import { zlib } from '../../builtins.js';
 import type { DeflateRaw } from 'node:zlib';
 import { type CodecOptions, DEFAULT_MAX_SYNC_DEFLATE, type DeflateEngine, resolveEngine } from './inflate.js';
 import type { PerMessageDeflateAgreement, WindowBits } from './negotiate.js';
 import { drive, driveAsync, type SyncStream, TRAILER, wrapSync } from './zlib-sync.js';
+// Not an ES module import (src/builtins.ts says why).
+const zlib = process.getBuiltinModule('node:zlib');
 
 /** How a message is compressed. */
 export interface DeflateParams {

@@ -5,9 +5,10 @@
  * message size limit enforced while inflating (zip bombs).
  */
 import { InOrder } from './in-order.js';
-import { zlib } from '../../builtins.js';
 import type { PerMessageDeflateAgreement } from './negotiate.js';
 import { drive, driveAsync, privateSyncAvailable, type SyncStream, TRAILER, wrapSync } from './zlib-sync.js';
+// Not an ES module import (src/builtins.ts says why).
+const zlib = process.getBuiltinModule('node:zlib');
 
 /** What inflating one message gave. */
 export type InflateResult =

@@ -8,8 +8,9 @@
  * window (context takeover) lives here alone. It runs on zlib's handle synchronously (zlib-sync.ts);
  * runtimes without that handle cannot inflate streamed messages (`create` returns null).
  */
-import { zlib } from '../../builtins.js';
 import { type SyncStream, TRAILER, drive, wrapSync } from './zlib-sync.js';
+// Not an ES module import (src/builtins.ts says why).
+const zlib = process.getBuiltinModule('node:zlib');
 
 /** Where a call stopped: all input taken, output limit reached (call `more`), or bad data. */
 export type StepResult = 'done' | 'more' | 'error';

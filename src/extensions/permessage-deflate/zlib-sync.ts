@@ -8,8 +8,9 @@
  * once (shape and a round trip) and the codec falls back to the public "dictionary" engine when
  * it is missing or misbehaves.
  */
-import { zlib } from '../../builtins.js';
 import type { DeflateRaw, InflateRaw } from 'node:zlib';
+// Not an ES module import (src/builtins.ts says why).
+const zlib = process.getBuiltinModule('node:zlib');
 
 /** The shape of Node's zlib binding object that we use (node/lib/zlib.js `processChunkSync`). */
 interface ZlibHandle {
