@@ -1,18 +1,19 @@
 /**
- * Node's built-in modules as wsmount's runtime code takes them: their CommonJS exports, through
- * `process.getBuiltinModule()` (Node 20.16 and later), never an ESM `import` of a value (type
- * imports are erased and stay imports; so does `node:buffer`, whose ESM face costs nothing).
+ * Node's built-in modules as wsmount's runtime code takes them: each module gets what it uses
+ * with `process.getBuiltinModule()` (Node 20.16 and later), which returns the CommonJS exports,
+ * rather than with an ES module `import` (`node:buffer` excepted, whose import costs nothing;
+ * `import type` is erased and stays as it is).
  *
- * The first ESM import of a built-in builds its ESM face, which reads every export once, lazy
- * ones included: on Node 22 and 24 `node:http`'s lazy `WebSocket` export loads undici, some
- * 30,000 heap objects. `node:http2` (16,000) and `node:cluster` (3,400), which most apps never
- * use, were loaded as eagerly. Every one of those objects is marked again by each full garbage
- * collection, and large messages make Node 24 run those back to back: without them the server's
- * CPU per 64 KiB echo fell by a fifth to two fifths (README, "What a server process loads").
- * Each module takes what it uses itself (`const zlib = process.getBuiltinModule('node:zlib')`),
- * so that `protocol/` and `handshake/` load `node:crypto` and nothing of `node:net` or `node:http`;
- * `node:http2` and `node:cluster` are taken from here, the first time a WebSocket over HTTP/2 or a
- * cluster backplane needs them.
+ * The first ES module import of a built-in reads every one of its exports, lazy ones included. On
+ * Node 22.5 and later, `node:http`'s lazy `WebSocket` export then loads undici (alone, about
+ * 30,000 heap objects), and wsmount loaded `node:http2` in every process too. Each full garbage
+ * collection marks every heap object again, and large messages make Node 24 run those back to
+ * back: for an app that loads no undici itself, the server's CPU per 64 KiB message fell by a
+ * fifth to two fifths without them (README, "What a server process loads").
+ *
+ * `protocol/` and `handshake/` take `node:crypto` and nothing of `node:net` or `node:http`.
+ * `node:http2` is taken from here the first time a WebSocket comes over HTTP/2, `node:cluster`
+ * when a cluster backplane is made (Node's `server.listen()` loads it anyway).
  */
 import type { Cluster } from 'node:cluster';
 

@@ -1,17 +1,18 @@
 /**
- * What `import 'wsmount'` loads of Node itself (src/builtins.ts): no ESM face of a built-in, so no
- * undici behind `node:http`'s lazy `WebSocket` export (Node 22 and 24), and no `node:http2` or
- * `node:cluster` until a WebSocket over HTTP/2 or a cluster backplane needs them. Each is tens of
- * thousands of heap objects that every full garbage collection marks again.
+ * What importing wsmount loads of Node itself (src/builtins.ts): no ES module face of a built-in,
+ * so no undici behind `node:http`'s lazy `WebSocket` export (Node 22.5 and later), and no
+ * `node:http2` until a WebSocket comes over HTTP/2. Each is thousands of heap objects that every
+ * full garbage collection marks again.
  *
  * A child process imports a fresh build of src/ and reports `process.moduleLoadList`, the list of
  * Node's internal modules it has loaded (the list Node's own tests read). The same child importing
- * `node:http2` (and, on Node 22 and later, `node:http` as an ES module) shows that the check sees
+ * `node:http2` (and, on Node 22.5 and later, `node:http` as an ES module) shows that the check sees
  * what it looks for.
  */
 import { execFile } from 'node:child_process';
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
+import { builtinModules } from 'node:module';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Compiled, compileForChildren, repo } from '../helpers/child.js';
@@ -40,8 +41,13 @@ function loadedBy(code: string): Promise<string[][]> {
   });
 }
 
+/** Node's built-in module names, without `node:` (`fs`, `fs/promises`…). */
+const NODE_BUILTINS = new Set(builtinModules.map((m) => m.replace(/^node:/, '')));
+
 const heavy = (loaded: string[]): string[] => loaded.filter((m) => /undici|http2|cluster/.test(m));
-const nodeMajor = Number(process.versions.node.split('.')[0]);
+const [nodeMajor = 0, nodeMinor = 0] = process.versions.node.split('.').map(Number);
+/** `http.WebSocket`, the export whose getter loads undici, came in Node 22.5. */
+const httpHasWebSocket = nodeMajor > 22 || (nodeMajor === 22 && nodeMinor >= 5);
 
 describe('the Node built-ins a server process loads with wsmount', () => {
   it('importing wsmount loads no undici, node:http2 or node:cluster, and serving a WebSocket no undici or node:http2', async () => {
@@ -77,10 +83,10 @@ describe('the Node built-ins a server process loads with wsmount', () => {
     expect(heavy(atEnd ?? []).filter((m) => !/cluster/.test(m))).toEqual([]);
   }, 60_000);
 
-  it('the check sees node:http2, and on Node 22 and later the undici that an ESM import of node:http loads', async () => {
+  it('the check sees node:http2, and on Node 22.5 and later the undici that an ESM import of node:http loads', async () => {
     const [loaded = []] = await loadedBy(`await import('node:http2'); await import('node:http');`);
     expect(loaded.some((m) => /\bhttp2\b/.test(m))).toBe(true);
-    if (nodeMajor >= 22) expect(loaded.some((m) => /undici/.test(m))).toBe(true);
+    if (httpHasWebSocket) expect(loaded.some((m) => /undici/.test(m))).toBe(true);
   }, 60_000);
 
   it('no runtime source file imports a value from a Node built-in (process.getBuiltinModule takes them; node:buffer and type imports aside), and protocol/ and handshake/ take nothing of node:net, node:http or node:http2', () => {
@@ -95,15 +101,19 @@ describe('the Node built-ins a server process loads with wsmount', () => {
           const source = readFileSync(path, 'utf8');
           const layer = relative(join(repo, 'src'), path).split(/[\\/]/)[0];
           if ((layer === 'protocol' || layer === 'handshake') && /getBuiltinModule\('node:(net|https?|http2|tls)'\)|builtins\.js'/.test(source)) {
-            offenders.push(`${relative(repo, path)}: takes a transport module (DESIGN: protocol/ and handshake/ do no I/O)`);
+            offenders.push(`${relative(repo, path)}: takes a transport module (protocol/ and handshake/ do no I/O of their own)`);
           }
-          for (const m of source.matchAll(/^import\s+(?!type\b)([^;]*?)\s+from\s+'node:([\w/]+)';/gms)) {
-            if (m[2] === 'buffer') continue;
+          // Static imports and re-exports, with or without names, either quote; dynamic imports (not
+          // `typeof import('node:x')`, a type).
+          for (const m of source.matchAll(/^(?:import|export)\s+(?!type\b)(?:([^;]*?)\s+from\s+)?['"](?:node:)?([\w/]+)['"];/gms)) {
+            const [statement, names = '', module = ''] = m;
+            if (!NODE_BUILTINS.has(module) || module === 'buffer') continue;
             // `import { type A, type B } from …` imports no value either.
-            const names = (m[1] as string).replace(/^\{|\}$/g, '').split(',').map((s) => s.trim()).filter((s) => s !== '');
-            if (m[1]?.startsWith('{') === true && names.every((n) => n.startsWith('type '))) continue;
-            offenders.push(`${relative(repo, path)}: ${m[0]}`);
+            const list = names.replace(/^\{|\}$/g, '').split(',').map((n) => n.trim()).filter((n) => n !== '');
+            if (names.startsWith('{') && list.every((n) => n.startsWith('type '))) continue;
+            offenders.push(`${relative(repo, path)}: ${statement}`);
           }
+          for (const m of source.matchAll(/(?<!typeof\s*)\bimport\s*\(\s*['"](node:[\w/]+)['"]/g)) offenders.push(`${relative(repo, path)}: import('${m[1]}')`);
         }
       }
     };
