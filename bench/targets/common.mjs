@@ -4,6 +4,14 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 
 /**
+ * node:http's CommonJS exports, as a CommonJS app has them, for every target: on Node 22.5 and
+ * later an ES module import of node:http loads undici (its lazy WebSocket export), heap objects
+ * that every full garbage collection of the target then marks (README, "What a server process
+ * loads"). That would be the harness's cost, not the server's.
+ */
+export const http = process.getBuiltinModule('node:http');
+
+/**
  * @param {import('node:net').Server} server an http.Server or net.Server, not yet listening
  * @param {object} info what the target wants reported (library, version, native addons…)
  * @param {() => number} clients the number of open WebSocket (or TCP) connections

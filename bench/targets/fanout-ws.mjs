@@ -15,11 +15,7 @@
 
 import { createRequire } from 'node:module';
 import { WebSocket, WebSocketServer } from 'ws';
-import { MAX_PAYLOAD, serve } from './common.mjs';
-// node:http's CommonJS exports, as a CommonJS app has them: on Node 22.5 and later an ES module import
-// of node:http loads undici (its lazy WebSocket export), heap objects that every full garbage
-// collection of the target then marks (README, "What a server process loads").
-const http = process.getBuiltinModule('node:http');
+import { http, MAX_PAYLOAD, serve } from './common.mjs';
 
 const require = createRequire(import.meta.url);
 const CHANNEL = 'fanout';

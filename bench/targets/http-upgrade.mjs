@@ -6,11 +6,7 @@
 // --targets=http). Not a target of bench/run.mjs.
 
 import { createHash } from 'node:crypto';
-import { serve } from './common.mjs';
-// node:http's CommonJS exports, as a CommonJS app has them: on Node 22.5 and later an ES module import
-// of node:http loads undici (its lazy WebSocket export), heap objects that every full garbage
-// collection of the target then marks (README, "What a server process loads").
-const http = process.getBuiltinModule('node:http');
+import { http, serve } from './common.mjs';
 
 const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
 let open = 0;

@@ -24,11 +24,7 @@ import { createRequire } from 'node:module';
 import { Readable, Writable } from 'node:stream';
 import { WebSocketServer, createWebSocketStream } from 'ws';
 import { downloadChunks, uploadChunkOk } from '../lib/stream-data.mjs';
-import { serve } from './common.mjs';
-// node:http's CommonJS exports, as a CommonJS app has them: on Node 22.5 and later an ES module import
-// of node:http loads undici (its lazy WebSocket export), heap objects that every full garbage
-// collection of the target then marks (README, "What a server process loads").
-const http = process.getBuiltinModule('node:http');
+import { http, serve } from './common.mjs';
 
 const require = createRequire(import.meta.url);
 const wantNative = process.env.BENCH_WS_NATIVE === '1';

@@ -8,12 +8,8 @@
 
 import { createRequire } from 'node:module';
 import { WebSocket, WebSocketServer } from 'ws';
-import { MAX_PAYLOAD, serve } from './common.mjs';
+import { http, MAX_PAYLOAD, serve } from './common.mjs';
 import { wsRoutes } from './ws-routes.mjs';
-// node:http's CommonJS exports, as a CommonJS app has them: on Node 22.5 and later an ES module import
-// of node:http loads undici (its lazy WebSocket export), heap objects that every full garbage
-// collection of the target then marks (README, "What a server process loads").
-const http = process.getBuiltinModule('node:http');
 
 const require = createRequire(import.meta.url);
 const wantNative = process.env.BENCH_WS_NATIVE === '1';

@@ -3,11 +3,7 @@
 // requests 404) that a handler is attached to and served on (common.mjs's serve()).
 
 import { readFileSync } from 'node:fs';
-import { serve } from './common.mjs';
-// node:http's CommonJS exports, as a CommonJS app has them: on Node 22.5 and later an ES module import
-// of node:http loads undici (its lazy WebSocket export), heap objects that every full garbage
-// collection of the target then marks (README, "What a server process loads").
-const http = process.getBuiltinModule('node:http');
+import { http, serve } from './common.mjs';
 
 /** The repository's version: the wsmount in dist/ that the targets import. */
 export const version = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')).version;
