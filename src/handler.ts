@@ -6,6 +6,7 @@ import type { Duplex } from 'node:stream';
 import { type BinaryData, ReadyState, internals } from './behavior.js';
 import { type Connection, timerDelay } from './connection/index.js';
 import { abort } from './connection/write.js';
+import { monotonicMs } from './builtins.js';
 import { type Logger, levelLogger } from './logger.js';
 import { type HandlerOptions, type ResolvedHandlerOptions, resolveOptions, routeDeflate, routeLimits } from './options.js';
 import { Opcode } from './protocol/constants.js';
@@ -368,7 +369,7 @@ export class WebSocketHandler<R extends Routes = Routes> {
   }
 
   private static sweep(handler: WebSocketHandler): void {
-    const now = performance.now();
+    const now = monotonicMs();
     for (const client of handler.all) internals.connection(client)?.sweep(now);
   }
 

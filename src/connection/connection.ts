@@ -14,6 +14,7 @@ import { EMPTY } from './sender.js';
 import { type ConnectionLimits, type RouteShared, timerDelay } from './types.js';
 import { abort } from './write.js';
 import { F_AWAITING_PONG, F_CLOSE_RECEIVED, F_END_PENDING } from './flags.js';
+import { monotonicMs } from '../builtins.js';
 export type { HookName } from './types.js';
 /**
  * The connection on its socket (or HTTP/2 stream), under the registered symbol of the upgrade's
@@ -147,7 +148,7 @@ export class Connection extends StreamReceiver implements ParserSink {
     if (value !== '' || this.extras !== null) this.extra().closeReason = value;
   }
 
-  // Heartbeat and idle time (performance.now() milliseconds), updated by the handler's sweep.
+  // Heartbeat and idle time (monotonicMs(), builtins.ts), updated by the handler's sweep.
   private lastActive: number;
   /** When the last heartbeat ping was sent (or the connection opened). */
   private lastPing: number;
@@ -170,7 +171,7 @@ export class Connection extends StreamReceiver implements ParserSink {
     if (deflate !== null) this.counters.compressedConnections++;
     // Whole milliseconds: a small integer, not a number object of its own in every connection
     // (until the process has run 24 days). The heartbeat times its pings exactly.
-    const now = Math.floor(performance.now());
+    const now = Math.floor(monotonicMs());
     this.lastActive = now;
     this.lastPing = now;
   }
@@ -395,7 +396,7 @@ export class Connection extends StreamReceiver implements ParserSink {
   /** Takes a token from the rate limit's bucket, or fails the connection with 1008. */
   protected takeToken(): boolean {
     const limits = this.limits;
-    const now = performance.now();
+    const now = monotonicMs();
     // The bucket lives in the extras, made full at the first message (it would be full by then).
     const e = this.extra();
     const tokens = e.refilledAt < 0 ? limits.rateCapacity : Math.min(limits.rateCapacity, e.tokens + (now - e.refilledAt) * limits.rateRefill);
@@ -427,7 +428,7 @@ export class Connection extends StreamReceiver implements ParserSink {
     if (this.awaitingPong) {
       // Any pong answers the heartbeat (RFC 6455 §5.5.3 allows a peer to answer only the latest ping).
       this.awaitingPong = false;
-      this.latency = performance.now() - this.lastPing;
+      this.latency = monotonicMs() - this.lastPing;
       this.counters.roundTrip(this.latency);
     }
     try {

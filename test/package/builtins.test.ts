@@ -44,13 +44,13 @@ function loadedBy(code: string): Promise<string[][]> {
 /** Node's built-in module names, without `node:` (`fs`, `fs/promises`…). */
 const NODE_BUILTINS = new Set(builtinModules.map((m) => m.replace(/^node:/, '')));
 
-const heavy = (loaded: string[]): string[] => loaded.filter((m) => /undici|http2|cluster/.test(m));
+const heavy = (loaded: string[]): string[] => loaded.filter((m) => /undici|http2|cluster|perf_hooks/.test(m));
 const [nodeMajor = 0, nodeMinor = 0] = process.versions.node.split('.').map(Number);
 /** `http.WebSocket`, the export whose getter loads undici, came in Node 22.5. */
 const httpHasWebSocket = nodeMajor > 22 || (nodeMajor === 22 && nodeMinor >= 5);
 
 describe('the Node built-ins a server process loads with wsmount', () => {
-  it('importing wsmount loads no undici, node:http2 or node:cluster, and serving a WebSocket no undici or node:http2', async () => {
+  it('importing wsmount loads no undici, node:http2, node:cluster or perf_hooks, and serving a WebSocket (heartbeat and rate limit on) no undici, node:http2 or perf_hooks', async () => {
     const index = pathToFileURL(join(build.out, 'src', 'index.js')).href;
     // The whole path a WebSocket takes: the standalone server (node:http), a handshake, a message each way.
     const loaded = await loadedBy(`
@@ -58,7 +58,8 @@ describe('the Node built-ins a server process loads with wsmount', () => {
       // What the import alone loaded (listen() loads node:cluster: Node's net.Server does, for every server).
       process.stdout.write(JSON.stringify(process.moduleLoadList.filter((m) => !before.has(m))) + '\\n');
       class Echo extends Behavior { onText(t) { this.sendText(t); } }
-      const server = createWebSocketServer({ '/echo': Echo }, { port: 0, host: '127.0.0.1' });
+      // A heartbeat sweep and a rate-limited message read the clock (builtins.ts monotonicMs, not performance.now()).
+      const server = createWebSocketServer({ '/echo': Echo }, { port: 0, host: '127.0.0.1', pingInterval: 20, rateLimit: { messages: 100, interval: 1000 } });
       const port = await server.listen();
       const net = process.getBuiltinModule('node:net');
       const reply = await new Promise((resolve, reject) => {
@@ -70,7 +71,9 @@ describe('the Node built-ins a server process loads with wsmount', () => {
           const end = got.indexOf('\\r\\n\\r\\n');
           if (end < 0) return;
           if (got.length === end + 4) { s.write(Buffer.from([0x81, 0x82, 0, 0, 0, 0, 0x68, 0x69])); return; }
-          resolve(got.subarray(end + 4).toString('latin1')); s.destroy();
+          // After the echo, the first heartbeat ping (opcode 9): the sweep has run.
+          const frames = got.subarray(end + 4).toString('latin1');
+          if (frames.length >= 6 && frames.includes('\\x89')) { resolve(frames.slice(0, 4)); s.destroy(); }
         });
         s.on('error', reject);
       });
@@ -83,9 +86,10 @@ describe('the Node built-ins a server process loads with wsmount', () => {
     expect(heavy(atEnd ?? []).filter((m) => !/cluster/.test(m))).toEqual([]);
   }, 60_000);
 
-  it('the check sees node:http2, and on Node 22.5 and later the undici that an ESM import of node:http loads', async () => {
-    const [loaded = []] = await loadedBy(`await import('node:http2'); await import('node:http');`);
+  it('the check sees node:http2, perf_hooks (loaded by the first performance.now()), and on Node 22.5 and later the undici that an ESM import of node:http loads', async () => {
+    const [loaded = []] = await loadedBy(`await import('node:http2'); await import('node:http'); performance.now();`);
     expect(loaded.some((m) => /\bhttp2\b/.test(m))).toBe(true);
+    expect(loaded.some((m) => /perf_hooks/.test(m))).toBe(true);
     if (httpHasWebSocket) expect(loaded.some((m) => /undici/.test(m))).toBe(true);
   }, 60_000);
 
