@@ -17,8 +17,8 @@ export function applyMask(bytes: Uint8Array, key: Uint8Array, position: number):
   }
   if (n < WORD_THRESHOLD) {
     // Four bytes per turn with the key rotated to `position` once, not an index per byte:
-    // 32 bytes in 18 ns against 26-32 ns on Node 24, 19 against 46 ns on Node 20 (60 bytes: 28
-    // against 45 ns, 39 against 94 ns), measured here.
+    // 32 bytes in 18-26 ns against 26-49 ns on Node 24, 19-28 against 46-60 ns on Node 20
+    // (60 bytes: 28-29 against 45-60 ns, 35-42 against 89-96 ns), in runs here.
     const r = position & 3;
     const a = key[r] as number;
     const b = key[(r + 1) & 3] as number;
@@ -36,19 +36,15 @@ export function applyMask(bytes: Uint8Array, key: Uint8Array, position: number):
     if (j + 2 < n) bytes[j + 2] = (bytes[j + 2] as number) ^ c;
     return;
   }
-  const k0 = key[0] as number;
-  const k1 = key[1] as number;
-  const k2 = key[2] as number;
-  const k3 = key[3] as number;
   let i = 0;
   // Walk to a 4-byte aligned address, then XOR whole words with the key rotated to match.
   const lead = (4 - (bytes.byteOffset & 3)) & 3;
   for (; i < lead; i++) bytes[i] = (bytes[i] as number) ^ (key[(position + i) & 3] as number);
   const r = (position + i) & 3;
-  const a = r === 0 ? k0 : r === 1 ? k1 : r === 2 ? k2 : k3;
-  const b = r === 0 ? k1 : r === 1 ? k2 : r === 2 ? k3 : k0;
-  const c = r === 0 ? k2 : r === 1 ? k3 : r === 2 ? k0 : k1;
-  const d = r === 0 ? k3 : r === 1 ? k0 : r === 2 ? k1 : k2;
+  const a = key[r] as number;
+  const b = key[(r + 1) & 3] as number;
+  const c = key[(r + 2) & 3] as number;
+  const d = key[(r + 3) & 3] as number;
   const word = LITTLE_ENDIAN ? (a | (b << 8) | (c << 16) | (d << 24)) : ((a << 24) | (b << 16) | (c << 8) | d);
   const words = (n - i) >>> 2;
   // Int32Array, not Uint32Array: its elements stay small integers in V8 (a Uint32 above 2^31
