@@ -170,7 +170,7 @@ export class Connection extends StreamReceiver implements ParserSink {
     this.parser = new FrameParser(this, parserOptions(limits, deflate !== null, behavior.onStream !== baseOnStream));
     if (deflate !== null) this.counters.compressedConnections++;
     // Whole milliseconds: a small integer, not a number object of its own in every connection
-    // (until the process has run 24 days). The heartbeat times its pings exactly.
+    // (for 24 days after wsmount is loaded). The heartbeat times its pings exactly.
     const now = Math.floor(monotonicMs());
     this.lastActive = now;
     this.lastPing = now;
