@@ -258,10 +258,11 @@ const ALL_TARGETS = [
   { name: 'ws', file: 'targets/ws.mjs', env: { WS_NO_BUFFER_UTIL: '1', WS_NO_UTF_8_VALIDATE: '1' } },
   { name: 'ws+native', file: 'targets/ws.mjs', env: { BENCH_WS_NATIVE: '1' } },
   { name: 'raw', file: 'targets/raw.mjs', env: {}, raw: true },
-  // Only when asked for (--targets=…,http): Node's HTTP server answering the upgrade with a bare
-  // 101 and echoing bytes, no WebSocket library: the floor for any library mounted on it (ws and
-  // wsmount both are), beside raw TCP's, which parses no HTTP at all.
-  { name: 'http', file: 'targets/http-upgrade.mjs', env: {}, raw: true, optIn: true },
+  // Node's HTTP server answering the upgrade with a bare 101 and echoing bytes, no WebSocket
+  // library: the floor for any library mounted on it (ws and wsmount both are), beside raw TCP's,
+  // which parses no HTTP at all. Run by default where it is that floor (`floorOf`: the handshake
+  // and idle-memory scenarios); elsewhere only when asked for (--targets=…,http).
+  { name: 'http', file: 'targets/http-upgrade.mjs', env: {}, raw: true, optIn: true, floorOf: ['handshakes', 'memory'] },
   // Only with --base=<dist/index.js> and asked for (--targets=wsmount,wsmount-base,…): another
   // build of wsmount beside this one, an A/B run of a change on any echo row.
   ...(option('base') ? [{ name: 'wsmount-base', file: 'targets/wsmount.mjs', env: { BENCH_WSMOUNT_DIST: option('base') }, optIn: true }] : []),
@@ -286,6 +287,14 @@ const ALL_SUBSCRIPTION_TARGETS = [
 
 const wantedTargets = option('targets')?.split(',') ?? [...ALL_TARGETS.filter((t) => !t.optIn), ...ALL_FANOUT_TARGETS].map((t) => t.name);
 const TARGETS = ALL_TARGETS.filter((t) => wantedTargets.includes(t.name));
+/**
+ * A scenario's targets: TARGETS, plus, in a default run (no --targets), the opt-in targets that
+ * are that scenario's floor (`floorOf`), after the others.
+ */
+function targetsFor(scenario) {
+  if (option('targets') !== undefined) return TARGETS;
+  return [...TARGETS, ...ALL_TARGETS.filter((t) => t.floorOf?.includes(scenario) && !TARGETS.includes(t))];
+}
 const FANOUT_TARGETS = ALL_FANOUT_TARGETS.filter((t) => wantedTargets.includes(t.name));
 const SUBSCRIPTION_TARGETS = ALL_SUBSCRIPTION_TARGETS.filter(
   (t) => wantedTargets.includes(t.name) || (t.name === 'ws' && wantedTargets.includes('ws+redis')),
@@ -536,7 +545,18 @@ function summarize(samples, metric) {
 const cell = (s, fmt) => (s === null ? '·' : s.error ? 'FAILED' : fmt(s.value));
 const over = (a, b) => (a && b && !a.error && !b.error ? a.value / b.value : NaN);
 
-const names = () => TARGETS.map((t) => t.name);
+/** The targets of the scenario running now (targetsFor): its tables' columns and results' keys. */
+let scenarioTargets = TARGETS;
+const names = () => scenarioTargets.map((t) => t.name);
+/** Runs `scenario` with targetsFor(name) as the current targets. */
+async function withTargets(name, scenario) {
+  scenarioTargets = targetsFor(name);
+  try {
+    return await scenario();
+  } finally {
+    scenarioTargets = TARGETS;
+  }
+}
 const has = (n) => TARGETS.some((t) => t.name === n);
 const output = [];
 function print(text = '') {
@@ -779,16 +799,19 @@ async function scenarioBroadcast() {
   return rows;
 }
 
+const HTTP_FLOOR_NOTE =
+  ' `http` is Node\'s HTTP server answering the upgrade with a bare 101 and echoing bytes, no WebSocket library (targets/http-upgrade.mjs): the floor of any library mounted on Node\'s HTTP server, as ws and wsmount are (raw TCP parses no HTTP at all).';
+
 async function scenarioHandshakes() {
   const p = PLAN.handshakes;
-  const targets = new TargetSet(TARGETS);
+  const targets = new TargetSet(scenarioTargets);
   await targets.startAll();
   // Sequential (1: each cycle's latency, where per-connection work the server defers or the
   // client waits for shows), 32 in parallel, and a storm of 256 at once (full runs).
   const configs = p.concurrency.map((concurrency) => ({ concurrency, warmupMs: p.warmupMs, measureMs: p.measureMs, label: concurrency === 1 ? 'sequential' : `${concurrency} concurrent` }));
   let raw;
   try {
-    raw = await interleaved('handshakes', configs, TARGETS, (c, t) =>
+    raw = await interleaved('handshakes', configs, scenarioTargets, (c, t) =>
       measure(targets, t, 'handshakes', { concurrency: c.concurrency, warmupMs: c.warmupMs, measureMs: c.measureMs }),
     );
   } finally {
@@ -823,7 +846,7 @@ async function scenarioHandshakes() {
     ),
   );
   print(
-    '\nThe generator (one Node process) spends CPU per cycle too: sequential cycles are one round trip of two event loops each, so its cost is in every target\'s figure and squeezes the ratios toward 1; the server µs per cycle column is the server\'s own cost whatever the rate.',
+    '\nThe generator (one Node process) spends CPU per cycle too: sequential cycles are one round trip of two event loops each, so its cost is in every target\'s figure and squeezes the ratios toward 1; the server µs per cycle column is the server\'s own cost whatever the rate.' + (names().includes('http') ? HTTP_FLOOR_NOTE : ''),
   );
   printErrors('handshakes', rows.map((r) => ({ label: r.label, sums: r.sums })));
   results.scenarios.handshakes = rows.map((r) => ({
@@ -868,7 +891,7 @@ async function memoryOnce(t, conns) {
 async function scenarioMemory() {
   const p = PLAN.memory;
   const configs = p.conns.map((conns) => ({ conns, label: `${conns} idle` }));
-  const raw = await interleaved('memory', configs, TARGETS, (c, t) => memoryOnce(t, c.conns));
+  const raw = await interleaved('memory', configs, scenarioTargets, (c, t) => memoryOnce(t, c.conns));
   const rows = configs.map((c, i) => ({
     ...c,
     rss: Object.fromEntries(names().map((n) => [n, summarize(raw[i][n], 'rssPerConn')])),
@@ -888,6 +911,7 @@ async function scenarioMemory() {
       ]),
     ),
   );
+  if (names().includes('http')) print(HTTP_FLOOR_NOTE.trimStart());
   printErrors('memory', rows.map((r) => ({ label: r.label, sums: r.rss })));
   results.scenarios.memory = rows.map((r) => ({
     conns: r.conns,
@@ -2147,6 +2171,9 @@ function flat(sums) {
 
 function verdicts(r) {
   const out = [];
+  // Where Node's bare HTTP upgrade (the `http` target) ran beside: its own ratio to ws, the best
+  // any library mounted on Node's HTTP server could show (for RSS and heap, the least).
+  const floorNote = (x) => (Number.isFinite(x) ? `; Node's HTTP server alone: ${ratio(x)}` : '');
   const add = (goal, value, pass, detail) => out.push({ goal, value, result: pass === null ? 'n/a' : pass ? 'PASS' : 'MISS', detail });
   const vsEcho = (sizes, base, min) => {
     if (!r.echo || !has(base) || !has('wsmount')) return null;
@@ -2223,7 +2250,7 @@ function verdicts(r) {
     for (const row of r.handshakes) {
       const goal = row.concurrency === 1 ? 1.3 : 1.25;
       const x = over(row.sums.wsmount, row.sums.ws);
-      add(`handshakes/s ${row.label} ≥ ${goal}× ws`, ratio(x), Number.isFinite(x) ? x >= goal : false, `${si(row.sums.wsmount?.value)} vs ${si(row.sums.ws?.value)} cycles/s`);
+      add(`handshakes/s ${row.label} ≥ ${goal}× ws`, ratio(x), Number.isFinite(x) ? x >= goal : false, `${si(row.sums.wsmount?.value)} vs ${si(row.sums.ws?.value)} cycles/s${floorNote(over(row.sums.http, row.sums.ws))}`);
     }
   }
   if (r.memory && has('ws')) {
@@ -2241,8 +2268,8 @@ function verdicts(r) {
       const rx = over(m.rss.wsmount, m.rss.ws);
       const hx = over(m.heap.wsmount, m.heap.ws);
       const min = m.conns >= 5000 ? 0.75 : 0.9;
-      add(`RSS per idle connection ≤ ${min}× ws (${m.conns} conns)`, ratio(rx), Number.isFinite(rx) ? rx <= min : false, `${kib(m.rss.wsmount?.value)} vs ${kib(m.rss.ws?.value)}`);
-      add(`heap per idle connection ≤ 0.7× ws (${m.conns} conns)`, ratio(hx), Number.isFinite(hx) ? hx <= 0.7 : false, `${kib(m.heap.wsmount?.value)} vs ${kib(m.heap.ws?.value)}`);
+      add(`RSS per idle connection ≤ ${min}× ws (${m.conns} conns)`, ratio(rx), Number.isFinite(rx) ? rx <= min : false, `${kib(m.rss.wsmount?.value)} vs ${kib(m.rss.ws?.value)}${floorNote(over(m.rss.http, m.rss.ws))}`);
+      add(`heap per idle connection ≤ 0.7× ws (${m.conns} conns)`, ratio(hx), Number.isFinite(hx) ? hx <= 0.7 : false, `${kib(m.heap.wsmount?.value)} vs ${kib(m.heap.ws?.value)}${floorNote(over(m.heap.http, m.heap.ws))}`);
     }
   }
   if (r.fanout) {
@@ -2430,8 +2457,8 @@ async function main() {
   if (wantedScenarios.includes('echo')) r.echo = await scenarioEcho();
   if (wantedScenarios.includes('latency') || wantedScenarios.includes('cpu')) r.paced = await scenarioPaced(r.echo);
   if (wantedScenarios.includes('broadcast')) r.broadcast = await scenarioBroadcast();
-  if (wantedScenarios.includes('handshakes')) r.handshakes = await scenarioHandshakes();
-  if (wantedScenarios.includes('memory')) r.memory = await scenarioMemory();
+  if (wantedScenarios.includes('handshakes')) r.handshakes = await withTargets('handshakes', scenarioHandshakes);
+  if (wantedScenarios.includes('memory')) r.memory = await withTargets('memory', scenarioMemory);
   if (wantedScenarios.includes('fanout')) {
     r.fanout = await scenarioFanout();
     r.subscriptions = await scenarioSubscriptions();
@@ -2446,7 +2473,7 @@ async function main() {
   const v = verdicts(r);
   print(table(['goal', 'wsmount', 'result', 'detail'], v.map((x) => [x.goal, x.value, x.result, x.detail])));
   print('\n## Targets as run\n');
-  for (const t of TARGETS) {
+  for (const t of ALL_TARGETS) {
     if (targetInfo[t.name] === undefined) continue; // none of its scenarios ran
     const info = targetInfo[t.name];
     const extra = info.native ? ` native addons loaded: ${JSON.stringify(info.native)}${info.note ? ` (${info.note})` : ''}` : '';

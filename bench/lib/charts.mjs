@@ -27,6 +27,7 @@ const KNOWN = {
   ws: { label: 'ws', color: '#f97316' },
   'ws+native': { label: 'ws + bufferutil', color: '#9a3412' },
   raw: { label: 'raw TCP', color: '#6b7280' },
+  http: { label: 'node:http, bare 101', color: '#a8a29e' },
   'wsmount-strings': { label: 'wsmount, strings', color: '#60a5fa' },
 };
 const PALETTE = ['#0d9488', '#7c3aed', '#db2777', '#65a30d', '#0891b2', '#ca8a04', '#4338ca', '#be123c'];
