@@ -32,7 +32,7 @@
 // diagnostics_channel channel, and with --base=<path of another build's dist/index.js> that build.
 //
 // Options: --quick, --rounds=N, --only=echo,latency,broadcast,handshakes,memory,cpu,fanout,deflate,compat,http2,streaming,observability,
-//          --targets=wsmount,ws,ws+native,raw,ws+redis,wsmount+redis,wsmount-strings,http (handshakes: the bare HTTP floor), --record, --no-taskset,
+//          --targets=wsmount,ws,ws+native,raw,ws+redis,wsmount+redis,wsmount-strings,http (Node's bare HTTP upgrade, the floor of a mounted server: by default in handshakes and memory, elsewhere when named), --record, --no-taskset,
 //          --conns=1,16,256 --sizes=32,1k,64k,1m --kinds=text,binary (echo and compat rows to keep),
 //          --gen-node=/path/to/node (run the load generator on that Node; the targets run on this one),
 //          --gen=c (the echo rows' clients are bench/cgen/echo.c, built with the machine's cc, an
