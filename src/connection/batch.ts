@@ -1,4 +1,5 @@
 import { Buffer } from 'node:buffer';
+import { viewOfMemory } from '../protocol/views.js';
 
 // ---- write batching ---------------------------------------------------------------------------
 
@@ -71,6 +72,9 @@ export const ARENA_BYTES: number = 64 * 1024;
  * pool) and a new one is taken.
  */
 export let arena: Buffer = Buffer.allocUnsafeSlow(ARENA_BYTES);
+/** {@link arena}'s memory, kept for the views handed out (views.ts: read once, not per view). */
+let arenaMemory: ArrayBufferLike = arena.buffer;
+let arenaOffset: number = arena.byteOffset;
 /** Bytes of {@link arena} taken. */
 export let arenaUsed: number = 0;
 
@@ -89,7 +93,7 @@ function endRun(): void {
   const owner = runOwner;
   if (owner === null) return;
   runOwner = null;
-  owner.takeRun(arena.subarray(runStart, arenaUsed));
+  owner.takeRun(viewOfMemory(arenaMemory, arenaOffset + runStart, arenaUsed - runStart));
 }
 
 /** Hands `owner` its run now, if it has one: before it writes or lists anything else. */
@@ -110,6 +114,8 @@ export function arenaTake(owner: BatchedOutput, size: number): number {
   if (arenaUsed + size > ARENA_BYTES) {
     endRun();
     arena = Buffer.allocUnsafeSlow(ARENA_BYTES);
+    arenaMemory = arena.buffer;
+    arenaOffset = arena.byteOffset;
     arenaUsed = 0;
   } else if (runOwner !== owner) {
     endRun();

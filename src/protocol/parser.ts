@@ -3,6 +3,7 @@ import { CloseCode, MAX_CONTROL_PAYLOAD, Opcode, isValidWireCloseCode } from './
 import { ProtocolError, type ProtocolErrorCode } from './errors.js';
 import { applyMask, copyUnmasked } from './mask.js';
 import { Utf8Validator, isValidUtf8 } from './utf8.js';
+import { forgetViewed, viewOf } from './views.js';
 
 /**
  * The masking key's 4 bytes, for the unmasking functions: one buffer shared by every parser and
@@ -223,6 +224,7 @@ export class FrameParser {
       this.running = false;
       // All input consumed: the array goes (a connection that falls idle keeps none).
       if (this.buffered === 0 && this.state !== STOPPED) this.chunks = NO_CHUNKS;
+      forgetViewed();
     }
   }
 
@@ -286,11 +288,11 @@ export class FrameParser {
     const available = chunk.length - this.offset;
     let piece: Buffer;
     if (max >= available) {
-      piece = this.offset === 0 ? chunk : chunk.subarray(this.offset);
+      piece = this.offset === 0 ? chunk : viewOf(chunk, this.offset, chunk.length);
       this.chunks.shift();
       this.offset = 0;
     } else {
-      piece = chunk.subarray(this.offset, this.offset + max);
+      piece = viewOf(chunk, this.offset, this.offset + max);
       this.offset += max;
     }
     this.buffered -= piece.length;
