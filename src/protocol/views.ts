@@ -62,6 +62,11 @@ export function forgetViewed(): void {
   sourceBuffer = EMPTY;
 }
 
+/** @internal For tests: the Buffer whose memory is cached now (null once forgotten). */
+export function viewedSource(): Uint8Array | null {
+  return source;
+}
+
 /** A Buffer view of `length` bytes of `buffer` from `byteOffset`, for a caller that keeps the ArrayBuffer itself. */
 export function viewOfMemory(buffer: ArrayBufferLike, byteOffset: number, length: number): Buffer {
   return new View(buffer, byteOffset, length);

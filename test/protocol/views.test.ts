@@ -1,7 +1,7 @@
 import { Buffer } from 'node:buffer';
 import { describe, expect, it } from 'vitest';
 import { FrameParser, type ParserSink } from '../../src/protocol/parser.js';
-import { forgetViewed, viewConstructor, viewOf, viewOfMemory } from '../../src/protocol/views.js';
+import { forgetViewed, viewConstructor, viewOf, viewOfMemory, viewedSource } from '../../src/protocol/views.js';
 
 /** What a view must be: a Buffer like Node's own (same prototype), over the same bytes. */
 function expectView(view: Buffer, source: Uint8Array, start: number, end: number): void {
@@ -65,6 +65,63 @@ describe('viewConstructor', () => {
       expect(v.buffer).toBe(memory);
       expect([...v]).toEqual([7, 6, 5]);
     }
+  });
+});
+
+/** A masked binary frame (RFC 6455 §5.3) carrying `text`. */
+function maskedFrame(text: string): Buffer {
+  const key = [0x11, 0x22, 0x33, 0x44];
+  const payload = Buffer.from(text);
+  const out = Buffer.alloc(6 + payload.length);
+  out[0] = 0x82;
+  out[1] = 0x80 | payload.length;
+  out.set(key, 2);
+  for (let i = 0; i < payload.length; i++) out[6 + i] = (payload[i] as number) ^ (key[i % 4] as number);
+  return out;
+}
+
+function sinkOf(onMessage: (data: Buffer) => void): ParserSink {
+  return {
+    onMessage,
+    onPing: () => {},
+    onPong: () => {},
+    onCloseFrame: () => {},
+    onProtocolError: (e) => {
+      throw e;
+    },
+  };
+}
+
+const OPTIONS = { expectMasked: true, maxPayload: 1 << 20, maxFragments: 16 };
+
+describe('the parser lets the viewed chunk go', () => {
+  it('holds no chunk once it has read its input, and none after a sink threw', () => {
+    const got: string[] = [];
+    const parser = new FrameParser(sinkOf((d) => {
+      got.push(d.toString());
+      if (got.length === 2) throw new Error('sink failed');
+    }), OPTIONS);
+    parser.push(Buffer.concat([maskedFrame('one')]));
+    expect(viewedSource()).toBeNull();
+    expect(() => parser.push(Buffer.concat([maskedFrame('two'), maskedFrame('three')]))).toThrow('sink failed');
+    expect(viewedSource()).toBeNull();
+    parser.push(Buffer.concat([maskedFrame('four')]));
+    expect(got).toEqual(['one', 'two', 'three', 'four']);
+  });
+
+  it('a sink that feeds another parser from inside its callback leaves both with the right bytes', () => {
+    const inner: Buffer[] = [];
+    const outer: Buffer[] = [];
+    const b = new FrameParser(sinkOf((d) => inner.push(d)), OPTIONS);
+    const a = new FrameParser(sinkOf((d) => {
+      outer.push(d);
+      // Pooled like a's chunk: the same ArrayBuffer, another Buffer object.
+      b.push(Buffer.concat([maskedFrame(`inner ${d.toString()}`), maskedFrame('x')]));
+    }), OPTIONS);
+    a.push(Buffer.concat([maskedFrame('alpha'), maskedFrame('beta'), maskedFrame('gamma')]));
+    expect(outer.map(String)).toEqual(['alpha', 'beta', 'gamma']);
+    expect(inner.map(String)).toEqual(['inner alpha', 'x', 'inner beta', 'x', 'inner gamma', 'x']);
+    expect(viewedSource()).toBeNull();
   });
 });
 
