@@ -128,26 +128,8 @@ describe('the parser lets the viewed chunk go', () => {
 describe('the parser hands out views of the chunks it is given', () => {
   it('messages from one chunk are Buffers over that chunk, each with its own bytes, unmasked', () => {
     const got: Buffer[] = [];
-    const sink: ParserSink = {
-      onMessage: (data) => got.push(data),
-      onPing: () => {},
-      onPong: () => {},
-      onCloseFrame: () => {},
-      onProtocolError: (e) => {
-        throw e;
-      },
-    };
-    const parser = new FrameParser(sink, { expectMasked: true, maxPayload: 1 << 20, maxFragments: 16 });
-    const key = [0x11, 0x22, 0x33, 0x44];
-    const frame = (text: string): Buffer => {
-      const payload = Buffer.from(text);
-      const out = Buffer.alloc(6 + payload.length);
-      out[0] = 0x82;
-      out[1] = 0x80 | payload.length;
-      out.set(key, 2);
-      for (let i = 0; i < payload.length; i++) out[6 + i] = (payload[i] as number) ^ (key[i % 4] as number);
-      return out;
-    };
+    const parser = new FrameParser(sinkOf((data) => got.push(data)), OPTIONS);
+    const frame = maskedFrame;
     // In a pooled chunk (non-zero byteOffset), three messages, then a second chunk.
     const chunk = Buffer.concat([frame('first'), frame('second message'), frame('3')]);
     parser.push(chunk);
