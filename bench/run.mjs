@@ -2171,12 +2171,12 @@ function flat(sums) {
 
 function verdicts(r) {
   const out = [];
-  // Where Node's bare HTTP upgrade (the `http` target) ran beside: its own ratio to ws, the best
-  // any library mounted on Node's HTTP server could show (for RSS and heap, the least).
-  const floorNote = (x) => (Number.isFinite(x) ? `; Node's HTTP server alone: ${ratio(x)}` : '');
-  // Raw TCP's own ratio to the same base in the same run: the physical limit of that goal (a goal
-  // above it cannot be shown by this bench on this machine that run).
-  const limitNote = (x) => (Number.isFinite(x) ? `; raw TCP: ${ratio(x)}` : '');
+  // Another target's own ratio to a goal's base in the same run, where it ran: raw TCP's is the
+  // physical limit of that goal on this machine that run; Node's bare HTTP upgrade's (`http`) the
+  // limit of any library mounted on Node's HTTP server (for RSS and heap, the least it can hold).
+  const limitNote = (label, x) => (Number.isFinite(x) ? `; ${label}: ${ratio(x)}` : '');
+  const RAW = 'raw TCP';
+  const HTTP = "Node's HTTP server alone";
   const add = (goal, value, pass, detail) => out.push({ goal, value, result: pass === null ? 'n/a' : pass ? 'PASS' : 'MISS', detail });
   const vsEcho = (sizes, base, min) => {
     if (!r.echo || !has(base) || !has('wsmount')) return null;
@@ -2232,7 +2232,7 @@ function verdicts(r) {
       const x = over(b.sums.wsmount, b.sums.ws);
       const min = b.clients >= 5000 ? 16 : 30;
       const what = b.path === '/publish' ? `publish to ${b.clients.toLocaleString('en-US')} subscribers` : `broadcast to ${b.clients.toLocaleString('en-US')}`;
-      add(`${what} ≥ ${min}× ws`, ratio(x), Number.isFinite(x) ? x >= min : false, `${si(b.sums.wsmount?.value)} vs ${si(b.sums.ws?.value)} deliveries/s (${bytes(b.size)}, ${b.window} in flight)${limitNote(over(b.sums.raw, b.sums.ws))}`);
+      add(`${what} ≥ ${min}× ws`, ratio(x), Number.isFinite(x) ? x >= min : false, `${si(b.sums.wsmount?.value)} vs ${si(b.sums.ws?.value)} deliveries/s (${bytes(b.size)}, ${b.window} in flight)${limitNote(RAW, over(b.sums.raw, b.sums.ws))}`);
     }
   }
   // Issue 16 at 16 connections: keep the small-message lead; large messages against ws with bufferutil.
@@ -2252,7 +2252,7 @@ function verdicts(r) {
       `echo ${bytes(size)} ${type}, 16 conns ≥ ${min}× ${base}`,
       ratio(x),
       Number.isFinite(x) ? x >= min : false,
-      `${si(row.sums.wsmount?.value)} vs ${si(row.sums[base]?.value)} msg/s${limitNote(over(rawRow?.sums.raw, row.sums[base]))}`,
+      `${si(row.sums.wsmount?.value)} vs ${si(row.sums[base]?.value)} msg/s${limitNote(RAW, over(rawRow?.sums.raw, row.sums[base]))}`,
     );
   }
   if (r.handshakes && has('ws')) {
@@ -2260,7 +2260,7 @@ function verdicts(r) {
     for (const row of r.handshakes) {
       const goal = row.concurrency === 1 ? 1.3 : 1.25;
       const x = over(row.sums.wsmount, row.sums.ws);
-      add(`handshakes/s ${row.label} ≥ ${goal}× ws`, ratio(x), Number.isFinite(x) ? x >= goal : false, `${si(row.sums.wsmount?.value)} vs ${si(row.sums.ws?.value)} cycles/s${limitNote(over(row.sums.raw, row.sums.ws))}${floorNote(over(row.sums.http, row.sums.ws))}`);
+      add(`handshakes/s ${row.label} ≥ ${goal}× ws`, ratio(x), Number.isFinite(x) ? x >= goal : false, `${si(row.sums.wsmount?.value)} vs ${si(row.sums.ws?.value)} cycles/s${limitNote(RAW, over(row.sums.raw, row.sums.ws))}${limitNote(HTTP, over(row.sums.http, row.sums.ws))}`);
     }
   }
   if (r.memory && has('ws')) {
@@ -2278,8 +2278,8 @@ function verdicts(r) {
       const rx = over(m.rss.wsmount, m.rss.ws);
       const hx = over(m.heap.wsmount, m.heap.ws);
       const min = m.conns >= 5000 ? 0.75 : 0.9;
-      add(`RSS per idle connection ≤ ${min}× ws (${m.conns} conns)`, ratio(rx), Number.isFinite(rx) ? rx <= min : false, `${kib(m.rss.wsmount?.value)} vs ${kib(m.rss.ws?.value)}${limitNote(over(m.rss.raw, m.rss.ws))}${floorNote(over(m.rss.http, m.rss.ws))}`);
-      add(`heap per idle connection ≤ 0.7× ws (${m.conns} conns)`, ratio(hx), Number.isFinite(hx) ? hx <= 0.7 : false, `${kib(m.heap.wsmount?.value)} vs ${kib(m.heap.ws?.value)}${limitNote(over(m.heap.raw, m.heap.ws))}${floorNote(over(m.heap.http, m.heap.ws))}`);
+      add(`RSS per idle connection ≤ ${min}× ws (${m.conns} conns)`, ratio(rx), Number.isFinite(rx) ? rx <= min : false, `${kib(m.rss.wsmount?.value)} vs ${kib(m.rss.ws?.value)}${limitNote(RAW, over(m.rss.raw, m.rss.ws))}${limitNote(HTTP, over(m.rss.http, m.rss.ws))}`);
+      add(`heap per idle connection ≤ 0.7× ws (${m.conns} conns)`, ratio(hx), Number.isFinite(hx) ? hx <= 0.7 : false, `${kib(m.heap.wsmount?.value)} vs ${kib(m.heap.ws?.value)}${limitNote(RAW, over(m.heap.raw, m.heap.ws))}${limitNote(HTTP, over(m.heap.http, m.heap.ws))}`);
     }
   }
   if (r.fanout) {
