@@ -197,7 +197,8 @@ export function encodeClosePayload(code?: number, reason = ''): Buffer {
   if (length > MAX_CLOSE_REASON) throw new RangeError(`close reason is ${length} bytes; at most ${MAX_CLOSE_REASON}`);
   const out = Buffer.allocUnsafe(2 + length);
   out.writeUInt16BE(code, 0);
-  out.write(reason, 2, 'utf8');
+  // No reason (the close echoed back, 1000 from close()): no call into the string encoder.
+  if (length > 0) out.write(reason, 2, 'utf8');
   return out;
 }
 
