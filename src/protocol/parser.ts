@@ -233,7 +233,9 @@ export class FrameParser {
       if (this.paused) return;
       switch (this.state) {
         case HEADER:
-          if (this.buffered < 2 || !this.readHeader()) return;
+          if (this.buffered < 2) return;
+          if (this.wholeSmallFrame()) break;
+          if (!this.readHeader()) return;
           break;
         case LENGTH16:
           if (this.buffered < 2) return;
@@ -302,6 +304,60 @@ export class FrameParser {
   private fail(code: ProtocolErrorCode, closeCode: number, message: string): void {
     this.stop();
     this.sink.onProtocolError(new ProtocolError(code, closeCode, message));
+  }
+
+  /**
+   * The common frame at once: a masked, unfragmented, uncompressed text or binary frame with a
+   * 7- or 16-bit length (under 64 KiB), whole in the first chunk, no message open, not streaming.
+   * Read straight from the chunk (no byte-by-byte header, no key and payload states), unmasked,
+   * checked (UTF-8 for text, maxPayload) and handed to the sink, as the general path would.
+   * Returns false, having consumed nothing, for any other frame.
+   */
+  private wholeSmallFrame(): boolean {
+    const chunk = this.chunks[0] as Buffer;
+    const o = this.offset;
+    const available = chunk.length - o;
+    if (available < 6) return false;
+    const b0 = chunk[o] as number;
+    const b1 = chunk[o + 1] as number;
+    // FIN set, RSV bits clear, opcode text (0x81) or binary (0x82); the mask bit set, a 7-bit
+    // length or 126 (a 16-bit length follows).
+    if ((b0 !== 0x82 && b0 !== 0x81) || b1 < 0x80 || b1 === 0x80 + 127) return false;
+    let length = b1 & 0x7f;
+    let k = o + 2;
+    if (length === 126) {
+      if (available < 8) return false;
+      length = ((chunk[k] as number) << 8) | (chunk[k + 1] as number);
+      k += 2;
+    }
+    const start = k + 4;
+    const end = start + length;
+    const options = this.options;
+    if (end > chunk.length || this.messageOpcode !== 0 || !options.expectMasked || options.streaming === true || length > options.maxPayload || options.maxFragments < 1) {
+      return false;
+    }
+    const mask = (chunk[k] as number) | ((chunk[k + 1] as number) << 8) | ((chunk[k + 2] as number) << 16) | ((chunk[k + 3] as number) << 24);
+    let data = EMPTY;
+    if (length > 0) {
+      data = viewOf(chunk, start, end);
+      applyMask(data, keyOf(mask), 0);
+    }
+    if (end === chunk.length) {
+      this.chunks.shift();
+      this.offset = 0;
+    } else {
+      this.offset = end;
+    }
+    this.buffered -= end - o;
+    const isText = b0 === 0x81;
+    // RFC 6455 §8.1: a text message must be valid UTF-8 (the same verdicts as the general path).
+    if (isText && !isValidUtf8(data)) {
+      const prefix = new Utf8Validator().write(data);
+      this.fail('WS_INVALID_UTF8', CloseCode.InvalidPayload, prefix ? 'text message ends inside a UTF-8 sequence' : 'text message is not valid UTF-8');
+      return true;
+    }
+    this.sink.onMessage(data, isText, false);
+    return true;
   }
 
   /** Reads the first two header bytes and checks every rule they decide. */

@@ -848,3 +848,161 @@ describe('FrameParser: robustness', () => {
     }
   });
 });
+
+describe('FrameParser: a whole frame read at once (the direct path) gives what the general path gives', () => {
+  /**
+   * Events and error reasons of `stream` fed in one piece, where each whole small data frame is
+   * read straight from the chunk, and byte by byte, where every frame goes through the general
+   * path (a 1-byte chunk never holds a whole frame).
+   */
+  function both(stream: Buffer, options: Partial<ParserOptions> = {}, sink: () => Recorder = () => new Recorder()) {
+    const feed = (pieces: Buffer[]) => {
+      const s = sink();
+      const parser = new FrameParser(s, { ...SERVER, ...options });
+      for (const piece of pieces) parser.push(piece);
+      return { events: s.events, reasons: s.errors.map((e) => e.message) };
+    };
+    return { whole: feed([Buffer.from(stream)]), bytewise: feed([...stream].map((b) => Buffer.of(b))) };
+  }
+
+  it('every 7- and 16-bit payload length, text and binary, several frames to a chunk', () => {
+    const lengths = [0, 1, 2, 3, 4, 5, 31, 32, 33, 63, 64, 65, 124, 125, 126, 127, 128, 511, 512, 513, 4096, 65535];
+    const frames = lengths.flatMap((n, i) => [
+      frame({ op: 0x2, payload: Buffer.alloc(n, i + 1), key: [i, 0x80, 0xff, 0x11] }),
+      frame({ op: 0x1, payload: 'é'.repeat(n >> 1) + 'a'.repeat(n & 1) }),
+    ]);
+    const { whole, bytewise } = both(Buffer.concat(frames));
+    expect(whole.events).toEqual(lengths.flatMap((n, i) => [binaryEvent(Buffer.alloc(n, i + 1)), textEvent('é'.repeat(n >> 1) + 'a'.repeat(n & 1))]));
+    expect(whole).toEqual(bytewise);
+  });
+
+  it('RFC 6455 §8.1: a bad byte and a code point cut at the end of a whole text frame fail as on the general path', () => {
+    for (const bad of [Buffer.from([0x61, 0xff, 0x62]), Buffer.from([0x61, 0xe2, 0x82]), Buffer.from([0xed, 0xa0, 0x80]), Buffer.concat([Buffer.alloc(300, 0x61), Buffer.from([0xc3])])]) {
+      const stream = Buffer.concat([frame({ op: 0x1, payload: 'ok' }), frame({ op: 0x1, payload: bad }), frame({ op: 0x1, payload: 'never' })]);
+      const { whole, bytewise } = both(stream);
+      expect(whole.events).toEqual([textEvent('ok'), err('WS_INVALID_UTF8', 1007)]);
+      expect(whole).toEqual(bytewise);
+    }
+    const cut = both(frame({ op: 0x1, payload: Buffer.from([0x61, 0xe2, 0x82]) }));
+    expect(cut.whole.reasons).toEqual(['text message ends inside a UTF-8 sequence']);
+    const badByte = both(frame({ op: 0x1, payload: Buffer.from([0x61, 0xff]) }));
+    expect(badByte.whole.reasons).toEqual(['text message is not valid UTF-8']);
+  });
+
+  it('maxPayload holds for a whole small frame: one byte over fails with 1009, exactly at it passes', () => {
+    const at = both(frame({ op: 0x2, payload: Buffer.alloc(10, 1) }), { maxPayload: 10 });
+    expect(at.whole.events).toEqual([binaryEvent(Buffer.alloc(10, 1))]);
+    const over = both(Buffer.concat([frame({ op: 0x2, payload: Buffer.alloc(11, 1) }), frame({ op: 0x2, payload: 'x' })]), { maxPayload: 10 });
+    expect(over.whole.events).toEqual([err('WS_MESSAGE_TOO_BIG', 1009)]);
+    expect(over.whole).toEqual(over.bytewise);
+    const sixteen = both(frame({ op: 0x1, payload: 'a'.repeat(300) }), { maxPayload: 299 });
+    expect(sixteen.whole.events).toEqual([err('WS_MESSAGE_TOO_BIG', 1009)]);
+  });
+
+  it('RFC 6455 §5.4: a whole text or binary frame while a fragmented message is open fails with 1002', () => {
+    for (const op of [0x1, 0x2]) {
+      const stream = Buffer.concat([frame({ op: 0x2, payload: 'part', fin: false }), frame({ op, payload: 'new' })]);
+      const { whole, bytewise } = both(stream);
+      expect(whole.events).toEqual([err('WS_EXPECTED_CONTINUATION', 1002)]);
+      expect(whole).toEqual(bytewise);
+    }
+  });
+
+  it('RFC 6455 §5.1, §5.2: unmasked, RSV1 (with and without permessage-deflate) and 64-bit-length frames keep the general rules', () => {
+    expect(both(frame({ op: 0x2, payload: 'x', mask: false })).whole.events).toEqual([err('WS_UNMASKED_FRAME', 1002)]);
+    const rsv = frame({ op: 0x2, payload: 'x', rsv: 4 });
+    expect(both(rsv).whole.events).toEqual([err('WS_RESERVED_BITS', 1002)]);
+    const compressed: boolean[] = [];
+    const sink = () =>
+      Object.assign(new Recorder(), {
+        onMessage(this: Recorder, data: Buffer, isText: boolean, isCompressed: boolean) {
+          compressed.push(isCompressed);
+          Recorder.prototype.onMessage.call(this, data, isText);
+        },
+      });
+    const deflated = both(Buffer.concat([rsv, frame({ op: 0x2, payload: 'y' })]), { allowRsv1: true }, sink);
+    expect(deflated.whole.events).toEqual([binaryEvent(Buffer.from('x')), binaryEvent(Buffer.from('y'))]);
+    expect(compressed).toEqual([true, false, true, false]);
+    const long = both(frame({ op: 0x2, payload: 'z', len: 64 }));
+    expect(long.whole.events).toEqual([binaryEvent(Buffer.from('z'))]);
+    expect(long.whole).toEqual(long.bytewise);
+  });
+
+  it('a sink that pauses, stops or feeds the parser from onMessage sees the same as on the general path', () => {
+    const stream = Buffer.concat([frame({ op: 0x1, payload: 'a' }), frame({ op: 0x2, payload: 'b' }), frame({ op: 0x1, payload: 'c' })]);
+    let parser: FrameParser | null = null;
+    const pausing = () =>
+      Object.assign(new Recorder(), {
+        onMessage(this: Recorder, data: Buffer, isText: boolean) {
+          Recorder.prototype.onMessage.call(this, data, isText);
+          parser?.pause();
+        },
+      });
+    const sink = pausing();
+    parser = new FrameParser(sink, SERVER);
+    parser.push(Buffer.from(stream));
+    expect(sink.events).toEqual([textEvent('a')]);
+    expect(parser.bufferedBytes).toBe(stream.length - 7);
+    parser.resume();
+    expect(sink.events).toEqual([textEvent('a'), binaryEvent(Buffer.from('b'))]);
+    parser.resume();
+    parser.resume();
+    expect(sink.events).toEqual([textEvent('a'), binaryEvent(Buffer.from('b')), textEvent('c')]);
+    expect(parser.bufferedBytes).toBe(0);
+
+    const stopping = new Recorder();
+    const stopper: FrameParser = new FrameParser(
+      Object.assign(stopping, {
+        onMessage(this: Recorder, data: Buffer, isText: boolean) {
+          Recorder.prototype.onMessage.call(this, data, isText);
+          stopper.stop();
+        },
+      }),
+      SERVER,
+    );
+    stopper.push(Buffer.from(stream));
+    stopper.push(frame({ op: 0x1, payload: 'after' }));
+    expect(stopping.events).toEqual([textEvent('a')]);
+    expect(stopper.stopped).toBe(true);
+  });
+
+  it('streaming mode still announces a whole small message as a stream', () => {
+    const events: string[] = [];
+    const sink = () =>
+      Object.assign(new Recorder(), {
+        onStreamStart: (isText: boolean) => events.push(`start ${isText}`),
+        onStreamData: (data: Buffer) => events.push(`data ${data.toString()}`),
+        onStreamEnd: () => events.push('end'),
+      });
+    const { whole } = both(frame({ op: 0x1, payload: 'hi' }), { streaming: true }, sink);
+    expect(whole.events).toEqual([]);
+    expect(events.slice(0, 3)).toEqual(['start true', 'data hi', 'end']);
+  });
+
+  it('the same events whole and byte by byte for mutated streams of small frames (differential)', () => {
+    const base = Buffer.concat([
+      frame({ op: 0x1, payload: 'héllo' }),
+      frame({ op: 0x2, payload: Buffer.alloc(40, 3) }),
+      frame({ op: 0x9, payload: 'p' }),
+      frame({ op: 0x1, payload: 'ü'.repeat(70) }),
+      frame({ op: 0x2, payload: 'frag', fin: false }),
+      frame({ op: 0x0, payload: 'ment' }),
+      frame({ op: 0x2 }),
+      frame({ op: 0x8, payload: closeBody(1000, 'done') }),
+    ]);
+    let state = 12345;
+    const rand = () => {
+      state = (Math.imul(state, 1103515245) + 12345) >>> 0;
+      return state / 4294967296;
+    };
+    for (let seed = 1; seed <= 400; seed++) {
+      const bytes = Buffer.from(base);
+      const flips = 1 + Math.floor(rand() * 3);
+      for (let f = 0; f < flips; f++) bytes[Math.floor(rand() * bytes.length)] = Math.floor(rand() * 256);
+      for (const options of [{}, { maxPayload: 64 }, { allowRsv1: true }]) {
+        const { whole, bytewise } = both(bytes, options);
+        expect(whole, `seed ${seed} ${JSON.stringify(options)}`).toEqual(bytewise);
+      }
+    }
+  });
+});
