@@ -67,6 +67,32 @@ export function applyMask(bytes: Uint8Array, key: Uint8Array, position: number):
   for (; i < n; i++) bytes[i] = (bytes[i] as number) ^ (key[(position + i) & 3] as number);
 }
 
+/** Payloads shorter than this go to {@link unmaskSmall} (from here on {@link applyMask}'s word loop wins). */
+export const SMALL_UNMASK: number = WORD_THRESHOLD;
+
+/**
+ * {@link applyMask} for a whole payload (position 0) shorter than {@link SMALL_UNMASK}, with the
+ * key as the little-endian 32-bit word of its 4 bytes (the parser's form): four bytes a turn, the
+ * key bytes taken from the word, no key array to fill and read.
+ */
+export function unmaskSmall(bytes: Uint8Array, mask: number): void {
+  const n = bytes.length;
+  const a = mask & 0xff;
+  const b = (mask >>> 8) & 0xff;
+  const c = (mask >>> 16) & 0xff;
+  const d = mask >>> 24;
+  let j = 0;
+  for (const end = n - 3; j < end; j += 4) {
+    bytes[j] = (bytes[j] as number) ^ a;
+    bytes[j + 1] = (bytes[j + 1] as number) ^ b;
+    bytes[j + 2] = (bytes[j + 2] as number) ^ c;
+    bytes[j + 3] = (bytes[j + 3] as number) ^ d;
+  }
+  if (j < n) bytes[j] = (bytes[j] as number) ^ a;
+  if (j + 1 < n) bytes[j + 1] = (bytes[j + 1] as number) ^ b;
+  if (j + 2 < n) bytes[j + 2] = (bytes[j + 2] as number) ^ c;
+}
+
 // ---- copying and unmasking in one step, with WebAssembly SIMD where the runtime has it ------------
 
 /**

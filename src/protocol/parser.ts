@@ -1,7 +1,7 @@
 import { Buffer } from 'node:buffer';
 import { CloseCode, MAX_CONTROL_PAYLOAD, Opcode, isValidWireCloseCode } from './constants.js';
 import { ProtocolError, type ProtocolErrorCode } from './errors.js';
-import { applyMask, copyUnmasked } from './mask.js';
+import { SMALL_UNMASK, applyMask, copyUnmasked, unmaskSmall } from './mask.js';
 import { Utf8Validator, isValidUtf8 } from './utf8.js';
 import { forgetViewed, viewOf } from './views.js';
 
@@ -337,10 +337,11 @@ export class FrameParser {
       return false;
     }
     const mask = (chunk[k] as number) | ((chunk[k + 1] as number) << 8) | ((chunk[k + 2] as number) << 16) | ((chunk[k + 3] as number) << 24);
-    let data = EMPTY;
+    let data: Buffer = EMPTY;
     if (length > 0) {
       data = viewOf(chunk, start, end);
-      applyMask(data, keyOf(mask), 0);
+      if (length < SMALL_UNMASK) unmaskSmall(data, mask);
+      else applyMask(data, keyOf(mask), 0);
     }
     if (end === chunk.length) {
       this.chunks.shift();

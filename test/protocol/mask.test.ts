@@ -1,5 +1,5 @@
 import { afterAll, describe, expect, it } from 'vitest';
-import { applyMask, copyUnmasked, useSimd } from '../../src/protocol/mask.js';
+import { SMALL_UNMASK, applyMask, copyUnmasked, unmaskSmall, useSimd } from '../../src/protocol/mask.js';
 
 /** The definition in RFC 6455 §5.3: transformed-octet-i = original-octet-i XOR masking-key-octet-(i MOD 4). */
 function naive(bytes: Uint8Array, key: Uint8Array, position: number): Uint8Array {
@@ -197,4 +197,26 @@ describe('copyUnmasked (RFC 6455 §5.3), with WebAssembly SIMD and with the JS f
       }
     });
   }
+});
+
+describe('unmaskSmall: a whole short payload with the key as a 32-bit word (RFC 6455 §5.3)', () => {
+  it('matches the byte-wise definition for every length under SMALL_UNMASK at byteOffsets 0..7, writing nothing outside', () => {
+    expect(SMALL_UNMASK).toBeGreaterThanOrEqual(32);
+    for (const key of KEYS) {
+      // The parser's word: byte j of the key is bits 8j..8j+7.
+      const word = (key[0] as number) | ((key[1] as number) << 8) | ((key[2] as number) << 16) | ((key[3] as number) << 24);
+      for (let length = 0; length < SMALL_UNMASK; length++) {
+        const original = pattern(length, length + 7);
+        for (let offset = 0; offset < 8; offset++) {
+          const backing = new Uint8Array(offset + length + 8).fill(0xaa);
+          const view = backing.subarray(offset, offset + length);
+          view.set(original);
+          unmaskSmall(view, word);
+          const expected = naive(original, key, 0);
+          if (!view.every((b, i) => b === expected[i])) expect.fail(`mismatch: key ${key.join(',')}, length ${length}, byteOffset ${offset}`);
+          if (backing.some((b, i) => (i < offset || i >= offset + length) && b !== 0xaa)) expect.fail(`wrote outside the view: length ${length}, byteOffset ${offset}`);
+        }
+      }
+    }
+  });
 });
