@@ -3,11 +3,12 @@
  * (never a downloaded browser). `hasChromium` lets a suite run only where it is installed;
  * in CI it must be (see requireInCi).
  */
-import { existsSync, mkdtempSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type Browser, chromium } from 'playwright-core';
+import { afterAll } from 'vitest';
 
 export const CHROMIUM = '/usr/bin/chromium';
 export const hasChromium: boolean = existsSync(CHROMIUM);
@@ -41,8 +42,17 @@ export const MISSING_CHROMIUM = 'browser tests need Debian chromium: apt-get ins
 
 /**
  * Where browser tests write screenshots: demo/screenshots/ (the README's pictures) when run with
- * SCREENSHOTS=1, else a temporary folder, so an ordinary test run leaves the tree untouched.
+ * SCREENSHOTS=1, else a temporary folder, removed once the test file has run, so an ordinary test run
+ * leaves nothing behind, in the tree or in the temporary directory.
  */
 export const screenshotDir: string = process.env['SCREENSHOTS'] === '1'
   ? fileURLToPath(new URL('../../demo/screenshots/', import.meta.url))
-  : mkdtempSync(join(tmpdir(), 'wsmount-screenshots-'));
+  : temporaryScreenshotDir();
+
+function temporaryScreenshotDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'wsmount-screenshots-'));
+  // Each test file imports this module afresh (vitest isolates files) and its worker is stopped
+  // without an 'exit' event: the folder goes when the file that made it has run.
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
