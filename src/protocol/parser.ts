@@ -19,6 +19,12 @@ function keyOf(mask: number): Uint8Array {
   return KEY;
 }
 
+/** Unmasks (or masks back) a whole payload, the key as the parser keeps it (see {@link keyOf}). */
+function unmaskWhole(payload: Buffer, mask: number): void {
+  if (payload.length < SMALL_UNMASK) unmaskSmall(payload, mask);
+  else applyMask(payload, keyOf(mask), 0);
+}
+
 /** Where the parser reports what it read. One object per connection: no closures per event. */
 export interface ParserSink {
   /**
@@ -311,7 +317,8 @@ export class FrameParser {
    * 7- or 16-bit length (under 64 KiB), whole in the first chunk, no message open, not streaming.
    * Read straight from the chunk (no byte-by-byte header, no key and payload states), unmasked,
    * checked (UTF-8 for text, maxPayload) and handed to the sink, as the general path would.
-   * Returns false, having consumed nothing, for any other frame.
+   * Returns false, having consumed and changed nothing, for any other frame and for one that
+   * would be refused: the general path then reads it, with its own checks and verdicts.
    */
   private wholeSmallFrame(): boolean {
     const chunk = this.chunks[0] as Buffer;
@@ -340,8 +347,14 @@ export class FrameParser {
     let data: Buffer = EMPTY;
     if (length > 0) {
       data = viewOf(chunk, start, end);
-      if (length < SMALL_UNMASK) unmaskSmall(data, mask);
-      else applyMask(data, keyOf(mask), 0);
+      unmaskWhole(data, mask);
+    }
+    const isText = b0 === 0x81;
+    // RFC 6455 §8.1: text must be valid UTF-8. A frame that is not is masked back (the XOR again)
+    // and left to the general path, which fails it with its own verdict.
+    if (isText && !isValidUtf8(data)) {
+      unmaskWhole(data, mask);
+      return false;
     }
     if (end === chunk.length) {
       this.chunks.shift();
@@ -350,13 +363,6 @@ export class FrameParser {
       this.offset = end;
     }
     this.buffered -= end - o;
-    const isText = b0 === 0x81;
-    // RFC 6455 §8.1: a text message must be valid UTF-8 (the same verdicts as the general path).
-    if (isText && !isValidUtf8(data)) {
-      const prefix = new Utf8Validator().write(data);
-      this.fail('WS_INVALID_UTF8', CloseCode.InvalidPayload, prefix ? 'text message ends inside a UTF-8 sequence' : 'text message is not valid UTF-8');
-      return true;
-    }
     this.sink.onMessage(data, isText, false);
     return true;
   }
