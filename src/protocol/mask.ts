@@ -58,6 +58,26 @@ export function applyMask(bytes: Uint8Array, key: Uint8Array, position: number):
 export const SMALL_UNMASK: number = WORD_THRESHOLD;
 
 /**
+ * The masking key's 4 bytes from its little-endian 32-bit word (the parser keeps its key as a
+ * number, not as a Buffer per connection), for the functions that take the bytes: one array,
+ * shared, filled just before each call, so read it before the next call.
+ */
+export function keyOf(mask: number): Uint8Array {
+  KEY[0] = mask;
+  KEY[1] = mask >>> 8;
+  KEY[2] = mask >>> 16;
+  KEY[3] = mask >>> 24;
+  return KEY;
+}
+const KEY = new Uint8Array(4);
+
+/** Unmasks (or masks back) a whole payload, in place, the key as its 32-bit word (see {@link keyOf}). */
+export function unmaskWhole(payload: Uint8Array, mask: number): void {
+  if (payload.length < WORD_THRESHOLD) unmaskSmall(payload, mask);
+  else applyMask(payload, keyOf(mask), 0);
+}
+
+/**
  * {@link applyMask} for a whole payload (position 0) shorter than {@link SMALL_UNMASK}, with the
  * key as the little-endian 32-bit word of its 4 bytes (the parser's form): four bytes a turn, the
  * key bytes taken from the word, no key array to fill and read.

@@ -1,84 +1,13 @@
 import { Buffer } from 'node:buffer';
-import { CloseCode, MAX_CONTROL_PAYLOAD, Opcode, isValidWireCloseCode } from './constants.js';
+import { CloseCode, Opcode } from './constants.js';
 import { ProtocolError, type ProtocolErrorCode } from './errors.js';
-import { SMALL_UNMASK, applyMask, copyUnmasked, unmaskSmall } from './mask.js';
+import { headerViolation, readClosePayload } from './frame-rules.js';
+import { applyMask, copyUnmasked, keyOf, unmaskWhole } from './mask.js';
+import type { ParserOptions, ParserSink } from './parser-contract.js';
 import { Utf8Validator, isValidUtf8 } from './utf8.js';
 import { forgetViewed, viewOf } from './views.js';
 
-/**
- * The masking key's 4 bytes, for the unmasking functions: one buffer shared by every parser and
- * filled just before each call (a parser keeps its key as a number, not as a 96-byte Buffer per
- * connection).
- */
-const KEY = new Uint8Array(4);
-function keyOf(mask: number): Uint8Array {
-  KEY[0] = mask;
-  KEY[1] = mask >>> 8;
-  KEY[2] = mask >>> 16;
-  KEY[3] = mask >>> 24;
-  return KEY;
-}
-
-/** Unmasks (or masks back) a whole payload, the key as the parser keeps it (see {@link keyOf}). */
-function unmaskWhole(payload: Buffer, mask: number): void {
-  if (payload.length < SMALL_UNMASK) unmaskSmall(payload, mask);
-  else applyMask(payload, keyOf(mask), 0);
-}
-
-/** Where the parser reports what it read. One object per connection: no closures per event. */
-export interface ParserSink {
-  /**
-   * A complete message. `data` is owned by the sink. `compressed` is true when its first frame had
-   * RSV1 set (only possible with `allowRsv1`): `data` is then the compressed payload, not yet
-   * checked as UTF-8. Otherwise text `data` is already validated UTF-8.
-   */
-  onMessage(data: Buffer, isText: boolean, compressed: boolean): void;
-  onPing(data: Buffer): void;
-  onPong(data: Buffer): void;
-  /** A valid close frame. `code` is 1005 when the frame carried none. The parser then stops. */
-  onCloseFrame(code: number, reason: string): void;
-  /** The peer broke the protocol: fail the connection with `error.closeCode`. The parser then stops. */
-  onProtocolError(error: ProtocolError): void;
-  /**
-   * Streaming mode ({@link ParserOptions.streaming}): a data message starts (its first frame's
-   * header has been read, its payload not yet). `compressed`: RSV1 was set, the pieces that
-   * follow are compressed and text is not yet checked as UTF-8.
-   */
-  onStreamStart?(isText: boolean, compressed: boolean): void;
-  /**
-   * Streaming mode: payload bytes of the open message, as they arrive (a view into the pushed
-   * chunk, unmasked, owned by the sink). Uncompressed text has been checked as UTF-8 so far.
-   */
-  onStreamData?(data: Buffer): void;
-  /** Streaming mode: the open message's final frame has been read (and its text is complete UTF-8). */
-  onStreamEnd?(): void;
-}
-
-/** Limits and role for a {@link FrameParser}. */
-export interface ParserOptions {
-  /** `true` on the server side: every frame must be masked. `false`: no frame may be masked. */
-  expectMasked: boolean;
-  /** Largest message in bytes (all fragments together); over it fails with 1009. */
-  maxPayload: number;
-  /** Most frames in one message; over it fails with 1008. */
-  maxFragments: number;
-  /**
-   * permessage-deflate was negotiated: RSV1 may be set on the first frame of a data message
-   * (RFC 7692 §6.1) and marks the message compressed; RSV1 on a continuation or control frame
-   * still fails with 1002. The parser does not inflate: it hands the compressed payload to the
-   * sink, which inflates it and checks text as UTF-8 afterwards (RFC 7692 §6.1, §7.2.2).
-   */
-  allowRsv1?: boolean;
-  /**
-   * Streaming mode: data messages are not joined but handed to the sink piece by piece
-   * (`onStreamStart`, `onStreamData`, `onStreamEnd`), so a message of any size costs no memory
-   * here. `maxPayload` and `maxFragments` then do not apply; `maxStreamBytes` bounds the bytes
-   * of one message on the wire (the sink bounds what a compressed one inflates to).
-   */
-  streaming?: boolean;
-  /** Streaming mode: largest message in bytes on the wire (Infinity: none); over it fails with 1009. */
-  maxStreamBytes?: number;
-}
+export type { ParserOptions, ParserSink } from './parser-contract.js';
 
 const HEADER = 0;
 const LENGTH16 = 1;
@@ -308,8 +237,12 @@ export class FrameParser {
   }
 
   private fail(code: ProtocolErrorCode, closeCode: number, message: string): void {
+    this.failWith(new ProtocolError(code, closeCode, message));
+  }
+
+  private failWith(error: ProtocolError): void {
     this.stop();
-    this.sink.onProtocolError(new ProtocolError(code, closeCode, message));
+    this.sink.onProtocolError(error);
   }
 
   /**
@@ -367,66 +300,23 @@ export class FrameParser {
     return true;
   }
 
-  /** Reads the first two header bytes and checks every rule they decide. */
+  /** Reads the first two header bytes and checks every rule they decide (frame-rules.ts). */
   private readHeader(): boolean {
     const b0 = this.byte();
     const b1 = this.byte();
+    const options = this.options;
+    const violation = headerViolation(b0, b1, this.messageOpcode !== 0, options.allowRsv1 === true, options.expectMasked);
+    if (violation !== null) {
+      this.failWith(violation);
+      return false;
+    }
     const opcode = b0 & 0x0f;
     const fin = (b0 & 0x80) !== 0;
-    const rsv = (b0 >>> 4) & 7;
-    const masked = (b1 & 0x80) !== 0;
     const length = b1 & 0x7f;
-
-    // RFC 6455 §5.2: RSV bits must be 0 unless a negotiated extension defines them. RFC 7692
-    // §6.1: permessage-deflate defines RSV1 on the first frame of a data message only.
-    if (rsv !== 0 && !(rsv === 4 && this.options.allowRsv1 === true && opcode !== Opcode.Continuation && opcode < 8)) {
-      const why = this.options.allowRsv1 !== true || rsv !== 4
-        ? `reserved bits set (RSV=${rsv}) with no extension negotiated that defines them`
-        : opcode === Opcode.Continuation
-          ? 'RSV1 set on a continuation frame (RFC 7692 §6.1: only the first frame of a message)'
-          : 'RSV1 set on a control frame (RFC 7692 §6.1: control frames are never compressed)';
-      this.fail('WS_RESERVED_BITS', CloseCode.ProtocolError, why);
-      return false;
-    }
-    if (opcode >= 8) {
-      // RFC 6455 §5.5: control frames.
-      if (opcode > Opcode.Pong) {
-        this.fail('WS_UNKNOWN_OPCODE', CloseCode.ProtocolError, `unknown control opcode 0x${opcode.toString(16)}`);
-        return false;
-      }
-      if (!fin) {
-        this.fail('WS_CONTROL_FRAGMENTED', CloseCode.ProtocolError, 'control frames must not be fragmented');
-        return false;
-      }
-      if (length > MAX_CONTROL_PAYLOAD) {
-        this.fail('WS_CONTROL_TOO_LONG', CloseCode.ProtocolError, 'control frame payload over 125 bytes');
-        return false;
-      }
-    } else if (opcode === Opcode.Continuation) {
-      // RFC 6455 §5.4: a continuation needs an open fragmented message.
-      if (this.messageOpcode === 0) {
-        this.fail('WS_UNEXPECTED_CONTINUATION', CloseCode.ProtocolError, 'continuation frame with no message to continue');
-        return false;
-      }
-    } else if (opcode === Opcode.Text || opcode === Opcode.Binary) {
-      if (this.messageOpcode !== 0) {
-        this.fail('WS_EXPECTED_CONTINUATION', CloseCode.ProtocolError, 'new data frame while a fragmented message is open');
-        return false;
-      }
-    } else {
-      this.fail('WS_UNKNOWN_OPCODE', CloseCode.ProtocolError, `unknown data opcode 0x${opcode.toString(16)}`);
-      return false;
-    }
-    // RFC 6455 §5.1: clients mask every frame; servers mask none.
-    if (masked !== this.options.expectMasked) {
-      if (masked) this.fail('WS_MASKED_FRAME', CloseCode.ProtocolError, 'a server must not mask its frames');
-      else this.fail('WS_UNMASKED_FRAME', CloseCode.ProtocolError, 'a client must mask its frames');
-      return false;
-    }
     this.fin = fin;
     this.opcode = opcode;
     this.position = 0;
-    if (opcode === Opcode.Text || opcode === Opcode.Binary) this.compressed = rsv !== 0;
+    if (opcode === Opcode.Text || opcode === Opcode.Binary) this.compressed = (b0 & 0x70) !== 0;
     if (length === 126) {
       this.state = LENGTH16;
     } else if (length === 127) {
@@ -654,28 +544,13 @@ export class FrameParser {
     } else if (this.opcode === Opcode.Pong) {
       this.sink.onPong(payload);
     } else {
-      // RFC 6455 §5.5.1: empty, or a 2-byte code and a UTF-8 reason.
-      if (payload.length === 0) {
-        this.stop();
-        this.sink.onCloseFrame(CloseCode.NoStatus, '');
-        return;
-      }
-      if (payload.length === 1) {
-        this.fail('WS_INVALID_CLOSE_PAYLOAD', CloseCode.ProtocolError, 'close frame payload of 1 byte');
-        return;
-      }
-      const code = payload.readUInt16BE(0);
-      if (!isValidWireCloseCode(code)) {
-        this.fail('WS_INVALID_CLOSE_CODE', CloseCode.ProtocolError, `invalid close code ${code}`);
-        return;
-      }
-      const reasonBytes = payload.subarray(2);
-      if (!isValidUtf8(reasonBytes)) {
-        this.fail('WS_INVALID_UTF8', CloseCode.InvalidPayload, 'close reason is not valid UTF-8');
+      const close = readClosePayload(payload);
+      if (close instanceof ProtocolError) {
+        this.failWith(close);
         return;
       }
       this.stop();
-      this.sink.onCloseFrame(code, reasonBytes.toString('utf8'));
+      this.sink.onCloseFrame(close.code, close.reason);
     }
   }
 }
