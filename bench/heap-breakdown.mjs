@@ -81,7 +81,7 @@ function groups(file) {
     // Objects and closures by their constructor or function name; strings, arrays, code… by type.
     let key = type;
     if (type === 'object' || type === 'closure' || type === 'native') key = `${type} ${strings[nodes[i + iName]]}`;
-    else if (type === 'hidden' || type === 'array' || type === 'object shape') key = `${type} ${strings[nodes[i + iName]]}`.slice(0, 60);
+    else if (type === 'hidden' || type === 'array' || type === 'object shape' || type === 'code') key = `${type} ${strings[nodes[i + iName]]}`.slice(0, 60);
     const g = out.get(key) ?? { count: 0, bytes: 0 };
     g.count++;
     g.bytes += nodes[i + iSize];

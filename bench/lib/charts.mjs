@@ -541,8 +541,8 @@ export function chartsOf(result) {
         numbers: 'plain',
         better: 'lower',
         groups: [
-          ...mem.map((r) => ({ label: `RSS, ${conns(r.conns)}`, bars: barsOf(r, 'medianRssPerConn', targets, KiB) })),
-          ...mem.filter((r) => r.medianHeapUsedPerConn).map((r) => ({ label: `heap used, ${conns(r.conns)}`, bars: barsOf(r, 'medianHeapUsedPerConn', targets, KiB) })),
+          ...mem.map((r) => ({ label: `RSS, ${conns(r.conns)}${r.warm === true ? ', warm' : ''}`, bars: barsOf(r, 'medianRssPerConn', targets, KiB) })),
+          ...mem.filter((r) => r.medianHeapUsedPerConn).map((r) => ({ label: `heap used, ${conns(r.conns)}${r.warm === true ? ', warm' : ''}`, bars: barsOf(r, 'medianHeapUsedPerConn', targets, KiB) })),
         ],
         result,
       }),
