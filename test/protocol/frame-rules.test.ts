@@ -62,6 +62,47 @@ describe('headerViolation', () => {
     expect(codeOf(0x81, 0x80, false, false, false)).toBe('WS_MASKED_FRAME 1002');
   });
 
+  it('matches, pair by pair, the RFC read as a set (every first and second byte, every state)', () => {
+    // RFC 6455 §5.2: opcodes 0 (continuation), 1 (text), 2 (binary), 8 (close), 9 (ping), 10 (pong).
+    // §5.4: a continuation only inside a message, a new text or binary frame only outside one.
+    // §5.5: control frames have FIN and at most 125 bytes. §5.1: the mask bit is the role's.
+    // RFC 7692 §6.1: RSV1 (and only it) on the first frame of a data message, with deflate.
+    const rfc = (b0: number, b1: number, open: boolean, rsv1: boolean, masked: boolean): boolean => {
+      const fin = b0 >= 0x80;
+      const rsv = (b0 >> 4) & 7;
+      const op = b0 & 15;
+      const first = op === 1 || op === 2;
+      if (![0, 1, 2, 8, 9, 10].includes(op)) return false;
+      if (rsv !== 0 && !(rsv === 4 && rsv1 && first)) return false;
+      if (op >= 8 && (!fin || (b1 & 127) > 125)) return false;
+      if (op === 0 && !open) return false;
+      if (first && open) return false;
+      return (b1 >= 0x80) === masked;
+    };
+    for (const open of [false, true]) {
+      for (const rsv1 of [false, true]) {
+        for (const masked of [false, true]) {
+          let differing = 0;
+          for (let b0 = 0; b0 < 256; b0++) {
+            for (let b1 = 0; b1 < 256; b1++) {
+              if ((headerViolation(b0, b1, open, rsv1, masked) === null) !== rfc(b0, b1, open, rsv1, masked)) differing++;
+            }
+          }
+          expect(differing, `open=${open} rsv1=${rsv1} masked=${masked}`).toBe(0);
+        }
+      }
+    }
+  });
+
+  it('reports the first rule broken, in the order the RFC lists them, when a frame breaks several', () => {
+    expect(codeOf(0x4b, 0x00)).toBe('WS_RESERVED_BITS 1002'); // RSV2, unknown opcode, unmasked
+    expect(codeOf(0x0b, 0x00)).toBe('WS_UNKNOWN_OPCODE 1002'); // unknown control opcode, not FIN, unmasked
+    expect(codeOf(0x09, 0x7e)).toBe('WS_CONTROL_FRAGMENTED 1002'); // not FIN, 126 bytes, unmasked
+    expect(codeOf(0x89, 0x7e)).toBe('WS_CONTROL_TOO_LONG 1002'); // 126 bytes, unmasked
+    expect(codeOf(0x00, 0x00)).toBe('WS_UNEXPECTED_CONTINUATION 1002'); // no message, unmasked
+    expect(codeOf(0x81, 0x00, true)).toBe('WS_EXPECTED_CONTINUATION 1002'); // message open, unmasked
+  });
+
   it('says which RSV rule was broken', () => {
     expect(headerViolation(0xc1, 0x80, false, false, true)?.message).toMatch(/no extension negotiated/);
     expect(headerViolation(0xc0, 0x80, true, true, true)?.message).toMatch(/continuation/);
