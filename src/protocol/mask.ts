@@ -57,6 +57,9 @@ export function applyMask(bytes: Uint8Array, key: Uint8Array, position: number):
 /** Payloads shorter than this go to {@link unmaskSmall} (from here on {@link applyMask}'s word loop wins). */
 export const SMALL_UNMASK: number = WORD_THRESHOLD;
 
+/** The one key array {@link keyOf} fills. */
+const KEY = new Uint8Array(4);
+
 /**
  * The masking key's 4 bytes from its little-endian 32-bit word (the parser keeps its key as a
  * number, not as a Buffer per connection), for the functions that take the bytes: one array,
@@ -69,11 +72,10 @@ export function keyOf(mask: number): Uint8Array {
   KEY[3] = mask >>> 24;
   return KEY;
 }
-const KEY = new Uint8Array(4);
 
 /** Unmasks (or masks back) a whole payload, in place, the key as its 32-bit word (see {@link keyOf}). */
 export function unmaskWhole(payload: Uint8Array, mask: number): void {
-  if (payload.length < WORD_THRESHOLD) unmaskSmall(payload, mask);
+  if (payload.length < SMALL_UNMASK) unmaskSmall(payload, mask);
   else applyMask(payload, keyOf(mask), 0);
 }
 
