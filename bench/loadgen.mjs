@@ -101,7 +101,10 @@ function messageSetup(o, payload) {
 // ---- echo: pipelined throughput ------------------------------------------------------------------
 
 async function echo(o) {
-  if (o.cgen) return echoC(o);
+  if (o.cgen) {
+    const w = await runC(o, 'echo', { path: '/echo', conns: o.conns, text: o.text });
+    return { ...w, bytesPerSec: w.rate * o.size, msgs: w.sent };
+  }
   const { port, conns, size, window, warmupMs, measureMs, serverPid } = o;
   const payload = payloadOf(size);
   const frame = clientFrame(o.text ? OP.TEXT : OP.BINARY, payload);
@@ -161,15 +164,17 @@ async function echo(o) {
 }
 
 /**
- * The same echo job run by bench/cgen/echo.c (run.mjs --gen=c), a child of this process (so on
- * its core): it prints "A <count>" and "B <count>" as the measurement window opens and closes,
- * "D <count>" once everything came back and every connection closed cleanly, "E <reason>" on a
- * failure. The generator's CPU is the child's (plus this process's, idle meanwhile). The window's
- * time and the server's CPU are read when a line arrives here, a few ms after the child wrote it.
+ * The echo or broadcast job run by bench/cgen/loadgen.c (run.mjs --gen=c), a child of this process
+ * (so on its core): it prints "A <count>" and "B <count>" as the measurement window opens and
+ * closes (count: frames received), "D <count> <sent>" once everything came back and every
+ * connection closed cleanly, "E <reason>" on a failure. The generator's CPU is the child's (plus
+ * this process's, idle meanwhile). The window's time and the server's CPU are read when a line
+ * arrives here, a few ms after the child wrote it. Returns the window with `sent`: messages sent
+ * (echo) or broadcasts triggered (broadcast).
  */
-async function echoC(o) {
-  const { port, conns, size, window, warmupMs, measureMs, serverPid } = o;
-  const child = spawn(o.cgen, [port, conns, size, window, o.text ? 1 : 0, o.raw ? 1 : 0, warmupMs, measureMs].map(String), { stdio: ['ignore', 'pipe', 'inherit'] });
+async function runC(o, mode, { path, conns, text }) {
+  const { port, size, window, warmupMs, measureMs, serverPid } = o;
+  const child = spawn(o.cgen, [mode, port, path, conns, size, window, text ? 1 : 0, o.raw ? 1 : 0, warmupMs, measureMs].map(String), { stdio: ['ignore', 'pipe', 'inherit'] });
   const marks = {};
   let error = null;
   let pending = '';
@@ -193,7 +198,7 @@ async function echoC(o) {
         pending = pending.slice(nl + 1);
         const [tag, ...rest] = line.split(' ');
         if (tag === 'E') error ??= new Error(rest.join(' '));
-        else marks[tag] = tag === 'D' ? Number(rest[0]) : take(Number(rest[0]));
+        else marks[tag] = tag === 'D' ? Number(rest[1]) : take(Number(rest[0]));
       }
     });
     child.once('close', (code, signal) => resolve(code ?? signal));
@@ -202,7 +207,7 @@ async function echoC(o) {
       resolve(-1);
     });
   });
-  // Beyond the child's own bounds (5 s per handshake, 15 s more warm-up, 15 s to drain, 5 s to close).
+  // Beyond the child's own bounds (5 s per handshake, 15 s more warm-up, 20 s to drain, 10 s to close).
   const timer = setTimeout(() => child.kill('SIGKILL'), warmupMs + measureMs + 60_000 + conns * 100);
   const code = await done;
   clearTimeout(timer);
@@ -211,8 +216,8 @@ async function echoC(o) {
   const w = windowOf(marks.A, marks.B);
   // windowOf's generator CPU is this process's: the child's ticks are the generator here.
   w.genCpuPct = (100 * (marks.B.genTicks - marks.A.genTicks)) / CLK_TCK / w.seconds;
-  if (w.count === 0) throw new Error('no message was echoed during the measurement window');
-  return { ...w, bytesPerSec: w.rate * size, msgs: marks.D };
+  if (w.count === 0) throw new Error(`no message was ${mode === 'echo' ? 'echoed' : 'delivered'} during the measurement window`);
+  return { ...w, sent: marks.D };
 }
 
 // ---- paced: fixed total rate, latency and server CPU -------------------------------------------------
@@ -330,6 +335,10 @@ async function paced(o) {
 
 async function broadcast(o) {
   const { port, clients: n, size, window, warmupMs, measureMs, serverPid, path = '/broadcast' } = o;
+  if (o.cgen) {
+    const w = await runC(o, 'broadcast', { path, conns: n, text: true });
+    return { ...w, broadcastsPerSec: w.rate / n, broadcasts: w.sent };
+  }
   const payload = payloadOf(size);
   const frame = clientFrame(OP.TEXT, payload);
   const flen = frame.length;

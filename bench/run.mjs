@@ -35,9 +35,10 @@
 //          --targets=wsmount,ws,ws+native,raw,ws+redis,wsmount+redis,wsmount-strings,http (Node's bare HTTP upgrade, the floor of a mounted server: by default in handshakes and memory, elsewhere when named), --record, --no-taskset,
 //          --conns=1,16,256 --sizes=32,1k,64k,1m --kinds=text,binary (echo and compat rows to keep),
 //          --gen-node=/path/to/node (run the load generator on that Node; the targets run on this one),
-//          --gen=c (the echo rows' clients are bench/cgen/echo.c, built with the machine's cc, an
-//          epoll loop in C, not the Node generator: a large message then costs the generator far
-//          less than the server, as in an outside harness; the other scenarios keep the Node one),
+//          --gen=c (the echo and broadcast rows' clients are bench/cgen/loadgen.c, built with the
+//          machine's cc, an epoll loop in C, not the Node generator: a large message or a
+//          delivery then costs the generator far less than the server, as in an outside harness;
+//          the other scenarios keep the Node one),
 //          --base=/path/to/dist/index.js (observability: a build to compare with; with
 //          --targets=wsmount,wsmount-base, an A/B run of a change's echo and handshakes).
 // --record with --only writes bench/reference/<scenarios>[-quick].json/.md (e.g. fanout.json);
@@ -63,17 +64,17 @@ const flag = (name) => argv.includes(`--${name}`);
 const option = (name) => argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
 
 /**
- * With --gen=c, the echo rows' C generator (bench/cgen/echo.c), built once per source with the
- * machine's `cc` into the OS's temporary directory; null otherwise.
+ * With --gen=c, the echo and broadcast rows' C generator (bench/cgen/loadgen.c), built once per
+ * source with the machine's `cc` into the OS's temporary directory; null otherwise.
  */
 const CGEN = option('gen') === 'c' ? buildCGen() : null;
 
 function buildCGen() {
-  const source = join(here, 'cgen', 'echo.c');
+  const source = join(here, 'cgen', 'loadgen.c');
   const text = readFileSync(source);
   // One directory per user and source; built under a temporary name, renamed once complete.
   const dir = join(tmpdir(), `wsmount-bench-cgen-${process.getuid?.() ?? 'u'}-${createHash('sha256').update(text).digest('hex').slice(0, 12)}`);
-  const binary = join(dir, 'echo-gen');
+  const binary = join(dir, 'cgen');
   if (!existsSync(binary)) {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     const partial = `${binary}.${process.pid}`;
@@ -616,7 +617,7 @@ async function scenarioEcho() {
     const srv = Object.fromEntries(names().map((n) => [n, summarize(raw[i][n], 'serverCpuPct')]));
     return { ...c, sums, cpu, gen, srv, samples: raw[i] };
   });
-  print(`\n## Echo throughput (messages/s echoed, median of ${PLAN.rounds}; pipelined, window = messages in flight per connection${CGEN === null ? '' : '; clients: bench/cgen/echo.c, an epoll loop in C'})\n`);
+  print(`\n## Echo throughput (messages/s echoed, median of ${PLAN.rounds}; pipelined, window = messages in flight per connection${CGEN === null ? '' : '; clients: bench/cgen/loadgen.c, an epoll loop in C'})\n`);
   const rc = ratioColumns();
   print(
     table(
@@ -767,7 +768,7 @@ async function scenarioBroadcast() {
   let raw;
   try {
     raw = await interleaved('broadcast', configs, TARGETS, (c, t) =>
-      measure(targets, t, 'broadcast', { path: c.path, clients: c.clients, size: c.size, window: c.window, warmupMs: p.warmupMs, measureMs: p.measureMs }),
+      measure(targets, t, 'broadcast', { path: c.path, clients: c.clients, size: c.size, window: c.window, warmupMs: p.warmupMs, measureMs: p.measureMs, cgen: CGEN }),
     );
   } finally {
     await targets.stopAll();
@@ -775,7 +776,7 @@ async function scenarioBroadcast() {
   const rows = configs.map((c, i) => ({ ...c, sums: Object.fromEntries(names().map((n) => [n, summarize(raw[i][n], 'rate')])), samples: raw[i] }));
   const rc = ratioColumns();
   print(
-    `\n## Broadcast fan-out (deliveries/s counted at the clients; one client triggers ${bytes(p.size)} text messages, the server sends each to every client; median of ${PLAN.rounds})\n`,
+    `\n## Broadcast fan-out (deliveries/s counted at the clients; one client triggers ${bytes(p.size)} text messages, the server sends each to every client; median of ${PLAN.rounds}${CGEN === null ? '' : '; clients: bench/cgen/loadgen.c, an epoll loop in C'})\n`,
   );
   print(
     table(
@@ -2477,7 +2478,7 @@ async function main() {
     mode: PLAN.mode,
     node: process.version,
     ...(option('gen-node') ? { generatorNode: execFileSync(option('gen-node'), ['--version'], { encoding: 'utf8' }).trim() } : {}),
-    ...(CGEN === null ? {} : { echoGenerator: 'c (bench/cgen/echo.c)' }),
+    ...(CGEN === null ? {} : { cGenerator: 'bench/cgen/loadgen.c (echo and broadcast rows)' }),
     cpu: cpuModel(),
     cores: (await import('node:os')).cpus().length,
     pinned: pin ? { server: `cpu ${SERVER_CPU}`, generator: `cpu ${LOADGEN_CPU}`, redis: `cpu ${REDIS_CPU}` } : false,
@@ -2486,7 +2487,7 @@ async function main() {
     plan: PLAN,
   };
   print(`# wsmount benchmarks (${PLAN.mode})\n`);
-  print(`${meta.date} · wsmount ${meta.git.commit}${meta.git.srcModified ? ' + uncommitted src changes' : ''} · Node ${meta.node}${meta.generatorNode ? ` (generator on Node ${meta.generatorNode})` : ''} · ${meta.cpu}, ${meta.cores} cores · ${pin ? `server on cpu ${SERVER_CPU}, generator on cpu ${LOADGEN_CPU} (taskset)` : 'NOT pinned (no taskset)'} · ${PLAN.rounds} round(s), targets interleaved${CGEN === null ? '' : ' · echo clients: bench/cgen/echo.c (C, epoll)'}`);
+  print(`${meta.date} · wsmount ${meta.git.commit}${meta.git.srcModified ? ' + uncommitted src changes' : ''} · Node ${meta.node}${meta.generatorNode ? ` (generator on Node ${meta.generatorNode})` : ''} · ${meta.cpu}, ${meta.cores} cores · ${pin ? `server on cpu ${SERVER_CPU}, generator on cpu ${LOADGEN_CPU} (taskset)` : 'NOT pinned (no taskset)'} · ${PLAN.rounds} round(s), targets interleaved${CGEN === null ? '' : ' · echo and broadcast clients: bench/cgen/loadgen.c (C, epoll)'}`);
   if (!pin) console.error('warning: taskset unavailable or --no-taskset: server and generator share cores; figures are less meaningful');
   await ensureLoadgen();
   const r = {};
@@ -2572,7 +2573,7 @@ async function main() {
     const partial = SCENARIOS.some((s) => !wantedScenarios.includes(s));
     // Node 20 is the reference runtime; a run on another major gets its own file (full-node24.md).
     const major = Number(process.versions.node.split('.')[0]);
-    const base = `${partial ? `${wantedScenarios.join('+')}${quick ? '-quick' : ''}` : PLAN.mode}${CGEN !== null && wantedScenarios.includes('echo') ? '-cgen' : ''}`;
+    const base = `${partial ? `${wantedScenarios.join('+')}${quick ? '-quick' : ''}` : PLAN.mode}${CGEN !== null && (wantedScenarios.includes('echo') || wantedScenarios.includes('broadcast')) ? '-cgen' : ''}`;
     const name = major === 20 ? base : `${base}-node${major}`;
     const refDir = join(here, 'reference');
     mkdirSync(refDir, { recursive: true });

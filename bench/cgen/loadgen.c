@@ -1,19 +1,26 @@
-// The echo scenario's load generator in C (`node bench/run.mjs --only=echo --gen=c`): the same
-// job as loadgen.mjs's echo() (pipelined masked frames, `window` in flight per connection, every
-// echo validated), done by one epoll loop, so that a Node generator's own costs (its parsing,
-// its buffers, its GC) are not what a large-message row measures.
+// The echo and broadcast scenarios' load generator in C (`node bench/run.mjs --gen=c`): the same
+// jobs as loadgen.mjs's echo() and broadcast(), done by one epoll loop, so that a Node
+// generator's own costs (its parsing, its buffers, its GC, a read per frame) are not what a row
+// measures.
 //
-//   echo-gen PORT CONNS SIZE WINDOW TEXT RAW WARMUP_MS MEASURE_MS
+//   cgen MODE PORT PATH CONNS SIZE WINDOW TEXT RAW WARMUP_MS MEASURE_MS
 //
-// TEXT 1 sends text frames; RAW 1 expects the frames back as sent (raw TCP echoes them masked).
+// MODE echo: pipelined masked frames, WINDOW in flight per connection, every echo validated.
+// MODE broadcast: connection 0 sends masked frames with WINDOW broadcasts in flight (sent and not
+// yet received by every connection, counted as loadgen.mjs counts them), and every connection,
+// the sender included, must receive every one of them.
+// TEXT 1 sends text frames; RAW 1 expects the frames back as sent (raw TCP forwards them masked).
 // Prints one line per event on stdout: "A <count>" when the warm-up ends (WARMUP_MS, and until
-// every connection has had its window echoed twice, at most 15 s more), "B <count>" when the
-// measurement ends (count: echoes received so far), "D <count>" once every message sent has come
-// back and every connection has done its closing handshake; "E <reason>" and exit 1 on any
-// failure. Checks: FIN set, RSV bits clear, the opcode sent, masking only for RAW, the exact
-// length, the payload bytes of every 16th echo (every 4th from 64 KiB), never more echoes than
-// messages sent, nothing closed early. Pings are answered with pongs (between frames). Bounded:
-// 5 s per handshake, 15 s to drain, 5 s for the closing handshakes; it dies with its parent.
+// every connection has received 2 × WINDOW frames, at most 15 s more), "B <count>" when the
+// measurement ends (count: frames received so far, over all connections), "D <count> <sent>"
+// once every message sent has come back (every broadcast reached every connection) and every
+// connection has done its closing handshake (a raw broadcast's connections are just closed: raw
+// TCP would forward every close frame to every socket); "E <reason>" and exit 1 on any failure.
+// Checks: FIN set, RSV bits clear, the opcode sent, masking only for RAW, the exact length, the
+// payload bytes of every 16th frame received (every 4th from 64 KiB, every 64th broadcast),
+// never more frames than messages sent, nothing closed early. Pings are answered with pongs
+// (between frames). Bounded: 5 s per handshake, 20 s to drain, 10 s for the closing handshakes;
+// it dies with its parent.
 
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -37,7 +44,7 @@ static const unsigned char KEY[4] = {0x37, 0xfa, 0x21, 0x3d};
 
 typedef struct {
   int fd;
-  long inflight;            // messages sent and not yet echoed
+  long inflight;            // echo: messages sent and not yet echoed
   unsigned long sendOff;    // bytes of the endless frame stream written so far
   unsigned long sendEnd;    // bytes of it owed
   int wantOut;              // EPOLLOUT armed
@@ -48,14 +55,16 @@ typedef struct {
   unsigned char ctl[125];   // a control frame's payload (ping, close)
   unsigned char pong[131];  // a pong owed to the server, sent at the next frame boundary
   int pongLen, pongOff;
-  unsigned long seen;       // data frames received
+  unsigned long seen;       // data frames received (a broadcast: broadcasts received)
   int closing, closeSeen;
 } Conn;
 
 static Conn *conns;
 static int nconns, epfd;
-static unsigned long size, window, flen, batchLen, total;
-static int text, raw;
+static unsigned long size, window, flen, batchLen, total, checkEvery;
+static int text, raw, broadcast;
+static const char *path;
+static unsigned long sentB;  // broadcasts sent by connection 0
 static unsigned char *batch, *expected;
 
 static void fail(const char *fmt, ...) {
@@ -152,7 +161,7 @@ static long parse(Conn *c, const unsigned char *p, size_t n) {
       } else {
         if (opcode != (text ? 1 : 2)) fail("opcode %d, expected %d", opcode, text ? 1 : 2);
         if (len != size) fail("a frame of %lu bytes, expected %lu", len, size);
-        c->checking = (c->seen % (size >= 65536 ? 4 : 16)) == 0;
+        c->checking = (c->seen % checkEvery) == 0;
       }
       c->payLeft = len;
       c->payOff = 0;
@@ -161,7 +170,7 @@ static long parse(Conn *c, const unsigned char *p, size_t n) {
     size_t take = n - i;
     if (take > c->payLeft) take = c->payLeft;
     if (c->opcode >= 8) memcpy(c->ctl + c->payOff, p + i, take);
-    else if (c->checking && memcmp(p + i, expected + c->payOff, take) != 0) fail("echoed payload bytes differ");
+    else if (c->checking && memcmp(p + i, expected + c->payOff, take) != 0) fail("payload bytes received differ from those sent");
     i += take;
     c->payOff += take;
     c->payLeft -= take;
@@ -169,6 +178,7 @@ static long parse(Conn *c, const unsigned char *p, size_t n) {
     if (c->opcode < 8) {
       c->seen++;
       done++;
+      if (broadcast && c->seen > sentB) fail("a connection received more broadcasts than were sent");
       continue;
     }
     int len = (int)c->payOff;
@@ -208,9 +218,10 @@ static int connect_one(int port, Conn *c, unsigned char *rest, size_t *restLen) 
   if (connect(fd, (struct sockaddr *)&a, sizeof a) < 0) fail("connect: %s", strerror(errno));
   char req[512];
   int rl = snprintf(req, sizeof req,
-                    "GET /echo HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                    "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                     "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-                    port);
+                    path, port);
+  if (rl >= (int)sizeof req) fail("path too long");
   if (send(fd, req, rl, MSG_NOSIGNAL) != rl) fail("handshake write: %s", strerror(errno));
   char head[4096];
   size_t have = 0;
@@ -234,22 +245,50 @@ static int connect_one(int port, Conn *c, unsigned char *rest, size_t *restLen) 
   return fd;
 }
 
+// Broadcast: tops connection 0's stream up to WINDOW broadcasts in flight, a broadcast counted
+// as received once every connection has had it on average (as loadgen.mjs's pump()).
+static void pump(void) {
+  unsigned long landed = total / (unsigned long)nconns;
+  if (sentB - landed >= window) return;
+  unsigned long room = window - (sentB - landed);
+  sentB += room;
+  conns[0].sendEnd += room * flen;
+  flush(&conns[0]);
+}
+
+static int drained(void) {
+  if (broadcast) return total == sentB * (unsigned long)nconns;
+  for (int i = 0; i < nconns; i++)
+    if (conns[i].inflight != 0) return 0;
+  return 1;
+}
+
+static void done_line(void) {
+  printf("D %lu %lu\n", total, broadcast ? sentB : total);
+  fflush(stdout);
+}
+
 int main(int argc, char **argv) {
-  if (argc != 9) {
-    fprintf(stderr, "usage: echo-gen PORT CONNS SIZE WINDOW TEXT RAW WARMUP_MS MEASURE_MS\n");
+  if (argc != 11) {
+    fprintf(stderr, "usage: cgen echo|broadcast PORT PATH CONNS SIZE WINDOW TEXT RAW WARMUP_MS MEASURE_MS\n");
     return 2;
   }
   // Dies with its parent (the load generator), never left running on its own.
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (getppid() == 1) return 1;
-  int port = atoi(argv[1]);
-  nconns = atoi(argv[2]);
-  size = strtoul(argv[3], NULL, 10);
-  window = strtoul(argv[4], NULL, 10);
-  text = atoi(argv[5]);
-  raw = atoi(argv[6]);
-  double warmup = atof(argv[7]), measure = atof(argv[8]);
+  if (strcmp(argv[1], "echo") == 0) broadcast = 0;
+  else if (strcmp(argv[1], "broadcast") == 0) broadcast = 1;
+  else fail("unknown mode %s", argv[1]);
+  int port = atoi(argv[2]);
+  path = argv[3];
+  nconns = atoi(argv[4]);
+  size = strtoul(argv[5], NULL, 10);
+  window = strtoul(argv[6], NULL, 10);
+  text = atoi(argv[7]);
+  raw = atoi(argv[8]);
+  double warmup = atof(argv[9]), measure = atof(argv[10]);
   if (nconns <= 0 || window == 0) fail("bad arguments");
+  checkEvery = broadcast ? 64 : size >= 65536 ? 4 : 16;
 
   // The payload (loadgen's payloadOf: lowercase ASCII, valid UTF-8 for text), its masked frame,
   // and `window` copies of the frame back to back.
@@ -286,12 +325,14 @@ int main(int argc, char **argv) {
     if (epoll_ctl(epfd, EPOLL_CTL_ADD, c->fd, &ev) < 0) fail("epoll_ctl: %s", strerror(errno));
     if (restLen > 0) fail("data before the first message");
   }
-  for (int i = 0; i < nconns; i++) {
-    Conn *c = &conns[i];
-    c->inflight = (long)window;
-    c->sendEnd = batchLen;
-    flush(c);
-  }
+  if (broadcast) pump();
+  else
+    for (int i = 0; i < nconns; i++) {
+      Conn *c = &conns[i];
+      c->inflight = (long)window;
+      c->sendEnd = batchLen;
+      flush(c);
+    }
 
   double t0 = now_ms();
   int phase = 0;  // 0 warm-up, 1 measuring, 2 draining, 3 closing
@@ -301,7 +342,7 @@ int main(int argc, char **argv) {
   for (;;) {
     double t = now_ms();
     if (phase == 0 && t >= deadline && t < t0 + warmup + 15000) {
-      // The warm-up also lasts until every connection has had its window echoed twice: with
+      // The warm-up also lasts until every connection has received 2 × WINDOW frames: with
       // hundreds of connections and large messages, the first rounds (fresh buffers, page faults,
       // code not yet optimised) are far slower than the steady state the row measures.
       int warm = 1;
@@ -319,39 +360,44 @@ int main(int argc, char **argv) {
         fflush(stdout);
         phase = 2;
         running = 0;
-        deadline = t + 15000;
+        deadline = t + 20000;
       } else if (phase == 2) {
+        if (broadcast) {
+          int short_ = 0;
+          for (int i = 0; i < nconns; i++) short_ += conns[i].seen != sentB;
+          fail("%d of %d connections did not receive all %lu broadcasts (within 20 s)", short_, nconns, sentB);
+        }
         long missing = 0;
         for (int i = 0; i < nconns; i++) missing += conns[i].inflight;
-        fail("%ld messages were never echoed back (within 15 s)", missing);
+        fail("%ld messages were never echoed back (within 20 s)", missing);
       } else {
         int open = 0;
         for (int i = 0; i < nconns; i++) open += !conns[i].closeSeen;
-        fail("%d connections got no close frame back (within 5 s)", open);
+        fail("%d connections got no close frame back (within 10 s)", open);
       }
     }
-    if (phase == 2) {
-      int idle = 1;
-      for (int i = 0; i < nconns && idle; i++) idle = conns[i].inflight == 0;
-      if (idle) {
-        // Closing handshakes: a masked close 1000 on every connection.
-        static const unsigned char close1000[8] = {0x88, 0x82, 0x37, 0xfa, 0x21, 0x3d, 0x03 ^ 0x37, 0xe8 ^ 0xfa};
-        for (int i = 0; i < nconns; i++) {
-          conns[i].closing = 1;
-          if (conns[i].pongLen > 0) fail("a pong still unsent at the close");
-          if (send(conns[i].fd, close1000, sizeof close1000, MSG_NOSIGNAL) != sizeof close1000) fail("close write: %s", strerror(errno));
-        }
-        phase = 3;
-        deadline = now_ms() + 5000;
+    if (phase == 2 && drained()) {
+      if (broadcast && raw) {
+        for (int i = 0; i < nconns; i++) close(conns[i].fd);
+        done_line();
+        return 0;
       }
+      // Closing handshakes: a masked close 1000 on every connection.
+      static const unsigned char close1000[8] = {0x88, 0x82, 0x37, 0xfa, 0x21, 0x3d, 0x03 ^ 0x37, 0xe8 ^ 0xfa};
+      for (int i = 0; i < nconns; i++) {
+        conns[i].closing = 1;
+        if (conns[i].pongLen > 0) fail("a pong still unsent at the close");
+        if (send(conns[i].fd, close1000, sizeof close1000, MSG_NOSIGNAL) != sizeof close1000) fail("close write: %s", strerror(errno));
+      }
+      phase = 3;
+      deadline = now_ms() + 10000;
     }
     if (phase == 3) {
       int all = 1;
       for (int i = 0; i < nconns && all; i++) all = conns[i].closeSeen;
       if (all) {
         for (int i = 0; i < nconns; i++) close(conns[i].fd);
-        printf("D %lu\n", total);
-        fflush(stdout);
+        done_line();
         return 0;
       }
     }
@@ -382,8 +428,12 @@ int main(int argc, char **argv) {
         }
         long k = parse(c, buf, (size_t)r);
         if (k == 0) continue;
-        c->inflight -= k;
         total += (unsigned long)k;
+        if (broadcast) {
+          if (running) pump();
+          continue;
+        }
+        c->inflight -= k;
         if (c->inflight < 0) fail("more echoes than messages sent");
         if (running) {
           c->inflight += k;
