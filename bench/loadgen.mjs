@@ -164,16 +164,16 @@ async function echo(o) {
 }
 
 /**
- * The echo or broadcast job run by bench/cgen/loadgen.c (run.mjs --gen=c), a child of this process
+ * The echo, broadcast or handshakes job run by bench/cgen/loadgen.c (run.mjs's default), a child of this process
  * (so on its core): it prints "A <count>" and "B <count>" as the measurement window opens and
  * closes (count: frames received), "D <count> <sent>" once everything came back and every
  * connection closed cleanly, "E <reason>" on a failure. The generator's CPU is the child's (plus
  * this process's, idle meanwhile). The window's time and the server's CPU are read when a line
  * arrives here, a few ms after the child wrote it. Returns the window with `sent`: messages sent
- * (echo) or broadcasts triggered (broadcast).
+ * (echo), broadcasts triggered (broadcast) or cycles (handshakes).
  */
-async function runC(o, mode, { path, conns, text }) {
-  const { port, size, window, warmupMs, measureMs, serverPid } = o;
+async function runC(o, mode, { path, conns, text, size = o.size, window = o.window }) {
+  const { port, warmupMs, measureMs, serverPid } = o;
   const child = spawn(o.cgen, [mode, port, path, conns, size, window, text ? 1 : 0, o.raw ? 1 : 0, warmupMs, measureMs].map(String), { stdio: ['ignore', 'pipe', 'inherit'] });
   const marks = {};
   let error = null;
@@ -216,7 +216,7 @@ async function runC(o, mode, { path, conns, text }) {
   const w = windowOf(marks.A, marks.B);
   // windowOf's generator CPU is this process's: the child's ticks are the generator here.
   w.genCpuPct = (100 * (marks.B.genTicks - marks.A.genTicks)) / CLK_TCK / w.seconds;
-  if (w.count === 0) throw new Error(`no message was ${mode === 'echo' ? 'echoed' : 'delivered'} during the measurement window`);
+  if (w.count === 0) throw new Error(`no ${mode === 'handshakes' ? 'handshake cycle completed' : `message was ${mode === 'echo' ? 'echoed' : 'delivered'}`} during the measurement window`);
   return { ...w, sent: marks.D };
 }
 
@@ -403,6 +403,7 @@ async function broadcast(o) {
 
 async function handshakes(o) {
   const { port, concurrency, warmupMs, measureMs, serverPid } = o;
+  if (o.cgen) return runC(o, 'handshakes', { path: '/echo', conns: concurrency, text: false, size: 0, window: 1 });
   const failure = failureChannel();
   let running = true;
   let cycles = 0;

@@ -35,16 +35,17 @@
 //          --targets=wsmount,ws,ws+native,raw,ws+redis,wsmount+redis,wsmount-strings,http (Node's bare HTTP upgrade, the floor of a mounted server: by default in handshakes and memory, elsewhere when named), --record, --no-taskset,
 //          --conns=1,16,256 --sizes=32,1k,64k,1m --kinds=text,binary (echo and compat rows to keep),
 //          --gen-node=/path/to/node (run the load generator on that Node; the targets run on this one),
-//          --gen=c|node (the echo and broadcast rows' clients: by default bench/cgen/loadgen.c,
-//          built with the machine's cc, an epoll loop in C, so that a large message or a delivery
-//          costs the generator far less than the server, as in issue 16's outside harness; with
-//          --gen=node, or with no cc, loadgen.mjs as every other scenario),
+//          --gen=c|node (the echo, broadcast and handshake rows' clients: by default
+//          bench/cgen/loadgen.c, built with the machine's cc, an epoll loop in C, so that a large
+//          message, a delivery or a handshake costs the generator far less than the server, as in
+//          issue 16's outside harness; with --gen=node, or with no cc, loadgen.mjs as every other
+//          scenario),
 //          --base=/path/to/dist/index.js (observability: a build to compare with; with
 //          --targets=wsmount,wsmount-base, an A/B run of a change's echo and handshakes).
 // --record with --only writes bench/reference/<scenarios>[-quick].json/.md (e.g. fanout.json);
 // on a Node other than 20 the name ends in -node<major> (full-node24.json),
 // so a partial run never replaces the complete full/quick reference; a run whose echo or
-// broadcast rows had the Node generator ends in -nodegen.
+// broadcast or handshake rows had the Node generator ends in -nodegen.
 
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -65,7 +66,7 @@ const flag = (name) => argv.includes(`--${name}`);
 const option = (name) => argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
 
 /**
- * The echo and broadcast rows' C generator (bench/cgen/loadgen.c), built once per source with the
+ * The echo, broadcast and handshake rows' C generator (bench/cgen/loadgen.c), built once per source with the
  * machine's `cc` into the OS's temporary directory; null with --gen=node, or when there is no C
  * compiler and --gen=c was not asked for (the Node generator then, said in the report).
  */
@@ -84,7 +85,7 @@ function buildCGen(required) {
       execFileSync('cc', ['-O2', '-o', partial, source], { stdio: ['ignore', 'inherit', 'inherit'] });
       renameSync(partial, binary);
     } catch (e) {
-      const why = `the echo and broadcast rows' C generator needs a C compiler (\`cc\`, e.g. \`apt-get install -y gcc\`) to build ${relative(process.cwd(), source)}: ${e.message}`;
+      const why = `the echo, broadcast and handshake rows' C generator needs a C compiler (\`cc\`, e.g. \`apt-get install -y gcc\`) to build ${relative(process.cwd(), source)}: ${e.message}`;
       if (required) {
         console.error(why);
         process.exit(2);
@@ -820,7 +821,7 @@ async function scenarioHandshakes() {
   let raw;
   try {
     raw = await interleaved('handshakes', configs, scenarioTargets, (c, t) =>
-      measure(targets, t, 'handshakes', { concurrency: c.concurrency, warmupMs: c.warmupMs, measureMs: c.measureMs }),
+      measure(targets, t, 'handshakes', { concurrency: c.concurrency, warmupMs: c.warmupMs, measureMs: c.measureMs, cgen: CGEN }),
     );
   } finally {
     await targets.stopAll();
@@ -834,7 +835,7 @@ async function scenarioHandshakes() {
   }));
   const rc = ratioColumns();
   print(
-    `\n## Handshakes (open + close cycles/s: TCP connect, upgrade, 101 checked, close 1000 both ways, TCP closed; sequential and N concurrent; median of ${PLAN.rounds})\n`,
+    `\n## Handshakes (open + close cycles/s: TCP connect, upgrade, 101 checked, close 1000 both ways, TCP closed; sequential and N concurrent; median of ${PLAN.rounds}${CGEN === null ? '; clients: the Node generator (--gen=node)' : '; clients: bench/cgen/loadgen.c, an epoll loop in C'})\n`,
   );
   print(
     table(
@@ -854,7 +855,9 @@ async function scenarioHandshakes() {
     ),
   );
   print(
-    '\nThe generator (one Node process) spends CPU per cycle too: sequential cycles are one round trip of two event loops each, so its cost is in every target\'s figure and squeezes the ratios toward 1; the server µs per cycle column is the server\'s own cost whatever the rate.' + (names().includes('http') ? HTTP_FLOOR_NOTE : ''),
+    (CGEN === null
+      ? '\nThe generator (one Node process) spends CPU per cycle too: sequential cycles are one round trip of two event loops each, so its cost is in every target\'s figure and squeezes the ratios toward 1; the server µs per cycle column is the server\'s own cost whatever the rate.'
+      : '\nThe generator (C, epoll) spends less CPU per cycle than the server (its CPU column), so the rates are mostly the server\'s; the server µs per cycle column is the server\'s own cost whatever the rate.') + (names().includes('http') ? HTTP_FLOOR_NOTE : ''),
   );
   printErrors('handshakes', rows.map((r) => ({ label: r.label, sums: r.sums })));
   results.scenarios.handshakes = rows.map((r) => ({
@@ -2485,7 +2488,7 @@ async function main() {
     mode: PLAN.mode,
     node: process.version,
     ...(option('gen-node') ? { generatorNode: execFileSync(option('gen-node'), ['--version'], { encoding: 'utf8' }).trim() } : {}),
-    generator: CGEN === null ? 'bench/loadgen.mjs for every row' : 'bench/cgen/loadgen.c for the echo and broadcast rows, bench/loadgen.mjs for the others',
+    generator: CGEN === null ? 'bench/loadgen.mjs for every row' : 'bench/cgen/loadgen.c for the echo, broadcast and handshake rows, bench/loadgen.mjs for the others',
     cpu: cpuModel(),
     cores: (await import('node:os')).cpus().length,
     pinned: pin ? { server: `cpu ${SERVER_CPU}`, generator: `cpu ${LOADGEN_CPU}`, redis: `cpu ${REDIS_CPU}` } : false,
@@ -2494,7 +2497,7 @@ async function main() {
     plan: PLAN,
   };
   print(`# wsmount benchmarks (${PLAN.mode})\n`);
-  print(`${meta.date} · wsmount ${meta.git.commit}${meta.git.srcModified ? ' + uncommitted src changes' : ''} · Node ${meta.node}${meta.generatorNode ? ` (generator on Node ${meta.generatorNode})` : ''} · ${meta.cpu}, ${meta.cores} cores · ${pin ? `server on cpu ${SERVER_CPU}, generator on cpu ${LOADGEN_CPU} (taskset)` : 'NOT pinned (no taskset)'} · ${PLAN.rounds} round(s), targets interleaved${CGEN === null ? ' · echo and broadcast clients: the Node generator' : ' · echo and broadcast clients: bench/cgen/loadgen.c (C, epoll)'}`);
+  print(`${meta.date} · wsmount ${meta.git.commit}${meta.git.srcModified ? ' + uncommitted src changes' : ''} · Node ${meta.node}${meta.generatorNode ? ` (generator on Node ${meta.generatorNode})` : ''} · ${meta.cpu}, ${meta.cores} cores · ${pin ? `server on cpu ${SERVER_CPU}, generator on cpu ${LOADGEN_CPU} (taskset)` : 'NOT pinned (no taskset)'} · ${PLAN.rounds} round(s), targets interleaved${CGEN === null ? ' · echo, broadcast and handshake clients: the Node generator' : ' · echo, broadcast and handshake clients: bench/cgen/loadgen.c (C, epoll)'}`);
   if (!pin) console.error('warning: taskset unavailable or --no-taskset: server and generator share cores; figures are less meaningful');
   await ensureLoadgen();
   const r = {};
@@ -2580,7 +2583,7 @@ async function main() {
     const partial = SCENARIOS.some((s) => !wantedScenarios.includes(s));
     // Node 20 is the reference runtime; a run on another major gets its own file (full-node24.md).
     const major = Number(process.versions.node.split('.')[0]);
-    const base = `${partial ? `${wantedScenarios.join('+')}${quick ? '-quick' : ''}` : PLAN.mode}${CGEN === null && (wantedScenarios.includes('echo') || wantedScenarios.includes('broadcast')) ? '-nodegen' : ''}`;
+    const base = `${partial ? `${wantedScenarios.join('+')}${quick ? '-quick' : ''}` : PLAN.mode}${CGEN === null && ['echo', 'broadcast', 'handshakes'].some((s) => wantedScenarios.includes(s)) ? '-nodegen' : ''}`;
     const name = major === 20 ? base : `${base}-node${major}`;
     const refDir = join(here, 'reference');
     mkdirSync(refDir, { recursive: true });

@@ -1,7 +1,7 @@
-// The echo and broadcast scenarios' load generator in C (`node bench/run.mjs --gen=c`): the same
-// jobs as loadgen.mjs's echo() and broadcast(), done by one epoll loop, so that a Node
-// generator's own costs (its parsing, its buffers, its GC, a read per frame) are not what a row
-// measures.
+// The echo, broadcast and handshake scenarios' load generator in C (bench/run.mjs's default; the
+// Node one with --gen=node): the same jobs as loadgen.mjs's echo(), broadcast() and handshakes(),
+// done by one epoll loop, so that a Node generator's own costs (its parsing, its buffers, its GC,
+// a read per frame, a promise per step) are not what a row measures.
 //
 //   cgen MODE PORT PATH CONNS SIZE WINDOW TEXT RAW WARMUP_MS MEASURE_MS
 //
@@ -9,6 +9,11 @@
 // MODE broadcast: connection 0 sends masked frames with WINDOW broadcasts in flight (sent and not
 // yet received by every connection, counted as loadgen.mjs counts them), and every connection,
 // the sender included, must receive every one of them.
+// MODE handshakes: CONNS cycles at a time, each a new TCP connection: the upgrade (101 and its
+// Sec-WebSocket-Accept checked), a masked close 1000 sent, the server's close frame read (code
+// 1000 checked), the client's FIN, the server's FIN; counted once the socket is closed (SIZE,
+// WINDOW and TEXT unused). Counts are cycles, "D <cycles> <cycles>" once every cycle begun has
+// ended (10 s at most).
 // TEXT 1 sends text frames; RAW 1 expects the frames back as sent (raw TCP forwards them masked).
 // Prints one line per event on stdout: "A <count>" when the warm-up ends (WARMUP_MS, and until
 // every connection has received 2 × WINDOW frames, at most 15 s more), "B <count>" when the
@@ -245,6 +250,153 @@ static int connect_one(int port, Conn *c, unsigned char *rest, size_t *restLen) 
   return fd;
 }
 
+// ---- handshakes: open + close cycles ------------------------------------------------------------
+
+typedef struct {
+  int fd, state;  // 0 connecting, 1 reading the 101, 2 reading the close frame, 3 waiting for EOF
+  char buf[4096];
+  int have;
+  double deadline;
+} Cycle;
+
+static const char ACCEPT_LINE[] = "\r\nsec-websocket-accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n";
+static const unsigned char CLOSE_1000[8] = {0x88, 0x82, 0x37, 0xfa, 0x21, 0x3d, 0x03 ^ 0x37, 0xe8 ^ 0xfa};
+
+static void cycle_start(Cycle *c, int port) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+  if (fd < 0) fail("socket: %s", strerror(errno));
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, (struct sockaddr *)&a, sizeof a) < 0 && errno != EINPROGRESS) fail("connect: %s", strerror(errno));
+  c->fd = fd;
+  c->state = 0;
+  c->have = 0;
+  c->deadline = now_ms() + 5000;
+  struct epoll_event ev = {.events = EPOLLOUT | EPOLLIN, .data.ptr = c};
+  if (epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) < 0) fail("epoll_ctl: %s", strerror(errno));
+}
+
+// Sends all of `p` on a fresh socket (a few bytes: a short write would be a broken peer).
+static void send_all(Cycle *c, const void *p, size_t n, const char *what) {
+  ssize_t w = send(c->fd, p, n, MSG_NOSIGNAL);
+  if (w != (ssize_t)n) fail("%s write: %s", what, w < 0 ? strerror(errno) : "short");
+}
+
+// Advances one cycle on an epoll event; returns 1 once it has ended (socket closed).
+static int cycle_step(Cycle *c, unsigned events, int port) {
+  if (c->state == 0) {
+    if (!(events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) return 0;
+    int err = 0;
+    socklen_t len = sizeof err;
+    getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len);
+    if (err != 0) fail("connect: %s", strerror(err));
+    char req[512];
+    int rl = snprintf(req, sizeof req,
+                      "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                      "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+                      path, port);
+    if (rl >= (int)sizeof req) fail("path too long");
+    send_all(c, req, (size_t)rl, "handshake");
+    c->state = 1;
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
+    if (epoll_ctl(epfd, EPOLL_CTL_MOD, c->fd, &ev) < 0) fail("epoll_ctl: %s", strerror(errno));
+    return 0;
+  }
+  for (;;) {
+    if (c->have == (int)sizeof c->buf - 1) fail("handshake answer too long");
+    ssize_t r = read(c->fd, c->buf + c->have, sizeof c->buf - 1 - c->have);
+    if (r < 0) {
+      if (errno == EAGAIN || errno == EINTR) return 0;
+      if (c->state == 3) r = 0;  // a reset after the close frame ends the cycle as a FIN would
+      else fail("read: %s", strerror(errno));
+    }
+    if (r == 0) {
+      if (c->state != 3) fail(c->state == 1 ? "the server closed before its 101" : "the server closed before its close frame");
+      close(c->fd);  // also leaves the epoll set
+      return 1;
+    }
+    if (c->state == 3) fail("data after the server's close frame");
+    c->have += (int)r;
+    c->buf[c->have] = 0;
+    if (c->state == 1) {
+      char *end = strstr(c->buf, "\r\n\r\n");
+      if (end == NULL) continue;
+      if (strncmp(c->buf, "HTTP/1.1 101", 12) != 0) fail("handshake answered: %.40s", c->buf);
+      if (strcasestr(c->buf, ACCEPT_LINE) == NULL) fail("wrong Sec-WebSocket-Accept");
+      if (end + 4 != c->buf + c->have) fail("data before the client's first frame");
+      c->have = 0;
+      send_all(c, CLOSE_1000, sizeof CLOSE_1000, "close");
+      c->state = 2;
+      continue;
+    }
+    // state 2: the server's close frame (masked only from raw TCP, which echoes ours).
+    if (c->have < 2) continue;
+    unsigned char *f = (unsigned char *)c->buf;
+    int masked = (f[1] & 0x80) != 0, len = f[1] & 0x7f, hl = 2 + (masked ? 4 : 0);
+    if (f[0] != 0x88) fail("expected a close frame, got first byte 0x%02x", f[0]);
+    if (masked && !raw) fail("a masked frame from the server");
+    if (len > 125) fail("a close frame of %d bytes", len);
+    if (c->have < hl + len) continue;
+    if (c->have > hl + len) fail("data after the server's close frame");
+    unsigned char code[2] = {0, 0};
+    for (int j = 0; j < 2 && j < len; j++) code[j] = f[hl + j] ^ (masked ? f[2 + j] : 0);
+    int got = len >= 2 ? (code[0] << 8) | code[1] : 1005;
+    if (got != 1000) fail("the server answered close 1000 with %d", got);
+    if (shutdown(c->fd, SHUT_WR) < 0 && errno != ENOTCONN) fail("shutdown: %s", strerror(errno));
+    c->state = 3;
+  }
+}
+
+static int run_handshakes(int port, double warmup, double measure) {
+  Cycle *cycles = calloc(nconns, sizeof(Cycle));
+  int active = nconns;
+  for (int i = 0; i < nconns; i++) cycle_start(&cycles[i], port);
+  double t0 = now_ms(), deadline = t0 + warmup, nextCheck = t0 + 50;
+  int phase = 0;  // 0 warm-up, 1 measuring, 2 finishing
+  struct epoll_event evs[256];
+  for (;;) {
+    double t = now_ms();
+    if (t >= deadline) {
+      if (phase == 0) {
+        printf("A %lu\n", total);
+        fflush(stdout);
+        phase = 1;
+        deadline = t + measure;
+      } else if (phase == 1) {
+        printf("B %lu\n", total);
+        fflush(stdout);
+        phase = 2;
+        deadline = t + 10000;
+      } else fail("%d handshake cycles did not finish (within 10 s)", active);
+    }
+    if (phase == 2 && active == 0) {
+      printf("D %lu %lu\n", total, total);
+      fflush(stdout);
+      return 0;
+    }
+    if (t >= nextCheck) {
+      nextCheck = t + 50;
+      for (int i = 0; i < nconns; i++)
+        if (cycles[i].fd >= 0 && t > cycles[i].deadline) fail("a handshake cycle took over 5 s (state %d)", cycles[i].state);
+    }
+    int wait = (int)(deadline - now_ms());
+    if (wait > 20) wait = 20;
+    if (wait < 0) wait = 0;
+    int n = epoll_wait(epfd, evs, 256, wait);
+    if (n < 0 && errno != EINTR) fail("epoll_wait: %s", strerror(errno));
+    for (int e = 0; e < n; e++) {
+      Cycle *c = evs[e].data.ptr;
+      if (c->fd < 0 || !cycle_step(c, evs[e].events, port)) continue;
+      total++;
+      c->fd = -1;
+      if (phase < 2) cycle_start(c, port);
+      else active--;
+    }
+  }
+}
+
 // Broadcast: tops connection 0's stream up to WINDOW broadcasts in flight, a broadcast counted
 // as received once every connection has had it on average (as loadgen.mjs's pump()).
 static void pump(void) {
@@ -270,15 +422,16 @@ static void done_line(void) {
 
 int main(int argc, char **argv) {
   if (argc != 11) {
-    fprintf(stderr, "usage: cgen echo|broadcast PORT PATH CONNS SIZE WINDOW TEXT RAW WARMUP_MS MEASURE_MS\n");
+    fprintf(stderr, "usage: cgen echo|broadcast|handshakes PORT PATH CONNS SIZE WINDOW TEXT RAW WARMUP_MS MEASURE_MS\n");
     return 2;
   }
   // Dies with its parent (the load generator), never left running on its own.
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (getppid() == 1) return 1;
+  int handshakes = strcmp(argv[1], "handshakes") == 0;
   if (strcmp(argv[1], "echo") == 0) broadcast = 0;
   else if (strcmp(argv[1], "broadcast") == 0) broadcast = 1;
-  else fail("unknown mode %s", argv[1]);
+  else if (!handshakes) fail("unknown mode %s", argv[1]);
   int port = atoi(argv[2]);
   path = argv[3];
   nconns = atoi(argv[4]);
@@ -288,6 +441,10 @@ int main(int argc, char **argv) {
   raw = atoi(argv[8]);
   double warmup = atof(argv[9]), measure = atof(argv[10]);
   if (nconns <= 0 || window == 0) fail("bad arguments");
+  if (handshakes) {
+    epfd = epoll_create1(0);
+    return run_handshakes(port, warmup, measure);
+  }
   checkEvery = broadcast ? 64 : size >= 65536 ? 4 : 16;
 
   // The payload (loadgen's payloadOf: lowercase ASCII, valid UTF-8 for text), its masked frame,
