@@ -46,6 +46,10 @@
 #include <sys/time.h>
 
 static const unsigned char KEY[4] = {0x37, 0xfa, 0x21, 0x3d};
+// The accept value for the key every upgrade sends (RFC 6455 section 1.3's own example).
+static const char ACCEPT_LINE[] = "\r\nsec-websocket-accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n";
+// A close 1000, masked with KEY.
+static const unsigned char CLOSE_1000[8] = {0x88, 0x82, 0x37, 0xfa, 0x21, 0x3d, 0x03 ^ 0x37, 0xe8 ^ 0xfa};
 
 typedef struct {
   int fd;
@@ -209,6 +213,17 @@ static long parse(Conn *c, const unsigned char *p, size_t n) {
   return done;
 }
 
+// The upgrade request every connection sends (RFC 6455 section 1.3's example key: its accept value
+// is known); returns its length.
+static int upgrade_request(char *req, size_t cap, int port) {
+  int rl = snprintf(req, cap,
+                    "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+                    path, port);
+  if (rl >= (int)cap) fail("path too long");
+  return rl;
+}
+
 static int connect_one(int port, Conn *c, unsigned char *rest, size_t *restLen) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   if (fd < 0) fail("socket: %s", strerror(errno));
@@ -222,11 +237,7 @@ static int connect_one(int port, Conn *c, unsigned char *rest, size_t *restLen) 
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   if (connect(fd, (struct sockaddr *)&a, sizeof a) < 0) fail("connect: %s", strerror(errno));
   char req[512];
-  int rl = snprintf(req, sizeof req,
-                    "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-                    path, port);
-  if (rl >= (int)sizeof req) fail("path too long");
+  int rl = upgrade_request(req, sizeof req, port);
   if (send(fd, req, rl, MSG_NOSIGNAL) != rl) fail("handshake write: %s", strerror(errno));
   char head[4096];
   size_t have = 0;
@@ -240,8 +251,7 @@ static int connect_one(int port, Conn *c, unsigned char *rest, size_t *restLen) 
     end = strstr(head, "\r\n\r\n");
   }
   if (strncmp(head, "HTTP/1.1 101", 12) != 0) fail("handshake answered: %.40s", head);
-  // The accept value for this key (RFC 6455 section 1.3's own example).
-  if (strcasestr(head, "\r\nsec-websocket-accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n") == NULL) fail("wrong Sec-WebSocket-Accept");
+  if (strcasestr(head, ACCEPT_LINE) == NULL) fail("wrong Sec-WebSocket-Accept");
   size_t used = (size_t)(end + 4 - head);
   *restLen = have - used;
   memcpy(rest, head + used, *restLen);
@@ -259,8 +269,6 @@ typedef struct {
   double deadline;
 } Cycle;
 
-static const char ACCEPT_LINE[] = "\r\nsec-websocket-accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n";
-static const unsigned char CLOSE_1000[8] = {0x88, 0x82, 0x37, 0xfa, 0x21, 0x3d, 0x03 ^ 0x37, 0xe8 ^ 0xfa};
 
 static void cycle_start(Cycle *c, int port) {
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
@@ -293,11 +301,7 @@ static int cycle_step(Cycle *c, unsigned events, int port) {
     getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len);
     if (err != 0) fail("connect: %s", strerror(err));
     char req[512];
-    int rl = snprintf(req, sizeof req,
-                      "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                      "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-                      path, port);
-    if (rl >= (int)sizeof req) fail("path too long");
+    int rl = upgrade_request(req, sizeof req, port);
     send_all(c, req, (size_t)rl, "handshake");
     c->state = 1;
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
@@ -540,11 +544,10 @@ int main(int argc, char **argv) {
         return 0;
       }
       // Closing handshakes: a masked close 1000 on every connection.
-      static const unsigned char close1000[8] = {0x88, 0x82, 0x37, 0xfa, 0x21, 0x3d, 0x03 ^ 0x37, 0xe8 ^ 0xfa};
       for (int i = 0; i < nconns; i++) {
         conns[i].closing = 1;
         if (conns[i].pongLen > 0) fail("a pong still unsent at the close");
-        if (send(conns[i].fd, close1000, sizeof close1000, MSG_NOSIGNAL) != sizeof close1000) fail("close write: %s", strerror(errno));
+        if (send(conns[i].fd, CLOSE_1000, sizeof CLOSE_1000, MSG_NOSIGNAL) != sizeof CLOSE_1000) fail("close write: %s", strerror(errno));
       }
       phase = 3;
       deadline = now_ms() + 10000;
