@@ -207,8 +207,10 @@ async function runC(o, mode, { path, conns, text, size = o.size, window = o.wind
       resolve(-1);
     });
   });
-  // Beyond the child's own bounds (5 s per handshake, 15 s more warm-up, 20 s to drain, 10 s to close).
-  const timer = setTimeout(() => child.kill('SIGKILL'), warmupMs + measureMs + 60_000 + conns * 100);
+  // Beyond the child's own bounds (5 s per handshake, 15 s more warm-up, 20 s to drain, 10 s to
+  // close), and before run.mjs gives up on this job (120 s), so that a stuck child never overlaps
+  // the next job on the generator's core.
+  const timer = setTimeout(() => child.kill('SIGKILL'), Math.min(warmupMs + measureMs + 60_000 + conns * 100, 110_000));
   const code = await done;
   clearTimeout(timer);
   if (error !== null) throw error;
