@@ -6,7 +6,7 @@ import { ProtocolError } from '../protocol/errors.js';
 import { decodeText } from '../protocol/utf8.js';
 import { Inbound, MESSAGES_HIGH_WATER_BYTES, MESSAGES_HIGH_WATER_COUNT, MESSAGES_LOW_WATER_BYTES, MESSAGES_LOW_WATER_COUNT, type MessageStream, MessageQueue } from './inbound.js';
 import type { DeflateSession } from '../extensions/permessage-deflate/session.js';
-import { Sender } from './sender.js';
+import { OrderedSender } from './ordered-sender.js';
 import type { HookName, RouteShared } from './types.js';
 import { F_BUSY, F_CLOSE_PENDING, F_HOOK_BROKEN, F_RAW_TEXT } from './flags.js';
 
@@ -23,7 +23,7 @@ function isThenable(value: unknown): value is PromiseLike<unknown> {
  * others wait in a backlog, and reading pauses above the high-water mark), and what a hook
  * failure does. `onClose` runs once the last pending hook has settled.
  */
-export abstract class Dispatcher extends Sender {
+export abstract class Dispatcher extends OrderedSender {
   /** @internal the active `messages()` iterator, which takes data messages instead of the hooks. */
   get inbox(): MessageQueue | null {
     return this.extras === null ? null : this.extras.inbox;

@@ -1,12 +1,10 @@
 import { Buffer } from 'node:buffer';
-import type { Duplex } from 'node:stream';
 import { type BinaryData, ReadyState } from '../behavior.js';
 import { CloseCode, MAX_CONTROL_PAYLOAD, Opcode } from '../protocol/constants.js';
 import { COPY_THRESHOLD, type Frame, encodeFrame, encodeText, frameLength, toBuffer, writeHeader } from '../protocol/framer.js';
 import { type BackpressureMessage, channels } from '../diagnostics.js';
 import { arena, arenaTake, endRunOf, enlist, hasRun, inBatch, joinFrames } from './batch.js';
 import { OrderedOutput } from './ordered.js';
-import { OutgoingStream, type SendStreamOptions, type StreamSource, streamInterrupted } from './stream-out.js';
 import { ConnectionState } from './state.js';
 import { backlogBytes, writeFrameTo } from './write.js';
 import type { OutgoingMessage } from './outgoing.js';
@@ -18,14 +16,13 @@ import { F_DRAIN_NOTICE_DUE, F_DRAIN_OWED, F_PONG_IN_FLIGHT } from './flags.js';
 export const EMPTY: Buffer = Buffer.alloc(0);
 
 /**
- * The sending side of a connection (on its state, state.ts; below dispatch.ts, stream-in.ts and
- * connection.ts, whose `Connection` is the one class instantiated): data frames
- * under the route's backpressure policy, each connection's share of a turn (turns.ts), the
- * `drained()` waiters and `onDrain` notices, and the control frames we write — pings, pongs
- * (at most one queued at a time) and the close frame. A base class rather than an object of its
- * own, so a send costs no extra hop and a connection no extra allocation.
+ * The sending side of a connection (on its state, state.ts; below ordered-sender.ts,
+ * dispatch.ts, stream-in.ts and connection.ts, whose `Connection` is the one class
+ * instantiated): data frames under the route's backpressure policy, each connection's share of
+ * a turn (turns.ts), the `drained()` waiters and `onDrain` notices, and the control frames we
+ * write — pings, pongs (at most one queued at a time) and the close frame. A base class rather
+ * than an object of its own, so a send costs no extra hop and a connection no extra allocation.
  */
-// A StreamOwner (stream-out.ts) by shape: `implements` would name an internal type in the published types.
 export abstract class Sender extends ConnectionState {
   /** A pong has been written and not yet handed to the kernel (its write callback is due). */
   private get pongInFlight(): boolean {
@@ -36,10 +33,10 @@ export abstract class Sender extends ConnectionState {
   }
   /** Made for the first ping a peer sends (browsers send none; some clients ping every few seconds). */
   private pongWrittenBound: (() => void) | null = null;
-  private get drainWaiters(): ((drained: boolean) => void)[] | null {
+  protected get drainWaiters(): ((drained: boolean) => void)[] | null {
     return this.extras === null ? null : this.extras.drainWaiters;
   }
-  private set drainWaiters(value: ((drained: boolean) => void)[] | null) {
+  protected set drainWaiters(value: ((drained: boolean) => void)[] | null) {
     if (value !== null || this.extras !== null) this.extra().drainWaiters = value;
   }
   /** A drain notice is queued (turns.ts): it will tell the drain waiters and `onDrain`. */
@@ -50,10 +47,10 @@ export abstract class Sender extends ConnectionState {
     this.flags = on ? this.flags | F_DRAIN_NOTICE_DUE : this.flags & ~F_DRAIN_NOTICE_DUE;
   }
   /** The socket emitted 'drain', or a send said 'queued' for fairness, since `onDrain` last ran. */
-  private get drainOwed(): boolean {
+  protected get drainOwed(): boolean {
     return (this.flags & F_DRAIN_OWED) !== 0;
   }
-  private set drainOwed(on: boolean) {
+  protected set drainOwed(on: boolean) {
     this.flags = on ? this.flags | F_DRAIN_OWED : this.flags & ~F_DRAIN_OWED;
   }
   /** The turn `turnBytes` counts (turns.ts), and the bytes sent in it. */
@@ -327,130 +324,23 @@ export abstract class Sender extends ConnectionState {
     return 'queued';
   }
 
-  // ---- streamed messages (stream-out.ts) ------------------------------------------------------
-
-  /** Sends one message from a source of chunks: see `Behavior.sendStream`. */
-  sendStream(source: StreamSource, options?: SendStreamOptions): Promise<number> {
-    const size = options?.fragmentSize;
-    if (size !== undefined && !(Number.isInteger(size) && size > 0)) {
-      return Promise.reject(new RangeError(`sendStream(): fragmentSize is a positive integer number of bytes, not ${String(size)}`));
-    }
-    if (this.state !== ReadyState.OPEN || this.closeSent) {
-      return Promise.reject(streamInterrupted(CloseCode.Abnormal, `connection ${this.behavior.id} is not open`));
-    }
-    if (options?.signal?.aborted === true) return Promise.reject(options.signal.reason);
-    return new Promise<number>((resolve, reject) => {
-      (this.ordered ??= new OrderedOutput(this)).pushStream(new OutgoingStream(this, source, options, resolve, reject));
-      this.active = true;
-    });
-  }
-
-  /** @internal StreamOwner */
-  get streamSocket(): Duplex {
-    return this.socket;
-  }
-
-  /** @internal StreamOwner */
-  get streamWritable(): boolean {
-    return this.state === ReadyState.OPEN && !this.closeSent && this.socket.writable;
-  }
-
-  /** @internal StreamOwner: one frame of a streamed message. */
-  writeStreamFrame(frame: Frame): void {
-    if (this.outBytes !== 0) this.flushOut();
-    writeFrameTo(this.socket, frame);
-    const counters = this.counters;
-    counters.bytesOut += frameLength(frame);
-    this.active = true;
-    // The message counts once, with its last frame.
-    if ((((Buffer.isBuffer(frame) ? frame : frame[0])[0] as number) & 0x80) !== 0) counters.messagesOut++;
-  }
-
-  private get streamDrainWaiter(): ((drained: boolean) => void) | null {
+  /** @internal A streamed message waits for the socket's next 'drain' (ordered-sender.ts). */
+  protected get streamDrainWaiter(): ((drained: boolean) => void) | null {
     return this.extras === null ? null : this.extras.streamDrainWaiter;
   }
-  private set streamDrainWaiter(value: ((drained: boolean) => void) | null) {
+  protected set streamDrainWaiter(value: ((drained: boolean) => void) | null) {
     if (value !== null || this.extras !== null) this.extra().streamDrainWaiter = value;
   }
 
-  /** @internal StreamOwner: resolves on the socket's next 'drain' (true) or its close (false). */
-  streamDrain(): Promise<boolean> {
-    if (this.state === ReadyState.CLOSED || this.socket.destroyed) return Promise.resolve(false);
-    if (!this.socket.writableNeedDrain) return Promise.resolve(true);
-    return new Promise((resolve) => {
-      this.streamDrainWaiter = resolve;
-    });
-  }
 
-  /** @internal StreamOwner */
-  streamSettled(stream: OutgoingStream): void {
-    this.ordered?.streamDone(stream);
-  }
+  // ---- what the ordered queue calls (ordered.ts), in ordered-sender.ts --------------------------
 
-  /** @internal StreamOwner: a message broke off half sent: the connection closes. */
-  streamBroken(code: number, reason: string, error: unknown): void {
-    if (this.state !== ReadyState.OPEN) return;
-    this.owner.log.warn(`wsmount: a message streamed to connection ${this.behavior.id} broke off (${reason}); closing it with ${code}`, error);
-    this.close(code, reason);
-  }
-
-  /** @internal A frame from the ordered queue, accepted when it was sent: written now, in order. */
-  writeAccepted(frame: Frame): void {
-    const s = this.socket;
-    if (this.state === ReadyState.CLOSED || (this.closeSent && this.closeHeld === null) || !s.writable) return;
-    if (this.outBytes !== 0) this.flushOut();
-    writeFrameTo(s, frame);
-    const counters = this.counters;
-    counters.messagesOut++;
-    counters.bytesOut += frameLength(frame);
-  }
-
-  /**
-   * @internal The ordered queue emptied: frames go straight out again; a held close frame goes
-   * now (and the TCP end held behind it); the drain waiters and `onDrain` hear of it.
-   */
-  orderedEmpty(): void {
-    this.ordered = null;
-    if (this.closeHeld !== null) {
-      this.writeHeldClose();
-      return;
-    }
-    if (this.drainWaiters !== null || this.drainOwed) {
-      if (!this.socket.writableNeedDrain) this.scheduleDrainNotice();
-    }
-  }
-
-  /** Writes the close frame held behind the ordered queue, then the TCP end held behind it. */
-  private writeHeldClose(): void {
-    const held = this.closeHeld;
-    this.closeHeld = null;
-    if (held === null || this.state === ReadyState.CLOSED || !this.socket.writable) return;
-    this.writeControl(encodeFrame(Opcode.Close, held));
-    if (this.endHeld) {
-      this.endHeld = false;
-      this.socket.end();
-    }
-  }
-
-  /** @internal Compressing failed: nothing after it can be sent in order. */
-  orderedFailed(error: unknown): void {
-    if (this.state === ReadyState.CLOSED) return;
-    this.owner.log.error(`wsmount: compressing a message for connection ${this.behavior.id} failed; closing it with 1011`, error);
-    this.dropOrdered();
-    this.fail(CloseCode.InternalError, 'internal error');
-  }
-
-  /**
-   * @internal Forgets the frames waiting to be compressed (the connection is failing, the peer
-   * closed, or the socket is gone); a close frame held behind them goes now, if it still can.
-   */
-  protected dropOrdered(code: number = CloseCode.Abnormal, why = 'the connection closed'): void {
-    const ordered = this.ordered;
-    if (ordered === null) return;
-    this.ordered = null;
-    ordered.clear(streamInterrupted(code, why));
-    this.writeHeldClose();
-  }
+  /** @internal OrderedOwner: a frame from the ordered queue, written now, in order. */
+  abstract writeAccepted(frame: Frame): void;
+  /** @internal OrderedOwner: the ordered queue emptied. */
+  abstract orderedEmpty(): void;
+  /** @internal OrderedOwner: compressing failed. */
+  abstract orderedFailed(error: unknown): void;
 
   ping(data?: string | BinaryData): SendStatus {
     return this.sendControl(Opcode.Ping, data);
@@ -503,7 +393,7 @@ export abstract class Sender extends ConnectionState {
   }
 
   /** Queues one drain notice for a coming check phase. */
-  private scheduleDrainNotice(): void {
+  protected scheduleDrainNotice(): void {
     if (this.drainNoticeDue) return;
     this.drainNoticeDue = true;
     queueDrainNotice(this);
