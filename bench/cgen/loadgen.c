@@ -95,6 +95,12 @@ static double now_ms(void) {
   return t.tv_sec * 1e3 + t.tv_nsec / 1e6;
 }
 
+// Reports the count so far as the window's start ('A') or end ('B') (see the header).
+static void mark(char tag) {
+  printf("%c %lu\n", tag, total);
+  fflush(stdout);
+}
+
 static void arm(Conn *c, int out) {
   if (c->wantOut == out) return;
   struct epoll_event ev = {.events = EPOLLIN | (out ? EPOLLOUT : 0), .data.ptr = c};
@@ -383,13 +389,11 @@ static int run_handshakes(int port, double warmup, double measure) {
     double t = now_ms();
     if (t >= deadline) {
       if (phase == 0) {
-        printf("A %lu\n", total);
-        fflush(stdout);
+        mark('A');
         phase = 1;
         deadline = t + measure;
       } else if (phase == 1) {
-        printf("B %lu\n", total);
-        fflush(stdout);
+        mark('B');
         phase = 2;
         deadline = t + 10000;
       } else fail("%d handshake cycles did not finish (within 10 s)", active);
@@ -531,13 +535,11 @@ int main(int argc, char **argv) {
     }
     if (t >= deadline) {
       if (phase == 0) {
-        printf("A %lu\n", total);
-        fflush(stdout);
+        mark('A');
         phase = 1;
         deadline = t + measure;
       } else if (phase == 1) {
-        printf("B %lu\n", total);
-        fflush(stdout);
+        mark('B');
         phase = 2;
         running = 0;
         deadline = t + 20000;
