@@ -11,8 +11,8 @@ import { F_ACTIVE, F_CLOSE_SENT, F_END_HELD, F_INFLATING, F_READ_PAUSED, F_STATE
 type Client = Behavior;
 
 /**
- * What a connection is made of, below every layer that acts on it (sender.ts, dispatch.ts,
- * stream-in.ts, connection.ts): its socket, behavior and route, the boolean state of every layer
+ * What a connection is made of, below every layer that acts on it (sender.ts, ordered-sender.ts,
+ * dispatch.ts, stream-in.ts, connection.ts): its socket, behavior and route, the boolean state of every layer
  * packed in `flags` (flags.ts) with the ready state, the state few connections use in `extras`
  * (extras.ts), and the slots the send path reads on every message. Only reads and writes of
  * state here; the layers above decide. A base class, so that a connection stays one object.
