@@ -198,6 +198,7 @@ async function runC(o, mode, { path, conns, text, size = o.size, window = o.wind
         pending = pending.slice(nl + 1);
         const [tag, ...rest] = line.split(' ');
         if (tag === 'E') error ??= new Error(rest.join(' '));
+        else if (tag === 'L') marks.L = rest.map(Number);
         else marks[tag] = tag === 'D' ? Number(rest[1]) : take(Number(rest[0]));
       }
     });
@@ -218,13 +219,15 @@ async function runC(o, mode, { path, conns, text, size = o.size, window = o.wind
   const w = windowOf(marks.A, marks.B);
   // windowOf's generator CPU is this process's: the child's ticks are the generator here.
   w.genCpuPct = (100 * (marks.B.genTicks - marks.A.genTicks)) / CLK_TCK / w.seconds;
-  if (w.count === 0) throw new Error(`no ${mode === 'handshakes' ? 'handshake cycle completed' : `message was ${mode === 'echo' ? 'echoed' : 'delivered'}`} during the measurement window`);
-  return { ...w, sent: marks.D };
+  if (w.count === 0) throw new Error(`no ${mode === 'handshakes' ? 'handshake cycle completed' : `message was ${mode === 'broadcast' ? 'delivered' : 'echoed'}`} during the measurement window`);
+  if (mode === 'paced' && marks.L === undefined) throw new Error('the C generator gave no latency line');
+  return { ...w, sent: marks.D, latency: marks.L };
 }
 
 // ---- paced: fixed total rate, latency and server CPU -------------------------------------------------
 
 async function paced(o) {
+  if (o.cgen) return pacedC(o);
   const { port, conns, size, rate, warmupMs, measureMs, serverPid } = o;
   const cap = 1024; // per-connection in-flight limit (a power of two: the timestamp ring)
   const payload = payloadOf(size);
@@ -331,6 +334,31 @@ async function paced(o) {
     running = false;
     for (const c of clients) if (c.open && !c.closing) c.destroy();
   }
+}
+
+/**
+ * paced() with the C generator (bench/cgen/loadgen.c, mode `paced`): the same rate spread evenly
+ * by a busy-polling loop, the same round-robin over the connections, each message timed from its
+ * send() to the read that completes its echo, in C (no GC or event-loop turn of the generator's
+ * own in the times). The same result as paced().
+ */
+async function pacedC(o) {
+  const w = await runC(o, 'paced', { path: '/echo', conns: o.conns, text: o.text, window: o.rate });
+  const [samples, p50, p90, p99, p999, max, offered, skipped] = w.latency;
+  const { latency: _, sent: __, ...window } = w;
+  return {
+    ...window,
+    targetRate: o.rate,
+    offered,
+    skipped,
+    samples,
+    p50,
+    p90,
+    p99,
+    p999,
+    max,
+    cpuSecPerMillion: w.serverCpuSec / (w.count / 1e6),
+  };
 }
 
 // ---- broadcast: one client triggers, the server fans out to every client ----------------------------

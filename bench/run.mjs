@@ -35,7 +35,7 @@
 //          --targets=wsmount,ws,ws+native,raw,ws+redis,wsmount+redis,wsmount-strings,http (Node's bare HTTP upgrade, the floor of a mounted server: by default in handshakes and memory, elsewhere when named), --record, --no-taskset,
 //          --conns=1,16,256 --sizes=32,1k,64k,1m --kinds=text,binary (echo and compat rows to keep),
 //          --gen-node=/path/to/node (run the load generator on that Node; the targets run on this one),
-//          --gen=c|node (the echo, broadcast and handshake rows' clients: by default
+//          --gen=c|node (the echo, latency, broadcast and handshake rows' clients: by default
 //          bench/cgen/loadgen.c, built with the machine's cc, an epoll loop in C, so that a large
 //          message, a delivery or a handshake costs the generator far less than the server, as in
 //          issue 16's outside harness; with --gen=node, or with no cc, loadgen.mjs as every other
@@ -44,7 +44,7 @@
 //          --targets=wsmount,wsmount-base, an A/B run of a change's echo and handshakes).
 // --record with --only writes bench/reference/<scenarios>[-quick].json/.md (e.g. fanout.json);
 // on a Node other than 20 the name ends in -node<major> (full-node24.json),
-// so a partial run never replaces the complete full/quick reference; a run whose echo or
+// so a partial run never replaces the complete full/quick reference; a run whose echo, latency,
 // broadcast or handshake rows had the Node generator ends in -nodegen.
 
 import { execFileSync } from 'node:child_process';
@@ -66,12 +66,12 @@ const flag = (name) => argv.includes(`--${name}`);
 const option = (name) => argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
 
 /**
- * The echo, broadcast and handshake rows' C generator (bench/cgen/loadgen.c), built once per source with the
+ * The echo, latency, broadcast and handshake rows' C generator (bench/cgen/loadgen.c), built once per source with the
  * machine's `cc` into the OS's temporary directory; null with --gen=node, or when there is no C
  * compiler and --gen=c was not asked for (the Node generator then, said in the report).
  */
 const CGEN = option('gen') === 'node' ? null : buildCGen(option('gen') === 'c');
-/** Which generator the echo, broadcast and handshake rows had, as the report says it. */
+/** Which generator the echo, latency, broadcast and handshake rows had, as the report says it. */
 const GEN_NOTE = CGEN !== null ? '; clients: bench/cgen/loadgen.c, an epoll loop in C' : option('gen') === 'node' ? '; clients: the Node generator (--gen=node)' : '; clients: the Node generator (no C compiler here)';
 
 function buildCGen(required) {
@@ -87,7 +87,7 @@ function buildCGen(required) {
       execFileSync('cc', ['-O2', '-o', partial, source], { stdio: ['ignore', 'inherit', 'inherit'] });
       renameSync(partial, binary);
     } catch (e) {
-      const why = `the echo, broadcast and handshake rows' C generator needs a C compiler (\`cc\`, e.g. \`apt-get install -y gcc\`) to build ${relative(process.cwd(), source)}: ${e.message}`;
+      const why = `the echo, latency, broadcast and handshake rows' C generator needs a C compiler (\`cc\`, e.g. \`apt-get install -y gcc\`) to build ${relative(process.cwd(), source)}: ${e.message}`;
       if (required) {
         console.error(why);
         process.exit(2);
@@ -698,7 +698,7 @@ async function scenarioPaced(echoRows) {
   const config = { ...p, label: `${p.conns} conns ${bytes(p.size)} at ${si(p.rate)} msg/s` };
   try {
     raw = await interleaved('paced', [config], TARGETS, (c, t) =>
-      measure(targets, t, 'paced', { conns: c.conns, size: c.size, text: c.text, rate: c.rate, warmupMs: c.warmupMs, measureMs: c.measureMs }),
+      measure(targets, t, 'paced', { conns: c.conns, size: c.size, text: c.text, rate: c.rate, warmupMs: c.warmupMs, measureMs: c.measureMs, cgen: CGEN }),
       pacedRounds,
     );
   } finally {
@@ -716,7 +716,7 @@ async function scenarioPaced(echoRows) {
   const rc = ratioColumns();
   const failedRow = (n, width) => [n, 'FAILED', ...Array(width).fill('')];
   if (wantedScenarios.includes('latency')) {
-    print(`\n## Round-trip latency (${what}, sent evenly spread; median of ${pacedRounds} round(s), ~${si(sums.wsmount?.samples.value ?? NaN)} samples each)\n`);
+    print(`\n## Round-trip latency (${what}, sent evenly spread; median of ${pacedRounds} round(s), ~${si(sums.wsmount?.samples.value ?? NaN)} samples each${GEN_NOTE})\n`);
     print(
       table(
         ['target', 'achieved msg/s', 'p50', 'p90', 'p99', 'p99.9', 'max', ...rc.map(([l]) => `p99 ${l}`)],
@@ -2490,7 +2490,7 @@ async function main() {
     mode: PLAN.mode,
     node: process.version,
     ...(option('gen-node') ? { generatorNode: execFileSync(option('gen-node'), ['--version'], { encoding: 'utf8' }).trim() } : {}),
-    generator: CGEN === null ? 'bench/loadgen.mjs for every row' : 'bench/cgen/loadgen.c for the echo, broadcast and handshake rows, bench/loadgen.mjs for the others',
+    generator: CGEN === null ? 'bench/loadgen.mjs for every row' : 'bench/cgen/loadgen.c for the echo, latency, broadcast and handshake rows, bench/loadgen.mjs for the others',
     cpu: cpuModel(),
     cores: (await import('node:os')).cpus().length,
     pinned: pin ? { server: `cpu ${SERVER_CPU}`, generator: `cpu ${LOADGEN_CPU}`, redis: `cpu ${REDIS_CPU}` } : false,
@@ -2499,7 +2499,7 @@ async function main() {
     plan: PLAN,
   };
   print(`# wsmount benchmarks (${PLAN.mode})\n`);
-  print(`${meta.date} · wsmount ${meta.git.commit}${meta.git.srcModified ? ' + uncommitted src changes' : ''} · Node ${meta.node}${meta.generatorNode ? ` (generator on Node ${meta.generatorNode})` : ''} · ${meta.cpu}, ${meta.cores} cores · ${pin ? `server on cpu ${SERVER_CPU}, generator on cpu ${LOADGEN_CPU} (taskset)` : 'NOT pinned (no taskset)'} · ${PLAN.rounds} round(s), targets interleaved${CGEN === null ? ' · echo, broadcast and handshake clients: the Node generator' : ' · echo, broadcast and handshake clients: bench/cgen/loadgen.c (C, epoll)'}`);
+  print(`${meta.date} · wsmount ${meta.git.commit}${meta.git.srcModified ? ' + uncommitted src changes' : ''} · Node ${meta.node}${meta.generatorNode ? ` (generator on Node ${meta.generatorNode})` : ''} · ${meta.cpu}, ${meta.cores} cores · ${pin ? `server on cpu ${SERVER_CPU}, generator on cpu ${LOADGEN_CPU} (taskset)` : 'NOT pinned (no taskset)'} · ${PLAN.rounds} round(s), targets interleaved${CGEN === null ? ' · echo, latency, broadcast and handshake clients: the Node generator' : ' · echo, latency, broadcast and handshake clients: bench/cgen/loadgen.c (C, epoll)'}`);
   if (!pin) console.error('warning: taskset unavailable or --no-taskset: server and generator share cores; figures are less meaningful');
   await ensureLoadgen();
   const r = {};
@@ -2585,7 +2585,7 @@ async function main() {
     const partial = SCENARIOS.some((s) => !wantedScenarios.includes(s));
     // Node 20 is the reference runtime; a run on another major gets its own file (full-node24.md).
     const major = Number(process.versions.node.split('.')[0]);
-    const base = `${partial ? `${wantedScenarios.join('+')}${quick ? '-quick' : ''}` : PLAN.mode}${CGEN === null && ['echo', 'broadcast', 'handshakes'].some((s) => wantedScenarios.includes(s)) ? '-nodegen' : ''}`;
+    const base = `${partial ? `${wantedScenarios.join('+')}${quick ? '-quick' : ''}` : PLAN.mode}${CGEN === null && ['echo', 'latency', 'cpu', 'broadcast', 'handshakes'].some((s) => wantedScenarios.includes(s)) ? '-nodegen' : ''}`;
     const name = major === 20 ? base : `${base}-node${major}`;
     const refDir = join(here, 'reference');
     mkdirSync(refDir, { recursive: true });

@@ -9,6 +9,12 @@
 // MODE broadcast: connection 0 sends masked frames with WINDOW broadcasts in flight (sent and not
 // yet received by every connection, counted as loadgen.mjs counts them), and every connection,
 // the sender included, must receive every one of them.
+// MODE paced: masked frames at a fixed total rate (WINDOW messages/s), spread evenly over time and
+// round-robin over the connections by a busy-polling loop (its core stays full, as loadgen.mjs's
+// paced() keeps its own); each message timed from its send() to the read that completes its echo.
+// After the drain it prints "L <samples> <p50> <p90> <p99> <p99.9> <max> <offered> <skipped>"
+// (times in ms, for the messages sent inside the measurement window; offered: messages due in the
+// window; skipped: of those, not sent because their connection already had 1,024 in flight).
 // MODE handshakes: CONNS cycles at a time, each a new TCP connection: the upgrade (101 and its
 // Sec-WebSocket-Accept checked), a masked close 1000 sent, the server's close frame read (code
 // 1000 checked), the client's FIN, the server's FIN (or a reset); counted once the socket is closed (SIZE,
@@ -68,12 +74,17 @@ typedef struct {
   int pongLen, pongOff;
   unsigned long seen;       // data frames received (a broadcast: broadcasts received)
   int closing, closeSeen;
+  double *times;            // paced: send times of the messages in flight (a ring of PACED_CAP)
+  unsigned tHead, tTail;
 } Conn;
+
+// paced: messages in flight per connection at most (a power of two: the ring of send times).
+#define PACED_CAP 1024
 
 static Conn *conns;
 static int nconns, epfd;
 static unsigned long size, window, flen, batchLen, total, checkEvery;
-static int text, raw, broadcast;
+static int text, raw, broadcast, paced;
 static const char *path;
 static unsigned long sentB;  // broadcasts sent by connection 0
 static unsigned char *batch, *expected;
@@ -451,6 +462,18 @@ static void pump(void) {
   flush(&conns[0]);
 }
 
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
+}
+
+// The p-th percentile of n sorted samples, as loadgen.mjs's paced() takes it.
+static double pct(const double *v, unsigned long n, double p) {
+  if (n == 0) return 0.0 / 0.0;
+  unsigned long i = (unsigned long)(p / 100 * n);
+  return v[i < n - 1 ? i : n - 1];
+}
+
 static int drained(void) {
   if (broadcast) return total == sentB * (unsigned long)nconns;
   for (int i = 0; i < nconns; i++)
@@ -465,7 +488,7 @@ static void done_line(void) {
 
 int main(int argc, char **argv) {
   if (argc != 11) {
-    fprintf(stderr, "usage: cgen echo|broadcast|handshakes PORT PATH CONNS SIZE WINDOW TEXT RAW WARMUP_MS MEASURE_MS\n");
+    fprintf(stderr, "usage: cgen echo|broadcast|paced|handshakes PORT PATH CONNS SIZE WINDOW TEXT RAW WARMUP_MS MEASURE_MS\n");
     return 2;
   }
   // Dies with its parent (the load generator), never left running on its own.
@@ -474,6 +497,7 @@ int main(int argc, char **argv) {
   int handshakes = strcmp(argv[1], "handshakes") == 0;
   if (strcmp(argv[1], "echo") == 0) broadcast = 0;
   else if (strcmp(argv[1], "broadcast") == 0) broadcast = 1;
+  else if (strcmp(argv[1], "paced") == 0) paced = 1;
   else if (!handshakes) fail("unknown mode %s", argv[1]);
   int port = atoi(argv[2]);
   path = argv[3];
@@ -510,9 +534,11 @@ int main(int argc, char **argv) {
   memcpy(frame + hl - 4, KEY, 4);
   for (unsigned long i = 0; i < size; i++) frame[hl + i] = payload[i] ^ KEY[i & 3];
   expected = raw ? frame + hl : payload;
-  batchLen = flen * window;
+  // paced: WINDOW is the rate; 64 frames back to back are as many as one write ever sends.
+  unsigned long copies = paced ? 64 : window;
+  batchLen = flen * copies;
   batch = malloc(batchLen);
-  for (unsigned long k = 0; k < window; k++) memcpy(batch + k * flen, frame, flen);
+  for (unsigned long k = 0; k < copies; k++) memcpy(batch + k * flen, frame, flen);
 
   epfd = epoll_create1(0);
   conns = calloc(nconns, sizeof(Conn));
@@ -525,8 +551,20 @@ int main(int argc, char **argv) {
     if (epoll_ctl(epfd, EPOLL_CTL_ADD, c->fd, &ev) < 0) fail("epoll_ctl: %s", strerror(errno));
     if (restLen > 0) fail("data before the first message");
   }
+  double rate = (double)window, mStart = 1e300, mEnd = 1e300;
+  unsigned long sent = 0, overflow = 0, sentAtStart = 0, overflowAtStart = 0, rr = 0, nS = 0;
+  double *samples = NULL;
+  unsigned long samplesCap = 0;
+  int *pend = NULL, *touched = NULL;
+  if (paced) {
+    samplesCap = (unsigned long)(rate * (measure + 1000) / 1000) + 1024;
+    samples = malloc(samplesCap * sizeof(double));
+    pend = calloc(nconns, sizeof(int));
+    touched = malloc(nconns * sizeof(int));
+    for (int i = 0; i < nconns; i++) conns[i].times = malloc(PACED_CAP * sizeof(double));
+  }
   if (broadcast) pump();
-  else
+  else if (!paced)
     for (int i = 0; i < nconns; i++) {
       Conn *c = &conns[i];
       c->inflight = (long)window;
@@ -541,7 +579,32 @@ int main(int argc, char **argv) {
   struct epoll_event evs[256];
   for (;;) {
     double t = now_ms();
-    if (phase == 0 && t >= deadline && t < t0 + warmup + 15000) {
+    if (paced && running) {
+      // The messages due by now, each to the next connection in turn; one write per connection.
+      unsigned long due = (unsigned long)((t - t0) * rate / 1000);
+      int nt = 0;
+      for (; sent < due; sent++) {
+        int i = (int)rr;
+        rr = rr + 1 == (unsigned long)nconns ? 0 : rr + 1;
+        Conn *c = &conns[i];
+        if (c->inflight >= PACED_CAP || pend[i] >= 64) {
+          overflow++;
+          continue;
+        }
+        if (pend[i] == 0) touched[nt++] = i;
+        pend[i]++;
+        c->inflight++;
+        c->times[c->tTail] = t;
+        c->tTail = (c->tTail + 1) & (PACED_CAP - 1);
+      }
+      for (int j = 0; j < nt; j++) {
+        Conn *c = &conns[touched[j]];
+        c->sendEnd += (unsigned long)pend[touched[j]] * flen;
+        pend[touched[j]] = 0;
+        flush(c);
+      }
+    }
+    if (phase == 0 && !paced && t >= deadline && t < t0 + warmup + 15000) {
       // The warm-up also lasts until every connection has received 2 × WINDOW frames: with
       // hundreds of connections and large messages, the first rounds (fresh buffers, page faults,
       // code not yet optimised) are far slower than the steady state the row measures.
@@ -554,11 +617,15 @@ int main(int argc, char **argv) {
         mark('A');
         phase = 1;
         deadline = t + measure;
+        mStart = t;
+        sentAtStart = sent;
+        overflowAtStart = overflow;
       } else if (phase == 1) {
         mark('B');
         phase = 2;
         running = 0;
         deadline = t + 20000;
+        mEnd = t;
       } else if (phase == 2) {
         if (broadcast) {
           int short_ = 0;
@@ -575,6 +642,12 @@ int main(int argc, char **argv) {
       }
     }
     if (phase == 2 && drained()) {
+      if (paced) {
+        qsort(samples, nS, sizeof(double), cmp_double);
+        printf("L %lu %.6f %.6f %.6f %.6f %.6f %lu %lu\n", nS, pct(samples, nS, 50), pct(samples, nS, 90), pct(samples, nS, 99), pct(samples, nS, 99.9),
+               nS ? samples[nS - 1] : 0.0, sent - sentAtStart, overflow - overflowAtStart);
+        fflush(stdout);
+      }
       if (broadcast && raw) {
         for (int i = 0; i < nconns; i++) close(conns[i].fd);
         done_line();
@@ -600,7 +673,7 @@ int main(int argc, char **argv) {
     }
     int wait = (int)(deadline - now_ms());
     if (wait > 20) wait = 20;
-    if (wait < 0) wait = 0;
+    if (wait < 0 || (paced && running)) wait = 0;  // paced: polls, so that messages leave on time
     int n = epoll_wait(epfd, evs, 256, wait);
     if (n < 0 && errno != EINTR) fail("epoll_wait: %s", strerror(errno));
     for (int e = 0; e < n; e++) {
@@ -628,6 +701,18 @@ int main(int argc, char **argv) {
         total += (unsigned long)k;
         if (broadcast) {
           if (running) pump();
+          continue;
+        }
+        if (paced) {
+          // Every frame this read completed arrived now (as loadgen.mjs times a chunk's frames).
+          if (k > c->inflight) fail("more echoes than messages sent");
+          double now = now_ms();
+          for (long j = 0; j < k; j++) {
+            double ts = c->times[c->tHead];
+            c->tHead = (c->tHead + 1) & (PACED_CAP - 1);
+            if (ts >= mStart && ts < mEnd && nS < samplesCap) samples[nS++] = now - ts;
+          }
+          c->inflight -= k;
           continue;
         }
         c->inflight -= k;
