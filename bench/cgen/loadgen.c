@@ -18,8 +18,8 @@
 // MODE handshakes: CONNS cycles at a time, each a new TCP connection: the upgrade (101 and its
 // Sec-WebSocket-Accept checked), a masked close 1000 sent, the server's close frame read (code
 // 1000 checked), the client's FIN, the server's FIN (or a reset); counted once the socket is closed (SIZE,
-// WINDOW and TEXT unused). Counts are cycles, "D <cycles> <cycles>" once every cycle begun has
-// ended (10 s at most).
+// WINDOW and TEXT unused). Counts are cycles, "D <cycles ended> <cycles begun>" once every cycle
+// begun has ended (10 s at most). Each cycle's socket is bound to the next of 64 source addresses.
 // TEXT 1 sends text frames; RAW 1 expects the frames back as sent (raw TCP forwards them masked).
 // Prints one line per event on stdout: "A <count>" when the warm-up ends (WARMUP_MS, and until
 // every connection has received 2 × WINDOW frames, at most 15 s more), "B <count>" when the
@@ -317,7 +317,10 @@ typedef struct {
 #define SOURCES 64
 static unsigned sourceTurn;
 
+static unsigned long begun;  // handshake cycles started
+
 static void cycle_start(Cycle *c, int port) {
+  begun++;
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
   if (fd < 0) fail("socket: %s", strerror(errno));
   int one = 1;
@@ -426,7 +429,7 @@ static int run_handshakes(int port, double warmup, double measure) {
       } else fail("%d handshake cycles did not finish (within 10 s)", active);
     }
     if (phase == 2 && active == 0) {
-      printf("D %lu %lu\n", total, total);
+      printf("D %lu %lu\n", total, begun);
       fflush(stdout);
       return 0;
     }
@@ -481,8 +484,14 @@ static int drained(void) {
   return 1;
 }
 
+// "D <received> <sent>": sent counted on the sending side (frames owed to the sockets, or
+// broadcasts triggered), not derived from what came back.
 static void done_line(void) {
-  printf("D %lu %lu\n", total, broadcast ? sentB : total);
+  unsigned long sent = 0;
+  if (broadcast) sent = sentB;
+  else
+    for (int i = 0; i < nconns; i++) sent += conns[i].sendEnd / flen;
+  printf("D %lu %lu\n", total, sent);
   fflush(stdout);
 }
 
@@ -579,31 +588,6 @@ int main(int argc, char **argv) {
   struct epoll_event evs[256];
   for (;;) {
     double t = now_ms();
-    if (paced && running) {
-      // The messages due by now, each to the next connection in turn; one write per connection.
-      unsigned long due = (unsigned long)((t - t0) * rate / 1000);
-      int nt = 0;
-      for (; sent < due; sent++) {
-        int i = (int)rr;
-        rr = rr + 1 == (unsigned long)nconns ? 0 : rr + 1;
-        Conn *c = &conns[i];
-        if (c->inflight >= PACED_CAP || pend[i] >= 64) {
-          overflow++;
-          continue;
-        }
-        if (pend[i] == 0) touched[nt++] = i;
-        pend[i]++;
-        c->inflight++;
-        c->times[c->tTail] = t;
-        c->tTail = (c->tTail + 1) & (PACED_CAP - 1);
-      }
-      for (int j = 0; j < nt; j++) {
-        Conn *c = &conns[touched[j]];
-        c->sendEnd += (unsigned long)pend[touched[j]] * flen;
-        pend[touched[j]] = 0;
-        flush(c);
-      }
-    }
     if (phase == 0 && !paced && t >= deadline && t < t0 + warmup + 15000) {
       // The warm-up also lasts until every connection has received 2 × WINDOW frames: with
       // hundreds of connections and large messages, the first rounds (fresh buffers, page faults,
@@ -641,11 +625,38 @@ int main(int argc, char **argv) {
         fail("%d connections got no close frame back (within 10 s)", open);
       }
     }
+    if (paced && running) {
+      // The messages due by now, each to the next connection in turn; one write per connection.
+      // After the phase change above: the turn that opens the window sends inside it, and none
+      // is sent in the turn that closes it, so samples = offered - skipped.
+      unsigned long due = (unsigned long)((t - t0) * rate / 1000);
+      int nt = 0;
+      for (; sent < due; sent++) {
+        int i = (int)rr;
+        rr = rr + 1 == (unsigned long)nconns ? 0 : rr + 1;
+        Conn *c = &conns[i];
+        if (c->inflight >= PACED_CAP || pend[i] >= 64) {
+          overflow++;
+          continue;
+        }
+        if (pend[i] == 0) touched[nt++] = i;
+        pend[i]++;
+        c->inflight++;
+        c->times[c->tTail] = t;
+        c->tTail = (c->tTail + 1) & (PACED_CAP - 1);
+      }
+      for (int j = 0; j < nt; j++) {
+        Conn *c = &conns[touched[j]];
+        c->sendEnd += (unsigned long)pend[touched[j]] * flen;
+        pend[touched[j]] = 0;
+        flush(c);
+      }
+    }
     if (phase == 2 && drained()) {
       if (paced) {
         qsort(samples, nS, sizeof(double), cmp_double);
         printf("L %lu %.6f %.6f %.6f %.6f %.6f %lu %lu\n", nS, pct(samples, nS, 50), pct(samples, nS, 90), pct(samples, nS, 99), pct(samples, nS, 99.9),
-               nS ? samples[nS - 1] : 0.0, sent - sentAtStart, overflow - overflowAtStart);
+               nS ? samples[nS - 1] : 0.0 / 0.0, sent - sentAtStart, overflow - overflowAtStart);
         fflush(stdout);
       }
       if (broadcast && raw) {
