@@ -106,7 +106,23 @@ function closeTimedOut(connection: Connection): void {
  * socket's events, the parser's events, the close handshake, heartbeat, idle time, rate limit).
  */
 export class Connection extends StreamReceiver implements ParserSink {
-  readonly parser: FrameParser;
+  /**
+   * The frame parser, made when bytes arrive (or something stops or pauses reading first), and
+   * let go by the heartbeat sweep whenever it holds nothing ({@link FrameParser.atRest}): an
+   * idle connection, the most of a large server's, keeps none (184 bytes and more).
+   */
+  private parserSlot: FrameParser | null = null;
+  get parser(): FrameParser {
+    const p = this.parserSlot;
+    return p !== null ? p : this.newParser();
+  }
+  private newParser(): FrameParser {
+    // RFC 7692 §6: RSV1 means "compressed" only once permessage-deflate is agreed; a route that
+    // takes messages as streams: stream-in.ts.
+    const p = new FrameParser(this, parserOptions(this.shared.limits, this.deflate !== null, this.behavior.onStream !== baseOnStream));
+    this.parserSlot = p;
+    return p;
+  }
   /** @internal the route this connection belongs to (the handler's record, which is `shared`). */
   get route(): RouteShared {
     return this.shared;
@@ -164,10 +180,6 @@ export class Connection extends StreamReceiver implements ParserSink {
   /** @internal */
   constructor(socket: Duplex, behavior: Client, route: RouteShared, deflate: DeflateSession | null = null) {
     super(socket, behavior, route, deflate);
-    const limits = route.limits;
-    // RFC 7692 §6: RSV1 means "compressed" only once permessage-deflate is agreed; a route that
-    // takes messages as streams: stream-in.ts.
-    this.parser = new FrameParser(this, parserOptions(limits, deflate !== null, behavior.onStream !== baseOnStream));
     if (deflate !== null) this.counters.compressedConnections++;
     // Whole milliseconds: a small integer, not a number object of its own in every connection
     // (for 24 days after wsmount is loaded). The heartbeat times its pings exactly.
@@ -289,6 +301,9 @@ export class Connection extends StreamReceiver implements ParserSink {
       this.active = false;
       this.lastActive = now;
     }
+    // Between frames, holding nothing: the parser goes until bytes come again (one allocation a
+    // sweep at most for a busy connection; none kept by a quiet one).
+    if (this.parserSlot !== null && this.parserSlot.atRest) this.parserSlot = null;
     if (this.streamInProgress) this.lastActive = now;
     if (limits.idleTimeout > 0 && now - this.lastActive >= limits.idleTimeout) {
       this.counters.idleCloses++;

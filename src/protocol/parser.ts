@@ -100,6 +100,15 @@ export class FrameParser {
     return this.state === STOPPED;
   }
 
+  /**
+   * Between frames with nothing kept: no input buffered, no data message open, not paused, not
+   * stopped (a control frame in pieces is in the PAYLOAD state). A fresh parser would read what
+   * comes next exactly as this one would.
+   */
+  get atRest(): boolean {
+    return this.state === HEADER && this.buffered === 0 && this.messageOpcode === 0 && this.bits === 0;
+  }
+
   /** Bytes received but not yet consumed into a frame or message. */
   get bufferedBytes(): number {
     return this.buffered;

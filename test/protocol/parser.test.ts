@@ -1006,3 +1006,92 @@ describe('FrameParser: a whole frame read at once (the direct path) gives what t
     }
   });
 });
+
+describe('atRest: a parser that reports it holds nothing can be replaced by a fresh one', () => {
+  // What the connection does (its heartbeat sweep lets an at-rest parser go; the next bytes make a
+  // new one): fed byte by byte, the parser is swapped for a new one every time it says it is at
+  // rest, and the events must be those of one parser fed the same bytes. A parser that called
+  // itself at rest while it held part of a header, a message, a UTF-8 sequence or a control
+  // frame would lose it here.
+  const stream = Buffer.concat([
+    frame({ op: 0x1, payload: 'héllo' }),
+    frame({ op: 0x2, payload: Buffer.alloc(200, 7) }),
+    frame({ op: 0x1, payload: 'h\u00e9', fin: false }),
+    frame({ op: 0x9, payload: 'in between' }),
+    frame({ op: 0x0, payload: '\u20ac!', fin: false }),
+    frame({ op: 0x0, payload: Buffer.from([0xf0, 0x9f]), fin: false }),
+    frame({ op: 0x0, payload: Buffer.from([0x98, 0x80]) }),
+    frame({ op: 0xa, payload: 'pong' }),
+    frame({ op: 0x2, payload: Buffer.alloc(70_000, 9), len: 64 }),
+    frame({ op: 0x1, payload: '' }),
+    frame({ op: 0x8, payload: closeBody(1000, 'done') }),
+  ]);
+
+  function swapping(bytes: Buffer, options: Partial<ParserOptions>): { events: Event[]; swaps: number; restAt: number[] } {
+    const sink = new Recorder();
+    let parser = new FrameParser(sink, { ...SERVER, ...options });
+    let swaps = 0;
+    const restAt: number[] = [];
+    for (let i = 0; i < bytes.length; i++) {
+      parser.push(Buffer.of(bytes[i] as number));
+      if (parser.atRest) {
+        restAt.push(i + 1);
+        parser = new FrameParser(sink, { ...SERVER, ...options });
+        swaps++;
+      }
+    }
+    return { events: sink.events, swaps, restAt };
+  }
+
+  it('the same events, at rest only between whole frames outside a message', () => {
+    const expected = parse(stream);
+    const { events, swaps, restAt } = swapping(stream, {});
+    expect(events).toEqual(expected);
+    // At rest after: the first two messages, the whole fragmented message (not after its
+    // first three frames nor the ping inside it), the pong, the 70,000-byte message and the
+    // empty one. Never after the close frame (the parser stops).
+    const ends: number[] = [];
+    let at = 0;
+    for (const f of [
+      frame({ op: 0x1, payload: 'héllo' }),
+      frame({ op: 0x2, payload: Buffer.alloc(200, 7) }),
+      frame({ op: 0x1, payload: 'h\u00e9', fin: false }),
+      frame({ op: 0x9, payload: 'in between' }),
+      frame({ op: 0x0, payload: '\u20ac!', fin: false }),
+      frame({ op: 0x0, payload: Buffer.from([0xf0, 0x9f]), fin: false }),
+      frame({ op: 0x0, payload: Buffer.from([0x98, 0x80]) }),
+      frame({ op: 0xa, payload: 'pong' }),
+      frame({ op: 0x2, payload: Buffer.alloc(70_000, 9), len: 64 }),
+      frame({ op: 0x1, payload: '' }),
+    ]) {
+      at += f.length;
+      ends.push(at);
+    }
+    expect(restAt).toEqual([ends[0], ends[1], ends[6], ends[7], ends[8], ends[9]]);
+    expect(swaps).toBe(6);
+  });
+
+  it('the same events for mutated streams (errors included), and a paused parser is never at rest', () => {
+    let state = 777;
+    const rand = () => {
+      state = (Math.imul(state, 1103515245) + 12345) >>> 0;
+      return state / 4294967296;
+    };
+    for (let seed = 1; seed <= 150; seed++) {
+      const bytes = Buffer.from(stream);
+      const flips = 1 + Math.floor(rand() * 3);
+      for (let f = 0; f < flips; f++) bytes[Math.floor(rand() * 2000)] = Math.floor(rand() * 256);
+      for (const options of [{}, { maxPayload: 100 }]) {
+        expect(swapping(bytes, options).events, `seed ${seed} ${JSON.stringify(options)}`).toEqual(parse(bytes, options));
+      }
+    }
+    const parser = new FrameParser(new Recorder(), SERVER);
+    expect(parser.atRest).toBe(true);
+    parser.pause();
+    expect(parser.atRest).toBe(false);
+    parser.resume();
+    expect(parser.atRest).toBe(true);
+    parser.stop();
+    expect(parser.atRest).toBe(false);
+  });
+});
