@@ -13,7 +13,7 @@ import { STREAM_HIGH_WATER_BYTES } from './streamed-message.js';
 import { EMPTY } from './sender.js';
 import { type ConnectionLimits, type RouteShared, timerDelay } from './types.js';
 import { abort } from './write.js';
-import { F_AWAITING_PONG, F_CLOSE_RECEIVED, F_END_PENDING } from './flags.js';
+import { F_AWAITING_PONG, F_CLOSE_RECEIVED, F_END_PENDING, F_STREAMING } from './flags.js';
 import { monotonicMs } from '../builtins.js';
 export type { HookName } from './types.js';
 /**
@@ -109,7 +109,8 @@ export class Connection extends StreamReceiver implements ParserSink {
   /**
    * The frame parser, made when bytes arrive (or something stops or pauses reading first), and
    * let go by the heartbeat sweep whenever it holds nothing ({@link FrameParser.atRest}): an
-   * idle connection, the most of a large server's, keeps none (184 bytes and more).
+   * idle connection, the most of a large server's, keeps none (184 bytes and more). (No sweep
+   * runs when no route has a heartbeat or an idle timeout: a parser once made then stays.)
    */
   private parserSlot: FrameParser | null = null;
   get parser(): FrameParser {
@@ -118,8 +119,8 @@ export class Connection extends StreamReceiver implements ParserSink {
   }
   private newParser(): FrameParser {
     // RFC 7692 §6: RSV1 means "compressed" only once permessage-deflate is agreed; a route that
-    // takes messages as streams: stream-in.ts.
-    const p = new FrameParser(this, parserOptions(this.shared.limits, this.deflate !== null, this.behavior.onStream !== baseOnStream));
+    // takes messages as streams (decided when the connection was made): stream-in.ts.
+    const p = new FrameParser(this, parserOptions(this.shared.limits, this.deflate !== null, (this.flags & F_STREAMING) !== 0));
     this.parserSlot = p;
     return p;
   }
@@ -180,6 +181,7 @@ export class Connection extends StreamReceiver implements ParserSink {
   /** @internal */
   constructor(socket: Duplex, behavior: Client, route: RouteShared, deflate: DeflateSession | null = null) {
     super(socket, behavior, route, deflate);
+    if (behavior.onStream !== baseOnStream) this.flags |= F_STREAMING;
     if (deflate !== null) this.counters.compressedConnections++;
     // Whole milliseconds: a small integer, not a number object of its own in every connection
     // (for 24 days after wsmount is loaded). The heartbeat times its pings exactly.

@@ -22,5 +22,6 @@ export const F_END_PENDING = 32768;
 export const F_CLOSE_RECEIVED = 65536;
 export const F_AWAITING_PONG = 131072;
 export const F_RAW_TEXT = 262144;
+export const F_STREAMING = 524288;
 /** Where the ready state's two bits start (Sender.state). */
 export const F_STATE_SHIFT = 20;
