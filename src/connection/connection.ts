@@ -1,6 +1,6 @@
 import { Buffer } from 'node:buffer';
 import type { Duplex } from 'node:stream';
-import { type Behavior, Behavior as BehaviorClass, ReadyState } from '../behavior.js';
+import { type Behavior, ReadyState } from '../behavior.js';
 import { CloseCode, Opcode } from '../protocol/constants.js';
 import { ProtocolError } from '../protocol/errors.js';
 import type { DeflateSession, Inflated } from '../extensions/permessage-deflate/session.js';
@@ -13,7 +13,7 @@ import { STREAM_HIGH_WATER_BYTES } from './streamed-message.js';
 import { EMPTY } from './sender.js';
 import { type ConnectionLimits, type RouteShared, timerDelay } from './types.js';
 import { abort } from './write.js';
-import { F_AWAITING_PONG, F_CLOSE_RECEIVED, F_END_PENDING, F_STREAMING } from './flags.js';
+import { F_AWAITING_PONG, F_CLOSE_RECEIVED, F_END_PENDING } from './flags.js';
 import { monotonicMs } from '../builtins.js';
 export type { HookName } from './types.js';
 /**
@@ -25,7 +25,6 @@ const kConnection: unique symbol = Symbol.for('wsmount.claim');
 
 type Client = Behavior;
 
-const baseOnStream = BehaviorClass.prototype.onStream;
 
 type SocketWithConnection = Duplex & { [kConnection]?: Connection };
 
@@ -120,7 +119,7 @@ export class Connection extends StreamReceiver implements ParserSink {
   private newParser(): FrameParser {
     // RFC 7692 §6: RSV1 means "compressed" only once permessage-deflate is agreed; a route that
     // takes messages as streams (decided when the connection was made): stream-in.ts.
-    const p = new FrameParser(this, parserOptions(this.shared.limits, this.deflate !== null, (this.flags & F_STREAMING) !== 0));
+    const p = new FrameParser(this, parserOptions(this.shared.limits, this.deflate !== null, this.streaming));
     this.parserSlot = p;
     return p;
   }
@@ -181,7 +180,6 @@ export class Connection extends StreamReceiver implements ParserSink {
   /** @internal */
   constructor(socket: Duplex, behavior: Client, route: RouteShared, deflate: DeflateSession | null = null) {
     super(socket, behavior, route, deflate);
-    if (behavior.onStream !== baseOnStream) this.flags |= F_STREAMING;
     if (deflate !== null) this.counters.compressedConnections++;
     // Whole milliseconds: a small integer, not a number object of its own in every connection
     // (for 24 days after wsmount is loaded). The heartbeat times its pings exactly.

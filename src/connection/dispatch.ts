@@ -8,7 +8,7 @@ import { Inbound, MESSAGES_HIGH_WATER_BYTES, MESSAGES_HIGH_WATER_COUNT, MESSAGES
 import type { DeflateSession } from '../extensions/permessage-deflate/session.js';
 import { OrderedSender } from './ordered-sender.js';
 import type { HookName, RouteShared } from './types.js';
-import { F_BUSY, F_CLOSE_PENDING, F_HOOK_BROKEN, F_RAW_TEXT } from './flags.js';
+import { F_BUSY, F_CLOSE_PENDING, F_HOOK_BROKEN, F_RAW_TEXT, F_STREAMING } from './flags.js';
 
 const baseOnRawText = Behavior.prototype.onRawText;
 const baseOnStream = Behavior.prototype.onStream;
@@ -82,11 +82,16 @@ export abstract class Dispatcher extends OrderedSender {
   private get rawText(): boolean {
     return (this.flags & F_RAW_TEXT) !== 0;
   }
+  /** The behavior overrides `onStream`: every message arrives there as a stream (stream-in.ts). */
+  protected get streaming(): boolean {
+    return (this.flags & F_STREAMING) !== 0;
+  }
 
   /** @internal */
   constructor(socket: Duplex, behavior: Behavior, route: RouteShared, deflate: DeflateSession | null) {
     super(socket, behavior, route, deflate);
     if (behavior.onRawText !== baseOnRawText) this.flags |= F_RAW_TEXT;
+    if (behavior.onStream !== baseOnStream) this.flags |= F_STREAMING;
   }
 
   // ---- receiving ------------------------------------------------------------------------------
@@ -97,7 +102,7 @@ export abstract class Dispatcher extends OrderedSender {
    * pending hook move into the iterator, in order.
    */
   messages(): MessageStream {
-    if (this.behavior.onStream !== baseOnStream) {
+    if (this.streaming) {
       throw new Error(`messages() is not used on ${this.behavior.route}: its behavior overrides onStream, so every message arrives there as a stream`);
     }
     if (this.inbox !== null && !this.inbox.finished) {
