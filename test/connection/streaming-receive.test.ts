@@ -181,7 +181,7 @@ describe('1 GiB through onStream, the server alone in a child process', () => {
     } finally {
       socket.destroy();
     }
-  }, 60_000);
+  }, 240_000);
 
   test('a consumer that stops reading: the server stops reading the socket (the client cannot write), RSS stays bounded; once it reads on, all 256 MiB arrive intact', async () => {
     const server = child();
@@ -190,6 +190,11 @@ describe('1 GiB through onStream, the server alone in a child process', () => {
     const t = templates(CHUNK);
     const conts = t.map((p) => maskedFrame(B0.cont, p));
     const first = maskedFrame(B0.binaryStart, t[templateOf(0)] as Buffer);
+    // This runtime's raw TCP floor for 256 MiB (a child process moving it) is measured first, with
+    // a time limit of its own, so that a slow or stuck measurement is named as such (CI on Node 24
+    // once timed out here: the measuring child's client hung in Node's own exit holding the pipe
+    // the measurement waited on; test/helpers/fixtures/raw-rss.mjs no longer lets that stall it).
+    const { bound } = await within(rssBound('in', COUNT * CHUNK), 120_000, 'the raw TCP RSS floor');
     const { socket, rest } = await handshake(server.port, '/slow-upload');
     const reader = new FrameReader(socket, rest);
     try {
@@ -222,7 +227,6 @@ describe('1 GiB through onStream, the server alone in a child process', () => {
       expect(received - probe.consumed).toBeLessThanOrEqual(2 * MiB);
       expect(written).toBeLessThan(COUNT + 1);
       expect(socket.writableLength).toBeGreaterThan(0);
-      const { bound } = await rssBound('in', COUNT * CHUNK);
       expect(peak - base.rss).toBeLessThan(bound);
       await server.call('release');
       expect(await within(writing, 30_000, 'writing the rest')).toBe(COUNT + 1);
@@ -234,7 +238,7 @@ describe('1 GiB through onStream, the server alone in a child process', () => {
     } finally {
       socket.destroy();
     }
-  }, 60_000);
+  }, 240_000);
 });
 
 // ---- what onStream sees ---------------------------------------------------------------------------------

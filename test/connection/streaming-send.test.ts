@@ -151,7 +151,7 @@ describe('1 GiB sent with sendStream, the server alone in a child process', () =
     } finally {
       socket.destroy();
     }
-  }, 60_000);
+  }, 240_000);
 });
 
 // ---- framing ----------------------------------------------------------------------------------------------

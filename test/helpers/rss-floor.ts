@@ -6,7 +6,7 @@
  * No library can go under that, so where the floor passes 64 MiB the bound is the floor measured
  * now, on this runtime, plus a margin: the library must add no more than that margin.
  */
-import { execFile } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
 const MiB = 1024 * 1024;
@@ -18,21 +18,59 @@ export const RSS_MARGIN = 16 * MiB;
 const script = fileURLToPath(new URL('./fixtures/raw-rss.mjs', import.meta.url));
 const floors = new Map<string, Promise<number>>();
 
-/** Node's RSS growth (bytes) for moving `bytes` in (`'in'`: read and dropped) or out through raw TCP, in a fresh child. */
+/** Kills a process of ours by PID, if it is still there. */
+function killPid(pid: number | undefined): void {
+  if (pid === undefined) return;
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch {
+    // already gone
+  }
+}
+
+/**
+ * Node's RSS growth (bytes) for moving `bytes` in (`'in'`: read and dropped) or out through raw TCP,
+ * in a fresh child. The figure is taken from the child's output, not from its exit: a Node 24
+ * process can deadlock while exiting (see fixtures/raw-rss.mjs), so both of its processes are
+ * killed by PID once it has printed, or after two minutes.
+ */
 export function rawTcpRssGrowth(direction: 'in' | 'out', bytes: number): Promise<number> {
   const key = `${direction}:${bytes}`;
   let floor = floors.get(key);
   if (floor === undefined) {
     floor = new Promise<number>((resolve, reject) => {
-      execFile(process.execPath, ['--expose-gc', script, direction, String(bytes)], { timeout: 120_000 }, (error, stdout) => {
-        if (error !== null) {
-          reject(error);
-          return;
+      const proc = spawn(process.execPath, ['--expose-gc', script, direction, String(bytes)], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let clientPid: number | undefined;
+      let out = '';
+      let err = '';
+      let settled = false;
+      const finish = (error: Error | null, growth = 0): void => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        killPid(clientPid);
+        killPid(proc.pid);
+        if (error !== null) reject(error);
+        else resolve(growth);
+      };
+      const timer = setTimeout(() => finish(new Error(`raw TCP RSS floor (${key}) gave no figure within 120 s; stderr: ${err}`)), 120_000);
+      proc.stderr.on('data', (chunk: Buffer) => (err += chunk.toString()));
+      proc.stdout.on('data', (chunk: Buffer) => {
+        out += chunk.toString();
+        let nl: number;
+        while ((nl = out.indexOf('\n')) >= 0) {
+          const line = out.slice(0, nl).trim();
+          out = out.slice(nl + 1);
+          if (line === '') continue;
+          const r = JSON.parse(line) as { client?: number; growth?: number; moved?: number };
+          if (r.client !== undefined) clientPid = r.client;
+          if (r.growth === undefined) continue;
+          if (r.moved !== bytes) finish(new Error(`raw TCP moved ${String(r.moved)} of ${bytes} bytes`));
+          else finish(null, r.growth);
         }
-        const r = JSON.parse(stdout.trim()) as { growth: number; moved: number };
-        if (r.moved !== bytes) reject(new Error(`raw TCP moved ${r.moved} of ${bytes} bytes`));
-        else resolve(r.growth);
       });
+      proc.on('error', (error) => finish(error));
+      proc.on('close', (code, signal) => finish(new Error(`raw TCP RSS floor (${key}) exited with ${String(code ?? signal)} before its figure; stderr: ${err}`)));
     });
     floors.set(key, floor);
   }
