@@ -7,12 +7,13 @@
  * The IPC protocol: the child sends `{ ready: … }` once it is ready, takes `{ id, cmd, args }` and
  * answers `{ id, ok: true, result }` or `{ id, ok: false, error }`.
  */
-import { type ChildProcess, execFile } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { runNode } from './run-node.js';
 
 /** The repository's root folder. */
 export const repo: string = fileURLToPath(new URL('../../', import.meta.url));
@@ -66,11 +67,10 @@ export async function compileForChildren(options: CompileOptions): Promise<Compi
   };
   await writeFile(join(dir, 'tsconfig.json'), JSON.stringify(config));
   const tsc = join(repo, 'node_modules', 'typescript', 'bin', 'tsc');
-  const failure = await new Promise<string | undefined>((resolve) => {
-    execFile(process.execPath, [tsc, '-p', join(dir, 'tsconfig.json')], { cwd: repo, timeout: 120_000 }, (error, stdout, stderr) => {
-      resolve(error ? `${error.message}\n${stdout}\n${stderr}` : undefined);
-    });
-  });
+  const failure = await runNode([tsc, '-p', join(dir, 'tsconfig.json')], { cwd: repo, timeout: 120_000 }).then(
+    (run) => (run.code === 0 ? undefined : `tsc exited with ${String(run.code ?? run.signal)}\n${run.stdout}\n${run.stderr}`),
+    (error: unknown) => String(error),
+  );
   const fatal = options.mustEmit === undefined ? failure !== undefined : !existsSync(join(out, options.mustEmit));
   if (fatal) {
     await remove();

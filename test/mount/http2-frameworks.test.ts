@@ -21,7 +21,6 @@
  * The examples import 'wsmount', which vitest resolves to src/. Every wait is bounded.
  */
 import { Buffer } from 'node:buffer';
-import { execFile } from 'node:child_process';
 import http2, { type ClientHttp2Session } from 'node:http2';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -33,6 +32,7 @@ import type { WebSocketHandler } from '../../src/index.js';
 import { HandshakeError, type TestClient, connect } from '../../src/testing/index.js';
 import { type Certificate, selfSignedCertificate } from '../helpers/certs.js';
 import { within } from '../helpers/fixture.js';
+import { runNode } from '../helpers/run-node.js';
 
 interface Example {
   server: http2.Http2SecureServer;
@@ -287,14 +287,7 @@ describe('Express 5 behind http2.createSecureServer (demo/http2/express.js)', ()
       setTimeout(() => { console.log('no answer'); process.exit(3); }, 4000);
     `;
     const result = await within(
-      new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-        execFile(
-          process.execPath,
-          ['-e', script],
-          { cwd: fileURLToPath(new URL('../../', import.meta.url)), env: { ...process.env, KEY: tls.key.toString(), CERT: tls.cert.toString() }, timeout: 10_000 },
-          (error, stdout, stderr) => resolve({ code: error === null ? 0 : ((error as { code?: number }).code ?? null), stdout, stderr }),
-        );
-      }),
+      runNode(['-e', script], { cwd: fileURLToPath(new URL('../../', import.meta.url)), env: { ...process.env, KEY: tls.key.toString(), CERT: tls.cert.toString() }, timeout: 10_000 }),
       12_000,
       'the Express child',
     );

@@ -4,10 +4,10 @@
  * them: they type-check on their own with `skipLibCheck: false` (stripInternal must not leave a
  * reference to a stripped type behind), and `@internal` members are not in them.
  */
-import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, test } from 'vitest';
+import { runNode } from '../helpers/run-node.js';
 
 const repo = fileURLToPath(new URL('../../', import.meta.url));
 const tsc = `${repo}node_modules/typescript/bin/tsc`;
@@ -36,9 +36,8 @@ describe('published .d.ts files', () => {
       `${repo}dist/compat/index.d.ts`,
       `${repo}dist/dashboard/index.d.ts`,
     ];
-    const out = await new Promise<string>((resolve) => {
-      execFile(process.execPath, args, { cwd: repo, timeout: 60_000 }, (error, stdout, stderr) => resolve(error ? `${stdout}${stderr}` || String(error) : ''));
-    });
+    const run = await runNode(args, { cwd: repo, timeout: 60_000 });
+    const out = run.code === 0 ? '' : `${run.stdout}${run.stderr}` || `tsc exited with ${String(run.code ?? run.signal)}`;
     expect(out).toBe('');
   }, 90_000);
 

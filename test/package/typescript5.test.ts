@@ -9,13 +9,14 @@
  * node_modules/.bin): the test fetches it once from the npm registry into `.cache/` (gitignored).
  * Where the registry cannot be reached it is left out with a warning, except in CI.
  */
-import { execFile, execFileSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
 import { mkdtemp, readdir, rm, symlink, writeFile, mkdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it, test } from 'vitest';
+import { runNode } from '../helpers/run-node.js';
 
 const repo = fileURLToPath(new URL('../../', import.meta.url));
 const TS5 = '5.9.3';
@@ -122,10 +123,9 @@ class Chat extends Behavior {}
 createWebSocketHandler({ '/graphql': wsRoute(wss, { maxPayload: 1 << 16 }), '/chat': Chat });
 `;
 
-function run(args: string[], cwd: string): Promise<string> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, args, { cwd, timeout: 120_000 }, (error, stdout, stderr) => resolve(error ? `${stdout}${stderr}` || String(error) : ''));
-  });
+async function run(args: string[], cwd: string): Promise<string> {
+  const result = await runNode(args, { cwd, timeout: 120_000 });
+  return result.code === 0 ? '' : `${result.stdout}${result.stderr}` || `tsc exited with ${String(result.code ?? result.signal)}`;
 }
 
 /** Compiles `source` as main.ts of an ESM project in `dir` (strict, NodeNext) with TypeScript 5.9: its errors, or ''. */

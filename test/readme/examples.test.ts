@@ -17,12 +17,12 @@
  * The same run also checks a small made-up README (`SELF_CHECK`) with a broken block, so this
  * test is seen to fail when a block does not compile, at the right line.
  */
-import { execFile } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { runNode } from '../helpers/run-node.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -135,15 +135,11 @@ interface Diagnostic {
 
 /** Runs tsc once over every block; returns its diagnostics by file. */
 async function typeCheck(dir: string): Promise<{ diagnostics: Diagnostic[]; output: string }> {
-  const tsc = join(root, 'node_modules/.bin/tsc');
-  const output = await new Promise<string>((resolve, reject) => {
-    execFile(tsc, ['-p', 'tsconfig.json', '--pretty', 'false'], { cwd: dir, timeout: 120_000, maxBuffer: 16 << 20 }, (error, stdout, stderr) => {
-      // Exit codes 1 and 2 mean "errors found": those are the result, not a failure to run.
-      const code = (error as { code?: unknown } | null)?.code;
-      if (error !== null && code !== 1 && code !== 2) reject(new Error(`tsc failed to run: ${error.message}\n${stdout}${stderr}`));
-      else resolve(stdout + stderr);
-    });
-  });
+  const tsc = join(root, 'node_modules/typescript/bin/tsc');
+  const run = await runNode([tsc, '-p', 'tsconfig.json', '--pretty', 'false'], { cwd: dir, timeout: 120_000 });
+  // Exit codes 1 and 2 mean "errors found": those are the result, not a failure to run.
+  if (run.code !== 0 && run.code !== 1 && run.code !== 2) throw new Error(`tsc failed to run: it exited with ${String(run.code ?? run.signal)}\n${run.stdout}${run.stderr}`);
+  const output = run.stdout + run.stderr;
   const diagnostics: Diagnostic[] = [];
   for (const line of output.split('\n')) {
     const m = /^(.+?)\((\d+),\d+\): (error TS\d+: .*)$/.exec(line);
