@@ -8,6 +8,7 @@
  */
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { killPid } from './run-node.js';
 
 const MiB = 1024 * 1024;
 /** The issue's bound. */
@@ -17,16 +18,6 @@ export const RSS_MARGIN = 16 * MiB;
 
 const script = fileURLToPath(new URL('./fixtures/raw-rss.mjs', import.meta.url));
 const floors = new Map<string, Promise<number>>();
-
-/** Kills a process of ours by PID, if it is still there. */
-function killPid(pid: number | undefined): void {
-  if (pid === undefined) return;
-  try {
-    process.kill(pid, 'SIGKILL');
-  } catch {
-    // already gone
-  }
-}
 
 /**
  * Node's RSS growth (bytes) for moving `bytes` in (`'in'`: read and dropped) or out through raw TCP,
@@ -49,7 +40,7 @@ export function rawTcpRssGrowth(direction: 'in' | 'out', bytes: number): Promise
         settled = true;
         clearTimeout(timer);
         killPid(clientPid);
-        killPid(proc.pid);
+        if (proc.exitCode === null && proc.signalCode === null) killPid(proc.pid);
         if (error !== null) reject(error);
         else resolve(growth);
       };

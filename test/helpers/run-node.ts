@@ -30,7 +30,8 @@ export interface RunNodeOptions {
   timeout: number;
 }
 
-function kill(pid: number | undefined): void {
+/** Kills a process of ours by PID (SIGKILL), if it is still there. */
+export function killPid(pid: number | undefined): void {
   if (pid === undefined) return;
   try {
     process.kill(pid, 'SIGKILL');
@@ -55,14 +56,14 @@ export function runNode(args: readonly string[], options: RunNodeOptions): Promi
     const timer = setTimeout(() => {
       if (settled) return;
       settled = true;
-      kill(proc.pid);
+      killPid(proc.pid);
       reject(new Error(`node ${args.join(' ')} did not end within ${options.timeout} ms\nstdout: ${stdout}\nstderr: ${stderr}`));
     }, options.timeout);
     const done = (run: NodeRun): void => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
-      kill(proc.exitCode === null && proc.signalCode === null ? proc.pid : undefined);
+      killPid(proc.exitCode === null && proc.signalCode === null ? proc.pid : undefined);
       resolve(run);
     };
     const check = (): void => {
