@@ -25,7 +25,6 @@ const kConnection: unique symbol = Symbol.for('wsmount.claim');
 
 type Client = Behavior;
 
-
 type SocketWithConnection = Duplex & { [kConnection]?: Connection };
 
 // ---- socket listeners: module-level, `this` is the socket -----------------------------------
